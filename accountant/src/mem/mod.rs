@@ -1,0 +1,1 @@
+//! Memory for tracking: the page source, the slab allocator and the xmalloc baseline.

@@ -1,0 +1,1 @@
+//! hv: see ARCHITECTURE.md.

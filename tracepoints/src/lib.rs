@@ -1,0 +1,1 @@
+//! tracepoints: see ARCHITECTURE.md.
