@@ -156,7 +156,11 @@ impl UnitRange {
     }
     /// The intersection with `first..=last` of the same space, if any.
     pub fn clamp(&self, first: u64, last: u64) -> Option<UnitRange> {
-        let f = if first > self.first { first } else { self.first };
+        let f = if first > self.first {
+            first
+        } else {
+            self.first
+        };
         let l = if last < self.last { last } else { self.last };
         (f <= l).then_some(UnitRange {
             space: self.space,
@@ -383,9 +387,9 @@ impl fmt::Display for Error {
         match self {
             Error::BadRange { first, last } => write!(f, " {first:#x}-{last:#x}"),
             Error::OutOfRange { value } => write!(f, " {value:#x}"),
-            Error::NoSuchDomain(d)
-            | Error::DomainExists(d)
-            | Error::NotPermitted(d) => write!(f, " {d}"),
+            Error::NoSuchDomain(d) | Error::DomainExists(d) | Error::NotPermitted(d) => {
+                write!(f, " {d}")
+            }
             Error::NotIoMemory { unit }
             | Error::Reserved { unit }
             | Error::NotReserved { unit }
@@ -394,7 +398,10 @@ impl fmt::Display for Error {
             | Error::NotBound { unit } => write!(f, " at {unit:#x}"),
             Error::Conflict { unit, holder } => write!(f, " at {unit:#x} held by {holder}"),
             Error::Draining { unit, domain } => write!(f, " at {unit:#x} drained by {domain}"),
-            Error::InUse { unit, user: Some(d) } => write!(f, " at {unit:#x} used by {d}"),
+            Error::InUse {
+                unit,
+                user: Some(d),
+            } => write!(f, " at {unit:#x} used by {d}"),
             Error::InUse { unit, user: None } => write!(f, " at {unit:#x} used by the hypervisor"),
             Error::NoMemory => Ok(()),
         }

@@ -14,7 +14,85 @@
 //! The accountant also keeps interrupt-line bindings in a tracker (a
 //! binding is a use of a line).
 
+use alloc::boxed::Box;
+
+use crate::mem::PageSource;
 use crate::types::DomId;
+
+mod per_page;
+mod slab_extent;
+mod slab_page;
+mod tree;
+mod xmalloc_page;
+
+#[cfg(test)]
+mod tests;
+
+/// A new tracker of `kind` over its own unlimited page source.
+pub fn new_tracker(kind: TrackerKind) -> Box<dyn Tracker + Send> {
+    new_tracker_with_limit(kind, None)
+}
+
+/// A new tracker of `kind` whose page source hands out at most `page_limit`
+/// live pages (`None`: no limit) — fault injection: once the limit is
+/// reached, `map`/`unmap` needing memory fail with [`TrackError::NoMemory`]
+/// and change nothing.
+pub fn new_tracker_with_limit(
+    kind: TrackerKind,
+    page_limit: Option<u64>,
+) -> Box<dyn Tracker + Send> {
+    let source = match page_limit {
+        Some(n) => PageSource::with_limit(n),
+        None => PageSource::new(),
+    };
+    match kind {
+        TrackerKind::XmallocPage => Box::new(xmalloc_page::new(source)),
+        TrackerKind::SlabPage => Box::new(slab_page::new(source)),
+        TrackerKind::SlabExtent => Box::new(slab_extent::new(source)),
+    }
+}
+
+/// Estimated bytes of the `BTreeMap` from domain to tree root, the only
+/// tracking state outside the page source: a B-tree leaf holds up to 11
+/// entries of (domain id, root, length) and is at least half full, so this
+/// counts one leaf of `16 + 11 × (2 + 16)` bytes per 5 domains. An
+/// estimate, documented as such; zero with no domain.
+pub(crate) fn index_estimate(domains: usize) -> u64 {
+    const LEAF: u64 = 16 + 11 * (2 + 16);
+    (domains as u64).div_ceil(5) * LEAF
+}
+
+/// Coalesces adjacent runs of equal count before handing them on; flushes
+/// the last one when dropped.
+pub(crate) struct RunSink<'a> {
+    f: &'a mut dyn FnMut(Run),
+    cur: Option<Run>,
+}
+
+impl<'a> RunSink<'a> {
+    pub(crate) fn new(f: &'a mut dyn FnMut(Run)) -> Self {
+        RunSink { f, cur: None }
+    }
+
+    pub(crate) fn push(&mut self, first: u64, last: u64, count: u32) {
+        if let Some(r) = &mut self.cur {
+            if r.count == count && r.last.checked_add(1) == Some(first) {
+                r.last = last;
+                return;
+            }
+            (self.f)(*r);
+        }
+        self.cur = Some(Run { first, last, count });
+    }
+}
+
+impl Drop for RunSink<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.cur.take() {
+            (self.f)(r);
+        }
+    }
+}
 
 /// Which tracker implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -1,0 +1,897 @@
+//! The accountant: SPEC section 2 as a library.
+//!
+//! # Unit states and transitions
+//!
+//! Every unit of every space is in exactly one of these states (per domain
+//! where it says so); `Accountant::check_invariants` verifies them.
+//!
+//! ```text
+//!            reserve                    grant D
+//!   reserved <-------- free (default-  ---------> held by D (exclusive, or
+//!   (hv use  --------> accessible to    <-------   shared with other holders)
+//!    count)  unreserve  the default     revoke D      |            ^
+//!     |  ^   (count 0)  I/O domain)     (unused,      | revoke D   | grant D
+//!     |  |                              or force:     | while D    | (ends the
+//!  hvmap hvunmap                        teardown)     v uses it    |  draining)
+//!     v  |                                         draining by D --+
+//!   (count+1 / -1)                                    | last unmap/unbind by D
+//!                                                     v
+//!                                                   free (or still held by others)
+//! ```
+//!
+//! * *used*: orthogonal to the above — domain D has `n > 0` live mappings
+//!   (iomem) or bindings (irq) of the unit. A use is allowed only while D
+//!   holds the unit, drains it, or the unit is default-accessible to D.
+//!   Ports have no uses: they are checked on every access.
+//! * *default-accessible* to the default I/O domain: not reserved, no holder,
+//!   not draining, not RAM, and (ports) not in `dom0_ioports_disable`.
+//! * A *teardown* (forced grant, forced revoke, destroy) ends uses at once;
+//!   the ended uses are returned as a [`Teardown`] so that a hypervisor can
+//!   remove the mappings before its own operation returns.
+//!
+//! Every operation checks the whole range before changing anything, in the
+//! SPEC's error precedence, so a failed operation changes nothing.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::boot::{BootError, BootOptions, IoDefault};
+use crate::ports::{PortChecker, PortTable};
+use crate::segs::SegMap;
+use crate::track::{new_tracker, Run, TrackError, Tracker, TrackerKind, TrackerStats};
+use crate::{DomId, Error, Mode, Space, UnitRange};
+
+/// The state of a run of units (one segment of a [`SegMap`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Unit {
+    /// A RAM frame (boot `ram=`): not I/O memory.
+    ram: bool,
+    /// A port in `dom0_ioports_disable`: no default right.
+    no_default: bool,
+    /// Reserved by the hypervisor.
+    reserved: bool,
+    /// The hypervisor's own use count (only while reserved).
+    hv_uses: u32,
+    /// Grant holders, sorted by domain.
+    holders: Vec<(DomId, Mode)>,
+    /// Domains whose grant was revoked while they used the unit, sorted.
+    draining: Vec<DomId>,
+}
+
+impl Unit {
+    fn holds(&self, d: DomId) -> Option<Mode> {
+        self.holders.iter().find(|(h, _)| *h == d).map(|(_, m)| *m)
+    }
+    fn drains(&self, d: DomId) -> bool {
+        self.draining.contains(&d)
+    }
+    fn add_holder(&mut self, d: DomId, mode: Mode) {
+        if let Err(i) = self.holders.binary_search_by_key(&d, |(h, _)| *h) {
+            self.holders.insert(i, (d, mode));
+        }
+    }
+    fn add_draining(&mut self, d: DomId) {
+        if let Err(i) = self.draining.binary_search(&d) {
+            self.draining.insert(i, d);
+        }
+    }
+}
+
+/// One use ended by a teardown: `dom`'s `count` uses of each unit in `first..=last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TeardownItem {
+    /// The domain whose use ended.
+    pub dom: DomId,
+    /// `IoMem` (mappings) or `Irq` (bindings).
+    pub space: Space,
+    /// First unit.
+    pub first: u64,
+    /// Last unit (inclusive).
+    pub last: u64,
+    /// How many uses of each unit ended.
+    pub count: u32,
+}
+
+/// The uses an operation tore down; a hypervisor must remove them for real
+/// before its own operation returns.
+pub type Teardown = Vec<TeardownItem>;
+
+/// What a revoke did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    /// Some units are still used and drain until their last use ends (`pending`).
+    pub pending: bool,
+    /// Uses torn down by a forced revoke.
+    pub teardown: Teardown,
+}
+
+/// The state of one unit, for `query`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitInfo {
+    /// The space.
+    pub space: Space,
+    /// The unit.
+    pub unit: u64,
+    /// Reserved by the hypervisor.
+    pub reserved: bool,
+    /// The hypervisor's use count.
+    pub hv_uses: u32,
+    /// Grant holders.
+    pub holders: Vec<(DomId, Mode)>,
+    /// Draining domains.
+    pub draining: Vec<DomId>,
+    /// Uses by domain (mappings or bindings).
+    pub uses: Vec<(DomId, u32)>,
+    /// Whether the default I/O domain may use it by default right.
+    pub default_accessible: bool,
+}
+
+impl fmt::Display for UnitInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:#x}:", self.space, self.unit)?;
+        if self.reserved {
+            write!(f, " reserved(hv uses {})", self.hv_uses)?;
+        }
+        for (d, m) in &self.holders {
+            write!(f, " held-by {d} {}", m.name())?;
+        }
+        for d in &self.draining {
+            write!(f, " drained-by {d}")?;
+        }
+        for (d, n) in &self.uses {
+            write!(f, " used-by {d} x{n}")?;
+        }
+        if self.default_accessible {
+            f.write_str(" default-accessible")?;
+        }
+        if !self.reserved && self.holders.is_empty() && self.draining.is_empty() {
+            f.write_str(" free")?;
+        }
+        Ok(())
+    }
+}
+
+/// A broken invariant (SPEC section 2, numbered as there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Invariant number 1–7 (0: the segment map itself is malformed).
+    pub invariant: u8,
+    /// The space.
+    pub space: Space,
+    /// The first unit concerned.
+    pub unit: u64,
+    /// The domain concerned, if any.
+    pub dom: Option<DomId>,
+    /// What is wrong.
+    pub what: &'static str,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invariant {} at {} {:#x}",
+            self.invariant, self.space, self.unit
+        )?;
+        if let Some(d) = self.dom {
+            write!(f, " ({d})")?;
+        }
+        write!(f, ": {}", self.what)
+    }
+}
+
+/// Keeps the error of the lowest precedence level seen (the first at that level).
+#[derive(Default)]
+struct Worst(Option<Error>);
+
+impl Worst {
+    fn offer(&mut self, e: Error) {
+        if self
+            .0
+            .as_ref()
+            .is_none_or(|w| e.code().level() < w.code().level())
+        {
+            self.0 = Some(e);
+        }
+    }
+    fn result(self) -> Result<(), Error> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+fn track_err(space: Space, e: TrackError) -> Error {
+    match e {
+        TrackError::NoMemory | TrackError::Overflow { .. } => Error::NoMemory,
+        TrackError::NotMapped { frame } if space == Space::Irq => Error::NotBound { unit: frame },
+        TrackError::NotMapped { frame } => Error::NotMapped { unit: frame },
+    }
+}
+
+/// The I/O resource accountant. See the module docs for the state machine.
+pub struct Accountant {
+    spaces: [SegMap<Unit>; 3],
+    domains: BTreeSet<DomId>,
+    default_dom: Option<DomId>,
+    iomem: Box<dyn Tracker + Send>,
+    irq: Box<dyn Tracker + Send>,
+    ports: Arc<PortTable>,
+}
+
+impl fmt::Debug for Accountant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accountant")
+            .field("domains", &self.domains)
+            .field("default_dom", &self.default_dom)
+            .field("tracker", &self.iomem.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Accountant {
+    /// An accountant booted with no options (`boot` alone): domain 0 is the
+    /// default I/O domain, nothing is reserved.
+    pub fn new(tracker: TrackerKind) -> Accountant {
+        let a = Accountant {
+            spaces: Space::ALL.map(|s| SegMap::new(s.max_unit(), Unit::default())),
+            domains: BTreeSet::from([DomId::DOM0]),
+            default_dom: Some(DomId::DOM0),
+            iomem: new_tracker(tracker),
+            irq: new_tracker(TrackerKind::SlabExtent),
+            ports: Arc::new(PortTable::new()),
+        };
+        a.sync_ports(UnitRange::all(Space::IoPort), &[Some(DomId::DOM0)]);
+        a
+    }
+
+    /// Boots from parsed options, applying them in the SPEC's order; any
+    /// failure fails the whole boot.
+    pub fn boot(opts: &BootOptions, tracker: TrackerKind) -> Result<Accountant, BootError> {
+        let mut a = Accountant::new(tracker);
+        let apply = |option: &'static str| move |error: Error| BootError::Apply { option, error };
+        for r in &opts.ram {
+            a.spaces[Space::IoMem.index()].update(r.first(), r.last(), |u| u.ram = true);
+        }
+        a.default_dom = match opts.io_default {
+            IoDefault::Dom0 => Some(DomId::DOM0),
+            IoDefault::None => None,
+        };
+        for r in &opts.ioports_disable {
+            a.spaces[Space::IoPort.index()].update(r.first(), r.last(), |u| u.no_default = true);
+        }
+        // Domain 0's default right follows `io_default` and the disabled ports.
+        a.sync_ports(UnitRange::all(Space::IoPort), &[Some(DomId::DOM0)]);
+        for r in &opts.reserve {
+            a.reserve(*r).map_err(apply("reserve"))?;
+        }
+        for r in &opts.dom0 {
+            a.grant(DomId::DOM0, *r, Mode::Exclusive, false)
+                .map_err(apply("dom0 grant"))?;
+        }
+        Ok(a)
+    }
+
+    /// A lock-free port checker sharing this accountant's radix tree.
+    pub fn port_checker(&self) -> PortChecker {
+        PortChecker {
+            table: Arc::clone(&self.ports),
+        }
+    }
+
+    /// The MMIO tracker in use.
+    pub fn tracker_kind(&self) -> TrackerKind {
+        self.iomem.kind()
+    }
+
+    /// Bytes of MMIO tracking state (the iomem tracker's pages and index).
+    pub fn tracking_bytes(&self) -> u64 {
+        self.iomem.tracking_bytes()
+    }
+
+    /// The MMIO tracker's allocator statistics.
+    pub fn tracker_stats(&self) -> TrackerStats {
+        self.iomem.stats()
+    }
+
+    /// Number of segments the state of `space` is kept in.
+    pub fn segments(&self, space: Space) -> usize {
+        self.spaces[space.index()].len()
+    }
+
+    /// Whether domain `d` exists.
+    pub fn exists(&self, d: DomId) -> bool {
+        self.domains.contains(&d)
+    }
+
+    /// The default I/O domain, if any.
+    pub fn default_domain(&self) -> Option<DomId> {
+        self.default_dom
+    }
+
+    /// Existing domains, ascending.
+    pub fn domains(&self) -> impl Iterator<Item = DomId> + '_ {
+        self.domains.iter().copied()
+    }
+
+    fn need(&self, d: DomId) -> Result<(), Error> {
+        if self.exists(d) {
+            Ok(())
+        } else {
+            Err(Error::NoSuchDomain(d))
+        }
+    }
+
+    fn not_ram(&self, r: UnitRange) -> Result<(), Error> {
+        if r.space() != Space::IoMem {
+            return Ok(());
+        }
+        match self
+            .segs(r)
+            .find_map(r.first(), r.last(), |s, _, u| u.ram.then_some(s))
+        {
+            Some(unit) => Err(Error::NotIoMemory { unit }),
+            None => Ok(()),
+        }
+    }
+
+    fn segs(&self, r: UnitRange) -> &SegMap<Unit> {
+        &self.spaces[r.space().index()]
+    }
+
+    fn uses(&self, space: Space) -> Option<&(dyn Tracker + Send)> {
+        match space {
+            Space::IoPort => None,
+            Space::IoMem => Some(&*self.iomem),
+            Space::Irq => Some(&*self.irq),
+        }
+    }
+
+    fn uses_mut(&mut self, space: Space) -> Option<&mut (dyn Tracker + Send)> {
+        match space {
+            Space::IoPort => None,
+            Space::IoMem => Some(&mut *self.iomem),
+            Space::Irq => Some(&mut *self.irq),
+        }
+    }
+
+    /// Whether `u` (in `space`) is default-accessible to `d`.
+    fn default_ok(&self, d: DomId, space: Space, u: &Unit) -> bool {
+        self.default_dom == Some(d)
+            && !u.reserved
+            && u.holders.is_empty()
+            && u.draining.is_empty()
+            && !u.ram
+            && !(space == Space::IoPort && u.no_default)
+    }
+
+    /// Rewrites the port bits of `doms` over `r`: every clear first, then every set.
+    fn sync_ports(&self, r: UnitRange, doms: &[Option<DomId>]) {
+        if r.space() != Space::IoPort {
+            return;
+        }
+        let doms = || doms.iter().flatten().copied().filter(|d| self.exists(*d));
+        for allow in [false, true] {
+            for d in doms() {
+                self.spaces[0].for_each(r.first(), r.last(), |s, e, u| {
+                    let ok = u.holds(d).is_some() || self.default_ok(d, Space::IoPort, u);
+                    if ok == allow {
+                        self.ports.write(d.get(), s as u16, e as u16, allow);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Removes `d`'s uses within `first..=last` of `space`, appending them to `out`.
+    fn tear_down(&mut self, d: DomId, space: Space, first: u64, last: u64, out: &mut Teardown) {
+        if let Some(t) = self.uses_mut(space) {
+            t.clear(d, first, last, &mut |run: Run| {
+                out.push(TeardownItem {
+                    dom: d,
+                    space,
+                    first: run.first,
+                    last: run.last,
+                    count: run.count,
+                })
+            });
+        }
+    }
+
+    /// `create D`.
+    pub fn create(&mut self, d: DomId) -> Result<(), Error> {
+        if !self.domains.insert(d) {
+            return Err(Error::DomainExists(d));
+        }
+        Ok(())
+    }
+
+    /// `destroy D`: ends every use (returned as the teardown), drops every
+    /// grant, ends every draining. Domain 0 cannot be destroyed.
+    pub fn destroy(&mut self, d: DomId) -> Result<Teardown, Error> {
+        if d == DomId::DOM0 {
+            return Err(Error::NotPermitted(d));
+        }
+        self.need(d)?;
+        let mut teardown = Vec::new();
+        for space in [Space::IoMem, Space::Irq] {
+            self.tear_down(d, space, 0, space.max_unit(), &mut teardown);
+        }
+        let mut ports_held: Vec<(u64, u64)> = Vec::new();
+        for space in Space::ALL {
+            let mut pieces: Vec<(u64, u64)> = Vec::new();
+            self.spaces[space.index()].for_each(0, space.max_unit(), |s, e, u| {
+                if u.holds(d).is_some() || u.drains(d) {
+                    pieces.push((s, e));
+                }
+            });
+            for &(s, e) in &pieces {
+                self.spaces[space.index()].update(s, e, |u| {
+                    u.holders.retain(|(h, _)| *h != d);
+                    u.draining.retain(|x| *x != d);
+                });
+            }
+            if space == Space::IoPort {
+                ports_held = pieces;
+            }
+        }
+        self.ports.write(d.get(), 0, 0xffff, false);
+        self.domains.remove(&d);
+        for (s, e) in ports_held {
+            if let Ok(r) = UnitRange::new(Space::IoPort, s, e) {
+                self.sync_ports(r, &[self.default_dom]);
+            }
+        }
+        Ok(teardown)
+    }
+
+    /// `reserve SPACE R`: hypervisor reservation. Units already reserved are
+    /// left as they are.
+    pub fn reserve(&mut self, r: UnitRange) -> Result<(), Error> {
+        self.not_ram(r)?;
+        let mut worst = Worst::default();
+        let t = self.uses(r.space());
+        self.segs(r).for_each(r.first(), r.last(), |s, e, u| {
+            if u.reserved {
+                return;
+            }
+            if let Some((h, _)) = u.holders.first() {
+                worst.offer(Error::Conflict {
+                    unit: s,
+                    holder: *h,
+                });
+            }
+            if let Some(x) = u.draining.first() {
+                worst.offer(Error::Draining {
+                    unit: s,
+                    domain: *x,
+                });
+            }
+            if let (Some(dd), Some(t)) = (self.default_dom, t) {
+                if t.any(dd, s, e) {
+                    worst.offer(Error::InUse {
+                        unit: s,
+                        user: Some(dd),
+                    });
+                }
+            }
+        });
+        worst.result()?;
+        self.spaces[r.space().index()].update(r.first(), r.last(), |u| u.reserved = true);
+        self.sync_ports(r, &[self.default_dom]);
+        Ok(())
+    }
+
+    /// `unreserve SPACE R`: lifts a reservation whose hypervisor use count is zero.
+    pub fn unreserve(&mut self, r: UnitRange) -> Result<(), Error> {
+        self.not_ram(r)?;
+        let mut worst = Worst::default();
+        self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
+            if !u.reserved {
+                worst.offer(Error::NotReserved { unit: s });
+            } else if u.hv_uses > 0 {
+                worst.offer(Error::InUse {
+                    unit: s,
+                    user: None,
+                });
+            }
+        });
+        worst.result()?;
+        self.spaces[r.space().index()].update(r.first(), r.last(), |u| u.reserved = false);
+        self.sync_ports(r, &[self.default_dom]);
+        Ok(())
+    }
+
+    /// `hvmap SPACE R`: one more use by the hypervisor of reserved units.
+    pub fn hvmap(&mut self, r: UnitRange) -> Result<(), Error> {
+        self.not_ram(r)?;
+        let mut worst = Worst::default();
+        self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
+            if !u.reserved {
+                worst.offer(Error::NotReserved { unit: s });
+            } else if u.hv_uses == u32::MAX {
+                worst.offer(Error::NoMemory);
+            }
+        });
+        worst.result()?;
+        self.spaces[r.space().index()].update(r.first(), r.last(), |u| u.hv_uses += 1);
+        Ok(())
+    }
+
+    /// `hvunmap SPACE R`: one less use by the hypervisor.
+    pub fn hvunmap(&mut self, r: UnitRange) -> Result<(), Error> {
+        self.not_ram(r)?;
+        let mut worst = Worst::default();
+        self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
+            if !u.reserved {
+                worst.offer(Error::NotReserved { unit: s });
+            } else if u.hv_uses == 0 {
+                worst.offer(Error::NotMapped { unit: s });
+            }
+        });
+        worst.result()?;
+        self.spaces[r.space().index()].update(r.first(), r.last(), |u| u.hv_uses -= 1);
+        Ok(())
+    }
+
+    /// `grant D SPACE R MODE [force]`. With `force`, the default I/O
+    /// domain's default-right uses of the range are torn down (and returned)
+    /// instead of failing with `in-use`.
+    pub fn grant(
+        &mut self,
+        d: DomId,
+        r: UnitRange,
+        mode: Mode,
+        force: bool,
+    ) -> Result<Teardown, Error> {
+        self.need(d)?;
+        self.not_ram(r)?;
+        let dd = self.default_dom.filter(|x| *x != d);
+        let t = self.uses(r.space());
+        let mut worst = Worst::default();
+        let mut torn: Vec<(u64, u64)> = Vec::new();
+        self.segs(r).for_each(r.first(), r.last(), |s, e, u| {
+            if u.reserved {
+                worst.offer(Error::Reserved { unit: s });
+                return;
+            }
+            if u.holds(d).is_some_and(|m| m != mode) {
+                worst.offer(Error::Conflict { unit: s, holder: d });
+            }
+            for (h, hm) in &u.holders {
+                if *h != d && (mode == Mode::Exclusive || *hm == Mode::Exclusive) {
+                    worst.offer(Error::Conflict {
+                        unit: s,
+                        holder: *h,
+                    });
+                }
+            }
+            if let Some(x) = u.draining.iter().find(|x| **x != d) {
+                worst.offer(Error::Draining {
+                    unit: s,
+                    domain: *x,
+                });
+            }
+            if let (Some(dd), Some(t)) = (dd, t) {
+                if u.holds(dd).is_none() && t.any(dd, s, e) {
+                    if force {
+                        torn.push((s, e));
+                    } else {
+                        worst.offer(Error::InUse {
+                            unit: s,
+                            user: Some(dd),
+                        });
+                    }
+                }
+            }
+        });
+        worst.result()?;
+        let mut teardown = Vec::new();
+        if let Some(dd) = dd {
+            for (s, e) in torn {
+                self.tear_down(dd, r.space(), s, e, &mut teardown);
+            }
+        }
+        self.spaces[r.space().index()].update(r.first(), r.last(), |u| {
+            u.draining.retain(|x| *x != d);
+            u.add_holder(d, mode);
+        });
+        self.sync_ports(r, &[dd, Some(d)]);
+        Ok(teardown)
+    }
+
+    /// `revoke D SPACE R [force]`. Unused units are released at once; used
+    /// ones drain (`pending`) or, with `force`, are torn down.
+    pub fn revoke(&mut self, d: DomId, r: UnitRange, force: bool) -> Result<Revoked, Error> {
+        self.need(d)?;
+        self.not_ram(r)?;
+        if let Some(unit) = self.segs(r).find_map(r.first(), r.last(), |s, _, u| {
+            u.holds(d).is_none().then_some(s)
+        }) {
+            return Err(Error::NotGranted { unit });
+        }
+        let mut runs: Vec<Run> = Vec::new();
+        if let Some(t) = self.uses(r.space()) {
+            t.runs(d, r.first(), r.last(), &mut |run| runs.push(run));
+        }
+        let mut teardown = Vec::new();
+        if force {
+            self.tear_down(d, r.space(), r.first(), r.last(), &mut teardown);
+        }
+        let segs = &mut self.spaces[r.space().index()];
+        segs.update(r.first(), r.last(), |u| u.holders.retain(|(h, _)| *h != d));
+        if !force {
+            for run in &runs {
+                segs.update(run.first, run.last, |u| u.add_draining(d));
+            }
+        }
+        self.sync_ports(r, &[Some(d), self.default_dom]);
+        Ok(Revoked {
+            pending: !force && !runs.is_empty(),
+            teardown,
+        })
+    }
+
+    /// One more use (mapping or binding) of every unit of `r` by `d`.
+    fn add_use(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        self.need(d)?;
+        self.not_ram(r)?;
+        let mut worst = Worst::default();
+        self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
+            if u.reserved {
+                worst.offer(Error::Reserved { unit: s });
+            } else if u.drains(d) {
+                worst.offer(Error::Draining { unit: s, domain: d });
+            } else if u.holds(d).is_none() && !self.default_ok(d, r.space(), u) {
+                worst.offer(Error::NotGranted { unit: s });
+            }
+        });
+        worst.result()?;
+        let space = r.space();
+        match self.uses_mut(space) {
+            Some(t) => t
+                .map(d, r.first(), r.last())
+                .map_err(|e| track_err(space, e)),
+            None => Err(Error::BadRange {
+                first: r.first(),
+                last: r.last(),
+            }),
+        }
+    }
+
+    /// One less use of every unit of `r` by `d`; draining ends where the last use ended.
+    fn drop_use(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        self.need(d)?;
+        self.not_ram(r)?;
+        let space = r.space();
+        let t = self.uses_mut(space).ok_or(Error::BadRange {
+            first: r.first(),
+            last: r.last(),
+        })?;
+        t.unmap(d, r.first(), r.last())
+            .map_err(|e| track_err(space, e))?;
+        let mut drained: Vec<(u64, u64)> = Vec::new();
+        self.segs(r).for_each(r.first(), r.last(), |s, e, u| {
+            if u.drains(d) {
+                drained.push((s, e));
+            }
+        });
+        for (s, e) in drained {
+            // The gaps between d's remaining runs in s..=e have no use left.
+            let mut gaps: Vec<(u64, u64)> = Vec::new();
+            let mut next = s;
+            if let Some(t) = self.uses(space) {
+                t.runs(d, s, e, &mut |run| {
+                    if run.first > next {
+                        gaps.push((next, run.first - 1));
+                    }
+                    next = run.last.saturating_add(1);
+                });
+            }
+            if next <= e {
+                gaps.push((next, e));
+            }
+            for (gs, ge) in gaps {
+                self.spaces[space.index()].update(gs, ge, |u| u.draining.retain(|x| *x != d));
+            }
+        }
+        Ok(())
+    }
+
+    /// `map D iomem R`: one more mapping of every frame of `r`.
+    /// `r` must be in `IoMem` (else `bad-range`).
+    pub fn map(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        Self::want(r, Space::IoMem)?;
+        self.add_use(d, r)
+    }
+
+    /// `unmap D iomem R`.
+    pub fn unmap(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        Self::want(r, Space::IoMem)?;
+        self.drop_use(d, r)
+    }
+
+    /// `bind D irq N`: one more binding of every line of `r` (in `Irq`).
+    pub fn bind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        Self::want(r, Space::Irq)?;
+        self.add_use(d, r)
+    }
+
+    /// `unbind D irq N`.
+    pub fn unbind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        Self::want(r, Space::Irq)?;
+        self.drop_use(d, r)
+    }
+
+    fn want(r: UnitRange, space: Space) -> Result<(), Error> {
+        if r.space() == space {
+            Ok(())
+        } else {
+            Err(Error::BadRange {
+                first: r.first(),
+                last: r.last(),
+            })
+        }
+    }
+
+    /// `access D ioport P [W]`: whether one guest access of width `width`
+    /// at `port` is allowed. Errors: `out-of-range` port, `bad-range` width,
+    /// `no-such-domain`; a range past 0xffff is simply denied.
+    pub fn access(&self, d: DomId, port: u64, width: u64) -> Result<bool, Error> {
+        if port > Space::IoPort.max_unit() {
+            return Err(Error::OutOfRange { value: port });
+        }
+        if !matches!(width, 1 | 2 | 4) {
+            return Err(Error::BadRange {
+                first: width,
+                last: width,
+            });
+        }
+        self.need(d)?;
+        Ok(self.ports.check(d.get(), port as u16, width as u8))
+    }
+
+    /// The state of one unit.
+    pub fn query(&self, space: Space, unit: u64) -> Result<UnitInfo, Error> {
+        let r = UnitRange::one(space, unit)?;
+        self.not_ram(r)?;
+        let mut info = None;
+        self.segs(r).for_each(unit, unit, |_, _, u| {
+            info = Some(UnitInfo {
+                space,
+                unit,
+                reserved: u.reserved,
+                hv_uses: u.hv_uses,
+                holders: u.holders.clone(),
+                draining: u.draining.clone(),
+                uses: Vec::new(),
+                default_accessible: self
+                    .default_dom
+                    .is_some_and(|dd| self.default_ok(dd, space, u)),
+            });
+        });
+        let mut info = info.ok_or(Error::OutOfRange { value: unit })?;
+        if let Some(t) = self.uses(space) {
+            for d in &self.domains {
+                t.runs(*d, unit, unit, &mut |run| info.uses.push((*d, run.count)));
+            }
+        }
+        Ok(info)
+    }
+
+    /// Verifies the invariants of SPEC section 2 over the whole state.
+    pub fn check_invariants(&self) -> Result<(), Violation> {
+        for space in Space::ALL {
+            let segs = &self.spaces[space.index()];
+            let v = |invariant, unit, dom, what| Violation {
+                invariant,
+                space,
+                unit,
+                dom,
+                what,
+            };
+            segs.well_formed()
+                .map_err(|unit| v(0, unit, None, "segment map malformed"))?;
+            let t = self.uses(space);
+            let mut bad: Option<Violation> = None;
+            segs.for_each(0, space.max_unit(), |s, e, u| {
+                if bad.is_some() {
+                    return;
+                }
+                let users = || {
+                    self.domains
+                        .iter()
+                        .copied()
+                        .filter(move |d| t.is_some_and(|t| t.any(*d, s, e)))
+                };
+                if u.reserved && (!u.holders.is_empty() || !u.draining.is_empty()) {
+                    bad = Some(v(1, s, None, "reserved unit held or draining"));
+                } else if let Some(d) = users().find(|_| u.reserved) {
+                    bad = Some(v(1, s, Some(d), "reserved unit used by a domain"));
+                } else if !u.reserved && u.hv_uses != 0 {
+                    bad = Some(v(1, s, None, "hypervisor use of an unreserved unit"));
+                } else if u.holders.iter().any(|(_, m)| *m == Mode::Exclusive)
+                    && u.holders.len() > 1
+                {
+                    bad = Some(v(2, s, None, "exclusive holder is not alone"));
+                } else if u.ram && (!u.holders.is_empty() || u.reserved) {
+                    bad = Some(v(3, s, None, "RAM frame held or reserved"));
+                } else if let Some(d) = u
+                    .holders
+                    .iter()
+                    .map(|(d, _)| *d)
+                    .chain(u.draining.iter().copied())
+                    .find(|d| !self.exists(*d))
+                {
+                    bad = Some(v(6, s, Some(d), "destroyed domain holds or drains"));
+                } else if let Some(d) = u.draining.iter().find(|d| u.holds(**d).is_some()) {
+                    bad = Some(v(3, s, Some(*d), "domain both holds and drains"));
+                }
+                if bad.is_some() {
+                    return;
+                }
+                // Every unit a domain drains is still used by it.
+                for d in &u.draining {
+                    let mut covered = s;
+                    if let Some(t) = t {
+                        t.runs(*d, s, e, &mut |run| {
+                            if run.first == covered {
+                                covered = run.last.saturating_add(1);
+                            }
+                        });
+                    }
+                    if covered <= e {
+                        bad = Some(v(3, covered, Some(*d), "draining unit without a use"));
+                        return;
+                    }
+                }
+                // Every use is covered (invariant 3).
+                for d in users() {
+                    if u.holds(d).is_some() || u.drains(d) || self.default_ok(d, space, u) {
+                        continue;
+                    }
+                    bad = Some(v(3, s, Some(d), "use not covered by a grant"));
+                    return;
+                }
+                // Port bits agree with the model (invariant 7).
+                if space == Space::IoPort {
+                    for d in &self.domains {
+                        let want = u.holds(*d).is_some() || self.default_ok(*d, space, u);
+                        if let Some(p) =
+                            self.ports.first_mismatch(d.get(), s as u16, e as u16, want)
+                        {
+                            let p = u64::from(p);
+                            bad = Some(v(7, p, Some(*d), "port check disagrees with the state"));
+                            return;
+                        }
+                    }
+                }
+            });
+            if let Some(b) = bad {
+                return Err(b);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A short human-readable summary of a teardown, for replay output.
+pub fn describe_teardown(t: &Teardown) -> String {
+    use core::fmt::Write;
+    let mut s = String::new();
+    for (i, it) in t.iter().enumerate() {
+        let _ = write!(
+            s,
+            "{}{} {} {:#x}-{:#x} x{}",
+            if i == 0 { "torn down: " } else { ", " },
+            it.dom,
+            it.space,
+            it.first,
+            it.last,
+            it.count
+        );
+    }
+    s
+}

@@ -1,0 +1,319 @@
+//! The port access check: a radix tree of per-domain permission bits.
+//!
+//! A guest port access traps on every `in`/`out`, so the check must be cheap
+//! and must not take the accountant's lock. The table is a derived cache of
+//! the accountant's state: bit `(d, p)` is set exactly when domain `d` may
+//! access port `p` (it holds `p` and does not drain it, or `p` is
+//! default-accessible to it). The accountant rewrites the affected bits
+//! before every operation that changes them returns.
+//!
+//! Shape (two radix levels for the domain id, two for the port):
+//!
+//! ```text
+//! dirs[d >> 8] -> [d & 0xff] -> DomPorts.leaves[p >> 8] -> Leaf.words[(p & 0xff) >> 6] bit p & 63
+//! ```
+//!
+//! A check is at most 3 pointer loads and 2 word loads (an access of width 2
+//! or 4 may straddle two words), whatever the number of grants; it takes no
+//! lock and allocates nothing. A missing node means "no bit set".
+//!
+//! **Architecture invariant — type-stable nodes.** Nodes are allocated when a
+//! domain first gains a bit in them and are never freed or reused for another
+//! domain id while the table lives; destroying a domain clears its bits in
+//! place. A reader that loaded a node pointer can therefore always
+//! dereference it, and never sees another domain's bits. All nodes are freed
+//! in `Drop`, which runs only when no [`PortChecker`] (an `Arc`) is left.
+//! Memory is bounded: at most 2 KiB + 256 × 32 bytes per domain id used.
+//!
+//! **Ordering.** Writers clear with `fetch_and` and set with `fetch_or`
+//! (`SeqCst`), readers load with `Acquire`. An accountant operation that takes
+//! rights away clears every bit it removes before it returns, and clears
+//! before it sets, so a check that happens after the operation returned
+//! never allows the removed access.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+const DIRS: usize = 128; // 128 * 256 = 32768 domain ids >= MAX_DOMID + 1
+
+/// 256 ports: four 64-bit words.
+struct Leaf {
+    words: [AtomicU64; 4],
+}
+
+/// One domain's ports: 256 leaves of 256 ports.
+struct DomPorts {
+    leaves: [AtomicPtr<Leaf>; 256],
+}
+
+/// 256 domains.
+struct Dir {
+    doms: [AtomicPtr<DomPorts>; 256],
+}
+
+/// The shared table; see the module docs.
+pub(crate) struct PortTable {
+    dirs: [AtomicPtr<Dir>; DIRS],
+}
+
+/// Allocates a node whose atomics are all zero/null, and leaks it as a raw pointer.
+fn new_node<T: Default>() -> *mut T {
+    Box::into_raw(Box::<T>::default())
+}
+
+impl Default for Leaf {
+    fn default() -> Self {
+        Leaf {
+            words: [const { AtomicU64::new(0) }; 4],
+        }
+    }
+}
+impl Default for DomPorts {
+    fn default() -> Self {
+        DomPorts {
+            leaves: [const { AtomicPtr::new(ptr::null_mut()) }; 256],
+        }
+    }
+}
+impl Default for Dir {
+    fn default() -> Self {
+        Dir {
+            doms: [const { AtomicPtr::new(ptr::null_mut()) }; 256],
+        }
+    }
+}
+
+/// Dereferences a node pointer loaded from the table.
+///
+/// # Safety
+/// `p` must be null or a pointer stored into a [`PortTable`] that outlives `'a`.
+unsafe fn node<'a, T>(p: *mut T) -> Option<&'a T> {
+    // SAFETY: per the contract, non-null pointers in the table come from
+    // `new_node` (Box::into_raw) and are freed only in `PortTable::drop`, which
+    // cannot run while `'a` (a borrow of the table) is live.
+    unsafe { p.as_ref() }
+}
+
+impl PortTable {
+    pub(crate) fn new() -> Self {
+        PortTable {
+            dirs: [const { AtomicPtr::new(ptr::null_mut()) }; DIRS],
+        }
+    }
+
+    fn dom(&self, dom: u16) -> Option<&DomPorts> {
+        let dir = self
+            .dirs
+            .get(usize::from(dom >> 8))?
+            .load(Ordering::Acquire);
+        // SAFETY: pointers in `dirs` obey `node`'s contract (type-stable nodes).
+        let dir = unsafe { node(dir) }?;
+        let dp = dir.doms[usize::from(dom & 0xff)].load(Ordering::Acquire);
+        // SAFETY: as above, for the per-domain node.
+        unsafe { node(dp) }
+    }
+
+    fn word(&self, dom: &DomPorts, port: u32) -> u64 {
+        let leaf = dom.leaves[(port >> 8) as usize & 0xff].load(Ordering::Acquire);
+        // SAFETY: leaf pointers obey `node`'s contract (type-stable nodes).
+        match unsafe { node(leaf) } {
+            Some(l) => l.words[((port & 0xff) >> 6) as usize].load(Ordering::Acquire),
+            None => 0,
+        }
+    }
+
+    /// Whether every port in `port..port + width` is allowed for `dom`.
+    /// `false` for a width other than 1, 2, 4 or a range past 0xffff.
+    #[inline]
+    pub(crate) fn check(&self, dom: u16, port: u16, width: u8) -> bool {
+        if !matches!(width, 1 | 2 | 4) {
+            return false;
+        }
+        let first = u32::from(port);
+        let last = first + u32::from(width) - 1;
+        if last > 0xffff {
+            return false;
+        }
+        let Some(dp) = self.dom(dom) else {
+            return false;
+        };
+        let mask = |lo: u32, hi: u32| -> u64 {
+            // bits lo..=hi of one word, lo <= hi < 64
+            (u64::MAX >> (63 - (hi - lo))) << lo
+        };
+        if first >> 6 == last >> 6 {
+            let m = mask(first & 63, last & 63);
+            self.word(dp, first) & m == m
+        } else {
+            let m1 = mask(first & 63, 63);
+            let m2 = mask(0, last & 63);
+            self.word(dp, first) & m1 == m1 && self.word(dp, last) & m2 == m2
+        }
+    }
+
+    /// The node for `dom`, allocated if missing (single writer: the accountant).
+    fn dom_mut(&self, dom: u16) -> Option<&DomPorts> {
+        let slot = self.dirs.get(usize::from(dom >> 8))?;
+        let mut dir = slot.load(Ordering::Acquire);
+        if dir.is_null() {
+            dir = new_node::<Dir>();
+            slot.store(dir, Ordering::Release);
+        }
+        // SAFETY: `dir` was just stored into the table or loaded from it.
+        let dir = unsafe { node(dir) }?;
+        let slot = &dir.doms[usize::from(dom & 0xff)];
+        let mut dp = slot.load(Ordering::Acquire);
+        if dp.is_null() {
+            dp = new_node::<DomPorts>();
+            slot.store(dp, Ordering::Release);
+        }
+        // SAFETY: as above.
+        unsafe { node(dp) }
+    }
+
+    /// Sets (`allow`) or clears the bits of `first..=last` (ports) for `dom`.
+    /// Clearing never allocates; setting allocates missing nodes.
+    pub(crate) fn write(&self, dom: u16, first: u16, last: u16, allow: bool) {
+        let dp = if allow {
+            self.dom_mut(dom)
+        } else {
+            self.dom(dom)
+        };
+        let Some(dp) = dp else { return };
+        let (first, last) = (u32::from(first), u32::from(last));
+        let mut p = first;
+        while p <= last {
+            let word_end = (p | 63).min(last);
+            let m = (u64::MAX >> (63 - (word_end - p))) << (p & 63);
+            let slot = &dp.leaves[(p >> 8) as usize];
+            let mut leaf = slot.load(Ordering::Acquire);
+            if leaf.is_null() && allow {
+                leaf = new_node::<Leaf>();
+                slot.store(leaf, Ordering::Release);
+            }
+            // SAFETY: `leaf` is null or a node of this table.
+            if let Some(l) = unsafe { node(leaf) } {
+                let w = &l.words[((p & 0xff) >> 6) as usize];
+                if allow {
+                    w.fetch_or(m, Ordering::SeqCst);
+                } else {
+                    w.fetch_and(!m, Ordering::SeqCst);
+                }
+            }
+            p = word_end + 1;
+        }
+    }
+
+    /// The first port in `first..=last` whose bit for `dom` is not `want`
+    /// (for invariant checks; a word at a time).
+    pub(crate) fn first_mismatch(
+        &self,
+        dom: u16,
+        first: u16,
+        last: u16,
+        want: bool,
+    ) -> Option<u16> {
+        let dp = self.dom(dom);
+        let (first, last) = (u32::from(first), u32::from(last));
+        let mut p = first;
+        while p <= last {
+            let word_end = (p | 63).min(last);
+            let m = (u64::MAX >> (63 - (word_end - p))) << (p & 63);
+            let w = dp.map_or(0, |dp| self.word(dp, p));
+            let bad = if want { !w & m } else { w & m };
+            if bad != 0 {
+                return Some(((p & !63) + bad.trailing_zeros()) as u16);
+            }
+            p = word_end + 1;
+        }
+        None
+    }
+}
+
+impl Drop for PortTable {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let dir = d.swap(ptr::null_mut(), Ordering::AcqRel);
+            if dir.is_null() {
+                continue;
+            }
+            // SAFETY: `&mut self` means no reader is left (readers hold an Arc);
+            // every non-null pointer came from `Box::into_raw` in `new_node` and
+            // is freed exactly once here, after being swapped out.
+            let dir = unsafe { Box::from_raw(dir) };
+            for dp in &dir.doms {
+                let dp = dp.swap(ptr::null_mut(), Ordering::AcqRel);
+                if dp.is_null() {
+                    continue;
+                }
+                // SAFETY: as above.
+                let dp = unsafe { Box::from_raw(dp) };
+                for l in &dp.leaves {
+                    let l = l.swap(ptr::null_mut(), Ordering::AcqRel);
+                    if !l.is_null() {
+                        // SAFETY: as above.
+                        drop(unsafe { Box::from_raw(l) });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A lock-free handle on the accountant's port permissions, for vCPU threads.
+///
+/// Having one lets any thread ask "may domain `d` access these ports now?"
+/// without taking the accountant's lock. Cloning shares the same table.
+#[derive(Clone)]
+pub struct PortChecker {
+    pub(crate) table: Arc<PortTable>,
+}
+
+impl PortChecker {
+    /// Whether `dom` may access `width` ports from `port` (width 1, 2 or 4;
+    /// any other width, or a range past 0xffff, is denied). Lock-free, no
+    /// allocation, a fixed number of loads.
+    #[inline]
+    pub fn check(&self, dom: u16, port: u16, width: u8) -> bool {
+        self.table.check(dom, port, width)
+    }
+}
+
+impl core::fmt::Debug for PortChecker {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("PortChecker")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_round_trip_and_straddle() {
+        let t = PortTable::new();
+        assert!(!t.check(3, 0x60, 1));
+        t.write(3, 0x3e, 0x41, true);
+        assert!(t.check(3, 0x3e, 2));
+        assert!(t.check(3, 0x3e, 4), "straddles a word boundary");
+        assert!(!t.check(3, 0x3f, 4), "0x42 is not set");
+        assert!(!t.check(4, 0x3e, 1), "other domain");
+        t.write(3, 0x40, 0x40, false);
+        assert!(!t.check(3, 0x3e, 4));
+        assert!(t.check(3, 0x41, 1));
+        t.write(32751, 0xfffc, 0xffff, true);
+        assert!(t.check(32751, 0xfffc, 4));
+        assert!(!t.check(32751, 0xfffe, 4), "past 0xffff");
+        assert!(!t.check(32751, 0xfffc, 3), "bad width");
+        t.write(5, 0, 0xffff, true);
+        assert_eq!(t.first_mismatch(5, 0, 0xffff, true), None);
+        assert_eq!(t.first_mismatch(6, 0, 0xffff, false), None);
+        t.write(5, 0x100, 0x1ff, false);
+        assert!(!t.check(5, 0xff, 2) && t.check(5, 0xfe, 2) && t.check(5, 0x200, 1));
+        assert_eq!(t.first_mismatch(5, 0, 0xffff, true), Some(0x100));
+        assert_eq!(t.first_mismatch(5, 0x180, 0x1ff, false), None);
+        assert_eq!(t.first_mismatch(5, 0x180, 0x2ff, false), Some(0x200));
+    }
+}

@@ -1,0 +1,502 @@
+//! `slab-extent` (the default): one slab record `{links, first, last}` (use
+//! count in the links; 48 bytes, 84 to a page) per maximal run of frames
+//! that a domain maps the same number of times, in a per-domain AVL tree
+//! ordered by frame.
+//!
+//! Records are kept *canonical*: disjoint, each with a count of at least 1,
+//! and no two adjacent records (`a.last + 1 == b.first`) with equal counts.
+//! `map`/`unmap` split the records at the ends of the range, change the
+//! counts inside, fill gaps (map) or drop records reaching 0 (unmap), then
+//! merge equal neighbours from just before the range to just after it. So
+//! mapping 262,144 contiguous frames once costs one record, and every
+//! operation costs O(log r + records touched), never O(frames).
+//!
+//! # All or nothing
+//!
+//! `map` and `unmap` first walk the affected records without changing
+//! anything: `Overflow` and `NotMapped` are found there, and the number of
+//! new records is counted exactly (a gap is one record; a split at either
+//! end is one). They then reserve that many slab slots
+//! ([`crate::mem::Slab::reserve`]); if the page source refuses, nothing
+//! changed. After the reservation every allocation succeeds.
+//!
+//! `clear` cannot fail by contract, yet clearing strictly inside one record
+//! leaves two pieces: one new record. The tracker therefore holds one
+//! **spare record** at all times after the first successful `map`/`unmap`
+//! (each reserves a slot for it): `clear` uses the spare, then refills it
+//! (from a slot freed by the same clear if any, else from the slab). Only if
+//! that refill fails (page source exhausted) *and* a second inner clear
+//! follows before any successful `map`/`unmap` would the tracker lack a
+//! record; it then lifts the page limit for that one allocation (a fault
+//! injection limit is exceeded by at most one page, never the global
+//! allocator's).
+
+use alloc::collections::BTreeMap;
+use core::ptr::NonNull;
+
+use super::tree::{get, get_mut, Linked, Links, Tree};
+use super::{index_estimate, Run, TrackError, Tracker, TrackerKind, TrackerStats};
+use crate::mem::{PageSource, Slab, PAGE_SIZE};
+use crate::types::DomId;
+
+/// One maximal run of equal use count.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct ExtentRec {
+    links: Links<ExtentRec>,
+    first: u64,
+    last: u64,
+}
+
+// SAFETY: `ExtentRec` is repr(C) with `Links<ExtentRec>` first.
+unsafe impl Linked for ExtentRec {}
+
+fn count(p: NonNull<ExtentRec>) -> u32 {
+    get(p).links.count
+}
+
+/// The `slab-extent` tracker.
+#[derive(Debug)]
+pub(crate) struct SlabExtent {
+    slab: Slab<ExtentRec>,
+    doms: BTreeMap<DomId, Tree<ExtentRec>>,
+    spare: Option<NonNull<ExtentRec>>,
+}
+
+// SAFETY: every record reachable from `doms` or `spare` was allocated from
+// `slab`, which the tracker owns exclusively; no pointer to them leaves the
+// tracker.
+unsafe impl Send for SlabExtent {}
+
+/// A new `slab-extent` tracker over its own page source.
+pub(crate) fn new(source: PageSource) -> SlabExtent {
+    SlabExtent {
+        slab: Slab::new(source),
+        doms: BTreeMap::new(),
+        spare: None,
+    }
+}
+
+impl SlabExtent {
+    /// Sets the count of the record holding `frame` (tests: overflow).
+    #[cfg(test)]
+    pub(crate) fn force_count(&mut self, dom: DomId, frame: u64, count: u32) {
+        if let Some(t) = self.doms.get(&dom) {
+            if let Some(p) = t
+                .lower_bound(|r| r.last >= frame)
+                .filter(|p| get(*p).first <= frame)
+            {
+                get_mut(p).links.count = count;
+            }
+        }
+    }
+
+    /// A record from the reservation made by the caller.
+    fn take(&mut self, first: u64, last: u64, count: u32) -> NonNull<ExtentRec> {
+        self.slab
+            .alloc(ExtentRec {
+                links: Links::new(count),
+                first,
+                last,
+            })
+            .expect("the operation reserved a slot for every record it creates")
+    }
+
+    fn free(&mut self, p: NonNull<ExtentRec>) {
+        // SAFETY: every record the tracker handles came from `self.slab`;
+        // callers pass only records just unlinked from a tree (or never
+        // linked), which nothing refers to any more.
+        unsafe { self.slab.free(p) }
+    }
+
+    /// Reserves `n` new records plus the spare if it is missing; then makes
+    /// the spare. On `Err` nothing changed.
+    fn reserve(&mut self, n: u64) -> Result<(), TrackError> {
+        let want = n + u64::from(self.spare.is_none());
+        if self.slab.reserve(want).is_err() {
+            self.slab.trim();
+            return Err(TrackError::NoMemory);
+        }
+        if self.spare.is_none() {
+            self.spare = Some(self.take(0, 0, 0));
+        }
+        Ok(())
+    }
+
+    /// Splits `p` so that it ends at `at - 1` and a new record (same
+    /// count) covers `at..=old last`; returns the new record.
+    fn split(&mut self, dom: DomId, p: NonNull<ExtentRec>, at: u64) -> NonNull<ExtentRec> {
+        let (last, c) = (get(p).last, count(p));
+        let n = self.take(at, last, c);
+        get_mut(p).last = at - 1;
+        let succ = Tree::next(p);
+        self.tree(dom).insert_before(succ, n);
+        n
+    }
+
+    fn tree(&mut self, dom: DomId) -> &mut Tree<ExtentRec> {
+        self.doms.entry(dom).or_default()
+    }
+
+    /// Merges equal-count neighbours among the records that touch
+    /// `lo..=hi`.
+    fn merge(&mut self, dom: DomId, lo: u64, hi: u64) {
+        let Some(tree) = self.doms.get(&dom) else {
+            return;
+        };
+        let mut cur = tree.lower_bound(|r| r.last >= lo);
+        while let Some(p) = cur {
+            if get(p).first > hi {
+                break;
+            }
+            let Some(n) = Tree::next(p) else { break };
+            if get(p).last.checked_add(1) == Some(get(n).first) && count(p) == count(n) {
+                get_mut(p).last = get(n).last;
+                self.tree(dom).remove(n);
+                self.free(n);
+            } else {
+                cur = Some(n);
+            }
+        }
+    }
+
+    fn prune(&mut self, dom: DomId) {
+        if self.doms.get(&dom).is_some_and(|t| t.is_empty()) {
+            self.doms.remove(&dom);
+        }
+    }
+
+    /// Verifies the trees and that records are canonical (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        let mut total = u64::from(self.spare.is_some());
+        for tree in self.doms.values() {
+            if tree.is_empty() {
+                return Err("empty domain tree kept");
+            }
+            tree.check()?;
+            total += tree.len();
+            let mut prev: Option<NonNull<ExtentRec>> = None;
+            let mut cur = tree.first();
+            while let Some(p) = cur {
+                let r = get(p);
+                if r.links.count == 0 || r.first > r.last {
+                    return Err("empty record");
+                }
+                if let Some(q) = prev {
+                    if get(q).last >= r.first {
+                        return Err("records overlap or out of order");
+                    }
+                    if get(q).last + 1 == r.first && count(q) == r.links.count {
+                        return Err("mergeable neighbours left apart");
+                    }
+                }
+                prev = Some(p);
+                cur = Tree::next(p);
+            }
+        }
+        if total != self.slab.stats().objects_in_use {
+            return Err("records leaked");
+        }
+        self.slab.cache().check().map_err(|e| e.0)
+    }
+}
+
+impl Tracker for SlabExtent {
+    fn map(&mut self, dom: DomId, first: u64, last: u64) -> Result<(), TrackError> {
+        if first > last {
+            return Ok(());
+        }
+        // Pass 1: validate and count new records; no change.
+        let mut new = 0u64;
+        let mut done = false;
+        if let Some(tree) = self.doms.get(&dom) {
+            let mut pos = first;
+            let mut cur = tree.lower_bound(|r| r.last >= first);
+            if cur.is_some_and(|p| get(p).first < first) {
+                new += 1;
+            }
+            while let Some(p) = cur {
+                let r = get(p);
+                if r.first > last {
+                    break;
+                }
+                if r.links.count == u32::MAX {
+                    return Err(TrackError::Overflow {
+                        frame: r.first.max(first),
+                    });
+                }
+                if r.first > pos {
+                    new += 1;
+                }
+                if r.last >= last {
+                    new += u64::from(r.last > last);
+                    done = true;
+                    break;
+                }
+                pos = r.last + 1;
+                cur = Tree::next(p);
+            }
+        }
+        new += u64::from(!done);
+        self.reserve(new)?;
+        // Pass 2: apply.
+        let mut cur = self.tree(dom).lower_bound(|r| r.last >= first);
+        if let Some(p) = cur {
+            if get(p).first < first {
+                cur = Some(self.split(dom, p, first));
+            }
+        }
+        let mut pos = first;
+        loop {
+            match cur {
+                Some(p) if get(p).first <= last => {
+                    if get(p).first > pos {
+                        let g = self.take(pos, get(p).first - 1, 1);
+                        self.tree(dom).insert_before(Some(p), g);
+                    }
+                    if get(p).last > last {
+                        self.split(dom, p, last + 1);
+                    }
+                    get_mut(p).links.count += 1;
+                    if get(p).last == last {
+                        break;
+                    }
+                    pos = get(p).last + 1;
+                    cur = Tree::next(p);
+                }
+                _ => {
+                    let g = self.take(pos, last, 1);
+                    self.tree(dom).insert_before(cur, g);
+                    break;
+                }
+            }
+        }
+        self.merge(dom, first.saturating_sub(1), last.saturating_add(1));
+        self.slab.trim();
+        Ok(())
+    }
+
+    fn unmap(&mut self, dom: DomId, first: u64, last: u64) -> Result<(), TrackError> {
+        if first > last {
+            return Ok(());
+        }
+        let Some(tree) = self.doms.get(&dom) else {
+            return Err(TrackError::NotMapped { frame: first });
+        };
+        // Pass 1: every frame must be covered; remember the end records.
+        let head = tree.lower_bound(|r| r.last >= first);
+        let mut cur = head;
+        let mut pos = first;
+        let tail = loop {
+            match cur {
+                Some(p) if get(p).first <= pos => {
+                    if get(p).last >= last {
+                        break p;
+                    }
+                    pos = get(p).last + 1;
+                    cur = Tree::next(p);
+                }
+                _ => return Err(TrackError::NotMapped { frame: pos }),
+            }
+        };
+        let head = head.expect("the coverage walk found a record at `first`");
+        let new = u64::from(get(head).first < first) + u64::from(get(tail).last > last);
+        self.reserve(new)?;
+        // Pass 2: split at both ends (allocations first), then decrement.
+        let mut start = head;
+        let mut tail = tail;
+        if get(head).first < first {
+            start = self.split(dom, head, first);
+            if head == tail {
+                tail = start;
+            }
+        }
+        if get(tail).last > last {
+            self.split(dom, tail, last + 1);
+        }
+        let mut cur = Some(start);
+        while let Some(p) = cur {
+            let end = get(p).last;
+            cur = if end >= last { None } else { Tree::next(p) };
+            get_mut(p).links.count -= 1;
+            if count(p) == 0 {
+                self.tree(dom).remove(p);
+                self.free(p);
+            }
+        }
+        self.merge(dom, first.saturating_sub(1), last.saturating_add(1));
+        self.prune(dom);
+        self.slab.trim();
+        Ok(())
+    }
+
+    fn runs(&self, dom: DomId, first: u64, last: u64, f: &mut dyn FnMut(Run)) {
+        let Some(tree) = self.doms.get(&dom) else {
+            return;
+        };
+        let mut cur = tree.lower_bound(|r| r.last >= first);
+        while let Some(p) = cur {
+            let r = get(p);
+            if r.first > last {
+                break;
+            }
+            f(Run {
+                first: r.first.max(first),
+                last: r.last.min(last),
+                count: r.links.count,
+            });
+            cur = Tree::next(p);
+        }
+    }
+
+    fn clear(&mut self, dom: DomId, first: u64, last: u64, f: &mut dyn FnMut(Run)) {
+        if first > last {
+            return;
+        }
+        let Some(tree) = self.doms.get_mut(&dom) else {
+            return;
+        };
+        let whole = tree.first().is_some_and(|p| get(p).first >= first)
+            && tree.last().is_some_and(|p| get(p).last <= last);
+        if whole {
+            let mut cur = tree.first();
+            while let Some(p) = cur {
+                let r = get(p);
+                f(Run {
+                    first: r.first,
+                    last: r.last,
+                    count: r.links.count,
+                });
+                cur = Tree::next(p);
+            }
+            let slab = &mut self.slab;
+            tree.drain(|p| {
+                // SAFETY: the tree's records come from this slab; `drain`
+                // has unlinked `p` and no longer touches it.
+                unsafe { slab.free(p) }
+            });
+            self.doms.remove(&dom);
+            self.slab.trim();
+            return;
+        }
+        let Some(head) = tree.lower_bound(|r| r.last >= first) else {
+            return;
+        };
+        if get(head).first > last {
+            return;
+        }
+        let c = count(head);
+        if get(head).first < first && get(head).last > last {
+            // Strictly inside one record: the one case that needs a record.
+            f(Run {
+                first,
+                last,
+                count: c,
+            });
+            let n = match self.spare.take() {
+                Some(n) => n,
+                None => self.emergency_record(),
+            };
+            *get_mut(n) = ExtentRec {
+                links: Links::new(c),
+                first: last + 1,
+                last: get(head).last,
+            };
+            get_mut(head).last = first - 1;
+            let succ = Tree::next(head);
+            self.tree(dom).insert_before(succ, n);
+            self.spare = self
+                .slab
+                .alloc(ExtentRec {
+                    links: Links::new(0),
+                    first: 0,
+                    last: 0,
+                })
+                .ok();
+            return;
+        }
+        let mut cur = Some(head);
+        if get(head).first < first {
+            f(Run {
+                first,
+                last: get(head).last,
+                count: c,
+            });
+            cur = Tree::next(head);
+            get_mut(head).last = first - 1;
+        }
+        while let Some(p) = cur {
+            let r = get(p);
+            if r.first > last {
+                break;
+            }
+            if r.last > last {
+                f(Run {
+                    first: r.first,
+                    last,
+                    count: r.links.count,
+                });
+                get_mut(p).first = last + 1;
+                break;
+            }
+            f(Run {
+                first: r.first,
+                last: r.last,
+                count: r.links.count,
+            });
+            cur = Tree::next(p);
+            self.tree(dom).remove(p);
+            self.free(p);
+        }
+        if self.spare.is_none() {
+            self.spare = self
+                .slab
+                .alloc(ExtentRec {
+                    links: Links::new(0),
+                    first: 0,
+                    last: 0,
+                })
+                .ok();
+        }
+        self.prune(dom);
+        self.slab.trim();
+    }
+
+    fn tracking_bytes(&self) -> u64 {
+        self.slab.stats().pages * PAGE_SIZE as u64 + index_estimate(self.doms.len())
+    }
+
+    fn stats(&self) -> TrackerStats {
+        let s = self.slab.stats();
+        TrackerStats {
+            pages: s.pages,
+            records: s.objects_in_use,
+            record_bytes: s.bytes_in_use,
+            allocations: s.allocations,
+        }
+    }
+
+    fn kind(&self) -> TrackerKind {
+        TrackerKind::SlabExtent
+    }
+}
+
+impl SlabExtent {
+    /// The residual case of `clear` (module docs): a record beyond the page
+    /// limit.
+    fn emergency_record(&mut self) -> NonNull<ExtentRec> {
+        let limit = self.slab.cache().page_source().limit();
+        self.slab.set_page_limit(None);
+        let r = self.slab.alloc(ExtentRec {
+            links: Links::new(0),
+            first: 0,
+            last: 0,
+        });
+        self.slab.set_page_limit(limit);
+        match r {
+            Ok(p) => p,
+            Err(_) => alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<ExtentRec>()),
+        }
+    }
+}

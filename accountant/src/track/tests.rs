@@ -1,0 +1,493 @@
+//! Differential and fault-injection tests of the three trackers against a
+//! naive per-frame model.
+
+use super::per_page::PerPage;
+use super::slab_extent::{self, SlabExtent};
+use super::*;
+use crate::mem::PageSource;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::vec::Vec;
+
+/// Test access to the concrete trackers.
+trait Inspect: Tracker {
+    fn check(&self) -> Result<(), &'static str>;
+    fn force_count(&mut self, dom: DomId, frame: u64, count: u32);
+}
+
+impl<P: per_page::RecordPool> Inspect for PerPage<P> {
+    fn check(&self) -> Result<(), &'static str> {
+        PerPage::check(self)
+    }
+    fn force_count(&mut self, dom: DomId, frame: u64, count: u32) {
+        PerPage::force_count(self, dom, frame, count)
+    }
+}
+
+impl Inspect for SlabExtent {
+    fn check(&self) -> Result<(), &'static str> {
+        SlabExtent::check(self)
+    }
+    fn force_count(&mut self, dom: DomId, frame: u64, count: u32) {
+        SlabExtent::force_count(self, dom, frame, count)
+    }
+}
+
+fn make(kind: TrackerKind, limit: Option<u64>) -> std::boxed::Box<dyn Inspect> {
+    let src = match limit {
+        Some(n) => PageSource::with_limit(n),
+        None => PageSource::new(),
+    };
+    match kind {
+        TrackerKind::XmallocPage => std::boxed::Box::new(xmalloc_page::new(src)),
+        TrackerKind::SlabPage => std::boxed::Box::new(slab_page::new(src)),
+        TrackerKind::SlabExtent => std::boxed::Box::new(slab_extent::new(src)),
+    }
+}
+
+fn d(n: u16) -> DomId {
+    DomId::new(u64::from(n)).expect("test domain ids are small")
+}
+
+type Model = BTreeMap<(u16, u64), u32>;
+
+const DOMS: u16 = 3;
+
+/// Per-frame counts as reported by `runs`, checking order and clipping.
+fn dump(t: &dyn Tracker, lo: u64, hi: u64) -> Result<Model, TestCaseError> {
+    let mut m = Model::new();
+    for dom in 0..DOMS {
+        let mut prev: Option<u64> = None;
+        let mut bad = None;
+        t.runs(d(dom), lo, hi, &mut |r| {
+            if r.first > r.last
+                || r.first < lo
+                || r.last > hi
+                || r.count == 0
+                || prev.is_some_and(|p| p >= r.first)
+            {
+                bad = Some(r);
+            }
+            prev = Some(r.last);
+            for f in r.first..=r.last {
+                m.insert((dom, f), r.count);
+            }
+        });
+        prop_assert!(bad.is_none(), "bad run {:?} from {:?}", bad, t.kind());
+    }
+    Ok(m)
+}
+
+fn model_slice(m: &Model, lo: u64, hi: u64) -> Model {
+    m.iter()
+        .filter(|((_, f), _)| (lo..=hi).contains(f))
+        .map(|(k, v)| (*k, *v))
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Map(u16, u64, u64),
+    Unmap(u16, u64, u64),
+    Clear(u16, u64, u64),
+}
+
+fn op_strategy(frames: u64, max_len: u64) -> impl Strategy<Value = Op> {
+    (0u8..10, 0..DOMS, 0..frames, 1..=max_len).prop_map(move |(k, dom, a, len)| {
+        let b = (a + len - 1).min(frames - 1);
+        match k {
+            0..=4 => Op::Map(dom, a, b),
+            5..=8 => Op::Unmap(dom, a, b),
+            _ => Op::Clear(dom, a, b),
+        }
+    })
+}
+
+/// What the model says an op does: result and removed runs (per frame).
+fn apply_model(m: &mut Model, op: Op) -> (Result<(), TrackError>, Model) {
+    let mut removed = Model::new();
+    match op {
+        Op::Map(dom, a, b) => {
+            for f in a..=b {
+                if m.get(&(dom, f)) == Some(&u32::MAX) {
+                    return (Err(TrackError::Overflow { frame: f }), removed);
+                }
+            }
+            for f in a..=b {
+                *m.entry((dom, f)).or_insert(0) += 1;
+            }
+        }
+        Op::Unmap(dom, a, b) => {
+            for f in a..=b {
+                if !m.contains_key(&(dom, f)) {
+                    return (Err(TrackError::NotMapped { frame: f }), removed);
+                }
+            }
+            for f in a..=b {
+                let c = m.get_mut(&(dom, f)).expect("checked above");
+                *c -= 1;
+                if *c == 0 {
+                    m.remove(&(dom, f));
+                }
+            }
+        }
+        Op::Clear(dom, a, b) => {
+            for f in a..=b {
+                if let Some(c) = m.remove(&(dom, f)) {
+                    removed.insert((dom, f), c);
+                }
+            }
+        }
+    }
+    (Ok(()), removed)
+}
+
+fn apply_tracker(
+    t: &mut dyn Inspect,
+    op: Op,
+) -> Result<(Result<(), TrackError>, Model), TestCaseError> {
+    let mut removed = Model::new();
+    let r = match op {
+        Op::Map(dom, a, b) => t.map(d(dom), a, b),
+        Op::Unmap(dom, a, b) => t.unmap(d(dom), a, b),
+        Op::Clear(dom, a, b) => {
+            let mut prev: Option<u64> = None;
+            let mut ordered = true;
+            t.clear(d(dom), a, b, &mut |r| {
+                ordered &= prev.is_none_or(|p| p < r.first) && r.first >= a && r.last <= b;
+                prev = Some(r.last);
+                for f in r.first..=r.last {
+                    removed.insert((dom, f), r.count);
+                }
+            });
+            prop_assert!(ordered, "clear reported runs out of order or unclipped");
+            Ok(())
+        }
+    };
+    Ok((r, removed))
+}
+
+/// Drives all three trackers and the model in lockstep.
+fn run_lockstep(ops: &[Op], frames: u64, limit: Option<u64>) -> Result<(), TestCaseError> {
+    let mut ts: Vec<_> = TrackerKind::ALL.iter().map(|&k| make(k, limit)).collect();
+    let mut model = Model::new();
+    for &op in ops {
+        let mut agreed = None;
+        for t in ts.iter_mut() {
+            let before = dump(&**t, 0, frames)?;
+            let stats_before = t.stats();
+            // Under a page limit the trackers' states may differ (one failed
+            // where another did not), so each is judged from its own state.
+            let (want, want_removed) = apply_model(&mut before.clone(), op);
+            let (got, removed) = apply_tracker(&mut **t, op)?;
+            t.check().map_err(TestCaseError::fail)?;
+            let after = dump(&**t, 0, frames)?;
+            if got == Err(TrackError::NoMemory) {
+                prop_assert!(
+                    limit.is_some(),
+                    "{:?} ran out of memory without a limit",
+                    t.kind()
+                );
+                prop_assert_eq!(
+                    want,
+                    Ok(()),
+                    "{:?}: validation must come before allocation",
+                    t.kind()
+                );
+                prop_assert_eq!(
+                    &after,
+                    &before,
+                    "{:?}: failed {:?} changed the runs",
+                    t.kind(),
+                    op
+                );
+                prop_assert_eq!(
+                    t.stats().records,
+                    stats_before.records,
+                    "{:?}: failed {:?} changed records",
+                    t.kind(),
+                    op
+                );
+                continue;
+            }
+            prop_assert_eq!(got, want, "{:?} result of {:?}", t.kind(), op);
+            prop_assert_eq!(
+                &removed,
+                &want_removed,
+                "{:?} removed runs of {:?}",
+                t.kind(),
+                op
+            );
+            if got.is_err() {
+                prop_assert_eq!(
+                    &after,
+                    &before,
+                    "{:?}: failed {:?} changed the runs",
+                    t.kind(),
+                    op
+                );
+            }
+            let mut m2 = before.clone();
+            let _ = apply_model(&mut m2, op);
+            prop_assert_eq!(&after, &m2, "{:?} state after {:?}", t.kind(), op);
+            if limit.is_none() {
+                if let Some(a) = &agreed {
+                    prop_assert_eq!(a, &after, "trackers disagree after {:?}", op);
+                }
+            }
+            agreed = Some(after);
+        }
+        if limit.is_none() {
+            let _ = apply_model(&mut model, op);
+            for t in &ts {
+                prop_assert_eq!(&dump(&**t, 0, frames)?, &model);
+                // A sub-range query reports exactly the model's slice.
+                prop_assert_eq!(dump(&**t, 5, 20)?, model_slice(&model, 5, 20));
+            }
+        }
+    }
+    // Whole-domain clears leave nothing, and (past the kept spare slab and
+    // the extent tracker's spare record) return the pages.
+    for t in ts.iter_mut() {
+        for dom in 0..DOMS {
+            t.clear(d(dom), 0, u64::MAX >> 24, &mut |_| {});
+        }
+        prop_assert!(dump(&**t, 0, frames)?.is_empty());
+        t.check().map_err(TestCaseError::fail)?;
+        prop_assert!(
+            t.stats().pages <= 1,
+            "{:?} kept {} pages",
+            t.kind(),
+            t.stats().pages
+        );
+        prop_assert!(t.stats().records <= 1);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn trackers_match_model(ops in proptest::collection::vec(op_strategy(48, 12), 1..120)) {
+        run_lockstep(&ops, 48, None)?;
+    }
+
+    #[test]
+    fn failures_change_nothing(
+        ops in proptest::collection::vec(op_strategy(1500, 300), 1..80),
+        limit in 1u64..5,
+    ) {
+        run_lockstep(&ops, 1500, Some(limit))?;
+    }
+}
+
+#[test]
+fn extent_fragmentation_hits_the_limit_cleanly() {
+    // Every other frame mapped twice: 2 records per 2 frames; one page holds
+    // 84 extent records, so 2 pages run out.
+    let mut t = make(TrackerKind::SlabExtent, Some(2));
+    let dom = d(1);
+    t.map(dom, 0, 999).expect("one record");
+    let mut failed_at = None;
+    for f in (0..1000).step_by(2) {
+        let before = dump(&*t, 0, 1000).expect("dump");
+        match t.map(dom, f, f) {
+            Ok(()) => {}
+            Err(e) => {
+                assert_eq!(e, TrackError::NoMemory);
+                assert_eq!(dump(&*t, 0, 1000).expect("dump"), before);
+                failed_at = Some(f);
+                break;
+            }
+        }
+        t.check().expect("consistent");
+    }
+    let f = failed_at.expect("2 pages cannot hold 1000 records");
+    assert!(f > 100, "failed too early at {f}");
+    assert!(t.stats().pages <= 2);
+    // Unmapping and clearing still work at the limit (a clear inside one
+    // record uses the spare).
+    t.clear(dom, 1, 1, &mut |_| {});
+    t.check().expect("consistent");
+    t.clear(dom, 0, 999, &mut |_| {});
+    assert!(!t.any(dom, 0, 999));
+    t.check().expect("consistent");
+}
+
+#[test]
+fn overflow_is_reported_and_changes_nothing() {
+    for kind in TrackerKind::ALL {
+        let mut t = make(kind, None);
+        let dom = d(2);
+        t.map(dom, 10, 20).expect("fresh");
+        t.map(dom, 12, 13).expect("second use");
+        // Extent records hold 12..=13 together; per-page ones one each.
+        t.force_count(dom, 12, u32::MAX);
+        t.force_count(dom, 13, u32::MAX);
+        t.check().expect("still canonical");
+        let before = dump(&*t, 0, 30).expect("dump");
+        assert_eq!(
+            t.map(dom, 5, 25),
+            Err(TrackError::Overflow { frame: 12 }),
+            "{kind:?}"
+        );
+        assert_eq!(dump(&*t, 0, 30).expect("dump"), before, "{kind:?}");
+        assert_eq!(
+            t.unmap(dom, 9, 11),
+            Err(TrackError::NotMapped { frame: 9 }),
+            "{kind:?}"
+        );
+        assert_eq!(
+            t.unmap(dom, 15, 21),
+            Err(TrackError::NotMapped { frame: 21 }),
+            "{kind:?}"
+        );
+        assert_eq!(
+            t.unmap(d(0), 15, 15),
+            Err(TrackError::NotMapped { frame: 15 }),
+            "{kind:?}"
+        );
+        t.map(dom, 14, 20).expect("no overflow there");
+        assert_eq!(dump(&*t, 0, 30).expect("dump")[&(2, 14)], 2);
+    }
+}
+
+#[test]
+fn irq_lines_and_top_frames() {
+    let top = 0xff_ffff_ffff;
+    for kind in TrackerKind::ALL {
+        let mut t = new_tracker(kind);
+        t.map(DomId::DOM0, 1023, 1023).expect("irq line");
+        t.map(DomId::DOM0, top - 3, top).expect("top frames");
+        t.unmap(DomId::DOM0, top, top).expect("mapped");
+        let mut runs = Vec::new();
+        t.runs(DomId::DOM0, 0, top, &mut |r| runs.push(r));
+        assert_eq!(
+            runs,
+            [
+                Run {
+                    first: 1023,
+                    last: 1023,
+                    count: 1
+                },
+                Run {
+                    first: top - 3,
+                    last: top - 1,
+                    count: 1
+                }
+            ],
+            "{kind:?}"
+        );
+        assert!(t.any(DomId::DOM0, 1000, 1023));
+        assert!(!t.any(DomId::DOM0, 0, 1022));
+        assert_eq!(t.kind(), kind);
+    }
+}
+
+/// The numbers for the report: one contiguous mapping of 65,536 and of
+/// 262,144 frames with each tracker (`--nocapture` prints them).
+#[test]
+fn large_contiguous_mapping_costs() {
+    for n in [65_536u64, 262_144] {
+        for kind in TrackerKind::ALL {
+            let mut t = new_tracker(kind);
+            let base = 0x10_0000;
+            t.map(DomId::DOM0, base, base + n - 1).expect("unlimited");
+            let s = t.stats();
+            std::println!(
+                "{:>13} pages={:>7}: tracking_bytes={:>9} pages={:>5} records={:>6} record_bytes={:>9} allocations={:>6}",
+                kind.name(), n, t.tracking_bytes(), s.pages, s.records, s.record_bytes, s.allocations
+            );
+            match kind {
+                TrackerKind::SlabExtent => {
+                    assert!(s.records <= 2, "one record and the spare");
+                    assert!(t.tracking_bytes() <= 4096 + 256);
+                }
+                _ => assert_eq!(s.records, n),
+            }
+            let mut runs = Vec::new();
+            t.runs(DomId::DOM0, 0, u64::MAX >> 24, &mut |r| runs.push(r));
+            assert_eq!(
+                runs,
+                [Run {
+                    first: base,
+                    last: base + n - 1,
+                    count: 1
+                }]
+            );
+            t.unmap(DomId::DOM0, base, base + n - 1).expect("mapped");
+            assert!(!t.any(DomId::DOM0, 0, u64::MAX >> 24));
+            assert!(t.stats().pages <= 1);
+        }
+    }
+}
+
+#[test]
+fn every_tracker_fails_cleanly_at_its_limit() {
+    for kind in TrackerKind::ALL {
+        let mut t = make(kind, Some(1));
+        let dom = d(3);
+        t.map(dom, 100, 110).expect("fits in one page");
+        let before = (dump(&*t, 0, 6000).expect("dump"), t.stats().records);
+        let want = match kind {
+            TrackerKind::SlabExtent => Ok(()),
+            _ => Err(TrackError::NoMemory),
+        };
+        // 5,000 pages is one extent, but 5,000 per-page records need pages.
+        let got = t.map(dom, 0, 4999);
+        assert_eq!(got, want, "{kind:?}");
+        if got.is_err() {
+            assert_eq!(
+                (dump(&*t, 0, 6000).expect("dump"), t.stats().records),
+                before
+            );
+            assert_eq!(t.stats().pages, 1, "{kind:?} kept pages of the failed map");
+        }
+        t.check().expect("consistent");
+    }
+}
+
+#[test]
+fn extent_inner_clears_at_the_limit_stay_correct() {
+    let mut t = make(TrackerKind::SlabExtent, Some(1));
+    let dom = d(1);
+    t.map(dom, 10_000, 20_000).expect("one record");
+    let mut f = 0;
+    // Isolated frames until the one page (spare included) is full.
+    while t.map(dom, f, f).is_ok() {
+        f += 2;
+    }
+    assert_eq!(t.stats().pages, 1);
+    let mut removed = Vec::new();
+    // Uses the spare; refilling it fails.
+    t.clear(dom, 12_000, 12_010, &mut |r| removed.push(r));
+    // No spare: the one allocation allowed past the limit.
+    t.clear(dom, 15_000, 15_000, &mut |r| removed.push(r));
+    assert_eq!(
+        removed,
+        [
+            Run {
+                first: 12_000,
+                last: 12_010,
+                count: 1
+            },
+            Run {
+                first: 15_000,
+                last: 15_000,
+                count: 1
+            }
+        ]
+    );
+    t.check().expect("consistent");
+    let mut runs = Vec::new();
+    t.runs(dom, 10_000, 20_000, &mut |r| runs.push((r.first, r.last)));
+    assert_eq!(runs, [(10_000, 11_999), (12_011, 14_999), (15_001, 20_000)]);
+    assert_eq!(t.stats().pages, 2, "exceeded the limit by exactly one page");
+    // The page drawn past the limit has free slots, which later ops use;
+    // no further page is drawn.
+    t.map(dom, 30_000, 30_000)
+        .expect("free slots in the second page");
+    assert_eq!(t.stats().pages, 2);
+    t.check().expect("consistent");
+}
