@@ -895,3 +895,80 @@ pub fn describe_teardown(t: &Teardown) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(space: Space, a: u64, b: u64) -> UnitRange {
+        UnitRange::new(space, a, b).expect("valid range")
+    }
+
+    #[test]
+    fn teardowns_name_exactly_the_uses_ended() {
+        let mut a = Accountant::new(TrackerKind::SlabExtent);
+        let d1 = DomId::new(1).expect("valid");
+        a.create(d1).expect("fresh");
+        a.map(DomId::DOM0, r(Space::IoMem, 0x100, 0x10f)).expect("default right");
+        a.map(DomId::DOM0, r(Space::IoMem, 0x104, 0x105)).expect("twice");
+        let torn = a
+            .grant(d1, r(Space::IoMem, 0x104, 0x1ff), Mode::Exclusive, true)
+            .expect("forced");
+        let ended: Vec<(u64, u64, u32)> = torn.iter().map(|t| (t.first, t.last, t.count)).collect();
+        assert_eq!(ended, [(0x104, 0x105, 2), (0x106, 0x10f, 1)]);
+        assert!(torn.iter().all(|t| t.dom == DomId::DOM0 && t.space == Space::IoMem));
+        // dom0 keeps what was outside the grant.
+        assert_eq!(a.query(Space::IoMem, 0x103).expect("io").uses, [(DomId::DOM0, 1)]);
+        a.map(d1, r(Space::IoMem, 0x180, 0x181)).expect("granted");
+        a.grant(d1, r(Space::Irq, 11, 11), Mode::Shared, false).expect("free");
+        a.bind(d1, r(Space::Irq, 11, 11)).expect("granted");
+        let torn = a.destroy(d1).expect("exists");
+        assert_eq!(torn.len(), 2);
+        assert!(torn.contains(&TeardownItem {
+            dom: d1,
+            space: Space::Irq,
+            first: 11,
+            last: 11,
+            count: 1
+        }));
+        assert_eq!(a.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn whole_spaces_cost_a_handful_of_segments() {
+        let mut a = Accountant::new(TrackerKind::SlabExtent);
+        let d1 = DomId::new(1).expect("valid");
+        a.create(d1).expect("fresh");
+        for space in Space::ALL {
+            a.grant(d1, UnitRange::all(space), Mode::Exclusive, false)
+                .expect("all free");
+            assert_eq!(a.segments(space), 1);
+        }
+        // A million frames mapped at once: one extent record.
+        a.map(d1, r(Space::IoMem, 0x10_0000, 0x1f_ffff)).expect("held");
+        assert!(a.tracker_stats().records <= 2, "{:?}", a.tracker_stats());
+        assert!(a.tracking_bytes() <= 2 * 4096);
+        let rv = a.revoke(d1, UnitRange::all(Space::IoMem), false).expect("held");
+        assert!(rv.pending);
+        assert_eq!(a.segments(Space::IoMem), 3, "free | draining | free");
+        a.unmap(d1, r(Space::IoMem, 0x10_0000, 0x1f_ffff)).expect("mapped");
+        assert_eq!(a.segments(Space::IoMem), 1, "draining ended, merged back");
+        assert_eq!(a.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn port_checker_follows_grants_and_default_deny() {
+        let opts = BootOptions::parse("io_default=none dom0_ioports=0x60-0x64").expect("valid");
+        let mut a = Accountant::boot(&opts, TrackerKind::SlabExtent).expect("boots");
+        let c = a.port_checker();
+        assert!(c.check(0, 0x60, 4) && !c.check(0, 0x62, 4) && !c.check(0, 0x70, 1));
+        let d = DomId::new(7).expect("valid");
+        a.create(d).expect("fresh");
+        a.grant(d, r(Space::IoPort, 0x70, 0x71), Mode::Exclusive, false)
+            .expect("free");
+        assert!(c.check(7, 0x70, 2));
+        a.destroy(d).expect("exists");
+        assert!(!c.check(7, 0x70, 1), "destroy clears the bits");
+        assert_eq!(a.access(d, 0x70, 1), Err(Error::NoSuchDomain(d)));
+    }
+}
