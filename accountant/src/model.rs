@@ -44,6 +44,38 @@ use crate::ports::{PortChecker, PortTable};
 use crate::segs::SegMap;
 use crate::track::{new_tracker, Run, TrackError, Tracker, TrackerKind, TrackerStats};
 use crate::{DomId, Error, Mode, Space, UnitRange};
+use tracepoints::{tp, Kind, Outcome, Record};
+
+fn tp_space(s: Space) -> tracepoints::Space {
+    match s {
+        Space::IoPort => tracepoints::Space::IoPort,
+        Space::IoMem => tracepoints::Space::IoMem,
+        Space::Irq => tracepoints::Space::Irq,
+    }
+}
+
+fn tp_mode(m: Mode) -> tracepoints::Mode {
+    match m {
+        Mode::Exclusive => tracepoints::Mode::Exclusive,
+        Mode::Shared => tracepoints::Mode::Shared,
+    }
+}
+
+fn tp_outcome<T>(r: &Result<T, Error>) -> Outcome {
+    match r {
+        Ok(_) => Outcome::Ok,
+        Err(e) => Outcome::from_error_index(e.code() as u8).unwrap_or(Outcome::None),
+    }
+}
+
+/// A record for an operation on `r` by `dom` (`HYPERVISOR` for the hypervisor's own).
+fn op_record<T>(kind: Kind, dom: u16, r: Option<UnitRange>, res: &Result<T, Error>) -> Record {
+    let rec = Record::new(kind).domain(dom).outcome(tp_outcome(res));
+    match r {
+        Some(r) => rec.range(tp_space(r.space()), r.first(), r.last()),
+        None => rec,
+    }
+}
 
 /// The state of a run of units (one segment of a [`SegMap`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -389,6 +421,10 @@ impl Accountant {
     fn tear_down(&mut self, d: DomId, space: Space, first: u64, last: u64, out: &mut Teardown) {
         if let Some(t) = self.uses_mut(space) {
             t.clear(d, first, last, &mut |run: Run| {
+                tp!(Record::new(Kind::Teardown)
+                    .domain(d.get())
+                    .range(tp_space(space), run.first, run.last)
+                    .value(u64::from(run.count)));
                 out.push(TeardownItem {
                     dom: d,
                     space,
@@ -401,7 +437,7 @@ impl Accountant {
     }
 
     /// `create D`.
-    pub fn create(&mut self, d: DomId) -> Result<(), Error> {
+    fn create_op(&mut self, d: DomId) -> Result<(), Error> {
         if !self.domains.insert(d) {
             return Err(Error::DomainExists(d));
         }
@@ -410,7 +446,7 @@ impl Accountant {
 
     /// `destroy D`: ends every use (returned as the teardown), drops every
     /// grant, ends every draining. Domain 0 cannot be destroyed.
-    pub fn destroy(&mut self, d: DomId) -> Result<Teardown, Error> {
+    fn destroy_op(&mut self, d: DomId) -> Result<Teardown, Error> {
         if d == DomId::DOM0 {
             return Err(Error::NotPermitted(d));
         }
@@ -449,7 +485,7 @@ impl Accountant {
 
     /// `reserve SPACE R`: hypervisor reservation. Units already reserved are
     /// left as they are.
-    pub fn reserve(&mut self, r: UnitRange) -> Result<(), Error> {
+    fn reserve_op(&mut self, r: UnitRange) -> Result<(), Error> {
         self.not_ram(r)?;
         let mut worst = Worst::default();
         let t = self.uses(r.space());
@@ -485,7 +521,7 @@ impl Accountant {
     }
 
     /// `unreserve SPACE R`: lifts a reservation whose hypervisor use count is zero.
-    pub fn unreserve(&mut self, r: UnitRange) -> Result<(), Error> {
+    fn unreserve_op(&mut self, r: UnitRange) -> Result<(), Error> {
         self.not_ram(r)?;
         let mut worst = Worst::default();
         self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
@@ -505,7 +541,7 @@ impl Accountant {
     }
 
     /// `hvmap SPACE R`: one more use by the hypervisor of reserved units.
-    pub fn hvmap(&mut self, r: UnitRange) -> Result<(), Error> {
+    fn hvmap_op(&mut self, r: UnitRange) -> Result<(), Error> {
         self.not_ram(r)?;
         let mut worst = Worst::default();
         self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
@@ -521,7 +557,7 @@ impl Accountant {
     }
 
     /// `hvunmap SPACE R`: one less use by the hypervisor.
-    pub fn hvunmap(&mut self, r: UnitRange) -> Result<(), Error> {
+    fn hvunmap_op(&mut self, r: UnitRange) -> Result<(), Error> {
         self.not_ram(r)?;
         let mut worst = Worst::default();
         self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
@@ -539,7 +575,7 @@ impl Accountant {
     /// `grant D SPACE R MODE [force]`. With `force`, the default I/O
     /// domain's default-right uses of the range are torn down (and returned)
     /// instead of failing with `in-use`.
-    pub fn grant(
+    fn grant_op(
         &mut self,
         d: DomId,
         r: UnitRange,
@@ -604,7 +640,7 @@ impl Accountant {
 
     /// `revoke D SPACE R [force]`. Unused units are released at once; used
     /// ones drain (`pending`) or, with `force`, are torn down.
-    pub fn revoke(&mut self, d: DomId, r: UnitRange, force: bool) -> Result<Revoked, Error> {
+    fn revoke_op(&mut self, d: DomId, r: UnitRange, force: bool) -> Result<Revoked, Error> {
         self.need(d)?;
         self.not_ram(r)?;
         if let Some(unit) = self.segs(r).find_map(r.first(), r.last(), |s, _, u| {
@@ -702,25 +738,25 @@ impl Accountant {
 
     /// `map D iomem R`: one more mapping of every frame of `r`.
     /// `r` must be in `IoMem` (else `bad-range`).
-    pub fn map(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+    fn map_op(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         Self::want(r, Space::IoMem)?;
         self.add_use(d, r)
     }
 
     /// `unmap D iomem R`.
-    pub fn unmap(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+    fn unmap_op(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         Self::want(r, Space::IoMem)?;
         self.drop_use(d, r)
     }
 
     /// `bind D irq N`: one more binding of every line of `r` (in `Irq`).
-    pub fn bind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+    fn bind_op(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         Self::want(r, Space::Irq)?;
         self.add_use(d, r)
     }
 
     /// `unbind D irq N`.
-    pub fn unbind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+    fn unbind_op(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         Self::want(r, Space::Irq)?;
         self.drop_use(d, r)
     }
@@ -739,7 +775,7 @@ impl Accountant {
     /// `access D ioport P [W]`: whether one guest access of width `width`
     /// at `port` is allowed. Errors: `out-of-range` port, `bad-range` width,
     /// `no-such-domain`; a range past 0xffff is simply denied.
-    pub fn access(&self, d: DomId, port: u64, width: u64) -> Result<bool, Error> {
+    fn access_op(&self, d: DomId, port: u64, width: u64) -> Result<bool, Error> {
         if port > Space::IoPort.max_unit() {
             return Err(Error::OutOfRange { value: port });
         }
@@ -877,6 +913,157 @@ impl Accountant {
     }
 }
 
+/// The public operations: each runs the untraced operation and emits one
+/// tracepoint with its result and duration (one relaxed load when tracing
+/// is off; nothing at all without the `tracepoints` feature).
+impl Accountant {
+    /// `create D`: a new domain. Errors: `domain-exists`.
+    pub fn create(&mut self, d: DomId) -> Result<(), Error> {
+        let t0 = tracepoints::start();
+        let res = self.create_op(d);
+        tp!(op_record(Kind::Create, d.get(), None, &res).since(t0));
+        res
+    }
+
+    /// `destroy D`: ends every use (returned as the teardown, which the
+    /// hypervisor must carry out before it returns), drops every grant, ends
+    /// every draining. Errors: `not-permitted` (domain 0), `no-such-domain`.
+    pub fn destroy(&mut self, d: DomId) -> Result<Teardown, Error> {
+        let t0 = tracepoints::start();
+        let res = self.destroy_op(d);
+        tp!(op_record(Kind::Destroy, d.get(), None, &res).since(t0));
+        res
+    }
+
+    /// `reserve SPACE R`: hypervisor reservation; units already reserved
+    /// are left as they are. Errors: `not-io-memory`, `conflict`,
+    /// `draining`, `in-use`.
+    pub fn reserve(&mut self, r: UnitRange) -> Result<(), Error> {
+        let t0 = tracepoints::start();
+        let res = self.reserve_op(r);
+        tp!(op_record(Kind::Reserve, tracepoints::HYPERVISOR, Some(r), &res).since(t0));
+        res
+    }
+
+    /// `unreserve SPACE R`. Errors: `not-reserved`, `in-use` (hypervisor use count > 0).
+    pub fn unreserve(&mut self, r: UnitRange) -> Result<(), Error> {
+        let t0 = tracepoints::start();
+        let res = self.unreserve_op(r);
+        tp!(op_record(Kind::Unreserve, tracepoints::HYPERVISOR, Some(r), &res).since(t0));
+        res
+    }
+
+    /// `hvmap SPACE R`: the hypervisor's own use of reserved units. Errors: `not-reserved`.
+    pub fn hvmap(&mut self, r: UnitRange) -> Result<(), Error> {
+        let t0 = tracepoints::start();
+        let res = self.hvmap_op(r);
+        tp!(op_record(Kind::HvMap, tracepoints::HYPERVISOR, Some(r), &res).since(t0));
+        res
+    }
+
+    /// `hvunmap SPACE R`. Errors: `not-reserved`, `not-mapped`.
+    pub fn hvunmap(&mut self, r: UnitRange) -> Result<(), Error> {
+        let t0 = tracepoints::start();
+        let res = self.hvunmap_op(r);
+        tp!(op_record(Kind::HvUnmap, tracepoints::HYPERVISOR, Some(r), &res).since(t0));
+        res
+    }
+
+    /// `grant D SPACE R MODE [force]`. Errors: `reserved`, `conflict`,
+    /// `draining`, `in-use`; with `force` the default I/O domain's
+    /// default-right uses are torn down (and returned) instead of `in-use`.
+    pub fn grant(
+        &mut self,
+        d: DomId,
+        r: UnitRange,
+        mode: Mode,
+        force: bool,
+    ) -> Result<Teardown, Error> {
+        let t0 = tracepoints::start();
+        let res = self.grant_op(d, r, mode, force);
+        tp!(op_record(Kind::Grant, d.get(), Some(r), &res)
+            .mode(tp_mode(mode))
+            .forced(force)
+            .since(t0));
+        res
+    }
+
+    /// `revoke D SPACE R [force]`: unused units are released at once; used
+    /// ones drain (`pending`) or, with `force`, are torn down. Errors:
+    /// `not-granted`.
+    pub fn revoke(&mut self, d: DomId, r: UnitRange, force: bool) -> Result<Revoked, Error> {
+        let t0 = tracepoints::start();
+        let res = self.revoke_op(d, r, force);
+        tp!({
+            let rec = op_record(Kind::Revoke, d.get(), Some(r), &res).forced(force);
+            match &res {
+                Ok(rv) if rv.pending => rec.outcome(Outcome::Pending),
+                _ => rec,
+            }
+            .since(t0)
+        });
+        res
+    }
+
+    /// `map D iomem R`: one more mapping of every frame. Errors:
+    /// `reserved`, `draining`, `not-granted`; `bad-range` if `r` is not iomem.
+    pub fn map(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        let t0 = tracepoints::start();
+        let res = self.map_op(d, r);
+        tp!(op_record(Kind::Map, d.get(), Some(r), &res).since(t0));
+        res
+    }
+
+    /// `unmap D iomem R`; a unit `D` drains stops draining at its last unmap.
+    /// Errors: `not-mapped`.
+    pub fn unmap(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        let t0 = tracepoints::start();
+        let res = self.unmap_op(d, r);
+        tp!(op_record(Kind::Unmap, d.get(), Some(r), &res).since(t0));
+        res
+    }
+
+    /// `bind D irq N`: one more binding of every line of `r`. Errors:
+    /// `reserved`, `draining`, `not-granted`; `bad-range` if `r` is not irq.
+    pub fn bind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        let t0 = tracepoints::start();
+        let res = self.bind_op(d, r);
+        tp!(op_record(Kind::Bind, d.get(), Some(r), &res).since(t0));
+        res
+    }
+
+    /// `unbind D irq N`. Errors: `not-bound`.
+    pub fn unbind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        let t0 = tracepoints::start();
+        let res = self.unbind_op(d, r);
+        tp!(op_record(Kind::Unbind, d.get(), Some(r), &res).since(t0));
+        res
+    }
+
+    /// `access D ioport P [W]`: whether one guest access of `width` (1, 2,
+    /// 4) at `port` is allowed. Errors: `out-of-range` port, `bad-range`
+    /// width, `no-such-domain`; a range past 0xffff is simply denied.
+    pub fn access(&self, d: DomId, port: u64, width: u64) -> Result<bool, Error> {
+        let res = self.access_op(d, port, width);
+        tp!({
+            let rec = Record::new(Kind::PortCheck)
+                .domain(d.get())
+                .range(
+                    tracepoints::Space::IoPort,
+                    port,
+                    port.saturating_add(width.saturating_sub(1)),
+                )
+                .width(width as u8);
+            match &res {
+                Ok(true) => rec.outcome(Outcome::Allow),
+                Ok(false) => rec.outcome(Outcome::Deny),
+                Err(_) => rec.outcome(tp_outcome(&res)),
+            }
+        });
+        res
+    }
+}
+
 /// A short human-readable summary of a teardown, for replay output.
 pub fn describe_teardown(t: &Teardown) -> String {
     use core::fmt::Write;
@@ -909,18 +1096,26 @@ mod tests {
         let mut a = Accountant::new(TrackerKind::SlabExtent);
         let d1 = DomId::new(1).expect("valid");
         a.create(d1).expect("fresh");
-        a.map(DomId::DOM0, r(Space::IoMem, 0x100, 0x10f)).expect("default right");
-        a.map(DomId::DOM0, r(Space::IoMem, 0x104, 0x105)).expect("twice");
+        a.map(DomId::DOM0, r(Space::IoMem, 0x100, 0x10f))
+            .expect("default right");
+        a.map(DomId::DOM0, r(Space::IoMem, 0x104, 0x105))
+            .expect("twice");
         let torn = a
             .grant(d1, r(Space::IoMem, 0x104, 0x1ff), Mode::Exclusive, true)
             .expect("forced");
         let ended: Vec<(u64, u64, u32)> = torn.iter().map(|t| (t.first, t.last, t.count)).collect();
         assert_eq!(ended, [(0x104, 0x105, 2), (0x106, 0x10f, 1)]);
-        assert!(torn.iter().all(|t| t.dom == DomId::DOM0 && t.space == Space::IoMem));
+        assert!(torn
+            .iter()
+            .all(|t| t.dom == DomId::DOM0 && t.space == Space::IoMem));
         // dom0 keeps what was outside the grant.
-        assert_eq!(a.query(Space::IoMem, 0x103).expect("io").uses, [(DomId::DOM0, 1)]);
+        assert_eq!(
+            a.query(Space::IoMem, 0x103).expect("io").uses,
+            [(DomId::DOM0, 1)]
+        );
         a.map(d1, r(Space::IoMem, 0x180, 0x181)).expect("granted");
-        a.grant(d1, r(Space::Irq, 11, 11), Mode::Shared, false).expect("free");
+        a.grant(d1, r(Space::Irq, 11, 11), Mode::Shared, false)
+            .expect("free");
         a.bind(d1, r(Space::Irq, 11, 11)).expect("granted");
         let torn = a.destroy(d1).expect("exists");
         assert_eq!(torn.len(), 2);
@@ -945,13 +1140,17 @@ mod tests {
             assert_eq!(a.segments(space), 1);
         }
         // A million frames mapped at once: one extent record.
-        a.map(d1, r(Space::IoMem, 0x10_0000, 0x1f_ffff)).expect("held");
+        a.map(d1, r(Space::IoMem, 0x10_0000, 0x1f_ffff))
+            .expect("held");
         assert!(a.tracker_stats().records <= 2, "{:?}", a.tracker_stats());
         assert!(a.tracking_bytes() <= 2 * 4096);
-        let rv = a.revoke(d1, UnitRange::all(Space::IoMem), false).expect("held");
+        let rv = a
+            .revoke(d1, UnitRange::all(Space::IoMem), false)
+            .expect("held");
         assert!(rv.pending);
         assert_eq!(a.segments(Space::IoMem), 3, "free | draining | free");
-        a.unmap(d1, r(Space::IoMem, 0x10_0000, 0x1f_ffff)).expect("mapped");
+        a.unmap(d1, r(Space::IoMem, 0x10_0000, 0x1f_ffff))
+            .expect("mapped");
         assert_eq!(a.segments(Space::IoMem), 1, "draining ended, merged back");
         assert_eq!(a.check_invariants(), Ok(()));
     }

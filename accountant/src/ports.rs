@@ -275,8 +275,31 @@ impl PortChecker {
     /// Whether `dom` may access `width` ports from `port` (width 1, 2 or 4;
     /// any other width, or a range past 0xffff, is denied). Lock-free, no
     /// allocation, a fixed number of loads.
+    ///
+    /// Emits a `PortCheck` tracepoint (one relaxed load when tracing is off).
     #[inline]
     pub fn check(&self, dom: u16, port: u16, width: u8) -> bool {
+        let allowed = self.table.check(dom, port, width);
+        tracepoints::tp!(tracepoints::Record::new(tracepoints::Kind::PortCheck)
+            .domain(dom)
+            .range(
+                tracepoints::Space::IoPort,
+                u64::from(port),
+                u64::from(port) + u64::from(width.max(1)) - 1
+            )
+            .width(width)
+            .outcome(if allowed {
+                tracepoints::Outcome::Allow
+            } else {
+                tracepoints::Outcome::Deny
+            }));
+        allowed
+    }
+
+    /// The same check without the tracepoint: for measuring what the
+    /// tracepoint costs, and for callers that trace the access themselves.
+    #[inline]
+    pub fn check_untraced(&self, dom: u16, port: u16, width: u8) -> bool {
         self.table.check(dom, port, width)
     }
 }

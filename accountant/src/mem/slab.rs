@@ -298,6 +298,19 @@ impl SlabCache {
         self.trim_unreserved();
     }
 
+    /// Returns empty slabs until at most `pages` remain (or no empty slab
+    /// is left): how an operation that failed midway gives back exactly the
+    /// pages it drew.
+    pub fn trim_to(&mut self, pages: u64) {
+        self.reserved = 0;
+        while self.counts.iter().sum::<u64>() > pages {
+            match self.lists[LIST_EMPTY as usize] {
+                Some(s) => self.release(s),
+                None => break,
+            }
+        }
+    }
+
     fn trim_unreserved(&mut self) {
         while self.counts[LIST_EMPTY as usize] > KEEP_EMPTY
             && self.free_objects >= self.reserved + u64::from(self.capacity)
@@ -547,6 +560,11 @@ impl<T> Slab<T> {
     /// See [`SlabCache::trim`].
     pub fn trim(&mut self) {
         self.cache.trim()
+    }
+
+    /// See [`SlabCache::trim_to`].
+    pub fn trim_to(&mut self, pages: u64) {
+        self.cache.trim_to(pages)
     }
 
     /// Statistics.

@@ -58,6 +58,8 @@ pub(crate) trait RecordPool {
     fn stats(&self) -> TrackerStats;
     /// Returns idle pages after an operation.
     fn trim(&mut self) {}
+    /// Returns idle pages until at most `pages` remain (rollback).
+    fn trim_to(&mut self, _pages: u64) {}
     /// Verifies the allocator's own bookkeeping (tests).
     #[cfg(test)]
     fn check_pool(&self) -> Result<(), &'static str>;
@@ -168,6 +170,7 @@ impl<P: RecordPool> Tracker for PerPage<P> {
         }
         // Allocate every new record up front (chained through their unused
         // links), so that running out changes nothing.
+        let pages_before = self.pool.stats().pages;
         let mut chain: Option<NonNull<PageRec>> = None;
         for _ in 0..need {
             match self.pool.alloc(PageRec::new(0)) {
@@ -178,7 +181,7 @@ impl<P: RecordPool> Tracker for PerPage<P> {
                         // never linked.
                         unsafe { self.pool.free(p) };
                     }
-                    self.pool.trim();
+                    self.pool.trim_to(pages_before);
                     return Err(TrackError::NoMemory);
                 }
             }

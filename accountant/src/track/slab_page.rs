@@ -53,6 +53,10 @@ impl RecordPool for SlabPool {
     fn trim(&mut self) {
         self.0.trim();
     }
+
+    fn trim_to(&mut self, pages: u64) {
+        self.0.trim_to(pages);
+    }
 }
 
 /// The `slab-page` tracker.
