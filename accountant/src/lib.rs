@@ -55,3 +55,12 @@ pub use model::{Accountant, Revoked, Teardown, TeardownItem, UnitInfo, Violation
 pub use ports::PortChecker;
 pub use track::{Run, TrackError, Tracker, TrackerKind, TrackerStats};
 pub use types::{DomId, Error, ErrorCode, Mode, Space, UnitRange, MAX_DOMID};
+
+// The hypervisor keeps the accountant behind a mutex and hands each vCPU
+// thread a checker: these must stay true.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn send_sync<T: Send + Sync>() {}
+    send::<Accountant>();
+    send_sync::<PortChecker>();
+};

@@ -186,8 +186,10 @@ pub trait Tracker {
     /// possibly reported separately.
     fn runs(&self, dom: DomId, first: u64, last: u64, f: &mut dyn FnMut(Run));
     /// Removes every use `dom` has within `first..=last`, calling `f` for each
-    /// removed run (clipped to the range) before returning. Never allocates
-    /// more than it frees, so cannot fail.
+    /// removed run (clipped to the range) before returning. Cannot fail, so
+    /// that a teardown always completes: clearing the middle of an extent
+    /// splits it in two, and `slab-extent` keeps one spare record for that,
+    /// exceeding a page limit by at most one page if it must.
     fn clear(&mut self, dom: DomId, first: u64, last: u64, f: &mut dyn FnMut(Run));
     /// Whether `dom` maps any frame within `first..=last`.
     fn any(&self, dom: DomId, first: u64, last: u64) -> bool {
