@@ -1,1 +1,101 @@
-//! hv: see ARCHITECTURE.md.
+//! hv: a minimal hypervisor over `/dev/kvm` in which the ioacct accountant
+//! decides every guest I/O (SPEC section 4, `hv/`).
+//!
+//! Each domain is a KVM VM with its own guest RAM and one vCPU thread,
+//! running a small program assembled in Rust ([`programs`]) in 64-bit long
+//! mode at CPL3 (CS `0x1b`, SS/DS `0x23`, the U bit at every paging level,
+//! RFLAGS.IOPL = 3, no `hlt`: programs end with an `out` to the done port).
+//!
+//! # How guest I/O reaches the accountant
+//!
+//! * **Port I/O** exits ([`exit::Exit::IoIn`]/[`exit::Exit::IoOut`]) are
+//!   checked per access by the accountant's lock-free port checker
+//!   ([`acct::Checker`]): allowed → the device model ([`platform`]); denied →
+//!   reads all ones, writes dropped, counted per domain. On PVM (this
+//!   project's machines) the platform forces IOPL to 0, so a CPL3 `in`/`out`
+//!   raises #GP; the guest's #GP stub hands it to the hypervisor, which
+//!   decodes and completes it ([`pvio`]) — the same typed exit, one extra
+//!   trip through the emulated ring 0. On VT-x/AMD-V IOPL=3 is honoured and
+//!   the instruction exits directly.
+//! * **I/O memory** is mapped into the guest directly with KVM memslots (no
+//!   exit per access); contiguous frames share a slot, the slot limit is
+//!   respected, unmap and teardown delete or split slots before the
+//!   operation returns ([`memslot`]). An access to a frame the domain does
+//!   not map exits as MMIO and is denied.
+//! * **Interrupts** reach every domain bound to the line as pending bits in
+//!   its event page (Xen event-channel style), which the guest polls or
+//!   blocks on with the `BLOCK` hypercall.
+//! * **Hypercalls** ([`hypercall`]): map/unmap I/O memory, bind/unbind lines,
+//!   query, block, domid. Hostile arguments get a status code, nothing else.
+//!
+//! With [`acct::Accounting::Off`] the hypervisor behaves as Xen does today
+//! (per-domain permissions, no exclusivity, revocation leaves mappings), so
+//! the problem can be shown (`cargo xtask scenario seed`).
+//!
+//! # Using it, step by step
+//!
+//! 1. Boot with a Xen-style boot line; the platform's reserved devices come
+//!    from it (the default is [`platform::SEED_BOOT`]).
+//! 2. Create a domain with a guest program, paused so that grants land
+//!    before it runs.
+//! 3. Grant it device A's ports and start it; its port accesses now reach
+//!    device A, whose per-domain counters are the evidence.
+//! 4. Destroy it: every use ends and the VM is gone before the call returns.
+//!
+//! ```
+//! use accountant::{DomId, Mode, Space, UnitRange};
+//! use hv::hv::{Config, Hypervisor};
+//! use std::time::Duration;
+//!
+//! if !hv::host::require_kvm("crate example") {
+//!     return;
+//! }
+//! // 1.
+//! let hv = Hypervisor::boot(Config { fb_bytes: 16 << 20, ..Config::default() }).unwrap();
+//! // 2. Ten `in al, 0x300`, each timed by the guest.
+//! let d1 = DomId::new(1).unwrap();
+//! let prog = hv::programs::port_loop(0x300, 10).unwrap();
+//! hv.create_domain_paused(d1, &prog, hv::layout::DEFAULT_RAM).unwrap();
+//! // 3.
+//! let ports = UnitRange::new(Space::IoPort, 0x300, 0x307).unwrap();
+//! hv.grant(d1, ports, Mode::Exclusive, false).unwrap();
+//! hv.start(d1).unwrap();
+//! assert_eq!(hv.wait(d1, Duration::from_secs(30)), Some(hv::exit::StopReason::Done(0)));
+//! assert_eq!(hv.device_a_counters()[&1].port_reads, 10);
+//! // 4.
+//! hv.destroy_domain(d1).unwrap();
+//! ```
+//!
+//! # Measuring
+//!
+//! [`workloads`] returns raw samples (ns) for `cargo xtask bench`: PIO exit
+//! round trip with accounting on/off and N framebuffer pages tracked, bind
+//! time, forced-revoke time, each beside the bare KVM cost of the same step.
+//! [`host::detect`] records whether the host is PVM, VT-x or AMD-V.
+//!
+//! # Code map
+//!
+//! * [`hv`] — [`hv::Hypervisor`]: control plane (create, destroy, grant,
+//!   revoke, reserve, map, bind, raise), domains, the exit environment.
+//! * [`vcpu`] — the thin vCPU loop; [`exit`] — typed exits and the pure
+//!   [`exit::handle_exit`].
+//! * [`vm`], [`guest`], [`layout`], [`mem`] — building a CPL3 long-mode VM.
+//! * [`acct`] — the only module that touches the accountant's API.
+
+#![deny(missing_docs)]
+
+pub mod acct;
+pub mod exit;
+pub mod guest;
+pub mod host;
+pub mod hv;
+pub mod hypercall;
+pub mod layout;
+pub mod mem;
+pub mod memslot;
+pub mod platform;
+pub mod programs;
+pub mod pvio;
+pub mod vcpu;
+pub mod vm;
+pub mod workloads;

@@ -16,6 +16,7 @@ tasks:
   gate [--baseline FILE] [--results FILE]  fail on a regression against the baseline
   replay FILE [--tracker NAME] [--trace OUT.json]  replay an accountant trace (SPEC section 3)
   scenario seed [--accounting on|off]   the original proposal's scenario on real guests
+  scenario trace FILE [--accounting on|off]  apply a trace through the hypervisor, check its #=> lines
 ";
 
 fn main() -> ExitCode {

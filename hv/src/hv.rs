@@ -1,0 +1,1033 @@
+//! The hypervisor: domains (KVM VMs), the platform, and the control plane
+//! through which the accountant decides every grant, map, bind and access.
+//!
+//! Lock order (outer first): control plane (`cp`, the accountant) → the
+//! domain table → a domain's slot table; the irq binding table is taken
+//! either alone or before the domain table, never while the domain table is
+//! held. vCPU threads take the control plane only for hypercalls, which are
+//! outside their in-flight sections, so the control plane may wait for
+//! in-flight port accesses ([`VcpuCtl::quiesce`]) while holding it.
+
+use crate::acct::{errno_of, Accounting, Acct, Checker};
+use crate::exit::{ExitEnv, MmioOutcome, StopReason};
+use crate::guest::Program;
+use crate::host::HostInfo;
+use crate::hypercall::{self, Op, Rejected};
+use crate::layout;
+use crate::mem::{MemError, PAGE_SIZE};
+use crate::memslot::{SlotOps, SlotTable};
+use crate::platform::{self, DeviceCounters, Platform, PortEffect};
+use crate::vcpu::{self, VcpuCtl};
+use crate::vm::{GuestVm, VmError};
+use accountant::{DomId, Error, Mode, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange};
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Hypervisor configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Accountant in charge (default) or Xen's behaviour.
+    pub accounting: Accounting,
+    /// Xen-style boot line (SPEC section 2). Default: [`platform::SEED_BOOT`].
+    pub boot_line: String,
+    /// MMIO tracker of the accountant.
+    pub tracker: TrackerKind,
+    /// Framebuffer BAR size in bytes (default 256 MiB; several GiB work:
+    /// it is reserved lazily). The guest page tables must map it, which
+    /// bounds it at `MAX_MAPPED_GIB - 4` GiB.
+    pub fb_bytes: u64,
+    /// Guest RAM per domain (default 4 MiB).
+    pub ram_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            accounting: Accounting::On,
+            boot_line: platform::SEED_BOOT.to_string(),
+            tracker: TrackerKind::SlabExtent,
+            fb_bytes: platform::DEFAULT_FB_BYTES,
+            ram_bytes: layout::DEFAULT_RAM,
+        }
+    }
+}
+
+/// A failed hypervisor operation; nothing changed unless stated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HvError {
+    /// The accountant refused.
+    Acct(Error),
+    /// The boot line or configuration is bad.
+    Boot(String),
+    /// `/dev/kvm` is missing or unusable.
+    NoKvm(i32),
+    /// Building or changing a VM failed.
+    Vm(VmError),
+    /// Host memory could not be mapped.
+    Mem(MemError),
+    /// The domain has no VM.
+    NoVm(DomId),
+    /// The domain already has a VM.
+    VmExists(DomId),
+    /// The range is of the wrong space for the operation.
+    WrongSpace(Space),
+}
+
+impl HvError {
+    /// The accountant's error code, if the accountant refused.
+    pub fn acct_code(&self) -> Option<accountant::ErrorCode> {
+        match self {
+            HvError::Acct(e) => Some(e.code()),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for HvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HvError::Acct(e) => write!(f, "{e}"),
+            HvError::Boot(m) => write!(f, "boot: {m}"),
+            HvError::NoKvm(e) => write!(f, "/dev/kvm unusable: errno {e}"),
+            HvError::Vm(e) => write!(f, "vm: {e}"),
+            HvError::Mem(e) => write!(f, "{e}"),
+            HvError::NoVm(d) => write!(f, "{d} has no VM"),
+            HvError::VmExists(d) => write!(f, "{d} already has a VM"),
+            HvError::WrongSpace(s) => write!(f, "operation does not take {s}"),
+        }
+    }
+}
+
+impl std::error::Error for HvError {}
+
+impl From<Error> for HvError {
+    fn from(e: Error) -> Self {
+        HvError::Acct(e)
+    }
+}
+impl From<VmError> for HvError {
+    fn from(e: VmError) -> Self {
+        HvError::Vm(e)
+    }
+}
+
+/// Per-domain counters kept by the hypervisor.
+#[derive(Debug, Default)]
+struct Stats {
+    denied_ports: AtomicU64,
+    denied_mmio: AtomicU64,
+    slow_mmio: AtomicU64,
+    hypercalls: AtomicU64,
+    hypercall_errors: AtomicU64,
+    bad_hypercalls: AtomicU64,
+    events: AtomicU64,
+}
+
+/// A snapshot of a domain's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DomainStats {
+    /// Port accesses the accountant denied (reads gave all ones, writes dropped).
+    pub denied_ports: u64,
+    /// Accesses to guest-physical memory the domain does not map (denied).
+    pub denied_mmio: u64,
+    /// Accesses to mapped frames that had no memslot, served by the
+    /// hypervisor from the backing.
+    pub slow_mmio: u64,
+    /// Hypercalls made.
+    pub hypercalls: u64,
+    /// Hypercalls that returned a non-zero status.
+    pub hypercall_errors: u64,
+    /// Malformed uses of the hypercall port.
+    pub bad_hypercalls: u64,
+    /// Interrupt events delivered to its event page.
+    pub events: u64,
+    /// Exits handled by its vCPU.
+    pub exits: u64,
+    /// KVM memslots it uses for I/O memory.
+    pub io_slots: usize,
+}
+
+struct Domain {
+    id: DomId,
+    slots: Mutex<SlotTable>,
+    ctl: VcpuCtl,
+    stats: Stats,
+    wake: Mutex<u64>,
+    cv: Condvar,
+    vcpu: Mutex<Option<VcpuFd>>,
+    thread: Mutex<Option<JoinHandle<StopReason>>>,
+    outcome: Mutex<Option<StopReason>>,
+    tsc_khz: u32,
+    /// The VM and its RAM (`GuestVm` drops the VM fd, and with it every
+    /// memslot, before the RAM). Memslots also point into platform memory,
+    /// which `Shared` drops only after its domain table.
+    gvm: GuestVm,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every structure behind these locks is updated in single steps that
+    // keep it consistent, so a panic elsewhere does not make it unusable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Domain {
+    fn events_pending(&self) -> bool {
+        (0..16).any(|i| {
+            self.gvm
+                .ram
+                .read_u64(layout::EVTCHN_PAGE + 8 * i)
+                .is_some_and(|w| w != 0)
+        })
+    }
+
+    fn wake(&self) {
+        let mut g = lock(&self.wake);
+        *g = g.wrapping_add(1);
+        self.cv.notify_all();
+    }
+
+    fn stop(&self) {
+        if lock(&self.vcpu).take().is_some() {
+            // Never started.
+            self.ctl.mark_finished();
+            return;
+        }
+        self.ctl.request_stop();
+        self.ctl.stop_and_wait(|| self.wake());
+    }
+
+    fn join(&self) -> Option<StopReason> {
+        if let Some(h) = lock(&self.thread).take() {
+            if let Ok(r) = h.join() {
+                *lock(&self.outcome) = Some(r);
+            }
+        }
+        *lock(&self.outcome)
+    }
+
+    fn snapshot(&self) -> DomainStats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DomainStats {
+            denied_ports: l(&self.stats.denied_ports),
+            denied_mmio: l(&self.stats.denied_mmio),
+            slow_mmio: l(&self.stats.slow_mmio),
+            hypercalls: l(&self.stats.hypercalls),
+            hypercall_errors: l(&self.stats.hypercall_errors),
+            bad_hypercalls: l(&self.stats.bad_hypercalls),
+            events: l(&self.stats.events),
+            exits: self.ctl.exits(),
+            io_slots: lock(&self.slots).slot_count(),
+        }
+    }
+}
+
+/// Memslot changes on one VM (of domain `.1`, for tracepoints).
+struct KvmSlots<'a>(&'a VmFd, u16);
+
+fn slot_record(
+    kind: tracepoints::Kind,
+    dom: u16,
+    id: u32,
+    first: u64,
+    last: u64,
+    r: &Result<(), i32>,
+) -> tracepoints::Record {
+    tracepoints::Record::new(kind)
+        .domain(dom)
+        .range(tracepoints::Space::GuestMem, first, last)
+        .extra(id as u64)
+        .value(r.err().map_or(0, |e| e as u64))
+}
+
+impl SlotOps for KvmSlots<'_> {
+    fn add(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32> {
+        let t0 = tracepoints::start();
+        let r = self.add_raw(id, first, last, host);
+        tracepoints::tp!(
+            slot_record(tracepoints::Kind::MemslotAdd, self.1, id, first, last, &r).since(t0)
+        );
+        r
+    }
+
+    fn del(&mut self, id: u32, first: u64, last: u64) -> Result<(), i32> {
+        let t0 = tracepoints::start();
+        let r = self.del_raw(id, first);
+        tracepoints::tp!(slot_record(
+            tracepoints::Kind::MemslotDelete,
+            self.1,
+            id,
+            first,
+            last,
+            &r
+        )
+        .since(t0));
+        r
+    }
+}
+
+impl KvmSlots<'_> {
+    fn add_raw(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32> {
+        let region = kvm_userspace_memory_region {
+            slot: id,
+            flags: 0,
+            guest_phys_addr: first * PAGE_SIZE,
+            memory_size: (last - first + 1) * PAGE_SIZE,
+            userspace_addr: host,
+        };
+        // SAFETY: `host` comes from `Platform`'s `Backings` impl: it is
+        // inside a platform `HostMem` region with at least `last - first + 1`
+        // pages from it (the slot table never crosses `region_last`). The
+        // platform outlives every VM (`Shared` drops its domain table, and
+        // with it every VmFd, before the platform).
+        unsafe { self.0.set_user_memory_region(region) }.map_err(|e| e.errno())
+    }
+
+    fn del_raw(&mut self, id: u32, first: u64) -> Result<(), i32> {
+        let region = kvm_userspace_memory_region {
+            slot: id,
+            flags: 0,
+            guest_phys_addr: first * PAGE_SIZE,
+            memory_size: 0,
+            userspace_addr: 0,
+        };
+        // SAFETY: a zero-size region deletes the slot; no host memory is
+        // handed to KVM.
+        unsafe { self.0.set_user_memory_region(region) }.map_err(|e| e.errno())
+    }
+}
+
+struct Shared {
+    // Field order is drop order: domains (VMs, memslots into platform
+    // memory) before the platform.
+    domains: RwLock<BTreeMap<u16, Arc<Domain>>>,
+    cp: Mutex<Acct>,
+    irqs: Mutex<BTreeMap<u32, BTreeMap<u16, u32>>>,
+    checker: Checker,
+    platform: Platform,
+    kvm: Kvm,
+    host: HostInfo,
+    cfg: Config,
+    map_gib: u64,
+    max_slots: u32,
+}
+
+/// The hypervisor. Dropping it stops every vCPU and frees every VM.
+pub struct Hypervisor {
+    sh: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Hypervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hypervisor")
+            .field("accounting", &self.sh.cfg.accounting)
+            .field("host", &self.sh.host.kind)
+            .finish()
+    }
+}
+
+struct Env<'a> {
+    sh: &'a Shared,
+    dom: &'a Domain,
+}
+
+impl ExitEnv for Env<'_> {
+    fn port_allowed(&self, port: u16, size: u8) -> bool {
+        self.sh.checker.check(self.dom.id.get(), port, size)
+    }
+    fn port_read(&mut self, port: u16, _size: u8) -> Option<u32> {
+        self.sh.platform.port_read(self.dom.id.get(), port)
+    }
+    fn port_write(&mut self, port: u16, _size: u8, data: u32) {
+        if let PortEffect::RaiseIrq(irq) =
+            self.sh.platform.port_write(self.dom.id.get(), port, data)
+        {
+            self.sh.raise_irq(irq);
+        }
+    }
+    fn port_denied(&mut self, _port: u16, _size: u8, _write: bool) {
+        self.dom.stats.denied_ports.fetch_add(1, Ordering::Relaxed);
+    }
+    fn hypercall(&mut self) -> u32 {
+        self.sh.hypercall(self.dom)
+    }
+    fn bad_hypercall(&mut self) {
+        self.dom
+            .stats
+            .bad_hypercalls
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    fn mmio_read(&mut self, gpa: u64, len: u8) -> MmioOutcome {
+        self.sh.mmio(self.dom, gpa, len, None)
+    }
+    fn mmio_write(&mut self, gpa: u64, len: u8, data: [u8; 8]) -> MmioOutcome {
+        self.sh.mmio(self.dom, gpa, len, Some(data))
+    }
+    fn stop_requested(&self) -> bool {
+        self.dom.ctl.stop_requested()
+    }
+    fn domain(&self) -> u16 {
+        self.dom.id.get()
+    }
+}
+
+impl Shared {
+    fn domain(&self, d: DomId) -> Option<Arc<Domain>> {
+        self.domains
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&d.get())
+            .cloned()
+    }
+
+    fn all_domains(&self) -> Vec<Arc<Domain>> {
+        self.domains
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn quiesce_all(&self) {
+        for d in self.all_domains() {
+            d.ctl.quiesce();
+        }
+    }
+
+    fn mmio(&self, dom: &Domain, gpa: u64, len: u8, write: Option<[u8; 8]>) -> MmioOutcome {
+        let frame = gpa / PAGE_SIZE;
+        let off = gpa % PAGE_SIZE;
+        let n = len as u64;
+        let slots = lock(&dom.slots);
+        let target = ((1..=8).contains(&n) && off + n <= PAGE_SIZE)
+            .then(|| slots.resolve(frame, &self.platform))
+            .flatten()
+            .and_then(|_| self.platform.backing_mem(frame));
+        let Some((mem, base)) = target else {
+            dom.stats.denied_mmio.fetch_add(1, Ordering::Relaxed);
+            return MmioOutcome::Denied;
+        };
+        dom.stats.slow_mmio.fetch_add(1, Ordering::Relaxed);
+        let mut b = [0u8; 8];
+        let ok = match write {
+            Some(data) => mem.write(base + off, &data[..len as usize]),
+            None => mem.read(base + off, &mut b[..len as usize]),
+        };
+        drop(slots);
+        match ok {
+            Some(()) => MmioOutcome::Served(b),
+            None => MmioOutcome::Denied,
+        }
+    }
+
+    fn raise_irq(&self, irq: u32) -> usize {
+        let irqs = lock(&self.irqs);
+        let Some(binders) = irqs.get(&irq) else {
+            return 0;
+        };
+        let word = layout::EVTCHN_PAGE + 8 * (irq as u64 / 64);
+        let bit = 1u64 << (irq % 64);
+        let mut n = 0;
+        for d in binders.keys() {
+            let Ok(id) = DomId::new(*d as u64) else {
+                continue;
+            };
+            if let Some(dom) = self.domain(id) {
+                if dom.gvm.ram.fetch_or_u64(word, bit).is_some() {
+                    dom.stats.events.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+                dom.wake();
+            }
+        }
+        n
+    }
+
+    fn block(&self, dom: &Domain, us: u64) -> u32 {
+        let deadline = Instant::now() + Duration::from_micros(us);
+        let mut g = lock(&dom.wake);
+        loop {
+            if dom.events_pending() {
+                return 0;
+            }
+            let now = Instant::now();
+            if dom.ctl.stop_requested() || now >= deadline {
+                return hypercall::E_TIMEOUT;
+            }
+            g = dom
+                .cv
+                .wait_timeout(g, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn hypercall(&self, dom: &Domain) -> u32 {
+        let t0 = tracepoints::start();
+        dom.stats.hypercalls.fetch_add(1, Ordering::Relaxed);
+        let raw_op = dom.gvm.ram.read_u64(layout::HCALL_BLOCK).unwrap_or(0);
+        let (status, failed) = match Op::read(&dom.gvm.ram) {
+            Err(Rejected(s)) => (s, true),
+            Ok(Op::DomId) => (dom.id.get() as u32, false),
+            Ok(op) => {
+                let r = match op {
+                    Op::MapIomem(r) => self.map(dom.id, r).map(|_| 0),
+                    Op::UnmapIomem(r) => self.unmap(dom.id, r).map(|_| 0),
+                    Op::BindIrq(r) => self.bind(dom.id, r).map(|_| 0),
+                    Op::UnbindIrq(r) => self.unbind(dom.id, r).map(|_| 0),
+                    Op::Query(space, unit) => {
+                        let bits = self.query_bits(dom.id, space, unit);
+                        dom.gvm
+                            .ram
+                            .write_u64(layout::HCALL_BLOCK + 32, bits)
+                            .map_or(Ok(hypercall::E_FAULT), |_| Ok(0))
+                    }
+                    Op::Block(us) => Ok(self.block(dom, us)),
+                    Op::DomId => Ok(dom.id.get() as u32),
+                };
+                let s = match r {
+                    Ok(s) => s,
+                    Err(HvError::Acct(e)) => errno_of(e.code()),
+                    Err(_) => hypercall::E_HV,
+                };
+                (s, s != 0)
+            }
+        };
+        if failed {
+            dom.stats.hypercall_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        tracepoints::tp!(tracepoints::Record::new(tracepoints::Kind::Hypercall)
+            .domain(dom.id.get())
+            .extra(raw_op)
+            .value(status as u64)
+            .since(t0));
+        status
+    }
+
+    fn query_bits(&self, d: DomId, space: Space, unit: u64) -> u64 {
+        let acct = lock(&self.cp);
+        match acct.query(space, unit) {
+            Some(Ok(i)) => {
+                let mut bits = 0;
+                if let Some((_, m)) = i.holders.iter().find(|(h, _)| *h == d) {
+                    bits |= hypercall::QUERY_HELD;
+                    if *m == Mode::Exclusive {
+                        bits |= hypercall::QUERY_EXCLUSIVE;
+                    }
+                }
+                if i.reserved {
+                    bits |= hypercall::QUERY_RESERVED;
+                }
+                if i.draining.contains(&d) {
+                    bits |= hypercall::QUERY_DRAINING;
+                }
+                let uses = i.uses.iter().find(|(u, _)| *u == d).map_or(0, |(_, n)| *n);
+                bits | ((uses as u64) << hypercall::QUERY_USES_SHIFT)
+            }
+            Some(Err(_)) => 0,
+            None => match UnitRange::one(space, unit).map(|r| acct.caps_cover(d, r)) {
+                Ok(Some(true)) => hypercall::QUERY_HELD,
+                _ => 0,
+            },
+        }
+    }
+
+    fn apply_teardown(&self, td: &Teardown) {
+        for it in td {
+            match it.space {
+                Space::IoMem => {
+                    if let Some(dom) = self.domain(it.dom) {
+                        let mut slots = lock(&dom.slots);
+                        let mut ops = KvmSlots(&dom.gvm.vm, dom.id.get());
+                        if slots
+                            .unmap(it.first, it.last, it.count, &self.platform, &mut ops)
+                            .is_err()
+                        {
+                            slots.force_unmap(it.first, it.last, &self.platform, &mut ops);
+                        }
+                    }
+                }
+                Space::Irq => {
+                    let mut irqs = lock(&self.irqs);
+                    for irq in it.first..=it.last.min(Space::Irq.max_unit()) {
+                        if let Some(b) = irqs.get_mut(&(irq as u32)) {
+                            let gone = match b.get_mut(&it.dom.get()) {
+                                Some(c) => {
+                                    *c = c.saturating_sub(it.count);
+                                    *c == 0
+                                }
+                                None => false,
+                            };
+                            if gone {
+                                b.remove(&it.dom.get());
+                            }
+                        }
+                    }
+                }
+                Space::IoPort => {}
+            }
+        }
+    }
+
+    fn map(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        if r.space() != Space::IoMem {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        let mut acct = lock(&self.cp);
+        acct.map(d, r)?;
+        if let Some(dom) = self.domain(d) {
+            let mut slots = lock(&dom.slots);
+            // The range is valid, so the slot table cannot refuse it.
+            let _ = slots.map(
+                r.first(),
+                r.last(),
+                &self.platform,
+                &mut KvmSlots(&dom.gvm.vm, dom.id.get()),
+            );
+        }
+        Ok(())
+    }
+
+    fn unmap(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        if r.space() != Space::IoMem {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        let mut acct = lock(&self.cp);
+        let dom = self.domain(d);
+        if acct.accounting() == Accounting::Off {
+            // Xen keeps no use counts: the hypervisor's own map decides.
+            if let Some(dom) = &dom {
+                lock(&dom.slots)
+                    .covered(r.first(), r.last(), 1)
+                    .map_err(|unit| Error::NotMapped { unit })?;
+            }
+        }
+        acct.unmap(d, r)?;
+        if let Some(dom) = dom {
+            let mut slots = lock(&dom.slots);
+            let mut ops = KvmSlots(&dom.gvm.vm, dom.id.get());
+            if slots
+                .unmap(r.first(), r.last(), 1, &self.platform, &mut ops)
+                .is_err()
+            {
+                slots.force_unmap(r.first(), r.last(), &self.platform, &mut ops);
+            }
+        }
+        Ok(())
+    }
+
+    fn bind(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        if r.space() != Space::Irq {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        let mut acct = lock(&self.cp);
+        acct.bind(d, r)?;
+        let mut irqs = lock(&self.irqs);
+        for irq in r.first()..=r.last() {
+            *irqs
+                .entry(irq as u32)
+                .or_default()
+                .entry(d.get())
+                .or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn unbind(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        if r.space() != Space::Irq {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        let mut acct = lock(&self.cp);
+        if acct.accounting() == Accounting::Off {
+            let irqs = lock(&self.irqs);
+            for irq in r.first()..=r.last() {
+                if !irqs
+                    .get(&(irq as u32))
+                    .is_some_and(|b| b.contains_key(&d.get()))
+                {
+                    return Err(Error::NotBound { unit: irq }.into());
+                }
+            }
+        }
+        acct.unbind(d, r)?;
+        self.apply_teardown(&vec![accountant::TeardownItem {
+            dom: d,
+            space: Space::Irq,
+            first: r.first(),
+            last: r.last(),
+            count: 1,
+        }]);
+        Ok(())
+    }
+}
+
+impl Hypervisor {
+    /// Boots: opens `/dev/kvm`, detects the host, boots the accountant from
+    /// the boot line (and reserves the hypervisor's paravirtual ports
+    /// [`layout::HV_PORTS`]), builds the platform.
+    pub fn boot(cfg: Config) -> Result<Hypervisor, HvError> {
+        let host = crate::host::detect();
+        let kvm = Kvm::new().map_err(|e| HvError::NoKvm(e.errno()))?;
+        let mut acct = Acct::boot(&cfg.boot_line, cfg.accounting, cfg.tracker)
+            .map_err(|e| HvError::Boot(e.to_string()))?;
+        let hv_ports = UnitRange::new(
+            Space::IoPort,
+            layout::HV_PORTS.0 as u64,
+            layout::HV_PORTS.1 as u64,
+        )?;
+        acct.reserve(hv_ports)?;
+        let platform = Platform::new(cfg.fb_bytes).map_err(HvError::Mem)?;
+        let map_gib = platform.top_gpa().div_ceil(1 << 30).max(4);
+        if map_gib > layout::MAX_MAPPED_GIB {
+            return Err(HvError::Boot(format!(
+                "framebuffer of {:#x} bytes does not fit the guest page tables",
+                cfg.fb_bytes
+            )));
+        }
+        let max_slots = kvm.get_nr_memslots() as u32;
+        let checker = acct.checker();
+        Ok(Hypervisor {
+            sh: Arc::new(Shared {
+                domains: RwLock::new(BTreeMap::new()),
+                cp: Mutex::new(acct),
+                irqs: Mutex::new(BTreeMap::new()),
+                checker,
+                platform,
+                kvm,
+                host,
+                cfg,
+                map_gib,
+                max_slots,
+            }),
+        })
+    }
+
+    /// The host as detected at boot.
+    pub fn host(&self) -> &HostInfo {
+        &self.sh.host
+    }
+
+    /// Accounting on or off.
+    pub fn accounting(&self) -> Accounting {
+        self.sh.cfg.accounting
+    }
+
+    /// Memslots KVM offers per VM.
+    pub fn max_memslots(&self) -> u32 {
+        self.sh.max_slots
+    }
+
+    /// The platform (device counters, framebuffer backing, console).
+    pub fn platform(&self) -> &Platform {
+        &self.sh.platform
+    }
+
+    /// Creates domain `d` (in the accountant, unless it is domain 0) with a
+    /// VM running `program`, started at once.
+    pub fn create_domain(&self, d: DomId, program: &Program) -> Result<(), HvError> {
+        self.create_domain_paused(d, program, self.sh.cfg.ram_bytes)?;
+        self.start(d)
+    }
+
+    /// Creates domain `d` with a VM of `ram_bytes` RAM loaded with `program`,
+    /// without starting its vCPU (see [`Hypervisor::start`]).
+    pub fn create_domain_paused(
+        &self,
+        d: DomId,
+        program: &Program,
+        ram_bytes: u64,
+    ) -> Result<(), HvError> {
+        let mut acct = lock(&self.sh.cp);
+        if d != DomId::DOM0 {
+            acct.create(d)?;
+        }
+        if self.sh.domain(d).is_some() {
+            // Only domain 0 can get here: the accountant knows every other
+            // domain that has a VM.
+            return Err(HvError::VmExists(d));
+        }
+        let built = GuestVm::new(&self.sh.kvm, ram_bytes, self.sh.map_gib, d.get(), program);
+        let (gvm, vcpu) = match built {
+            Ok(x) => x,
+            Err(e) => {
+                if d != DomId::DOM0 {
+                    let _ = acct.destroy(d);
+                }
+                return Err(e.into());
+            }
+        };
+        let tsc_khz = vcpu.get_tsc_khz().unwrap_or(0);
+        let dom = Arc::new(Domain {
+            id: d,
+            slots: Mutex::new(SlotTable::new(gvm.max_slots.min(self.sh.max_slots))),
+            ctl: VcpuCtl::default(),
+            stats: Stats::default(),
+            wake: Mutex::new(0),
+            cv: Condvar::new(),
+            vcpu: Mutex::new(Some(vcpu)),
+            thread: Mutex::new(None),
+            outcome: Mutex::new(None),
+            tsc_khz,
+            gvm,
+        });
+        self.sh
+            .domains
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(d.get(), dom);
+        Ok(())
+    }
+
+    /// Starts the vCPU thread of a domain created paused.
+    pub fn start(&self, d: DomId) -> Result<(), HvError> {
+        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        let Some(mut vcpu) = lock(&dom.vcpu).take() else {
+            return Ok(());
+        };
+        let sh = Arc::clone(&self.sh);
+        let dom2 = Arc::clone(&dom);
+        let h = std::thread::Builder::new()
+            .name(format!("vcpu-d{}", d.get()))
+            .spawn(move || {
+                let mut env = Env {
+                    sh: &sh,
+                    dom: &dom2,
+                };
+                let r = vcpu::run(&mut vcpu, &dom2.gvm.ram, &mut env, &dom2.ctl);
+                *lock(&dom2.outcome) = Some(r);
+                r
+            })
+            .map_err(|e| {
+                dom.ctl.mark_finished();
+                HvError::Vm(VmError::Kvm {
+                    what: "spawn vCPU thread",
+                    errno: e.raw_os_error().unwrap_or(0),
+                })
+            })?;
+        *lock(&dom.thread) = Some(h);
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for a domain's vCPU to stop; its reason, or
+    /// `None` if it is still running.
+    pub fn wait(&self, d: DomId, timeout: Duration) -> Option<StopReason> {
+        let dom = self.sh.domain(d)?;
+        let end = Instant::now() + timeout;
+        while !dom.ctl.finished() {
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        dom.join()
+    }
+
+    /// Stops a domain's vCPU (kicking it out of the guest); its VM, memory
+    /// and resources stay until it is destroyed.
+    pub fn stop(&self, d: DomId) -> Option<StopReason> {
+        let dom = self.sh.domain(d)?;
+        dom.stop();
+        dom.join()
+    }
+
+    /// Destroys domain `d`: the accountant ends every use, the vCPU is
+    /// stopped, every memslot and interrupt binding removed, the VM freed —
+    /// all before this returns. Domain 0 cannot be destroyed.
+    pub fn destroy_domain(&self, d: DomId) -> Result<Teardown, HvError> {
+        if d == DomId::DOM0 {
+            return Err(Error::NotPermitted(d).into());
+        }
+        // Stop the vCPU before taking the control plane: a vCPU inside a
+        // hypercall may be waiting for it. A domain with a VM exists in the
+        // accountant, so the destroy below cannot then fail.
+        let dom = self.sh.domain(d);
+        if let Some(dom) = &dom {
+            dom.stop();
+        }
+        let mut acct = lock(&self.sh.cp);
+        let td = acct.destroy(d)?;
+        self.sh.apply_teardown(&td);
+        {
+            let mut irqs = lock(&self.sh.irqs);
+            for b in irqs.values_mut() {
+                b.remove(&d.get());
+            }
+        }
+        if let Some(dom) = dom {
+            lock(&dom.slots).clear(&mut KvmSlots(&dom.gvm.vm, dom.id.get()));
+            dom.join();
+            self.sh
+                .domains
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&d.get());
+        }
+        self.sh.quiesce_all();
+        Ok(td)
+    }
+
+    /// Grants `r` to `d`. A forced grant tears down the default I/O domain's
+    /// uses (their memslots are gone when this returns); returns them.
+    pub fn grant(
+        &self,
+        d: DomId,
+        r: UnitRange,
+        mode: Mode,
+        force: bool,
+    ) -> Result<Teardown, HvError> {
+        let mut acct = lock(&self.sh.cp);
+        let td = acct.grant(d, r, mode, force)?;
+        self.sh.apply_teardown(&td);
+        self.sh.quiesce_all();
+        Ok(td)
+    }
+
+    /// Revokes `r` from `d`. With `force`, `d`'s uses are torn down before
+    /// this returns; without, used units drain (`pending`). Once this
+    /// returns no port access checked against the old permission is still
+    /// in flight.
+    pub fn revoke(&self, d: DomId, r: UnitRange, force: bool) -> Result<Revoked, HvError> {
+        let mut acct = lock(&self.sh.cp);
+        let rv = acct.revoke(d, r, force)?;
+        self.sh.apply_teardown(&rv.teardown);
+        self.sh.quiesce_all();
+        Ok(rv)
+    }
+
+    /// Maps frames `r` into `d` (accountant `map`, then memslots).
+    pub fn map(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        self.sh.map(d, r)
+    }
+
+    /// Unmaps frames `r` from `d`; their slots are gone when this returns.
+    pub fn unmap(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        self.sh.unmap(d, r)
+    }
+
+    /// Binds line(s) `r` for `d`.
+    pub fn bind(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        self.sh.bind(d, r)
+    }
+
+    /// Unbinds line(s) `r` for `d`; no event reaches `d` from them afterwards.
+    pub fn unbind(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        self.sh.unbind(d, r)
+    }
+
+    /// Hypervisor reservation.
+    pub fn reserve(&self, r: UnitRange) -> Result<(), HvError> {
+        lock(&self.sh.cp).reserve(r)?;
+        self.sh.quiesce_all();
+        Ok(())
+    }
+
+    /// Lifts a reservation.
+    pub fn unreserve(&self, r: UnitRange) -> Result<(), HvError> {
+        Ok(lock(&self.sh.cp).unreserve(r)?)
+    }
+
+    /// The hypervisor's own use of reserved units.
+    pub fn hvmap(&self, r: UnitRange) -> Result<(), HvError> {
+        Ok(lock(&self.sh.cp).hvmap(r)?)
+    }
+
+    /// Ends the hypervisor's own use.
+    pub fn hvunmap(&self, r: UnitRange) -> Result<(), HvError> {
+        Ok(lock(&self.sh.cp).hvunmap(r)?)
+    }
+
+    /// One access check through the accountant (as a vCPU exit would make).
+    pub fn access(&self, d: DomId, port: u64, width: u64) -> Result<bool, HvError> {
+        Ok(lock(&self.sh.cp).access(d, port, width)?)
+    }
+
+    /// The accountant's view of one unit (accounting on; `None` when off).
+    pub fn query(&self, space: Space, unit: u64) -> Option<Result<UnitInfo, Error>> {
+        lock(&self.sh.cp).query(space, unit)
+    }
+
+    /// Verifies the accountant's invariants.
+    pub fn check_invariants(&self) -> Result<(), accountant::Violation> {
+        lock(&self.sh.cp).check_invariants()
+    }
+
+    /// Bytes the accountant spends tracking I/O memory.
+    pub fn tracking_bytes(&self) -> u64 {
+        lock(&self.sh.cp).tracking_bytes()
+    }
+
+    /// Raises interrupt line `irq`: sets its pending bit in the event page of
+    /// every bound domain and wakes them. Returns how many got it.
+    pub fn raise_irq(&self, irq: u32) -> usize {
+        self.sh.raise_irq(irq)
+    }
+
+    /// Device A's per-domain counters.
+    pub fn device_a_counters(&self) -> BTreeMap<u16, DeviceCounters> {
+        self.sh.platform.device_a.counters()
+    }
+
+    /// A domain's counters.
+    pub fn stats(&self, d: DomId) -> Option<DomainStats> {
+        self.sh.domain(d).map(|x| x.snapshot())
+    }
+
+    /// The memslots `d` uses for I/O memory, as frame ranges.
+    pub fn io_slots(&self, d: DomId) -> Vec<(u64, u64)> {
+        self.sh
+            .domain(d)
+            .map(|x| lock(&x.slots).slot_ranges())
+            .unwrap_or_default()
+    }
+
+    /// Reads a u64 of `d`'s guest RAM.
+    pub fn read_guest_u64(&self, d: DomId, gpa: u64) -> Option<u64> {
+        self.sh.domain(d)?.gvm.ram.read_u64(gpa)
+    }
+
+    /// Writes a u64 of `d`'s guest RAM (start-info words, control flags).
+    pub fn write_guest_u64(&self, d: DomId, gpa: u64, v: u64) -> Option<()> {
+        self.sh.domain(d)?.gvm.ram.write_u64(gpa, v)
+    }
+
+    /// Reads `n` consecutive u64s of guest RAM from `gpa` (sample buffers).
+    pub fn read_guest_u64s(&self, d: DomId, gpa: u64, n: usize) -> Option<Vec<u64>> {
+        let dom = self.sh.domain(d)?;
+        let mut buf = vec![0u8; n.checked_mul(8)?];
+        dom.gvm.ram.read(gpa, &mut buf)?;
+        Some(
+            buf.chunks_exact(8)
+                .map(|c| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(c);
+                    u64::from_le_bytes(w)
+                })
+                .collect(),
+        )
+    }
+
+    /// The guest TSC frequency of `d` in kHz (0 if KVM would not say).
+    pub fn tsc_khz(&self, d: DomId) -> u32 {
+        self.sh.domain(d).map_or(0, |x| x.tsc_khz)
+    }
+}
+
+impl Drop for Hypervisor {
+    fn drop(&mut self) {
+        for d in self.sh.all_domains() {
+            d.stop();
+            d.join();
+        }
+    }
+}
+
+impl From<crate::guest::GuestError> for HvError {
+    fn from(e: crate::guest::GuestError) -> Self {
+        HvError::Vm(VmError::Guest(e))
+    }
+}

@@ -1,0 +1,573 @@
+//! A domain's I/O memory map: per-frame map counts and the KVM memslots that
+//! make mapped frames reachable without an exit.
+//!
+//! The table keeps two things in step:
+//! * `counts`: how many live mappings the domain has of each frame (extents of
+//!   equal count), the hypervisor's copy of the accountant's use counts;
+//! * `slots`: KVM memslots covering exactly the frames with a non-zero count
+//!   that have backing memory. Contiguous frames of the same backing share one
+//!   slot: a new piece merges with the slots on either side (delete both, add
+//!   the union); an unmap deletes the slots it touches and re-adds the parts
+//!   that stay mapped.
+//!
+//! Slot ids come from `1..max_slots` (slot 0 is guest RAM). When none is free,
+//! a mapped piece stays without a slot: the guest's accesses to it then exit
+//! and are served from the backing by [`SlotTable::resolve`] (slow, but
+//! correct). The same path covers the instant between deleting and re-adding
+//! a slot while merging or splitting, so a frame the domain maps is never
+//! denied. A frame with count 0 has no slot once `unmap` returns (KVM deletes
+//! slots synchronously), so the guest's next access exits and is denied.
+
+use std::collections::BTreeMap;
+
+/// Where a frame's backing memory lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backing {
+    /// Which backing region (frames of different regions never share a slot).
+    pub region: u32,
+    /// Host virtual address of the frame.
+    pub host: u64,
+    /// Last frame of the region (the backing is contiguous up to it).
+    pub region_last: u64,
+}
+
+/// Finds the backing of a frame (`None`: no device memory there).
+pub trait Backings {
+    /// The backing of `frame`, if any.
+    fn backing(&self, frame: u64) -> Option<Backing>;
+    /// The first frame `>= frame` that has a backing, if any.
+    fn next_backed(&self, frame: u64) -> Option<u64>;
+}
+
+/// The KVM side: add or delete one memslot.
+pub trait SlotOps {
+    /// Adds slot `id` mapping guest frames `first..=last` to host `host`.
+    fn add(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32>;
+    /// Deletes slot `id` (which maps `first..=last`).
+    fn del(&mut self, id: u32, first: u64, last: u64) -> Result<(), i32>;
+}
+
+/// Why a map or unmap was refused (nothing changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotError {
+    /// `unmap` of a frame mapped fewer than the requested times.
+    NotMapped(u64),
+    /// Range or count invalid (`first > last`, count 0).
+    BadRange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    id: u32,
+    last: u64,
+    host: u64,
+    region: u32,
+}
+
+/// One domain's I/O memory map. See the module docs.
+#[derive(Debug)]
+pub struct SlotTable {
+    counts: BTreeMap<u64, (u64, u32)>,
+    slots: BTreeMap<u64, Slot>,
+    free: Vec<u32>,
+    next: u32,
+    max: u32,
+    /// Pieces left without a slot because ids ran out or KVM refused.
+    pub unslotted_pieces: u64,
+}
+
+impl SlotTable {
+    /// An empty table handing out slot ids `1..max_slots`.
+    pub fn new(max_slots: u32) -> SlotTable {
+        SlotTable {
+            counts: BTreeMap::new(),
+            slots: BTreeMap::new(),
+            free: Vec::new(),
+            next: 1,
+            max: max_slots,
+            unslotted_pieces: 0,
+        }
+    }
+
+    /// Number of KVM slots in use for I/O memory.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The slots as `(first, last)` frame ranges, in order.
+    pub fn slot_ranges(&self) -> Vec<(u64, u64)> {
+        self.slots.iter().map(|(f, s)| (*f, s.last)).collect()
+    }
+
+    /// How many times `frame` is mapped.
+    pub fn count(&self, frame: u64) -> u32 {
+        self.counts
+            .range(..=frame)
+            .next_back()
+            .filter(|(_, (l, _))| *l >= frame)
+            .map_or(0, |(_, (_, c))| *c)
+    }
+
+    /// Frames mapped at least once, as merged `(first, last)` ranges.
+    pub fn mapped_ranges(&self) -> Vec<(u64, u64)> {
+        merge(self.counts.iter().map(|(f, (l, _))| (*f, *l)))
+    }
+
+    fn alloc_id(&mut self) -> Option<u32> {
+        if let Some(id) = self.free.pop() {
+            return Some(id);
+        }
+        (self.next < self.max).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn split_count(&mut self, at: u64) {
+        if let Some((&s, &(e, c))) = self.counts.range(..at).next_back() {
+            if e >= at {
+                self.counts.insert(s, (at - 1, c));
+                self.counts.insert(at, (e, c));
+            }
+        }
+    }
+
+    fn normalize(&mut self, first: u64, last: u64) {
+        let lo = first.saturating_sub(1);
+        let keys: Vec<u64> = self
+            .counts
+            .range(..=last.saturating_add(1))
+            .rev()
+            .take_while(|(_, (e, _))| *e >= lo)
+            .map(|(s, _)| *s)
+            .collect();
+        let mut keys = keys;
+        keys.reverse();
+        let mut i = 0;
+        while i + 1 < keys.len() {
+            let (a, b) = (keys[i], keys[i + 1]);
+            match (self.counts.get(&a).copied(), self.counts.get(&b).copied()) {
+                (Some((ae, ac)), Some((be, bc))) if ae + 1 == b && ac == bc => {
+                    self.counts.remove(&b);
+                    self.counts.insert(a, (be, ac));
+                    keys.remove(i + 1);
+                }
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// Adds one mapping of every frame in `first..=last`; frames that become
+    /// mapped get slots (merged with neighbours).
+    pub fn map(
+        &mut self,
+        first: u64,
+        last: u64,
+        backings: &impl Backings,
+        ops: &mut impl SlotOps,
+    ) -> Result<(), SlotError> {
+        if first > last {
+            return Err(SlotError::BadRange);
+        }
+        self.split_count(first);
+        if let Some(after) = last.checked_add(1) {
+            self.split_count(after);
+        }
+        let mut newly = Vec::new();
+        let mut cur = first;
+        let existing: Vec<(u64, u64)> = self
+            .counts
+            .range(first..=last)
+            .map(|(s, (e, _))| (*s, *e))
+            .collect();
+        for (s, e) in existing {
+            if s > cur {
+                newly.push((cur, s - 1));
+            }
+            if let Some(v) = self.counts.get_mut(&s) {
+                v.1 = v.1.saturating_add(1);
+            }
+            cur = e.saturating_add(1);
+        }
+        if cur <= last {
+            newly.push((cur, last));
+        }
+        for &(a, b) in &newly {
+            self.counts.insert(a, (b, 1));
+        }
+        self.normalize(first, last);
+        for (a, b) in newly {
+            self.add_slots(a, b, backings, ops);
+        }
+        Ok(())
+    }
+
+    /// Ends `n` mappings of every frame in `first..=last`; frames that become
+    /// unmapped lose their slots before this returns. Refused, changing
+    /// nothing, if some frame is mapped fewer than `n` times.
+    pub fn unmap(
+        &mut self,
+        first: u64,
+        last: u64,
+        n: u32,
+        backings: &impl Backings,
+        ops: &mut impl SlotOps,
+    ) -> Result<(), SlotError> {
+        if first > last || n == 0 {
+            return Err(SlotError::BadRange);
+        }
+        self.covered(first, last, n).map_err(SlotError::NotMapped)?;
+        self.split_count(first);
+        if let Some(after) = last.checked_add(1) {
+            self.split_count(after);
+        }
+        let keys: Vec<u64> = self.counts.range(first..=last).map(|(s, _)| *s).collect();
+        let mut gone = Vec::new();
+        for s in keys {
+            if let Some(&(e, c)) = self.counts.get(&s) {
+                if c == n {
+                    self.counts.remove(&s);
+                    gone.push((s, e));
+                } else {
+                    self.counts.insert(s, (e, c - n));
+                }
+            }
+        }
+        self.normalize(first, last);
+        for (a, b) in merge(gone.into_iter()) {
+            self.remove_slots(a, b, backings, ops);
+        }
+        Ok(())
+    }
+
+    /// Whether every frame of `first..=last` is mapped at least `n` times;
+    /// `Err(frame)` names the first that is not.
+    pub fn covered(&self, first: u64, last: u64, n: u32) -> Result<(), u64> {
+        let mut cur = first;
+        for (s, (e, c)) in self.counts.range(..=last) {
+            if *e < cur {
+                continue;
+            }
+            if *s > cur {
+                return Err(cur);
+            }
+            if *c < n {
+                return Err(cur.max(*s));
+            }
+            match e.checked_add(1) {
+                Some(x) if x <= last => cur = x,
+                _ => return Ok(()),
+            }
+        }
+        Err(cur)
+    }
+
+    /// Ends every mapping of `first..=last` whatever its count (a teardown
+    /// the hypervisor's counts disagree with must still remove the slots).
+    pub fn force_unmap(
+        &mut self,
+        first: u64,
+        last: u64,
+        backings: &impl Backings,
+        ops: &mut impl SlotOps,
+    ) {
+        if first > last {
+            return;
+        }
+        self.split_count(first);
+        if let Some(after) = last.checked_add(1) {
+            self.split_count(after);
+        }
+        let keys: Vec<u64> = self.counts.range(first..=last).map(|(s, _)| *s).collect();
+        for k in keys {
+            self.counts.remove(&k);
+        }
+        self.normalize(first, last);
+        self.remove_slots(first, last, backings, ops);
+    }
+
+    /// Removes every mapping and slot (domain teardown).
+    pub fn clear(&mut self, ops: &mut impl SlotOps) {
+        let slots = std::mem::take(&mut self.slots);
+        for (f, s) in slots {
+            let _ = ops.del(s.id, f, s.last);
+            self.free.push(s.id);
+        }
+        self.counts.clear();
+    }
+
+    /// For an access that exited at `frame`: its backing when the domain maps
+    /// it (a piece without a slot, or a slot being rebuilt), else `None`
+    /// (deny).
+    pub fn resolve(&self, frame: u64, backings: &impl Backings) -> Option<Backing> {
+        if self.count(frame) == 0 {
+            return None;
+        }
+        backings.backing(frame)
+    }
+
+    fn add_slots(&mut self, a: u64, b: u64, backings: &impl Backings, ops: &mut impl SlotOps) {
+        let mut f = a;
+        while f <= b {
+            let start = match backings.next_backed(f) {
+                Some(s) if s <= b => s,
+                _ => return,
+            };
+            let Some(bk) = backings.backing(start) else {
+                return;
+            };
+            let end = bk.region_last.min(b);
+            self.add_piece(start, end, bk, ops);
+            f = match end.checked_add(1) {
+                Some(x) => x,
+                None => return,
+            };
+        }
+    }
+
+    fn add_piece(&mut self, a: u64, b: u64, bk: Backing, ops: &mut impl SlotOps) {
+        let (mut first, mut last, mut host) = (a, b, bk.host);
+        // Left neighbour ending at a-1, same region, host-contiguous.
+        if let Some(prev) = a.checked_sub(1) {
+            if let Some((&lf, &ls)) = self.slots.range(..=prev).next_back() {
+                if ls.last == prev
+                    && ls.region == bk.region
+                    && ls.host + (a - lf) * crate::mem::PAGE_SIZE == bk.host
+                    && ops.del(ls.id, lf, ls.last).is_ok()
+                {
+                    self.slots.remove(&lf);
+                    self.free.push(ls.id);
+                    first = lf;
+                    host = ls.host;
+                }
+            }
+        }
+        if let Some(next) = b.checked_add(1) {
+            if let Some(&rs) = self.slots.get(&next) {
+                if rs.region == bk.region
+                    && bk.host + (next - a) * crate::mem::PAGE_SIZE == rs.host
+                    && ops.del(rs.id, next, rs.last).is_ok()
+                {
+                    self.slots.remove(&next);
+                    self.free.push(rs.id);
+                    last = rs.last;
+                }
+            }
+        }
+        self.install(first, last, host, bk.region, ops);
+    }
+
+    fn install(&mut self, first: u64, last: u64, host: u64, region: u32, ops: &mut impl SlotOps) {
+        match self.alloc_id() {
+            Some(id) => {
+                if ops.add(id, first, last, host).is_ok() {
+                    self.slots.insert(
+                        first,
+                        Slot {
+                            id,
+                            last,
+                            host,
+                            region,
+                        },
+                    );
+                } else {
+                    self.free.push(id);
+                    self.unslotted_pieces += 1;
+                }
+            }
+            None => self.unslotted_pieces += 1,
+        }
+    }
+
+    fn remove_slots(&mut self, a: u64, b: u64, _backings: &impl Backings, ops: &mut impl SlotOps) {
+        let hit: Vec<(u64, Slot)> = self
+            .slots
+            .range(..=b)
+            .rev()
+            .take_while(|(_, s)| s.last >= a)
+            .map(|(f, s)| (*f, *s))
+            .collect();
+        for (f, s) in hit {
+            // A failed delete leaves the slot: nothing else can remove it, so
+            // keep it recorded (the guest could still reach it) and go on.
+            if ops.del(s.id, f, s.last).is_err() {
+                continue;
+            }
+            self.slots.remove(&f);
+            self.free.push(s.id);
+            if f < a {
+                self.install(f, a - 1, s.host, s.region, ops);
+            }
+            if s.last > b {
+                let host = s.host + (b + 1 - f) * crate::mem::PAGE_SIZE;
+                self.install(b + 1, s.last, host, s.region, ops);
+            }
+        }
+    }
+}
+
+fn merge(it: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in it {
+        match out.last_mut() {
+            Some(l) if l.1.checked_add(1) == Some(a) => l.1 = b,
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Two regions: 0x100-0x1ff (host 0x10_0000 + …) and 0x400-0x4ff.
+    struct Regions;
+    impl Backings for Regions {
+        fn backing(&self, f: u64) -> Option<Backing> {
+            match f {
+                0x100..=0x1ff => Some(Backing {
+                    region: 1,
+                    host: 0x10_0000 + (f - 0x100) * 4096,
+                    region_last: 0x1ff,
+                }),
+                0x400..=0x4ff => Some(Backing {
+                    region: 2,
+                    host: 0x90_0000 + (f - 0x400) * 4096,
+                    region_last: 0x4ff,
+                }),
+                _ => None,
+            }
+        }
+        fn next_backed(&self, f: u64) -> Option<u64> {
+            match f {
+                0..=0x100 => Some(0x100),
+                0x101..=0x1ff => Some(f),
+                0x200..=0x400 => Some(0x400),
+                0x401..=0x4ff => Some(f),
+                _ => None,
+            }
+        }
+    }
+
+    /// Records live KVM slots; can be told to run out.
+    #[derive(Default)]
+    struct Kvm {
+        live: BTreeMap<u32, (u64, u64, u64)>,
+        adds: u32,
+    }
+    impl SlotOps for Kvm {
+        fn add(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32> {
+            for (f, l, _) in self.live.values() {
+                assert!(last < *f || first > *l, "overlapping slots");
+            }
+            assert!(
+                self.live.insert(id, (first, last, host)).is_none(),
+                "id reused while live"
+            );
+            self.adds += 1;
+            Ok(())
+        }
+        fn del(&mut self, id: u32, first: u64, last: u64) -> Result<(), i32> {
+            let v = self.live.remove(&id).expect("deleting a live slot");
+            assert_eq!((v.0, v.1), (first, last));
+            Ok(())
+        }
+    }
+
+    fn live_ranges(k: &Kvm) -> Vec<(u64, u64)> {
+        let mut v: Vec<_> = k.live.values().map(|(f, l, _)| (*f, *l)).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn contiguous_maps_coalesce_into_one_slot() {
+        let (mut t, mut k) = (SlotTable::new(100), Kvm::default());
+        for f in 0x100..0x110 {
+            t.map(f, f, &Regions, &mut k).unwrap();
+        }
+        assert_eq!(live_ranges(&k), vec![(0x100, 0x10f)]);
+        assert_eq!(k.live.values().next().unwrap().2, 0x10_0000);
+        // Mapped in the middle first, then both sides.
+        t.map(0x120, 0x120, &Regions, &mut k).unwrap();
+        t.map(0x122, 0x122, &Regions, &mut k).unwrap();
+        t.map(0x121, 0x121, &Regions, &mut k).unwrap();
+        assert_eq!(live_ranges(&k), vec![(0x100, 0x10f), (0x120, 0x122)]);
+    }
+
+    #[test]
+    fn regions_never_share_a_slot_and_unbacked_frames_get_none() {
+        let (mut t, mut k) = (SlotTable::new(100), Kvm::default());
+        t.map(0x1f0, 0x40f, &Regions, &mut k).unwrap();
+        assert_eq!(live_ranges(&k), vec![(0x1f0, 0x1ff), (0x400, 0x40f)]);
+        assert_eq!(t.count(0x300), 1);
+        assert!(t.resolve(0x300, &Regions).is_none(), "no backing");
+    }
+
+    #[test]
+    fn unmap_splits_and_counts_nest() {
+        let (mut t, mut k) = (SlotTable::new(100), Kvm::default());
+        t.map(0x100, 0x1ff, &Regions, &mut k).unwrap();
+        t.map(0x150, 0x150, &Regions, &mut k).unwrap();
+        t.unmap(0x140, 0x15f, 1, &Regions, &mut k).unwrap();
+        // 0x150 is still mapped once: it keeps its own slot.
+        assert_eq!(
+            live_ranges(&k),
+            vec![(0x100, 0x13f), (0x150, 0x150), (0x160, 0x1ff)]
+        );
+        assert_eq!(
+            t.unmap(0x140, 0x150, 1, &Regions, &mut k),
+            Err(SlotError::NotMapped(0x140))
+        );
+        assert_eq!(live_ranges(&k).len(), 3, "refused unmap changed nothing");
+        t.unmap(0x150, 0x150, 1, &Regions, &mut k).unwrap();
+        t.unmap(0x100, 0x13f, 1, &Regions, &mut k).unwrap();
+        t.unmap(0x160, 0x1ff, 1, &Regions, &mut k).unwrap();
+        assert!(k.live.is_empty());
+        assert!(t.mapped_ranges().is_empty());
+        assert_eq!(
+            t.unmap(0x100, 0x100, 1, &Regions, &mut k),
+            Err(SlotError::NotMapped(0x100))
+        );
+    }
+
+    #[test]
+    fn slot_limit_is_respected_and_the_rest_is_served_slowly() {
+        let (mut t, mut k) = (SlotTable::new(3), Kvm::default()); // ids 1, 2
+        for f in [0x100u64, 0x102, 0x104, 0x106] {
+            t.map(f, f, &Regions, &mut k).unwrap();
+        }
+        assert_eq!(k.live.len(), 2);
+        assert_eq!(t.unslotted_pieces, 2);
+        assert!(
+            t.resolve(0x106, &Regions).is_some(),
+            "mapped without slot: served"
+        );
+        assert!(t.resolve(0x107, &Regions).is_none());
+    }
+
+    #[test]
+    fn force_unmap_ignores_counts() {
+        let (mut t, mut k) = (SlotTable::new(100), Kvm::default());
+        t.map(0x100, 0x1ff, &Regions, &mut k).unwrap();
+        t.map(0x100, 0x1ff, &Regions, &mut k).unwrap();
+        assert_eq!(t.covered(0x100, 0x1ff, 2), Ok(()));
+        assert_eq!(t.covered(0x100, 0x200, 1), Err(0x200));
+        t.force_unmap(0x180, 0x1ff, &Regions, &mut k);
+        assert_eq!(live_ranges(&k), vec![(0x100, 0x17f)]);
+        assert_eq!(t.count(0x180), 0);
+        assert_eq!(t.count(0x17f), 2);
+    }
+
+    #[test]
+    fn clear_removes_everything() {
+        let (mut t, mut k) = (SlotTable::new(100), Kvm::default());
+        t.map(0x100, 0x1ff, &Regions, &mut k).unwrap();
+        t.map(0x400, 0x401, &Regions, &mut k).unwrap();
+        t.clear(&mut k);
+        assert!(k.live.is_empty());
+        assert_eq!(t.count(0x100), 0);
+    }
+}

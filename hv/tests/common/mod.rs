@@ -1,0 +1,51 @@
+//! Shared helpers of the KVM integration tests (test code: unwrap is the assertion).
+#![allow(dead_code, clippy::unwrap_used)]
+use accountant::{DomId, Space, UnitRange};
+use hv::hv::{Config, Hypervisor};
+use hv::programs::SI_PROGRESS;
+use std::time::{Duration, Instant};
+
+pub fn d(n: u64) -> DomId {
+    DomId::new(n).unwrap()
+}
+
+pub fn mem(f: u64) -> UnitRange {
+    UnitRange::one(Space::IoMem, f).unwrap()
+}
+
+pub fn range(s: Space, a: u64, b: u64) -> UnitRange {
+    UnitRange::new(s, a, b).unwrap()
+}
+
+pub fn boot(cfg: Config) -> Option<Hypervisor> {
+    if !hv::host::require_kvm("kvm test") {
+        return None;
+    }
+    Some(Hypervisor::boot(cfg).unwrap())
+}
+
+pub fn small() -> Config {
+    Config {
+        fb_bytes: 64 << 20,
+        ..Config::default()
+    }
+}
+
+/// Waits until the guest's progress counter reaches `at_least`.
+pub fn progress(hv: &Hypervisor, dom: DomId, at_least: u64) -> u64 {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = hv.read_guest_u64(dom, SI_PROGRESS).unwrap();
+        if p >= at_least {
+            return p;
+        }
+        assert!(Instant::now() < end, "{dom} stuck at progress {p}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Lets the guest make `more` turns beyond what it has done now.
+pub fn advance(hv: &Hypervisor, dom: DomId, more: u64) -> u64 {
+    let now = hv.read_guest_u64(dom, SI_PROGRESS).unwrap();
+    progress(hv, dom, now + more)
+}
