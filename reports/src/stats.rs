@@ -1,0 +1,246 @@
+//! Statistics for the gate: quantiles, the Mann-Whitney U test and a
+//! permutation test of the median ratio.
+//!
+//! Samples from two runs are compared as distributions: a regression is a
+//! shift that is both significant (one-sided p below the threshold) and large
+//! (median ratio beyond a minimum effect), so that thousands of samples do
+//! not turn a 0.5 % wobble into an alarm.
+
+/// The `q`-quantile (0..=1) of `v` by linear interpolation; `None` if `v` is
+/// empty or holds a NaN.
+pub fn quantile(v: &[f64], q: f64) -> Option<f64> {
+    if v.is_empty() || v.iter().any(|x| x.is_nan()) {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some(quantile_sorted(&s, q))
+}
+
+/// The `q`-quantile of sorted, non-empty, NaN-free `s`.
+fn quantile_sorted(s: &[f64], q: f64) -> f64 {
+    let q = q.clamp(0.0, 1.0);
+    let pos = q * (s.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let frac = pos - lo as f64;
+    s[lo] + (s[hi] - s[lo]) * frac
+}
+
+/// The median of `v`.
+pub fn median(v: &[f64]) -> Option<f64> {
+    quantile(v, 0.5)
+}
+
+/// Result of a one-sided Mann-Whitney U test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MannWhitney {
+    /// U statistic of the second sample (`b`): the number of pairs where the
+    /// `b` value exceeds the `a` value, ties counting one half.
+    pub u: f64,
+    /// Standardized statistic (with tie and continuity correction).
+    pub z: f64,
+    /// One-sided p-value for "`b` tends to be larger than `a`".
+    pub p_greater: f64,
+    /// Common-language effect size: probability that a random `b` exceeds a
+    /// random `a` (0.5 = no difference).
+    pub prob_superiority: f64,
+}
+
+/// One-sided Mann-Whitney U test of "`b` is stochastically greater than `a`"
+/// using the normal approximation with tie correction (accurate for the
+/// sample sizes the harness keeps, tens to thousands). `None` if either
+/// sample has fewer than 2 values or a NaN.
+pub fn mann_whitney_greater(a: &[f64], b: &[f64]) -> Option<MannWhitney> {
+    if a.len() < 2 || b.len() < 2 || a.iter().chain(b).any(|x| x.is_nan()) {
+        return None;
+    }
+    let n1 = a.len() as f64;
+    let n2 = b.len() as f64;
+    let mut all: Vec<(f64, bool)> = a
+        .iter()
+        .map(|&x| (x, false))
+        .chain(b.iter().map(|&x| (x, true)))
+        .collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    // Midranks for ties, and the tie-correction term sum(t^3 - t).
+    let mut rank_sum_b = 0.0;
+    let mut tie_term = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let t = (j - i + 1) as f64;
+        let midrank = (i + j) as f64 / 2.0 + 1.0;
+        for item in &all[i..=j] {
+            if item.1 {
+                rank_sum_b += midrank;
+            }
+        }
+        tie_term += t * t * t - t;
+        i = j + 1;
+    }
+    let u = rank_sum_b - n2 * (n2 + 1.0) / 2.0;
+    let n = n1 + n2;
+    let mean = n1 * n2 / 2.0;
+    let var = n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
+    let (z, p) = if var <= 0.0 {
+        // Every value equal: no evidence of any shift.
+        (0.0, 0.5)
+    } else {
+        let z = (u - mean - 0.5) / var.sqrt();
+        (z, normal_sf(z))
+    };
+    Some(MannWhitney {
+        u,
+        z,
+        p_greater: p,
+        prob_superiority: u / (n1 * n2),
+    })
+}
+
+/// Survival function of the standard normal distribution, `P(Z > z)`.
+pub fn normal_sf(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// Complementary error function (W. J. Cody's rational Chebyshev
+/// approximation as in Numerical Recipes `erfcc`; relative error below
+/// 1.2e-7 everywhere, ample for p-values near 0.01).
+pub fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// A small deterministic generator (SplitMix64) so permutation tests are
+/// reproducible.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform index below `n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// One-sided permutation test of "median(`b`) / median(`a`) is larger than
+/// chance": the p-value is the fraction of `rounds` random relabellings whose
+/// median ratio is at least the observed one (Firecracker's `ab_test.py`
+/// approach). `None` for empty samples or NaN.
+pub fn permutation_median_ratio(a: &[f64], b: &[f64], rounds: usize, seed: u64) -> Option<f64> {
+    let observed = median(b)? / median(a)?;
+    if !observed.is_finite() {
+        return None;
+    }
+    let mut pool: Vec<f64> = a.iter().chain(b).copied().collect();
+    let mut rng = SplitMix64::new(seed);
+    let mut at_least = 0usize;
+    for _ in 0..rounds {
+        // Fisher-Yates shuffle, then split at a.len().
+        for i in (1..pool.len()).rev() {
+            let j = rng.below(i + 1);
+            pool.swap(i, j);
+        }
+        let (pa, pb) = pool.split_at(a.len());
+        let (Some(ma), Some(mb)) = (median(pa), median(pb)) else {
+            return None;
+        };
+        if mb / ma >= observed {
+            at_least += 1;
+        }
+    }
+    Some((at_least as f64 + 1.0) / (rounds as f64 + 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate() {
+        let v = [4.0, 1.0, 3.0, 2.0];
+        assert_eq!(quantile(&v, 0.0), Some(1.0));
+        assert_eq!(quantile(&v, 1.0), Some(4.0));
+        assert_eq!(median(&v), Some(2.5));
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(quantile(&[1.0, f64::NAN], 0.5), None);
+    }
+
+    #[test]
+    fn normal_tail_values() {
+        assert!((normal_sf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_sf(2.326_347_87) - 0.01).abs() < 1e-6);
+        assert!((normal_sf(-1.959_963_98) - 0.975).abs() < 1e-6);
+    }
+
+    #[test]
+    fn mann_whitney_detects_shift_and_not_identity() {
+        let a: Vec<f64> = (0..100).map(|i| 100.0 + f64::from(i % 10)).collect();
+        let same = mann_whitney_greater(&a, &a).expect("two samples of 100");
+        assert!(same.p_greater > 0.4, "{same:?}");
+        let b: Vec<f64> = a.iter().map(|x| x * 1.1).collect();
+        let up = mann_whitney_greater(&a, &b).expect("two samples of 100");
+        assert!(up.p_greater < 1e-6, "{up:?}");
+        let down = mann_whitney_greater(&b, &a).expect("two samples of 100");
+        assert!(down.p_greater > 0.99, "{down:?}");
+    }
+
+    #[test]
+    fn mann_whitney_exact_small_case() {
+        // a = {1,2}, b = {3,4}: U_b = 4 (all pairs), mean 2, var = 4/12*5.
+        let r = mann_whitney_greater(&[1.0, 2.0], &[3.0, 4.0]).expect("sizes 2");
+        assert_eq!(r.u, 4.0);
+        assert_eq!(r.prob_superiority, 1.0);
+        let z = (4.0 - 2.0 - 0.5) / (4.0f64 / 12.0 * 5.0).sqrt();
+        assert!((r.z - z).abs() < 1e-12);
+    }
+
+    #[test]
+    fn all_ties_give_no_evidence() {
+        let r = mann_whitney_greater(&[1.0; 5], &[1.0; 5]).expect("sizes 5");
+        assert_eq!(r.p_greater, 0.5);
+    }
+
+    #[test]
+    fn permutation_test_separates() {
+        let a: Vec<f64> = (0..40).map(|i| 10.0 + f64::from(i % 7) * 0.1).collect();
+        let b: Vec<f64> = a.iter().map(|x| x * 1.2).collect();
+        let p = permutation_median_ratio(&a, &b, 999, 1).expect("non-empty");
+        assert!(p < 0.01, "{p}");
+        let p0 = permutation_median_ratio(&a, &a, 999, 1).expect("non-empty");
+        assert!(p0 > 0.2, "{p0}");
+    }
+}

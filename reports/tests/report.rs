@@ -1,0 +1,252 @@
+//! The HTML report: built from a results fixture, checked as a context, as
+//! text, and as rendered by headless Chromium (`--dump-dom`).
+//!
+//! The Chromium test skips with a message when `chromium` is not installed,
+//! but fails under `CI=true`, where it must be.
+
+use reports::html::{report, Context};
+use reports::{CounterStatus, Host, Metric, NotMeasured, Param, Results, RunInfo, SCHEMA};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn timing(name: &str, params: &[(&str, Param)], p50: f64) -> Metric {
+    let mut m = Metric::new(name, "ns", params);
+    m.value = p50;
+    m.p50 = p50;
+    m.p90 = p50 * 1.1;
+    m.p99 = p50 * 1.5;
+    m.p999 = p50 * 2.0;
+    m.max = p50 * 3.0;
+    m.min = p50 * 0.9;
+    m.count = 100;
+    m.norm_samples = (0..50).map(|i| 1.0 + f64::from(i % 5) * 0.001).collect();
+    m.spectrum = vec![
+        [0.5, p50],
+        [0.9, p50 * 1.1],
+        [0.99, p50 * 1.5],
+        [0.999, p50 * 2.0],
+    ];
+    m
+}
+
+fn fixture() -> Results {
+    let mut metrics = Vec::new();
+    for g in [1u64, 256, 65_536] {
+        metrics.push(timing(
+            "accountant.port_check",
+            &[("impl", "radix".into()), ("grants", g.into())],
+            3.0,
+        ));
+        metrics.push(timing(
+            "accountant.port_check",
+            &[("impl", "linear".into()), ("grants", g.into())],
+            g as f64 / 8.0 + 1.0,
+        ));
+    }
+    for (t, per_page) in [
+        ("xmalloc-page", 64.0),
+        ("slab-page", 32.0),
+        ("slab-extent", 0.0),
+    ] {
+        for p in [1u64, 65_536] {
+            let params = [("tracker", Param::from(t)), ("pages", Param::from(p))];
+            metrics.push(Metric::exact(
+                "accountant.tracking_bytes",
+                "bytes",
+                &params,
+                4096.0 + per_page * p as f64,
+            ));
+            metrics.push(Metric::exact(
+                "accountant.tracking_allocations",
+                "count",
+                &params,
+                if per_page > 0.0 { p as f64 } else { 1.0 },
+            ));
+            metrics.push(timing("accountant.map", &params, 20.0 * p as f64));
+        }
+    }
+    for (s, v) in [("baseline", 0.4), ("disabled", 0.5), ("enabled", 12.0)] {
+        metrics.push(timing("tracepoints.overhead", &[("state", s.into())], v));
+    }
+    for (acc, pages, v) in [
+        ("on", 0u64, 5100.0),
+        ("off", 0, 5000.0),
+        ("on", 65_536, 5150.0),
+    ] {
+        metrics.push(timing(
+            "hv.pio_exit",
+            &[
+                ("accounting", acc.into()),
+                ("mmio_tracked_pages", pages.into()),
+            ],
+            v,
+        ));
+    }
+    let mut exit = timing("hv.port_exit", &[("port", 0x3f8u64.into())], 4900.0);
+    exit.count = 12_345;
+    metrics.push(exit);
+    Results {
+        schema: SCHEMA,
+        host: Host {
+            cpu_model: "Test CPU Model 9000".into(),
+            cpu_vendor: "GenuineIntel".into(),
+            virtualization: "pvm".into(),
+            nested: true,
+            kernel: "6.1.0-test".into(),
+            commit: Some("0123abcd".into()),
+            date: "2026-11-24T20:00:00Z".into(),
+            cpus: 2,
+            clocksource: "tsc".into(),
+            invariant_tsc: true,
+            governor: None,
+            counters: CounterStatus {
+                available: false,
+                errno: Some(2),
+                detail: "unavailable (ENOENT: no such hardware event)".into(),
+            },
+        },
+        run: RunInfo {
+            quick: true,
+            wall_secs: 42.0,
+            ..RunInfo::default()
+        },
+        metrics,
+        not_measured: vec![NotMeasured {
+            name: "hv.revoke_force".into(),
+            reason: "fixture leaves it out".into(),
+        }],
+    }
+}
+
+fn slower_copy(r: &Results) -> Results {
+    let mut s = r.clone();
+    for m in &mut s.metrics {
+        if m.name == "accountant.port_check" && m.param("impl") == Some(&Param::from("radix")) {
+            for v in &mut m.norm_samples {
+                *v *= 1.2;
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn context_judges_goals() {
+    let c = Context::build(&fixture(), None);
+    let status = |prefix: &str| {
+        c.goals
+            .iter()
+            .find(|g| g.metric.starts_with(prefix))
+            .map(|g| g.status.clone())
+    };
+    assert_eq!(
+        status("accountant.port_check (radix)").as_deref(),
+        Some("met")
+    );
+    assert_eq!(
+        status("accountant.port_check radix vs linear").as_deref(),
+        Some("met")
+    );
+    assert_eq!(
+        status("accountant.tracking_allocations").as_deref(),
+        Some("met")
+    );
+    assert_eq!(
+        status("tracepoints.overhead (disabled)").as_deref(),
+        Some("met")
+    );
+    assert_eq!(
+        status("hv.pio_exit accounting cost").as_deref(),
+        Some("met")
+    );
+    assert_eq!(c.exit_table.len(), 1);
+    assert_eq!(c.exit_table[0].count, 12_345);
+    assert!(c.comparison.is_none());
+    assert_eq!(c.not_measured.len(), 1);
+}
+
+#[test]
+fn comparison_shows_regression() {
+    let base = fixture();
+    let cur = slower_copy(&base);
+    let c = Context::build(&cur, Some(&base));
+    let rows = c.comparison.expect("baseline given");
+    assert!(rows
+        .iter()
+        .any(|r| r.verdict == "REGRESSION" && r.key.contains("impl=radix")));
+    assert!(rows
+        .iter()
+        .all(|r| r.verdict != "REGRESSION" || r.key.contains("impl=radix")));
+}
+
+#[test]
+fn report_is_self_contained() {
+    let html = report(&fixture(), None);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert!(!html.contains("<script"));
+    assert!(!html.contains("<link"));
+    assert!(html.matches("<svg").count() >= 5);
+    assert!(html.contains("Test CPU Model 9000"));
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let out = Command::new("which").arg(name).output().ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_owned()))
+        })
+}
+
+#[test]
+fn chromium_renders_report() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is required under CI=true (apt-get install chromium)"
+        );
+        eprintln!("SKIP chromium_renders_report: chromium not installed");
+        return;
+    };
+    let base = fixture();
+    let cur = slower_copy(&base);
+    let dir = std::env::temp_dir().join(format!("ioacct-report-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    let file = dir.join("report.html");
+    std::fs::write(&file, report(&cur, Some(&base))).expect("temp file is writable");
+    let out = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect("chromium starts");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for text in [
+        "Summary against goals",
+        "Test CPU Model 9000",
+        "pvm",
+        "ENOENT",
+        "Port check against grants",
+        "Tracker memory",
+        "Tracepoint overhead",
+        "Latency spectrum: hv.pio_exit",
+        "port=0x03f8",
+        "12345",
+        "REGRESSION",
+        "hv.revoke_force",
+        "Coordinated omission",
+    ] {
+        assert!(dom.contains(text), "rendered DOM lacks {text:?}");
+    }
+    // The charts survive parsing as SVG elements with drawn content.
+    assert!(dom.matches("<svg").count() >= 5);
+    assert!(dom.contains("<polyline") || dom.contains("<path"));
+}
