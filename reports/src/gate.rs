@@ -66,6 +66,13 @@ pub struct GateConfig {
     pub slow_sample_ns: f64,
     /// Minimum effect for those slow timings (0.30).
     pub slow_min_effect: f64,
+    /// Parameter values that mark a comparison implementation kept in the
+    /// bench crate rather than product code (`impl=linear`, the original
+    /// access list): shown for information, never gated. Their absolute
+    /// speed moves with code layout when unrelated crates change (a 1.78×
+    /// shift of the linear scan was seen after a change to `reports` alone);
+    /// what matters about them is the within-run radix/linear ratio.
+    pub reference_impls: &'static [(&'static str, &'static str)],
 }
 
 impl Default for GateConfig {
@@ -80,6 +87,7 @@ impl Default for GateConfig {
             exact_tolerance: 0.0,
             slow_sample_ns: 1e5,
             slow_min_effect: 0.30,
+            reference_impls: &[("impl", "linear")],
         }
     }
 }
@@ -240,6 +248,13 @@ pub fn compare_metric(base: &Metric, cur: &Metric, cfg: &GateConfig) -> Finding 
             threshold: None,
             verdict,
         };
+    }
+    if cfg
+        .reference_impls
+        .iter()
+        .any(|(k, v)| cur.param(k).and_then(|p| p.as_str()) == Some(*v))
+    {
+        return info(key, base, cur, "comparison implementation, not gated");
     }
     if let Some(noise) = base.noise.filter(|n| *n > cfg.max_noise) {
         return info(
@@ -507,6 +522,23 @@ mod tests {
         let b = results(vec![wild]);
         let c = results(vec![timing(3.0, 2)]);
         let g = compare(&b, &c, &GateConfig::default(), None);
+        assert!(!g.failed());
+        assert!(matches!(g.findings[0].verdict, Verdict::Info(_)));
+    }
+
+    #[test]
+    fn comparison_implementations_are_not_gated() {
+        let linear = |scale: f64, seed: u64| {
+            let mut m = timing(scale, seed);
+            m.params.insert("impl".into(), "linear".into());
+            m
+        };
+        let g = compare(
+            &results(vec![linear(1.0, 1)]),
+            &results(vec![linear(1.8, 2)]),
+            &GateConfig::default(),
+            None,
+        );
         assert!(!g.failed());
         assert!(matches!(g.findings[0].verdict, Verdict::Info(_)));
     }
