@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask gate [--baseline FILE] [--results FILE] [--only PREFIX] \
-[--alpha P] [--min-effect F]\n       cargo xtask gate --demo [--runs N] [--baseline FILE]\n       \
+[--alpha P] [--min-effect F] [--confirm N]\n       cargo xtask gate --demo [--runs N] [--baseline FILE]\n       \
 cargo xtask gate --make-baseline [--runs N] [--out FILE]";
 
 const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
@@ -43,6 +43,7 @@ struct Args {
     make_baseline: bool,
     out: Option<PathBuf>,
     runs: Option<usize>,
+    confirm: usize,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -55,6 +56,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         make_baseline: false,
         out: None,
         runs: None,
+        confirm: 0,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -80,6 +82,13 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     .ok()
                     .filter(|p: &f64| *p >= 0.0 && *p < 10.0)
                     .ok_or("--min-effect takes a fraction, e.g. 0.10")?
+            }
+            "--confirm" => {
+                a.confirm = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| (0..=5).contains(n))
+                    .ok_or("--confirm takes a count from 0 to 5")?
             }
             "--demo" => a.demo = true,
             "--make-baseline" => a.make_baseline = true,
@@ -136,11 +145,86 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     let g = compare(&b, &r, &a.cfg, a.only.as_deref());
     print!("{}", g.markdown());
-    if g.failed() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    if !g.failed() {
+        return ExitCode::SUCCESS;
     }
+    if confirm(&root, &b, &a, &g) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// With `--confirm N`: re-measures each regressed metric family N times in
+/// fresh runs of the bench (`--only NAME`) and keeps a regression only if it
+/// reproduces in every one. A false alarm then needs N + 1 independent
+/// unlucky runs; a real regression shows every time. Returns whether the
+/// gate passes after confirmation.
+fn confirm(root: &Path, base: &Results, a: &Args, first: &reports::gate::GateReport) -> bool {
+    use reports::gate::Verdict;
+    let mut failing: Vec<String> = first
+        .findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::Regression)
+        .map(|f| f.key.clone())
+        .collect();
+    if a.confirm == 0 || failing.iter().any(|k| k.starts_with("invariant")) {
+        return false;
+    }
+    let dir = root.join("target/bench/confirm");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("xtask gate: {}: {e}", dir.display());
+        return false;
+    }
+    for round in 1..=a.confirm {
+        let mut names: Vec<&str> = failing
+            .iter()
+            .filter_map(|k| k.split_whitespace().next())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        println!("\n### Confirmation run {round} of {}\n", a.confirm);
+        let mut still = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let out = dir.join(format!("round{round}-{i}.json"));
+            // The injection knob (for testing the gate itself) carries over.
+            let inject = std::env::var(INJECT_ENV).ok();
+            let fresh = match bench_once(root, &out, inject.as_deref(), Some(name)) {
+                Ok(r) => r,
+                Err(e) => {
+                    println!("- `{name}`: could not re-measure ({e}); the regression stands");
+                    return false;
+                }
+            };
+            let g = compare(base, &fresh, &a.cfg, Some(name));
+            for f in g.findings.iter().filter(|f| failing.contains(&f.key)) {
+                let again = f.verdict == Verdict::Regression;
+                println!(
+                    "- `{}`: ratio {} — {}",
+                    f.key,
+                    f.ratio.map_or("–".to_owned(), |r| format!("{r:.3}")),
+                    if again {
+                        "reproduced"
+                    } else {
+                        "did not reproduce"
+                    }
+                );
+                if again {
+                    still.push(f.key.clone());
+                }
+            }
+        }
+        failing = still;
+        if failing.is_empty() {
+            println!("\n**Gate: pass** — no regression reproduced in a fresh run.");
+            return true;
+        }
+    }
+    println!(
+        "\n**Gate: FAIL** — reproduced in every confirmation run: {}",
+        failing.join(", ")
+    );
+    false
 }
 
 /// Runs the quick benchmark once into `out` (only the metrics starting with
