@@ -92,7 +92,7 @@ pub fn run(opts: &RunOptions) -> Results {
     let q = opts.quick;
     let g = suites::grant_points(q).len();
     let p = suites::page_points(q).len();
-    let all: [Suite; 6] = [
+    let all: [Suite; 7] = [
         (
             "accountant.port_check",
             g + suites::PORT_CHECK_ROUNDS,
@@ -106,6 +106,11 @@ pub fn run(opts: &RunOptions) -> Results {
             suites::grant_revoke,
         ),
         ("tracepoints.overhead", 1, suites::tracepoints),
+        (
+            "accountant.port_check_instructions",
+            2,
+            suites::port_check_instructions,
+        ),
         (
             "hv.",
             1 + 2 * suites::TRACKED_PAGES.len() + if q { 8 } else { 15 },

@@ -913,6 +913,91 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
     }
 }
 
+/// Runs `checks` radix port checks of the granted ports of a `grants` sweep
+/// point (the body that `ioacct-bench --count-port-checks` executes under
+/// callgrind). Returns how many were allowed, so the loop is not dead code.
+pub fn count_port_checks(grants: u64, checks: u64) -> Result<u64, String> {
+    let ports = granted_ports(grants);
+    let order = check_order(&ports);
+    let (acct, _) = port_setup(&ports)?;
+    let checker = acct.port_checker();
+    let mut allowed = 0u64;
+    for i in 0..checks {
+        let (d, p) = order[(i as usize) % order.len()];
+        allowed += u64::from(checker.check_untraced(black_box(d), black_box(p), 1));
+    }
+    Ok(allowed)
+}
+
+/// Instructions executed under callgrind by `ioacct-bench --count-port-checks
+/// GRANTS N`, from valgrind's `Collected :` line.
+fn callgrind_instructions(grants: u64, checks: u64) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let out = std::process::Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(&exe)
+        .args([
+            "--count-port-checks",
+            &grants.to_string(),
+            &checks.to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("valgrind exited with {}", out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find_map(|l| {
+            l.split_once("Collected :")
+                .map(|(_, n)| n.trim().to_owned())
+        })
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| "no `Collected :` line in valgrind's output".to_owned())
+}
+
+/// Port checks in the two callgrind runs; their difference divides out the
+/// setup, which is identical in both.
+const CALLGRIND_CHECKS: (u64, u64) = (1_000, 101_000);
+
+/// `accountant.port_check_instructions`: instructions per radix port check,
+/// counted by callgrind (deterministic for one binary: the gate compares it
+/// exactly). Skipped, and said so, where valgrind is not installed.
+pub fn port_check_instructions(cx: &mut Ctx, sink: &mut Sink) {
+    const NAME: &str = "accountant.port_check_instructions";
+    for grants in [1u64, 65_536] {
+        cx.progress
+            .step(&format!("{NAME} grants={grants} (callgrind)"));
+        let (lo, hi) = CALLGRIND_CHECKS;
+        let counted = callgrind_instructions(grants, lo)
+            .and_then(|a| Ok((a, callgrind_instructions(grants, hi)?)));
+        match counted {
+            Ok((a, b)) if b > a => {
+                let per_check = (b - a) as f64 / (hi - lo) as f64;
+                let params = [
+                    ("impl", Param::from("radix")),
+                    ("grants", Param::from(grants)),
+                ];
+                let mut m =
+                    Metric::exact(NAME, "instructions", &params, harness::round4(per_check));
+                m.note = Some(format!(
+                    "callgrind: (Ir with {hi} checks - Ir with {lo}) / {}",
+                    hi - lo
+                ));
+                sink.metrics.push(m);
+            }
+            Ok((a, b)) => sink.skip(
+                NAME,
+                format!("instruction counts did not grow ({a} -> {b})"),
+            ),
+            Err(e) => {
+                sink.skip(NAME, format!("grants={grants}: {e}"));
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -414,6 +414,34 @@ pub fn invariants(r: &Results) -> Vec<Finding> {
             });
         }
     }
+    // Instruction counts are deterministic: the check must execute the same
+    // instructions whatever the number of grants (a fixed number of loads).
+    let counted: Vec<&Metric> = r.named("accountant.port_check_instructions").collect();
+    if let (Some(lo), Some(hi)) = (
+        counted.iter().min_by_key(by_grants),
+        counted.iter().max_by_key(by_grants),
+    ) {
+        if lo.key() != hi.key() && lo.value > 0.0 {
+            let ratio = hi.value / lo.value;
+            out.push(Finding {
+                key: format!(
+                    "invariant: radix port check instructions at {} grants = at {} grants",
+                    by_grants(&hi),
+                    by_grants(&lo)
+                ),
+                baseline: Some(lo.value),
+                current: Some(hi.value),
+                ratio: Some(ratio),
+                p: None,
+                threshold: None,
+                verdict: if (ratio - 1.0).abs() <= 0.01 {
+                    Verdict::Same
+                } else {
+                    Verdict::Regression
+                },
+            });
+        }
+    }
     for m in r.named("accountant.tracking_allocations") {
         let pages = m.param("pages").and_then(Param::as_u64).unwrap_or(0);
         if m.param("tracker") == Some(&Param::from("slab-extent")) && pages >= 65_536 {
@@ -524,6 +552,24 @@ mod tests {
         let g = compare(&b, &c, &GateConfig::default(), None);
         assert!(!g.failed());
         assert!(matches!(g.findings[0].verdict, Verdict::Info(_)));
+    }
+
+    #[test]
+    fn instruction_count_must_not_grow_with_grants() {
+        let count = |grants: u64, v: f64| {
+            Metric::exact(
+                "accountant.port_check_instructions",
+                "instructions",
+                &[("impl", "radix".into()), ("grants", grants.into())],
+                v,
+            )
+        };
+        let flat = results(vec![count(1, 56.0), count(65_536, 56.0)]);
+        assert!(invariants(&flat).iter().all(|f| f.verdict == Verdict::Same));
+        let grows = results(vec![count(1, 56.0), count(65_536, 70.0)]);
+        assert!(invariants(&grows)
+            .iter()
+            .any(|f| f.verdict == Verdict::Regression));
     }
 
     #[test]

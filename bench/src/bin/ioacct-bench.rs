@@ -9,6 +9,25 @@ const USAGE: &str = "usage: ioacct-bench [--quick] [--out FILE] [--only PREFIX] 
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Internal: the loop that `accountant.port_check_instructions` runs under callgrind.
+    if let ["--count-port-checks", grants, checks] = args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        let (Ok(grants), Ok(checks)) = (grants.parse(), checks.parse()) else {
+            eprintln!("ioacct-bench: --count-port-checks GRANTS CHECKS");
+            return ExitCode::from(2);
+        };
+        return match bench::suites::count_port_checks(grants, checks) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ioacct-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut opts = bench::RunOptions {
         quick: false,
         only: None,
