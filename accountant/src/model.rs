@@ -917,56 +917,60 @@ impl Accountant {
 /// tracepoint with its result and duration (one relaxed load when tracing
 /// is off; nothing at all without the `tracepoints` feature).
 impl Accountant {
+    /// Runs `op` and emits one `kind` record with its outcome and duration.
+    fn traced<T>(
+        &mut self,
+        kind: Kind,
+        dom: u16,
+        r: Option<UnitRange>,
+        op: impl FnOnce(&mut Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let t0 = tracepoints::start();
+        let res = op(self);
+        tp!(op_record(kind, dom, r, &res).since(t0));
+        res
+    }
+
     /// `create D`: a new domain. Errors: `domain-exists`.
     pub fn create(&mut self, d: DomId) -> Result<(), Error> {
-        let t0 = tracepoints::start();
-        let res = self.create_op(d);
-        tp!(op_record(Kind::Create, d.get(), None, &res).since(t0));
-        res
+        self.traced(Kind::Create, d.get(), None, |a| a.create_op(d))
     }
 
     /// `destroy D`: ends every use (returned as the teardown, which the
     /// hypervisor must carry out before it returns), drops every grant, ends
     /// every draining. Errors: `not-permitted` (domain 0), `no-such-domain`.
     pub fn destroy(&mut self, d: DomId) -> Result<Teardown, Error> {
-        let t0 = tracepoints::start();
-        let res = self.destroy_op(d);
-        tp!(op_record(Kind::Destroy, d.get(), None, &res).since(t0));
-        res
+        self.traced(Kind::Destroy, d.get(), None, |a| a.destroy_op(d))
     }
 
     /// `reserve SPACE R`: hypervisor reservation; units already reserved
     /// are left as they are. Errors: `not-io-memory`, `conflict`,
     /// `draining`, `in-use`.
     pub fn reserve(&mut self, r: UnitRange) -> Result<(), Error> {
-        let t0 = tracepoints::start();
-        let res = self.reserve_op(r);
-        tp!(op_record(Kind::Reserve, tracepoints::HYPERVISOR, Some(r), &res).since(t0));
-        res
+        self.traced(Kind::Reserve, tracepoints::HYPERVISOR, Some(r), |a| {
+            a.reserve_op(r)
+        })
     }
 
     /// `unreserve SPACE R`. Errors: `not-reserved`, `in-use` (hypervisor use count > 0).
     pub fn unreserve(&mut self, r: UnitRange) -> Result<(), Error> {
-        let t0 = tracepoints::start();
-        let res = self.unreserve_op(r);
-        tp!(op_record(Kind::Unreserve, tracepoints::HYPERVISOR, Some(r), &res).since(t0));
-        res
+        self.traced(Kind::Unreserve, tracepoints::HYPERVISOR, Some(r), |a| {
+            a.unreserve_op(r)
+        })
     }
 
     /// `hvmap SPACE R`: the hypervisor's own use of reserved units. Errors: `not-reserved`.
     pub fn hvmap(&mut self, r: UnitRange) -> Result<(), Error> {
-        let t0 = tracepoints::start();
-        let res = self.hvmap_op(r);
-        tp!(op_record(Kind::HvMap, tracepoints::HYPERVISOR, Some(r), &res).since(t0));
-        res
+        self.traced(Kind::HvMap, tracepoints::HYPERVISOR, Some(r), |a| {
+            a.hvmap_op(r)
+        })
     }
 
     /// `hvunmap SPACE R`. Errors: `not-reserved`, `not-mapped`.
     pub fn hvunmap(&mut self, r: UnitRange) -> Result<(), Error> {
-        let t0 = tracepoints::start();
-        let res = self.hvunmap_op(r);
-        tp!(op_record(Kind::HvUnmap, tracepoints::HYPERVISOR, Some(r), &res).since(t0));
-        res
+        self.traced(Kind::HvUnmap, tracepoints::HYPERVISOR, Some(r), |a| {
+            a.hvunmap_op(r)
+        })
     }
 
     /// `grant D SPACE R MODE [force]`. Errors: `reserved`, `conflict`,
@@ -1008,36 +1012,24 @@ impl Accountant {
     /// `map D iomem R`: one more mapping of every frame. Errors:
     /// `reserved`, `draining`, `not-granted`; `bad-range` if `r` is not iomem.
     pub fn map(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
-        let t0 = tracepoints::start();
-        let res = self.map_op(d, r);
-        tp!(op_record(Kind::Map, d.get(), Some(r), &res).since(t0));
-        res
+        self.traced(Kind::Map, d.get(), Some(r), |a| a.map_op(d, r))
     }
 
     /// `unmap D iomem R`; a unit `D` drains stops draining at its last unmap.
     /// Errors: `not-mapped`.
     pub fn unmap(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
-        let t0 = tracepoints::start();
-        let res = self.unmap_op(d, r);
-        tp!(op_record(Kind::Unmap, d.get(), Some(r), &res).since(t0));
-        res
+        self.traced(Kind::Unmap, d.get(), Some(r), |a| a.unmap_op(d, r))
     }
 
     /// `bind D irq N`: one more binding of every line of `r`. Errors:
     /// `reserved`, `draining`, `not-granted`; `bad-range` if `r` is not irq.
     pub fn bind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
-        let t0 = tracepoints::start();
-        let res = self.bind_op(d, r);
-        tp!(op_record(Kind::Bind, d.get(), Some(r), &res).since(t0));
-        res
+        self.traced(Kind::Bind, d.get(), Some(r), |a| a.bind_op(d, r))
     }
 
     /// `unbind D irq N`. Errors: `not-bound`.
     pub fn unbind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
-        let t0 = tracepoints::start();
-        let res = self.unbind_op(d, r);
-        tp!(op_record(Kind::Unbind, d.get(), Some(r), &res).since(t0));
-        res
+        self.traced(Kind::Unbind, d.get(), Some(r), |a| a.unbind_op(d, r))
     }
 
     /// `access D ioport P [W]`: whether one guest access of `width` (1, 2,
