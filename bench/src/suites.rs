@@ -624,6 +624,23 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
     }
 }
 
+/// Pushes a port-0x300 latency metric and its row of the per-port exit
+/// table (`hv.port_exit`: the same percentiles without the samples), tagged
+/// with `side` when it is not what the guest saw.
+fn push_with_exit_row(sink: &mut Sink, m: Metric, side: Option<&str>) {
+    let mut row = m.clone();
+    row.name = "hv.port_exit".into();
+    row.params.insert("port".into(), Param::from(0x300u64));
+    if let Some(side) = side {
+        row.params.insert("side".into(), Param::from(side));
+    }
+    row.samples.clear();
+    row.norm_samples.clear();
+    row.spectrum.clear();
+    sink.metrics.push(m);
+    sink.metrics.push(row);
+}
+
 /// Guest-timed PIO exits per configuration (quick / full).
 fn exit_samples(quick: bool) -> usize {
     if quick {
@@ -748,15 +765,7 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
                              percentiles corrected for coordinated omission"
                                 .into(),
                         );
-                        // The per-port exit table row: same data, no samples.
-                        let mut row = m.clone();
-                        row.name = "hv.port_exit".into();
-                        row.params.insert("port".into(), Param::from(0x300u64));
-                        row.samples.clear();
-                        row.norm_samples.clear();
-                        row.spectrum.clear();
-                        sink.metrics.push(m);
-                        sink.metrics.push(row);
+                        push_with_exit_row(sink, m, None);
                     }
                 }
                 Err(e) => sink.skip(
@@ -810,14 +819,7 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
                          handler (port check and device A), for `in al, 0x300`"
                             .into(),
                     );
-                    let mut row = m.clone();
-                    row.name = "hv.port_exit".into();
-                    row.params.insert("port".into(), Param::from(0x300u64));
-                    row.params.insert("side".into(), Param::from("hypervisor"));
-                    row.samples.clear();
-                    row.spectrum.clear();
-                    sink.metrics.push(m);
-                    sink.metrics.push(row);
+                    push_with_exit_row(sink, m, Some("hypervisor"));
                 }
                 None => sink.skip(
                     "hv.exit_handler",
