@@ -197,20 +197,29 @@ fn confirm(root: &Path, base: &Results, a: &Args, first: &reports::gate::GateRep
                 }
             };
             let g = compare(base, &fresh, &a.cfg, Some(name));
-            for f in g.findings.iter().filter(|f| failing.contains(&f.key)) {
-                let again = f.verdict == Verdict::Regression;
+            for key in failing
+                .iter()
+                .filter(|k| k.split_whitespace().next() == Some(*name))
+            {
+                // Only a fresh measurement that is judged and clean clears a
+                // regression; missing or unjudged counts as reproduced.
+                let f = g.findings.iter().find(|f| &f.key == key);
+                let cleared =
+                    f.is_some_and(|f| matches!(f.verdict, Verdict::Same | Verdict::Improvement));
                 println!(
-                    "- `{}`: ratio {} — {}",
-                    f.key,
-                    f.ratio.map_or("–".to_owned(), |r| format!("{r:.3}")),
-                    if again {
-                        "reproduced"
-                    } else {
+                    "- `{key}`: ratio {} — {}",
+                    f.and_then(|f| f.ratio)
+                        .map_or("–".to_owned(), |r| format!("{r:.3}")),
+                    if cleared {
                         "did not reproduce"
+                    } else if f.is_none() {
+                        "not measured again: stands"
+                    } else {
+                        "reproduced"
                     }
                 );
-                if again {
-                    still.push(f.key.clone());
+                if !cleared {
+                    still.push(key.clone());
                 }
             }
         }
