@@ -66,6 +66,9 @@ pub struct GateConfig {
     pub slow_sample_ns: f64,
     /// Minimum effect for those slow timings (0.30).
     pub slow_min_effect: f64,
+    /// Let baseline metrics that the results lack pass (`--allow-missing`,
+    /// e.g. on a host without `/dev/kvm`); by default they fail the gate.
+    pub allow_missing: bool,
     /// Parameter values that mark a comparison implementation kept in the
     /// bench crate rather than product code (`impl=linear`, the original
     /// access list): shown for information, never gated. Their absolute
@@ -88,6 +91,7 @@ impl Default for GateConfig {
             slow_sample_ns: 1e5,
             slow_min_effect: 0.30,
             reference_impls: &[("impl", "linear")],
+            allow_missing: false,
         }
     }
 }
@@ -142,14 +146,20 @@ pub struct GateReport {
     pub headline: &'static str,
     /// Headline minimum effect used.
     pub headline_min_effect: f64,
+    /// Whether a baseline metric missing from the results fails the gate.
+    pub missing_fails: bool,
 }
 
 impl GateReport {
-    /// Whether any finding is a regression.
+    /// Whether any finding is a regression, or (unless allowed) a baseline
+    /// metric the results no longer have: a metric that stopped being
+    /// measured can hide a regression (a suite that skips a point because
+    /// its correctness check failed, say).
     pub fn failed(&self) -> bool {
-        self.findings
-            .iter()
-            .any(|f| f.verdict == Verdict::Regression)
+        self.findings.iter().any(|f| {
+            f.verdict == Verdict::Regression
+                || (self.missing_fails && f.verdict == Verdict::Missing)
+        })
     }
 
     /// Number of regressions.
@@ -369,6 +379,7 @@ pub fn compare(
         noise_factor: cfg.noise_factor,
         headline: cfg.headline,
         headline_min_effect: cfg.headline_min_effect,
+        missing_fails: !cfg.allow_missing,
     }
 }
 
@@ -665,7 +676,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_absolute_do_not_fail() {
+    fn missing_fails_unless_allowed_and_absolute_does_not() {
         let mut abs = Metric::new("hv.pio_exit", "ns", &[("accounting", "on".into())]);
         abs.value = 100.0;
         let mut abs2 = abs.clone();
@@ -673,6 +684,12 @@ mod tests {
         let b = results(vec![abs, timing(1.0, 1)]);
         let c = results(vec![abs2]);
         let g = compare(&b, &c, &GateConfig::default(), None);
+        assert!(g.failed(), "a metric that vanished fails: {}", g.markdown());
+        let allow = GateConfig {
+            allow_missing: true,
+            ..GateConfig::default()
+        };
+        let g = compare(&b, &c, &allow, None);
         assert!(!g.failed(), "{}", g.markdown());
         assert!(g.findings.iter().any(|f| f.verdict == Verdict::Missing));
         assert!(g

@@ -96,11 +96,11 @@ pub struct ExitRow {
     pub p999: f64,
     /// Slowest, ns.
     pub max: f64,
-    /// Median before coordinated-omission correction, ns (0 when the
+    /// Median before coordinated-omission correction, ns (`None` when the
     /// metric was not corrected).
-    pub raw_p50: f64,
-    /// 99th percentile before correction, ns (0 when not corrected).
-    pub raw_p99: f64,
+    pub raw_p50: Option<f64>,
+    /// 99th percentile before correction, ns (`None` when not corrected).
+    pub raw_p99: Option<f64>,
 }
 
 /// One line of the baseline comparison.
@@ -558,8 +558,8 @@ fn exit_table(r: &Results) -> Vec<ExitRow> {
             p99: m.p99,
             p999: m.p999,
             max: m.max,
-            raw_p50: m.uncorrected.map_or(0.0, |u| u.p50),
-            raw_p99: m.uncorrected.map_or(0.0, |u| u.p99),
+            raw_p50: m.uncorrected.map(|u| u.p50),
+            raw_p99: m.uncorrected.map(|u| u.p99),
         })
         .collect()
 }
@@ -671,8 +671,10 @@ impl Context {
              a slice of every metric instead of all of one."
                 .to_owned(),
             "Port exits (hv.pio_exit) are timed by the guest (lfence; rdtsc around one `in`), \
-             normalized for the gate by the median bare-KVM exit of the same run; the \
-             hypervisor-side handler time is not exposed and is listed under Not measured."
+             normalized for the gate by the median bare-KVM exit of the same run. The \
+             hypervisor side of the same exits (hv.exit_handler, rows with side=hypervisor) \
+             is the duration the VmExit tracepoint records around the exit handler, taken in \
+             a separate, shorter pass with tracing on."
                 .to_owned(),
             "Coordinated omission: micro-benchmark batches issue the next operation as soon \
              as the previous returns and record batch means, with no intended schedule, so \
@@ -803,7 +805,7 @@ pub fn render(c: &Context) -> String {
         for x in &c.exit_table {
             h.push_str(&format!(
                 "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
-                e(&x.port), x.count, n(x.min), n(x.p50), n(x.p90), n(x.p99), n(x.p999), n(x.max), n(x.raw_p50), n(x.raw_p99)
+                e(&x.port), x.count, n(x.min), n(x.p50), n(x.p90), n(x.p99), n(x.p999), n(x.max), x.raw_p50.map_or("–".to_owned(), n), x.raw_p99.map_or("–".to_owned(), n)
             ));
         }
         h.push_str("</table>\n");

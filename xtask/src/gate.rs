@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask gate [--baseline FILE] [--results FILE] [--only PREFIX] \
-[--alpha P] [--min-effect F] [--confirm N]\n       cargo xtask gate --demo [--runs N] [--baseline FILE]\n       \
+[--alpha P] [--min-effect F] [--confirm N] [--allow-missing]\n       cargo xtask gate --demo [--runs N] [--baseline FILE]\n       \
 cargo xtask gate --make-baseline [--runs N] [--out FILE]";
 
 const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
@@ -90,6 +90,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     .filter(|n| (0..=5).contains(n))
                     .ok_or("--confirm takes a count from 0 to 5")?
             }
+            "--allow-missing" => a.cfg.allow_missing = true,
             "--demo" => a.demo = true,
             "--make-baseline" => a.make_baseline = true,
             "--out" => a.out = Some(PathBuf::from(value()?)),
