@@ -203,16 +203,17 @@ impl SlotTable {
     }
 
     /// Ends `n` mappings of every frame in `first..=last`; frames that become
-    /// unmapped lose their slots before this returns. Refused, changing
-    /// nothing, if some frame is mapped fewer than `n` times.
+    /// unmapped lose their slots before this returns, except where KVM
+    /// refused to delete a slot: those frames (still reachable by the guest
+    /// without an exit) are returned, empty when every slot went. Refused,
+    /// changing nothing, if some frame is mapped fewer than `n` times.
     pub fn unmap(
         &mut self,
         first: u64,
         last: u64,
         n: u32,
-        backings: &impl Backings,
         ops: &mut impl SlotOps,
-    ) -> Result<(), SlotError> {
+    ) -> Result<Vec<(u64, u64)>, SlotError> {
         if first > last || n == 0 {
             return Err(SlotError::BadRange);
         }
@@ -234,10 +235,11 @@ impl SlotTable {
             }
         }
         self.normalize(first, last);
+        let mut stuck = Vec::new();
         for (a, b) in merge(gone.into_iter()) {
-            self.remove_slots(a, b, backings, ops);
+            stuck.extend(self.remove_slots(a, b, ops));
         }
-        Ok(())
+        Ok(stuck)
     }
 
     /// Whether every frame of `first..=last` is mapped at least `n` times;
@@ -264,15 +266,11 @@ impl SlotTable {
 
     /// Ends every mapping of `first..=last` whatever its count (a teardown
     /// the hypervisor's counts disagree with must still remove the slots).
-    pub fn force_unmap(
-        &mut self,
-        first: u64,
-        last: u64,
-        backings: &impl Backings,
-        ops: &mut impl SlotOps,
-    ) {
+    /// Returns the frames KVM refused to unslot, as [`SlotTable::unmap`].
+    #[must_use = "frames still slotted remain reachable by the guest"]
+    pub fn force_unmap(&mut self, first: u64, last: u64, ops: &mut impl SlotOps) -> Vec<(u64, u64)> {
         if first > last {
-            return;
+            return Vec::new();
         }
         self.split_count(first);
         if let Some(after) = last.checked_add(1) {
@@ -283,7 +281,7 @@ impl SlotTable {
             self.counts.remove(&k);
         }
         self.normalize(first, last);
-        self.remove_slots(first, last, backings, ops);
+        self.remove_slots(first, last, ops)
     }
 
     /// Removes every mapping and slot (domain teardown).
@@ -379,7 +377,10 @@ impl SlotTable {
         }
     }
 
-    fn remove_slots(&mut self, a: u64, b: u64, _backings: &impl Backings, ops: &mut impl SlotOps) {
+    /// Deletes the slots overlapping `a..=b` (re-adding their parts outside
+    /// it). Returns the parts of `a..=b` still slotted because KVM refused a
+    /// delete.
+    fn remove_slots(&mut self, a: u64, b: u64, ops: &mut impl SlotOps) -> Vec<(u64, u64)> {
         let hit: Vec<(u64, Slot)> = self
             .slots
             .range(..=b)
@@ -387,10 +388,13 @@ impl SlotTable {
             .take_while(|(_, s)| s.last >= a)
             .map(|(f, s)| (*f, *s))
             .collect();
-        for (f, s) in hit {
-            // A failed delete leaves the slot: nothing else can remove it, so
-            // keep it recorded (the guest could still reach it) and go on.
+        let mut stuck = Vec::new();
+        for (f, s) in hit.into_iter().rev() {
+            // A failed delete leaves the slot: keep it recorded (the guest
+            // can still reach it) and report the revoked frames it covers so
+            // the caller can isolate the domain.
             if ops.del(s.id, f, s.last).is_err() {
+                stuck.push((f.max(a), s.last.min(b)));
                 continue;
             }
             self.slots.remove(&f);
@@ -403,6 +407,7 @@ impl SlotTable {
                 self.install(b + 1, s.last, host, s.region, ops);
             }
         }
+        stuck
     }
 }
 
