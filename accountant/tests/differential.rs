@@ -148,6 +148,9 @@ impl Reference {
                 errs.push("reserved");
                 continue;
             }
+            if u.holders.get(&d) == Some(&mode) {
+                continue; // held in this mode already: left as it is
+            }
             if u.holders.get(&d).is_some_and(|m| *m != mode) {
                 errs.push("conflict");
             }

@@ -16,10 +16,12 @@ use super::tree::{chain_pop, chain_push, get, get_mut, Linked, Links, Tree};
 use super::{index_estimate, Run, RunSink, TrackError, Tracker, TrackerKind, TrackerStats};
 use crate::types::DomId;
 
-/// The most records one `map` may create: 2^32 records (at least 160 GiB)
-/// are beyond any host this runs on, so a larger request fails at once with
-/// `NoMemory` instead of allocating until the host gives up.
-const MAX_NEW_RECORDS: u64 = 1 << 32;
+/// The most records one `map` may create: 2^22 (4 Mi pages, a 16 GiB BAR;
+/// 160 MiB of slab records, 256 MiB of xmalloc ones). A larger request
+/// fails at once with `NoMemory` instead of allocating until the host's
+/// memory gives out: the per-page designs are measured up to framebuffer
+/// scale, and a trace line mapping 2^32 frames must not take the host down.
+const MAX_NEW_RECORDS: u64 = 1 << 22;
 
 /// One mapped page.
 #[repr(C)]
