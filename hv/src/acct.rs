@@ -294,6 +294,33 @@ impl Acct {
         }
     }
 
+    /// `Ok` if domain `d` exists (domain 0 always does), else `NoSuchDomain`.
+    pub fn known(&self, d: DomId) -> Result<(), Error> {
+        let known = d == DomId::DOM0
+            || match &self.inner {
+                Inner::On(a) => a.exists(d),
+                Inner::Off(x) => x
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .exists(d)
+                    .is_ok(),
+            };
+        if known {
+            Ok(())
+        } else {
+            Err(Error::NoSuchDomain(d))
+        }
+    }
+
+    /// Whether [`Acct::destroy`] of `d` would succeed, changing nothing:
+    /// `NotPermitted` for domain 0, `NoSuchDomain` for an unknown domain.
+    pub fn can_destroy(&self, d: DomId) -> Result<(), Error> {
+        if d == DomId::DOM0 {
+            return Err(Error::NotPermitted(d));
+        }
+        self.known(d)
+    }
+
     /// Grants `r` to `d`; returns the uses a forced grant tore down.
     pub fn grant(
         &mut self,

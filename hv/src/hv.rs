@@ -15,7 +15,7 @@ use crate::host::HostInfo;
 use crate::hypercall::{self, Op, Rejected};
 use crate::layout;
 use crate::mem::{MemError, PAGE_SIZE};
-use crate::memslot::{SlotOps, SlotTable};
+use crate::memslot::{SlotError, SlotOps, SlotTable};
 use crate::platform::{self, DeviceCounters, Platform, PortEffect};
 use crate::vcpu::{self, VcpuCtl};
 use crate::vm::{GuestVm, VmError};
@@ -76,6 +76,18 @@ pub enum HvError {
     VmExists(DomId),
     /// The range is of the wrong space for the operation.
     WrongSpace(Space),
+    /// The domain's slot table refused a map the accountant accepted; the
+    /// accountant's change was undone.
+    Slots(SlotError),
+    /// KVM refused to delete the memslot of `frames` frames whose use had
+    /// ended: the accountant's change stands, and since the domain could
+    /// still reach those frames its vCPU was stopped.
+    SlotStuck {
+        /// The domain that was stopped.
+        dom: DomId,
+        /// Frames left reachable through the stuck memslot(s).
+        frames: u64,
+    },
 }
 
 impl HvError {
@@ -99,6 +111,11 @@ impl std::fmt::Display for HvError {
             HvError::NoVm(d) => write!(f, "{d} has no VM"),
             HvError::VmExists(d) => write!(f, "{d} already has a VM"),
             HvError::WrongSpace(s) => write!(f, "operation does not take {s}"),
+            HvError::Slots(e) => write!(f, "slot table refused: {e:?}"),
+            HvError::SlotStuck { dom, frames } => write!(
+                f,
+                "KVM kept a memslot over {frames} unmapped frame(s) of {dom}; its vCPU was stopped"
+            ),
         }
     }
 }
@@ -126,6 +143,7 @@ struct Stats {
     hypercall_errors: AtomicU64,
     bad_hypercalls: AtomicU64,
     events: AtomicU64,
+    stuck_frames: AtomicU64,
 }
 
 /// A snapshot of a domain's counters.
@@ -150,6 +168,9 @@ pub struct DomainStats {
     pub exits: u64,
     /// KVM memslots it uses for I/O memory.
     pub io_slots: usize,
+    /// Frames whose use ended but whose memslot KVM refused to delete; each
+    /// such refusal stopped the domain's vCPU.
+    pub stuck_frames: u64,
 }
 
 struct Domain {
@@ -180,7 +201,7 @@ impl Domain {
         (0..16).any(|i| {
             self.gvm
                 .ram
-                .read_u64(layout::EVTCHN_PAGE + 8 * i)
+                .load_u64_atomic(layout::EVTCHN_PAGE + 8 * i)
                 .is_some_and(|w| w != 0)
         })
     }
@@ -222,6 +243,7 @@ impl Domain {
             events: l(&self.stats.events),
             exits: self.ctl.exits(),
             io_slots: lock(&self.slots).slot_count(),
+            stuck_frames: l(&self.stats.stuck_frames),
         }
     }
 }
@@ -307,6 +329,10 @@ struct Shared {
     domains: RwLock<BTreeMap<u16, Arc<Domain>>>,
     cp: Mutex<Acct>,
     irqs: Mutex<BTreeMap<u32, BTreeMap<u16, u32>>>,
+    /// Domains told to stop because KVM kept a memslot they must no longer
+    /// reach; the public entry points wait for them once the control plane
+    /// is released (see [`Shared::unslot`]). Taken alone.
+    isolate: Mutex<Vec<DomId>>,
     checker: Checker,
     platform: Platform,
     kvm: Kvm,
@@ -473,20 +499,20 @@ impl Shared {
         let raw_op = dom.gvm.ram.read_u64(layout::HCALL_BLOCK).unwrap_or(0);
         let (status, failed) = match Op::read(&dom.gvm.ram) {
             Err(Rejected(s)) => (s, true),
-            Ok(Op::DomId) => (dom.id.get() as u32, false),
             Ok(op) => {
+                // DOM_ID returns a value, not a status: never a failure.
+                let is_value = matches!(op, Op::DomId);
                 let r = match op {
                     Op::MapIomem(r) => self.map(dom.id, r).map(|_| 0),
                     Op::UnmapIomem(r) => self.unmap(dom.id, r).map(|_| 0),
                     Op::BindIrq(r) => self.bind(dom.id, r).map(|_| 0),
                     Op::UnbindIrq(r) => self.unbind(dom.id, r).map(|_| 0),
-                    Op::Query(space, unit) => {
-                        let bits = self.query_bits(dom.id, space, unit);
+                    Op::Query(space, unit) => self.query_bits(dom.id, space, unit).map(|bits| {
                         dom.gvm
                             .ram
                             .write_u64(layout::HCALL_BLOCK + 32, bits)
-                            .map_or(Ok(hypercall::E_FAULT), |_| Ok(0))
-                    }
+                            .map_or(hypercall::E_FAULT, |_| 0)
+                    }),
                     Op::Block(us) => Ok(self.block(dom, us)),
                     Op::DomId => Ok(dom.id.get() as u32),
                 };
@@ -495,7 +521,7 @@ impl Shared {
                     Err(HvError::Acct(e)) => errno_of(e.code()),
                     Err(_) => hypercall::E_HV,
                 };
-                (s, s != 0)
+                (s, !is_value && s != 0)
             }
         };
         if failed {
@@ -509,9 +535,12 @@ impl Shared {
         status
     }
 
-    fn query_bits(&self, d: DomId, space: Space, unit: u64) -> u64 {
+    /// The QUERY answer for `d`. The accountant's refusal becomes the
+    /// hypercall's status, except for a RAM frame (answered "nothing", as
+    /// with accounting off).
+    fn query_bits(&self, d: DomId, space: Space, unit: u64) -> Result<u64, HvError> {
         let acct = lock(&self.cp);
-        match acct.query(space, unit) {
+        Ok(match acct.query(space, unit) {
             Some(Ok(i)) => {
                 let mut bits = 0;
                 if let Some((_, m)) = i.holders.iter().find(|(h, _)| *h == d) {
@@ -529,12 +558,15 @@ impl Shared {
                 let uses = i.uses.iter().find(|(u, _)| *u == d).map_or(0, |(_, n)| *n);
                 bits | ((uses as u64) << hypercall::QUERY_USES_SHIFT)
             }
-            Some(Err(_)) => 0,
+            // A RAM frame is no I/O memory: nobody holds or uses it, the
+            // answer accounting off gives too (its caps never cover RAM).
+            Some(Err(e)) if e.code() == accountant::ErrorCode::NotIoMemory => 0,
+            Some(Err(e)) => return Err(e.into()),
             None => match UnitRange::one(space, unit).map(|r| acct.caps_cover(d, r)) {
                 Ok(Some(true)) => hypercall::QUERY_HELD,
                 _ => 0,
             },
-        }
+        })
     }
 
     fn apply_teardown(&self, td: &Teardown) {
@@ -542,14 +574,9 @@ impl Shared {
             match it.space {
                 Space::IoMem => {
                     if let Some(dom) = self.domain(it.dom) {
-                        let mut slots = lock(&dom.slots);
-                        let mut ops = KvmSlots(&dom.gvm.vm, dom.id.get());
-                        if slots
-                            .unmap(it.first, it.last, it.count, &self.platform, &mut ops)
-                            .is_err()
-                        {
-                            slots.force_unmap(it.first, it.last, &self.platform, &mut ops);
-                        }
+                        // A stuck slot is counted and isolated by `unslot`;
+                        // the teardown itself stands.
+                        let _stuck = self.unslot(&dom, it.first, it.last, it.count);
                     }
                 }
                 Space::Irq => {
@@ -574,21 +601,78 @@ impl Shared {
         }
     }
 
+    /// Ends `count` mappings of `first..=last` in `dom`'s slot table
+    /// (whatever the counts say, if they disagree). If KVM refuses to delete
+    /// a slot the domain could still reach the frames, so isolation wins over
+    /// liveness: the frames are counted, the vCPU is told to stop (it cannot
+    /// re-enter the guest once its current exit is handled, so a vCPU calling
+    /// this from its own hypercall is isolated on return) and queued for
+    /// [`Shared::isolate_pending`], which waits for it. Returns the number of
+    /// frames left reachable.
+    fn unslot(&self, dom: &Domain, first: u64, last: u64, count: u32) -> u64 {
+        let mut slots = lock(&dom.slots);
+        let mut ops = KvmSlots(&dom.gvm.vm, dom.id.get());
+        let stuck = match slots.unmap(first, last, count, &mut ops) {
+            Ok(stuck) => stuck,
+            Err(_) => slots.force_unmap(first, last, &mut ops),
+        };
+        drop(slots);
+        let frames: u64 = stuck.iter().map(|(a, b)| b - a + 1).sum();
+        if frames > 0 {
+            dom.stats.stuck_frames.fetch_add(frames, Ordering::Relaxed);
+            dom.ctl.request_stop();
+            dom.wake();
+            lock(&self.isolate).push(dom.id);
+        }
+        frames
+    }
+
+    /// Stops (and waits for) every domain `unslot` queued. Must not be
+    /// called with the control plane held or from a vCPU thread: a vCPU may
+    /// be waiting for the control plane in a hypercall.
+    fn isolate_pending(&self) {
+        let pending = std::mem::take(&mut *lock(&self.isolate));
+        for d in pending {
+            if let Some(dom) = self.domain(d) {
+                dom.stop();
+                dom.join();
+            }
+        }
+    }
+
+    /// Maps `r` into `d`. Every domain but 0 has its VM from creation on;
+    /// domain 0 may map before it has one (the hypervisor's workloads make
+    /// the accountant track frames that way): the accountant then records
+    /// the use and there is no slot table to update (the frames stay
+    /// unreachable until its VM maps them itself).
     fn map(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
         if r.space() != Space::IoMem {
             return Err(HvError::WrongSpace(r.space()));
         }
         let mut acct = lock(&self.cp);
+        let dom = self.domain(d);
+        if dom.is_none() && d != DomId::DOM0 {
+            // An unknown domain gets the accountant's answer. A known one
+            // without a VM cannot occur (create and destroy change both
+            // under the control plane); should it, it gets no use that no
+            // slot table follows.
+            acct.known(d)?;
+            return Err(HvError::NoVm(d));
+        }
         acct.map(d, r)?;
-        if let Some(dom) = self.domain(d) {
-            let mut slots = lock(&dom.slots);
-            // The range is valid, so the slot table cannot refuse it.
-            let _ = slots.map(
+        if let Some(dom) = dom {
+            let mapped = lock(&dom.slots).map(
                 r.first(),
                 r.last(),
                 &self.platform,
                 &mut KvmSlots(&dom.gvm.vm, dom.id.get()),
             );
+            if let Err(e) = mapped {
+                // Unreachable for a valid `UnitRange`; if it ever happens the
+                // accountant must not keep a use the slot table lacks.
+                acct.unmap(d, r)?;
+                return Err(HvError::Slots(e));
+            }
         }
         Ok(())
     }
@@ -609,13 +693,9 @@ impl Shared {
         }
         acct.unmap(d, r)?;
         if let Some(dom) = dom {
-            let mut slots = lock(&dom.slots);
-            let mut ops = KvmSlots(&dom.gvm.vm, dom.id.get());
-            if slots
-                .unmap(r.first(), r.last(), 1, &self.platform, &mut ops)
-                .is_err()
-            {
-                slots.force_unmap(r.first(), r.last(), &self.platform, &mut ops);
+            let frames = self.unslot(&dom, r.first(), r.last(), 1);
+            if frames > 0 {
+                return Err(HvError::SlotStuck { dom: d, frames });
             }
         }
         Ok(())
@@ -696,6 +776,7 @@ impl Hypervisor {
                 domains: RwLock::new(BTreeMap::new()),
                 cp: Mutex::new(acct),
                 irqs: Mutex::new(BTreeMap::new()),
+                isolate: Mutex::new(Vec::new()),
                 checker,
                 platform,
                 kvm,
@@ -786,6 +867,14 @@ impl Hypervisor {
     /// Starts the vCPU thread of a domain created paused.
     pub fn start(&self, d: DomId) -> Result<(), HvError> {
         let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        // Without the kick handler a running vCPU could not be stopped
+        // promptly (kicking it would kill the process): refuse to start one.
+        vcpu::install_kick_handler().map_err(|errno| {
+            HvError::Vm(VmError::Kvm {
+                what: "install the vCPU kick signal handler",
+                errno,
+            })
+        })?;
         let Some(mut vcpu) = lock(&dom.vcpu).take() else {
             return Ok(());
         };
@@ -842,9 +931,10 @@ impl Hypervisor {
         if d == DomId::DOM0 {
             return Err(Error::NotPermitted(d).into());
         }
-        // Stop the vCPU before taking the control plane: a vCPU inside a
-        // hypercall may be waiting for it. A domain with a VM exists in the
-        // accountant, so the destroy below cannot then fail.
+        // Refuse (changing nothing) what the accountant would refuse, before
+        // the vCPU is stopped. The vCPU is stopped without the control plane
+        // held: a vCPU inside a hypercall may be waiting for it.
+        lock(&self.sh.cp).can_destroy(d)?;
         let dom = self.sh.domain(d);
         if let Some(dom) = &dom {
             dom.stop();
@@ -868,6 +958,8 @@ impl Hypervisor {
                 .remove(&d.get());
         }
         self.sh.quiesce_all();
+        drop(acct);
+        self.sh.isolate_pending();
         Ok(td)
     }
 
@@ -880,10 +972,14 @@ impl Hypervisor {
         mode: Mode,
         force: bool,
     ) -> Result<Teardown, HvError> {
-        let mut acct = lock(&self.sh.cp);
-        let td = acct.grant(d, r, mode, force)?;
-        self.sh.apply_teardown(&td);
-        self.sh.quiesce_all();
+        let td = {
+            let mut acct = lock(&self.sh.cp);
+            let td = acct.grant(d, r, mode, force)?;
+            self.sh.apply_teardown(&td);
+            self.sh.quiesce_all();
+            td
+        };
+        self.sh.isolate_pending();
         Ok(td)
     }
 
@@ -892,10 +988,14 @@ impl Hypervisor {
     /// returns no port access checked against the old permission is still
     /// in flight.
     pub fn revoke(&self, d: DomId, r: UnitRange, force: bool) -> Result<Revoked, HvError> {
-        let mut acct = lock(&self.sh.cp);
-        let rv = acct.revoke(d, r, force)?;
-        self.sh.apply_teardown(&rv.teardown);
-        self.sh.quiesce_all();
+        let rv = {
+            let mut acct = lock(&self.sh.cp);
+            let rv = acct.revoke(d, r, force)?;
+            self.sh.apply_teardown(&rv.teardown);
+            self.sh.quiesce_all();
+            rv
+        };
+        self.sh.isolate_pending();
         Ok(rv)
     }
 
@@ -904,9 +1004,13 @@ impl Hypervisor {
         self.sh.map(d, r)
     }
 
-    /// Unmaps frames `r` from `d`; their slots are gone when this returns.
+    /// Unmaps frames `r` from `d`; their slots are gone when this returns,
+    /// or, if KVM refused to delete one, `d`'s vCPU has stopped
+    /// ([`HvError::SlotStuck`]).
     pub fn unmap(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
-        self.sh.unmap(d, r)
+        let res = self.sh.unmap(d, r);
+        self.sh.isolate_pending();
+        res
     }
 
     /// Binds line(s) `r` for `d`.

@@ -40,12 +40,20 @@ pub struct HostMem {
     len: u64,
 }
 
-// SAFETY: the mapping is plain memory owned by this value for its whole life;
-// every access goes through volatile/atomic accessors with bounds checks, so
-// sharing it between threads cannot create Rust-level data races on
-// references (none are ever handed out).
+// SAFETY: the mapping is plain memory owned by this value for its whole life
+// (unmapped only in `Drop`) and not tied to the creating thread. Every host
+// access is bounds-checked and goes through raw pointers, never a `&`/`&mut`
+// into the mapping: byte-wise volatile reads and writes (`read`, `write`),
+// `write_bytes` (`fill`, used to initialise memory before a guest runs on
+// it), and `AtomicU64` operations on aligned words (`fetch_or_u64`,
+// `load_u64_atomic`). Words the host shares with other host threads (event
+// words) are only accessed with the atomic accessors; the guest may race
+// with any access, which can yield stale or torn values but never an
+// out-of-bounds access.
 unsafe impl Send for HostMem {}
-// SAFETY: as for `Send`: no `&`/`&mut` into the mapping is ever created.
+// SAFETY: as for `Send`: `&HostMem` only gives the bounds-checked raw-pointer
+// accessors above, so sharing it between threads creates no references into
+// the mapping; host threads that race on a word use its atomic accessors.
 unsafe impl Sync for HostMem {}
 
 impl HostMem {
@@ -143,11 +151,29 @@ impl HostMem {
             return None;
         }
         let p = self.check(off, 8)?;
-        // SAFETY: `p` is 8-byte aligned (mapping is page aligned, off % 8 == 0)
-        // and in bounds; the memory is only ever accessed atomically or
-        // volatilely by the host, and by the guest through its own atomics.
+        // SAFETY: `p` is 8-byte aligned (the mapping from `new` is page
+        // aligned and `off % 8 == 0`) and `check` proved the 8 bytes in
+        // bounds; the mapping lives as long as `self`, longer than this
+        // borrow. Host threads access such event words only through this
+        // and `load_u64_atomic` (both atomic); the guest's own accesses are
+        // outside Rust's model and can at worst change the value.
         let a = unsafe { AtomicU64::from_ptr(p.cast()) };
         Some(a.fetch_or(bits, Ordering::SeqCst))
+    }
+
+    /// Atomically loads the 8-byte-aligned word at `off` (for words other
+    /// host threads update with [`HostMem::fetch_or_u64`]). `None` if out of
+    /// bounds or misaligned.
+    pub fn load_u64_atomic(&self, off: u64) -> Option<u64> {
+        if !off.is_multiple_of(8) {
+            return None;
+        }
+        let p = self.check(off, 8)?;
+        // SAFETY: as in `fetch_or_u64`: aligned (page-aligned mapping,
+        // `off % 8 == 0`), in bounds (`check`), and the mapping lives as long
+        // as `self`; concurrent host writers of this word use atomics too.
+        let a = unsafe { AtomicU64::from_ptr(p.cast()) };
+        Some(a.load(Ordering::SeqCst))
     }
 
     /// Fills `off..off+n` with `byte`.
@@ -185,6 +211,10 @@ mod tests {
         assert_eq!(m.fetch_or_u64(4, 1), None);
         assert_eq!(m.fetch_or_u64(8, 1), Some(0));
         assert_eq!(m.fetch_or_u64(8, 2), Some(1));
+        assert_eq!(m.load_u64_atomic(8), Some(3));
+        assert_eq!(m.load_u64_atomic(12), None, "misaligned");
+        assert_eq!(m.load_u64_atomic(PAGE_SIZE), None, "out of bounds");
+        assert_eq!(m.load_u64_atomic(PAGE_SIZE - 8), Some(7));
         assert!(matches!(HostMem::new(0), Err(MemError::BadSize(0))));
         assert!(matches!(HostMem::new(100), Err(MemError::BadSize(100))));
     }

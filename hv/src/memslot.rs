@@ -16,7 +16,9 @@
 //! correct). The same path covers the instant between deleting and re-adding
 //! a slot while merging or splitting, so a frame the domain maps is never
 //! denied. A frame with count 0 has no slot once `unmap` returns (KVM deletes
-//! slots synchronously), so the guest's next access exits and is denied.
+//! slots synchronously), so the guest's next access exits and is denied —
+//! unless KVM refused the delete: `unmap` then returns those frames, and the
+//! caller must stop the domain (it could still reach them).
 
 use std::collections::BTreeMap;
 
@@ -268,7 +270,12 @@ impl SlotTable {
     /// the hypervisor's counts disagree with must still remove the slots).
     /// Returns the frames KVM refused to unslot, as [`SlotTable::unmap`].
     #[must_use = "frames still slotted remain reachable by the guest"]
-    pub fn force_unmap(&mut self, first: u64, last: u64, ops: &mut impl SlotOps) -> Vec<(u64, u64)> {
+    pub fn force_unmap(
+        &mut self,
+        first: u64,
+        last: u64,
+        ops: &mut impl SlotOps,
+    ) -> Vec<(u64, u64)> {
         if first > last {
             return Vec::new();
         }
@@ -355,7 +362,20 @@ impl SlotTable {
         self.install(first, last, host, bk.region, ops);
     }
 
+    fn overlaps_slot(&self, first: u64, last: u64) -> bool {
+        self.slots
+            .range(..=last)
+            .next_back()
+            .is_some_and(|(_, s)| s.last >= first)
+    }
+
     fn install(&mut self, first: u64, last: u64, host: u64, region: u32, ops: &mut impl SlotOps) {
+        if self.overlaps_slot(first, last) {
+            // Only a slot KVM refused to delete can be in the way: leave the
+            // piece to the slow path rather than ask KVM for an overlap.
+            self.unslotted_pieces += 1;
+            return;
+        }
         match self.alloc_id() {
             Some(id) => {
                 if ops.add(id, first, last, host).is_ok() {
@@ -400,14 +420,29 @@ impl SlotTable {
             self.slots.remove(&f);
             self.free.push(s.id);
             if f < a {
-                self.install(f, a - 1, s.host, s.region, ops);
+                self.reinstall(f, a - 1, f, s, ops);
             }
             if s.last > b {
-                let host = s.host + (b + 1 - f) * crate::mem::PAGE_SIZE;
-                self.install(b + 1, s.last, host, s.region, ops);
+                self.reinstall(b + 1, s.last, f, s, ops);
             }
         }
         stuck
+    }
+
+    /// Re-adds slots for the still-mapped frames of `lo..=hi`, part of slot
+    /// `s` (which started at frame `f`) just deleted. Normally all of it is
+    /// mapped; after a refused delete the old slot may cover unmapped frames.
+    fn reinstall(&mut self, lo: u64, hi: u64, f: u64, s: Slot, ops: &mut impl SlotOps) {
+        let pieces = merge(
+            self.counts
+                .range(..=hi)
+                .filter(|(_, (e, _))| *e >= lo)
+                .map(|(a, (e, _))| ((*a).max(lo), (*e).min(hi))),
+        );
+        for (a, b) in pieces {
+            let host = s.host + (a - f) * crate::mem::PAGE_SIZE;
+            self.install(a, b, host, s.region, ops);
+        }
     }
 }
 
@@ -456,11 +491,13 @@ mod tests {
         }
     }
 
-    /// Records live KVM slots; can be told to run out.
+    /// Records live KVM slots; can be told to refuse deletes.
     #[derive(Default)]
     struct Kvm {
         live: BTreeMap<u32, (u64, u64, u64)>,
         adds: u32,
+        /// Every `del` fails (the slot stays live) while set.
+        fail_del: bool,
     }
     impl SlotOps for Kvm {
         fn add(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32> {
@@ -475,6 +512,9 @@ mod tests {
             Ok(())
         }
         fn del(&mut self, id: u32, first: u64, last: u64) -> Result<(), i32> {
+            if self.fail_del {
+                return Err(libc::EINVAL);
+            }
             let v = self.live.remove(&id).expect("deleting a live slot");
             assert_eq!((v.0, v.1), (first, last));
             Ok(())
@@ -516,24 +556,24 @@ mod tests {
         let (mut t, mut k) = (SlotTable::new(100), Kvm::default());
         t.map(0x100, 0x1ff, &Regions, &mut k).unwrap();
         t.map(0x150, 0x150, &Regions, &mut k).unwrap();
-        t.unmap(0x140, 0x15f, 1, &Regions, &mut k).unwrap();
+        t.unmap(0x140, 0x15f, 1, &mut k).unwrap();
         // 0x150 is still mapped once: it keeps its own slot.
         assert_eq!(
             live_ranges(&k),
             vec![(0x100, 0x13f), (0x150, 0x150), (0x160, 0x1ff)]
         );
         assert_eq!(
-            t.unmap(0x140, 0x150, 1, &Regions, &mut k),
+            t.unmap(0x140, 0x150, 1, &mut k),
             Err(SlotError::NotMapped(0x140))
         );
         assert_eq!(live_ranges(&k).len(), 3, "refused unmap changed nothing");
-        t.unmap(0x150, 0x150, 1, &Regions, &mut k).unwrap();
-        t.unmap(0x100, 0x13f, 1, &Regions, &mut k).unwrap();
-        t.unmap(0x160, 0x1ff, 1, &Regions, &mut k).unwrap();
+        t.unmap(0x150, 0x150, 1, &mut k).unwrap();
+        t.unmap(0x100, 0x13f, 1, &mut k).unwrap();
+        t.unmap(0x160, 0x1ff, 1, &mut k).unwrap();
         assert!(k.live.is_empty());
         assert!(t.mapped_ranges().is_empty());
         assert_eq!(
-            t.unmap(0x100, 0x100, 1, &Regions, &mut k),
+            t.unmap(0x100, 0x100, 1, &mut k),
             Err(SlotError::NotMapped(0x100))
         );
     }
@@ -560,7 +600,7 @@ mod tests {
         t.map(0x100, 0x1ff, &Regions, &mut k).unwrap();
         assert_eq!(t.covered(0x100, 0x1ff, 2), Ok(()));
         assert_eq!(t.covered(0x100, 0x200, 1), Err(0x200));
-        t.force_unmap(0x180, 0x1ff, &Regions, &mut k);
+        assert!(t.force_unmap(0x180, 0x1ff, &mut k).is_empty());
         assert_eq!(live_ranges(&k), vec![(0x100, 0x17f)]);
         assert_eq!(t.count(0x180), 0);
         assert_eq!(t.count(0x17f), 2);
@@ -574,5 +614,38 @@ mod tests {
         t.clear(&mut k);
         assert!(k.live.is_empty());
         assert_eq!(t.count(0x100), 0);
+    }
+
+    #[test]
+    fn a_refused_delete_is_reported_and_the_slot_kept() {
+        let (mut t, mut k) = (SlotTable::new(100), Kvm::default());
+        t.map(0x100, 0x1ff, &Regions, &mut k).unwrap();
+        t.map(0x400, 0x40f, &Regions, &mut k).unwrap();
+        k.fail_del = true;
+        // Unmapping the middle of a slot: the whole slot stays live in KVM,
+        // and exactly the revoked frames are reported.
+        assert_eq!(t.unmap(0x140, 0x14f, 1, &mut k), Ok(vec![(0x140, 0x14f)]));
+        assert_eq!(live_ranges(&k), vec![(0x100, 0x1ff), (0x400, 0x40f)]);
+        assert_eq!(t.slot_ranges(), vec![(0x100, 0x1ff), (0x400, 0x40f)]);
+        assert_eq!(t.count(0x140), 0, "the use itself ended");
+        // Across two slots, by force.
+        assert_eq!(
+            t.force_unmap(0x1f0, 0x401, &mut k),
+            vec![(0x1f0, 0x1ff), (0x400, 0x401)]
+        );
+        // Once KVM cooperates again the stale slot goes on the next unmap.
+        k.fail_del = false;
+        assert_eq!(t.unmap(0x100, 0x13f, 1, &mut k), Ok(vec![]));
+        // Only frames still mapped get slots back.
+        assert_eq!(
+            live_ranges(&k),
+            vec![(0x150, 0x1ef), (0x400, 0x40f)],
+            "re-added parts skip the frames unmapped while deletes failed"
+        );
+        // An unmap touching no slot reports nothing even while deletes fail.
+        t.map(0x300, 0x300, &Regions, &mut k).unwrap();
+        k.fail_del = true;
+        assert_eq!(t.unmap(0x300, 0x300, 1, &mut k), Ok(vec![]));
+        assert_eq!(t.unmap(0x150, 0x150, 1, &mut k), Ok(vec![(0x150, 0x150)]));
     }
 }

@@ -151,7 +151,17 @@ pub struct Platform {
     pub device_a: DeviceA,
     fb: HostMem,
     fb_frames: u64,
-    console: Mutex<Vec<u8>>,
+    console: Mutex<Console>,
+}
+
+/// Bytes the console keeps: the most recent ones; older ones are dropped
+/// (and counted) so a guest writing the UART forever costs bounded memory.
+pub const CONSOLE_CAP: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+struct Console {
+    buf: std::collections::VecDeque<u8>,
+    dropped: u64,
 }
 
 impl Platform {
@@ -165,7 +175,7 @@ impl Platform {
             },
             fb: HostMem::new(fb_bytes)?,
             fb_frames: fb_bytes / PAGE_SIZE,
-            console: Mutex::new(Vec::new()),
+            console: Mutex::new(Console::default()),
         })
     }
 
@@ -205,22 +215,36 @@ impl Platform {
                 self.device_a.write(dom, p, data)
             }
             0x3f8 => {
-                self.console
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(data as u8);
+                let mut c = self.console.lock().unwrap_or_else(|p| p.into_inner());
+                if c.buf.len() >= CONSOLE_CAP {
+                    c.buf.pop_front();
+                    c.dropped = c.dropped.saturating_add(1);
+                }
+                c.buf.push_back(data as u8);
                 PortEffect::None
             }
             _ => PortEffect::None,
         }
     }
 
-    /// What reached the console's transmit register.
+    /// The last (at most [`CONSOLE_CAP`]) bytes that reached the console's
+    /// transmit register.
     pub fn console(&self) -> Vec<u8> {
         self.console
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .buf
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Console bytes dropped because more than [`CONSOLE_CAP`] arrived.
+    pub fn console_dropped(&self) -> u64 {
+        self.console
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .dropped
     }
 
     /// The backing memory of a frame's region and the offset of the frame in it.
@@ -301,5 +325,18 @@ mod tests {
         assert_eq!(p.next_backed(DEVICE_A_FRAME + 1), Some(FB_FRAME));
         assert_eq!(p.next_backed(FB_FRAME + 16), None);
         assert_eq!(p.top_gpa(), (FB_FRAME + 16) * PAGE_SIZE);
+    }
+
+    #[test]
+    fn console_keeps_the_most_recent_bytes() {
+        let p = Platform::new(PAGE_SIZE).unwrap();
+        for i in 0..CONSOLE_CAP + 10 {
+            p.port_write(0, 0x3f8, (i % 251) as u32);
+        }
+        let c = p.console();
+        assert_eq!(c.len(), CONSOLE_CAP);
+        assert_eq!(p.console_dropped(), 10);
+        assert_eq!(c[0], 10, "the oldest 10 bytes went");
+        assert_eq!(c[CONSOLE_CAP - 1], ((CONSOLE_CAP + 9) % 251) as u8);
     }
 }

@@ -11,8 +11,8 @@ use crate::layout;
 use crate::mem::HostMem;
 use crate::pvio::Trap;
 use kvm_ioctls::{VcpuExit, VcpuFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// Shared control block of one vCPU thread.
@@ -29,6 +29,13 @@ pub struct VcpuCtl {
 impl VcpuCtl {
     fn enter(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
+        // Store-buffering (Dekker) pattern with `quiesce`: here "write seq,
+        // then read the permission word" (the checker's load is Acquire);
+        // there "write the permission word, then read seq". The SeqCst
+        // fences on both sides forbid both reads seeing the old values, so
+        // either the control plane sees this section (and waits) or this
+        // access sees the revocation.
+        fence(Ordering::SeqCst);
     }
     fn leave(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
@@ -39,6 +46,9 @@ impl VcpuCtl {
     /// returns). Called after an accountant change, it guarantees no access
     /// checked against the old state is still in flight.
     pub fn quiesce(&self) {
+        // Store-buffering pattern with `enter`: the fence orders the caller's
+        // preceding permission update before this read of `seq`.
+        fence(Ordering::SeqCst);
         let s = self.seq.load(Ordering::SeqCst);
         if s % 2 == 1 {
             let mut spins = 0u32;
@@ -85,14 +95,18 @@ impl VcpuCtl {
     /// before every kick (to wake a vCPU blocked in a hypercall).
     pub fn stop_and_wait(&self, also: impl Fn()) {
         self.stop.store(true, Ordering::SeqCst);
+        // Without the no-op handler the kick signal would kill the process:
+        // then never kick (the vCPU stops at its next exit).
+        let can_kick = kick_ready();
         while !self.finished() {
             also();
-            if let Ok(t) = self.thread.lock() {
+            if let (true, Ok(t)) = (can_kick, self.thread.lock()) {
                 if let Some(t) = *t {
                     // SAFETY: `t` is the id of the vCPU thread, recorded by
-                    // that thread in `run` and cleared (under this lock)
-                    // before it exits, so it names a live thread; the signal
-                    // has a no-op handler installed by `install_kick_handler`.
+                    // that thread in `run` and cleared (under this lock) by
+                    // its `Finish` guard before it exits, even when
+                    // unwinding, so it names a live thread; `kick_ready`
+                    // proved the signal's no-op handler is installed.
                     unsafe {
                         libc::pthread_kill(t, kick_signal());
                     }
@@ -109,34 +123,66 @@ fn kick_signal() -> libc::c_int {
 
 extern "C" fn noop_handler(_: libc::c_int) {}
 
-fn install_kick_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
+static KICK_HANDLER: OnceLock<Result<(), i32>> = OnceLock::new();
+
+/// Installs (once per process) the no-op handler of the signal that kicks
+/// vCPUs out of `KVM_RUN`; the `sigaction` errno if that failed, in which
+/// case vCPUs are never kicked. Call before starting a vCPU thread.
+pub fn install_kick_handler() -> Result<(), i32> {
+    *KICK_HANDLER.get_or_init(|| {
         // SAFETY: a zeroed `sigaction` is a valid "no flags, empty mask"
         // value; we install a handler that does nothing (async-signal-safe)
         // without SA_RESTART so KVM_RUN returns EINTR.
-        unsafe {
+        let rc = unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = noop_handler as *const () as usize;
             libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(kick_signal(), &sa, std::ptr::null_mut());
+            libc::sigaction(kick_signal(), &sa, std::ptr::null_mut())
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL))
         }
-    });
+    })
+}
+
+/// Whether the kick handler is installed (so the kick signal is harmless).
+fn kick_ready() -> bool {
+    matches!(KICK_HANDLER.get(), Some(Ok(())))
+}
+
+/// Marks the vCPU finished when `run` exits, however it exits (a panic in
+/// an exit handler included): closes an in-flight section left open, clears
+/// the thread id (so it is never kicked again), then sets `done`, so
+/// `quiesce` and `stop_and_wait` cannot hang on a dead thread.
+struct Finish<'a>(&'a VcpuCtl);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        let ctl = self.0;
+        // Only this thread changes `seq`; odd means it unwound mid-section.
+        if ctl.seq.load(Ordering::SeqCst) % 2 == 1 {
+            ctl.leave();
+        }
+        *ctl.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        ctl.done.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Runs the vCPU until the guest stops or the host stops it.
 pub fn run(vcpu: &mut VcpuFd, ram: &HostMem, env: &mut impl ExitEnv, ctl: &VcpuCtl) -> StopReason {
-    install_kick_handler();
+    let _finish = Finish(ctl);
+    // A failure leaves kicks disabled (see `stop_and_wait`); the hypervisor
+    // refuses to start vCPUs in that case, before getting here.
+    let _ = install_kick_handler();
     if let Ok(mut t) = ctl.thread.lock() {
         // SAFETY: pthread_self has no preconditions.
         *t = Some(unsafe { libc::pthread_self() });
     }
-    let reason = run_loop(vcpu, ram, env, ctl);
-    if let Ok(mut t) = ctl.thread.lock() {
-        *t = None;
-    }
-    ctl.done.store(true, Ordering::SeqCst);
-    reason
+    run_loop(vcpu, ram, env, ctl)
 }
 
 fn decide(env: &mut impl ExitEnv, ctl: &VcpuCtl, exit: Exit) -> Action {
@@ -295,5 +341,68 @@ fn raw_reason(e: &VcpuExit<'_>) -> u32 {
         VcpuExit::Debug(_) => kvm_bindings::KVM_EXIT_DEBUG,
         VcpuExit::IrqWindowOpen => kvm_bindings::KVM_EXIT_IRQ_WINDOW_OPEN,
         _ => u32::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::MmioOutcome;
+    use crate::vm::GuestVm;
+
+    /// Panics on the first port read the guest makes.
+    struct Panicky;
+
+    impl ExitEnv for Panicky {
+        fn port_allowed(&self, _: u16, _: u8) -> bool {
+            true
+        }
+        #[allow(clippy::panic)]
+        fn port_read(&mut self, _: u16, _: u8) -> Option<u32> {
+            panic!("exit handler failed (expected by the test)");
+        }
+        fn port_write(&mut self, _: u16, _: u8, _: u32) {}
+        fn port_denied(&mut self, _: u16, _: u8, _: bool) {}
+        fn hypercall(&mut self) -> u32 {
+            0
+        }
+        fn bad_hypercall(&mut self) {}
+        fn mmio_read(&mut self, _: u64, _: u8) -> MmioOutcome {
+            MmioOutcome::Denied
+        }
+        fn mmio_write(&mut self, _: u64, _: u8, _: [u8; 8]) -> MmioOutcome {
+            MmioOutcome::Denied
+        }
+        fn stop_requested(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_panicking_vcpu_thread_still_finishes() {
+        if !crate::host::require_kvm("a_panicking_vcpu_thread_still_finishes") {
+            return;
+        }
+        let kvm = kvm_ioctls::Kvm::new().unwrap();
+        let prog = crate::programs::port_loop(crate::platform::DEVICE_A_DATA, 10).unwrap();
+        let (vm, mut vcpu) = GuestVm::new(&kvm, layout::DEFAULT_RAM, 4, 1, &prog).unwrap();
+        let ctl = VcpuCtl::default();
+        let joined = std::thread::scope(|s| {
+            s.spawn(|| run(&mut vcpu, &vm.ram, &mut Panicky, &ctl))
+                .join()
+        });
+        assert!(joined.is_err(), "the exit handler panicked");
+        assert!(ctl.finished(), "done set while unwinding");
+        assert_eq!(ctl.seq.load(Ordering::SeqCst) % 2, 0, "section closed");
+        assert!(ctl.thread.lock().unwrap().is_none(), "thread id cleared");
+        // Neither of these may hang on the dead thread.
+        ctl.quiesce();
+        ctl.stop_and_wait(|| {});
+    }
+
+    #[test]
+    fn the_kick_handler_installs() {
+        assert_eq!(install_kick_handler(), Ok(()));
+        assert!(kick_ready());
     }
 }
