@@ -13,8 +13,9 @@
 //! dirs[d >> 8] -> [d & 0xff] -> DomPorts.leaves[p >> 8] -> Leaf.words[(p & 0xff) >> 6] bit p & 63
 //! ```
 //!
-//! A check is at most 3 pointer loads and 2 word loads (an access of width 2
-//! or 4 may straddle two words), whatever the number of grants; it takes no
+//! A check is at most 4 pointer loads and 2 word loads (an access of width 2
+//! or 4 may straddle two words, and two leaves when it crosses a 256-port
+//! boundary), whatever the number of grants; it takes no
 //! lock and allocates nothing. A missing node means "no bit set".
 //!
 //! **Architecture invariant — type-stable nodes.** Nodes are allocated when a
