@@ -536,56 +536,82 @@ impl Accountant {
         Ok(())
     }
 
-    /// `unreserve SPACE R`: lifts a reservation whose hypervisor use count is zero.
-    fn unreserve_op(&mut self, r: UnitRange) -> Result<(), Error> {
+    /// The hypervisor's own operations on its reservations: `check` each
+    /// segment (its first unit and state) for an error, keep the one of the
+    /// lowest precedence level over the whole range, and only if there is
+    /// none `apply` to every unit of `r`.
+    fn update_reserved(
+        &mut self,
+        r: UnitRange,
+        check: impl Fn(u64, &Unit) -> Option<Error>,
+        apply: impl FnMut(&mut Unit),
+    ) -> Result<(), Error> {
         self.not_ram(r)?;
         let mut worst = Worst::default();
         self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
-            if !u.reserved {
-                worst.offer(Error::NotReserved { unit: s });
-            } else if u.hv_uses > 0 {
-                worst.offer(Error::InUse {
-                    unit: s,
-                    user: None,
-                });
+            if let Some(e) = check(s, u) {
+                worst.offer(e);
             }
         });
         worst.result()?;
-        self.spaces[r.space().index()].update(r.first(), r.last(), |u| u.reserved = false);
+        self.spaces[r.space().index()].update(r.first(), r.last(), apply);
+        Ok(())
+    }
+
+    /// `unreserve SPACE R`: lifts a reservation whose hypervisor use count is zero.
+    fn unreserve_op(&mut self, r: UnitRange) -> Result<(), Error> {
+        self.update_reserved(
+            r,
+            |s, u| {
+                if !u.reserved {
+                    Some(Error::NotReserved { unit: s })
+                } else if u.hv_uses > 0 {
+                    Some(Error::InUse {
+                        unit: s,
+                        user: None,
+                    })
+                } else {
+                    None
+                }
+            },
+            |u| u.reserved = false,
+        )?;
         self.sync_ports(r, &[self.default_dom]);
         Ok(())
     }
 
     /// `hvmap SPACE R`: one more use by the hypervisor of reserved units.
     fn hvmap_op(&mut self, r: UnitRange) -> Result<(), Error> {
-        self.not_ram(r)?;
-        let mut worst = Worst::default();
-        self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
-            if !u.reserved {
-                worst.offer(Error::NotReserved { unit: s });
-            } else if u.hv_uses == u32::MAX {
-                worst.offer(Error::NoMemory);
-            }
-        });
-        worst.result()?;
-        self.spaces[r.space().index()].update(r.first(), r.last(), |u| u.hv_uses += 1);
-        Ok(())
+        self.update_reserved(
+            r,
+            |s, u| {
+                if !u.reserved {
+                    Some(Error::NotReserved { unit: s })
+                } else if u.hv_uses == u32::MAX {
+                    Some(Error::NoMemory)
+                } else {
+                    None
+                }
+            },
+            |u| u.hv_uses += 1,
+        )
     }
 
     /// `hvunmap SPACE R`: one less use by the hypervisor.
     fn hvunmap_op(&mut self, r: UnitRange) -> Result<(), Error> {
-        self.not_ram(r)?;
-        let mut worst = Worst::default();
-        self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
-            if !u.reserved {
-                worst.offer(Error::NotReserved { unit: s });
-            } else if u.hv_uses == 0 {
-                worst.offer(Error::NotMapped { unit: s });
-            }
-        });
-        worst.result()?;
-        self.spaces[r.space().index()].update(r.first(), r.last(), |u| u.hv_uses -= 1);
-        Ok(())
+        self.update_reserved(
+            r,
+            |s, u| {
+                if !u.reserved {
+                    Some(Error::NotReserved { unit: s })
+                } else if u.hv_uses == 0 {
+                    Some(Error::NotMapped { unit: s })
+                } else {
+                    None
+                }
+            },
+            |u| u.hv_uses -= 1,
+        )
     }
 
     /// `grant D SPACE R MODE [force]`. With `force`, the default I/O
