@@ -18,7 +18,8 @@ pub struct Sink {
 }
 
 impl Sink {
-    fn skip(&mut self, name: &str, reason: impl Into<String>) {
+    /// Records a measurement that was not made, with why.
+    pub fn skip(&mut self, name: &str, reason: impl Into<String>) {
         self.not_measured.push(NotMeasured {
             name: name.to_owned(),
             reason: reason.into(),
