@@ -1,6 +1,8 @@
 //! `cargo xtask`: the one front door. `main` only dispatches, one module per task.
 
+mod ab;
 mod bench;
+mod export;
 mod gate;
 mod replay;
 mod report;
@@ -14,6 +16,8 @@ tasks:
   bench [--quick]                       run the benchmarks, write target/bench/{results.json,report.html}
   report [RESULTS...]                   regenerate the HTML report from results files
   gate [--baseline FILE] [--results FILE]  fail on a regression against the baseline
+  ab REV_A [REV_B] [--quick] [--rounds N]  build two revisions, run them interleaved, judge B against A
+  export --bmf [RESULTS] [--out FILE]   results in Bencher Metric Format
   replay FILE [--tracker NAME] [--trace OUT.json]  replay an accountant trace (SPEC section 3)
   scenario seed [--accounting on|off]   the original proposal's scenario on real guests
   scenario trace FILE [--accounting on|off]  apply a trace through the hypervisor, check its #=> lines
@@ -32,6 +36,8 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "report" => report::run(rest),
         "gate" => gate::run(rest),
+        "ab" => ab::run(rest),
+        "export" => export::run(rest),
         "replay" => replay::run(rest),
         "scenario" => scenario::run(rest),
         "help" | "--help" | "-h" => {
