@@ -1333,4 +1333,187 @@ mod tests {
             .iter()
             .any(|f| f.verdict == Verdict::Regression));
     }
+
+    fn count(op: &str, v: f64) -> Metric {
+        Metric::exact(
+            "accountant.instructions",
+            "instructions",
+            &[
+                ("op", op.into()),
+                ("tracker", "slab-extent".into()),
+                ("units", 1u64.into()),
+            ],
+            v,
+        )
+    }
+
+    #[test]
+    fn instruction_counts_report_any_change_and_fail_beyond_one_percent() {
+        let b = results(vec![count("map", 1000.0)]);
+        let verdict = |v: f64| {
+            compare(
+                &b,
+                &results(vec![count("map", v)]),
+                &GateConfig::default(),
+                None,
+            )
+            .findings[0]
+                .verdict
+                .clone()
+        };
+        assert_eq!(verdict(1000.0), Verdict::Same);
+        assert_eq!(verdict(1005.0), Verdict::Changed);
+        assert_eq!(verdict(1011.0), Verdict::Regression);
+        assert_eq!(verdict(980.0), Verdict::Improvement);
+    }
+
+    #[test]
+    fn host_mismatch_judges_counts_only_and_exits_3() {
+        let mut b = results(vec![timing(1.0, 1), count("map", 1000.0)]);
+        b.host.cpu_model = "Intel(R) Xeon(R) Processor".into();
+        let mut c = results(vec![timing(1.5, 2), count("map", 1000.0)]);
+        c.host.cpu_model = "AMD EPYC 7B13".into();
+        let g = compare(&b, &c, &GateConfig::default(), None);
+        assert_eq!(g.host_mismatch.len(), 1, "{:?}", g.host_mismatch);
+        assert!(g.markdown().contains("AMD EPYC 7B13"));
+        assert_eq!(g.outcome(), Outcome::HostMismatch);
+        assert_eq!(g.outcome().exit_code(), 3);
+        assert!(matches!(g.findings[0].verdict, Verdict::Info(_)));
+        // A count regression still fails.
+        let c2 = Results {
+            metrics: vec![timing(1.0, 2), count("map", 2000.0)],
+            ..c.clone()
+        };
+        assert_eq!(
+            compare(&b, &c2, &GateConfig::default(), None).outcome(),
+            Outcome::Fail
+        );
+        let cross = GateConfig {
+            cross_host: true,
+            ..GateConfig::default()
+        };
+        assert_eq!(compare(&b, &c, &cross, None).outcome(), Outcome::Fail);
+    }
+
+    #[test]
+    fn markdown_opens_with_the_final_verdict_and_collapses_the_table() {
+        let b = results(vec![timing(1.0, 1), count("map", 1000.0)]);
+        let c = results(vec![timing(1.2, 2), count("map", 1000.0)]);
+        let mut g = compare(&b, &c, &GateConfig::default(), None);
+        let md = g.markdown();
+        assert!(md.starts_with("## Benchmark gate: FAIL\n"), "{md}");
+        let (short, full) = md.split_once("<details>").expect("details");
+        assert!(short.contains("REGRESSION"));
+        assert!(
+            !short.contains("accountant.instructions"),
+            "ok rows stay collapsed"
+        );
+        assert!(full.contains("accountant.instructions"));
+        // Cleared by a confirmation run with the op's count unchanged.
+        let key = g.timing_regressions();
+        assert_eq!(key.len(), 1);
+        g.clear(&key[0]);
+        assert_eq!(g.outcome(), Outcome::PassAfterConfirmation);
+        assert!(g
+            .markdown()
+            .starts_with("## Benchmark gate: pass after confirmation\n"));
+    }
+
+    #[test]
+    fn cleared_alarm_is_layout_noise_only_when_its_count_is_unchanged() {
+        let timed = |scale: f64, seed: u64| {
+            let mut m = timing(scale, seed);
+            m.name = "accountant.map".into();
+            m
+        };
+        let b = results(vec![timed(1.0, 1), count("map", 1000.0)]);
+        let same = results(vec![timed(1.3, 2), count("map", 1000.0)]);
+        let mut g = compare(&b, &same, &GateConfig::default(), None);
+        let k = g.timing_regressions();
+        g.clear(&k[0]);
+        assert!(g.findings.iter().any(|f| f.verdict == Verdict::LayoutNoise));
+        let moved = results(vec![timed(1.3, 2), count("map", 1004.0)]);
+        let mut g = compare(&b, &moved, &GateConfig::default(), None);
+        let k = g.timing_regressions();
+        g.clear(&k[0]);
+        assert!(g
+            .findings
+            .iter()
+            .any(|f| f.verdict == Verdict::NotReproduced));
+        assert!(!g.findings.iter().any(|f| f.verdict == Verdict::LayoutNoise));
+    }
+
+    #[test]
+    fn json_lists_every_finding_with_its_numbers() {
+        let b = results(vec![timing(1.0, 1), count("map", 1000.0)]);
+        let c = results(vec![timing(1.2, 2), count("map", 1000.0)]);
+        let g = compare(&b, &c, &GateConfig::default(), None);
+        let v: serde_json::Value = serde_json::from_str(&g.json()).expect("valid JSON");
+        assert_eq!(v["verdict"], "FAIL");
+        assert_eq!(v["exit_code"], 1);
+        let rows = v["findings"].as_array().expect("array");
+        assert_eq!(rows.len(), g.findings.len());
+        let t = &rows[0];
+        assert_eq!(t["verdict"], "regression");
+        assert!(t["ratio"].as_f64().is_some_and(|r| r > 1.1));
+        assert!(t["p"].as_f64().is_some_and(|p| p < 0.01));
+        assert_eq!(t["threshold"].as_f64(), Some(0.05));
+    }
+
+    #[test]
+    fn ab_passes_aa_catches_a_slowdown_and_lists_one_sided_metrics() {
+        let round = |scale: f64, seed: u64, extra: Option<Metric>| {
+            let mut v = vec![timing(scale, seed), count("map", 1000.0)];
+            v.extend(extra);
+            results(v)
+        };
+        let a = vec![round(1.0, 1, None), round(1.0, 3, None)];
+        let b = vec![round(1.0, 2, None), round(1.0, 4, None)];
+        let g = compare_ab(&a, &b, &GateConfig::default(), None, None);
+        assert_eq!(g.outcome(), Outcome::Pass, "{}", g.markdown());
+        assert!(g.markdown().starts_with("## A/B: pass"));
+        let slow = vec![
+            round(1.1, 2, Some(count("bind", 10.0))),
+            round(1.1, 4, Some(count("bind", 10.0))),
+        ];
+        let g = compare_ab(&a, &slow, &GateConfig::default(), None, None);
+        assert_eq!(g.outcome(), Outcome::Fail, "{}", g.markdown());
+        assert_eq!(
+            g.timing_regressions(),
+            vec!["accountant.port_check grants=16 impl=radix".to_owned()]
+        );
+        assert!(g
+            .findings
+            .iter()
+            .any(|f| f.verdict == Verdict::OneSide("B only".into())));
+    }
+
+    #[test]
+    fn paired_ratio_metrics_are_judged_on_their_samples() {
+        let ratio = |scale: f64, seed: u64| {
+            let mut rng = stats::SplitMix64::new(seed);
+            let mut m = Metric::new("hv.bind_over_floor", "ratio", &[("pages", 1u64.into())]);
+            m.samples = (0..30)
+                .map(|_| scale * (1.05 + (rng.next_u64() % 100) as f64 / 2000.0))
+                .collect();
+            m.value = stats::median(&m.samples).unwrap_or(0.0);
+            m
+        };
+        let b = results(vec![ratio(1.0, 1)]);
+        let g = compare(
+            &b,
+            &results(vec![ratio(1.0, 2)]),
+            &GateConfig::default(),
+            None,
+        );
+        assert_eq!(g.findings[0].verdict, Verdict::Same);
+        assert_eq!(g.findings[0].threshold, Some(0.15));
+        let g = compare(
+            &b,
+            &results(vec![ratio(1.3, 2)]),
+            &GateConfig::default(),
+            None,
+        );
+        assert_eq!(g.findings[0].verdict, Verdict::Regression);
+    }
 }

@@ -483,3 +483,25 @@ fn make_baseline(a: &Args) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_effect_is_a_fraction_or_a_percentage() {
+        assert_eq!(parse_min_effect("0.1"), Ok(0.1));
+        assert_eq!(parse_min_effect("10%"), Ok(0.1));
+        assert_eq!(parse_min_effect(" 2.5 %"), Ok(0.025));
+        for bad in ["5", "0", "1", "100%", "-0.1", "ten", "%", "nan", "inf"] {
+            assert!(parse_min_effect(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn format_names() {
+        assert_eq!(parse_format("json"), Ok(Format::Json));
+        assert_eq!(parse_format("md"), Ok(Format::Markdown));
+        assert!(parse_format("xml").is_err());
+    }
+}
