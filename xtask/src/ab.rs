@@ -9,7 +9,7 @@
 //!    builds share one `CARGO_TARGET_DIR` (`target/ab/target`), so the
 //!    dependencies build once; the workspace crates of the two trees have
 //!    different paths, so both stay built. Each binary is copied to
-//!    `target/ab/bin/` before the other side builds.
+//!    `target/ab/bin/ioacct-bench-TREE` before the other side builds.
 //! 2. The binaries run interleaved, A B B A A B …, `--rounds N` rounds
 //!    (default 2; each round runs both sides once), so a disturbance on the
 //!    shared machine lands on both sides alike.
@@ -35,6 +35,10 @@
 //! every timed port-check batch (bench harness), which the A/B run must
 //! catch.
 //!
+//! `cargo xtask ab --files A1[,A2…] B1[,B2…]` judges results files already
+//! measured (the r-th file of each side is round r) the same way, without
+//! building, running or confirming.
+//!
 //! Exit status: 0 pass, 1 regression, 2 bad usage, 4 side A could not be
 //! built or run (CI then falls back to `cargo xtask gate`), 5 side B could
 //! not be built or run.
@@ -47,7 +51,8 @@ use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask ab REV_A [REV_B] [--rounds N] [--quick] [--only PREFIX] \
 [--confirm N] [--cpus LIST] [--env-a VAR=VALUE] [--env-b VAR=VALUE] [--alpha P] \
-[--min-effect F|N%] [--format md|json]";
+[--min-effect F|N%] [--format md|json]\n       \
+cargo xtask ab --files A1.json[,A2.json...] B1.json[,B2.json...] [--only PREFIX] [--format md|json]";
 
 /// Exit status when side A cannot be built or run.
 const EXIT_A_BROKEN: u8 = 4;
@@ -55,6 +60,9 @@ const EXIT_A_BROKEN: u8 = 4;
 const EXIT_B_BROKEN: u8 = 5;
 
 struct Args {
+    /// `--files`: judge existing results (comma-separated rounds per side)
+    /// instead of building and running.
+    files: bool,
     rev_a: String,
     rev_b: Option<String>,
     rounds: usize,
@@ -71,6 +79,7 @@ struct Args {
 fn parse(args: &[String]) -> Result<Args, String> {
     let mut revs = Vec::new();
     let mut a = Args {
+        files: false,
         rev_a: String::new(),
         rev_b: None,
         rounds: 2,
@@ -103,6 +112,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         match flag.as_str() {
             "--rounds" => a.rounds = count(value()?, "--rounds", 50)?,
             "--quick" => a.quick = true,
+            "--files" => a.files = true,
             "--only" => a.only = Some(value()?),
             "--confirm" => {
                 a.confirm = value()?
@@ -227,8 +237,17 @@ fn build(dir: &Path, tree: &Path, label: &str) -> Result<PathBuf, String> {
     }
     let bins = dir.join("bin");
     std::fs::create_dir_all(&bins).map_err(|e| format!("{}: {e}", bins.display()))?;
-    let bin = bins.join(format!("ioacct-bench-{}", label.to_lowercase()));
-    std::fs::copy(target.join("release/ioacct-bench"), &bin)
+    // Named for the tree, not the side: another A/B session may be running
+    // one of these binaries right now.
+    let name = tree
+        .file_name()
+        .map_or_else(|| "tree".to_owned(), |n| n.to_string_lossy().into_owned());
+    let bin = bins.join(format!("ioacct-bench-{name}"));
+    // Copy, then rename over: a running binary of the same name keeps its
+    // inode.
+    let tmp = bins.join(format!(".{name}.{}", std::process::id()));
+    std::fs::copy(target.join("release/ioacct-bench"), &tmp)
+        .and_then(|_| std::fs::rename(&tmp, &bin))
         .map_err(|e| format!("{}: {e}", bin.display()))?;
     Ok(bin)
 }
@@ -349,6 +368,9 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     };
     let root = report::root();
+    if a.files {
+        return judge_files(&root, &a);
+    }
     let dir = root.join("target/ab");
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("xtask ab: {}: {e}", dir.display());
@@ -390,6 +412,41 @@ pub fn run(args: &[String]) -> ExitCode {
     if let Err(e) = write_outputs(&dir, &ra, &rb, [&side_a, &side_b]) {
         g.notes.push(format!("Could not write the A/B files: {e}"));
     }
+    print_report(&g, a.format);
+    ExitCode::from(g.outcome().exit_code())
+}
+
+/// `--files A1[,A2…] B1[,B2…]`: judges results already measured (round r
+/// of each side = the r-th file), with no build, run or confirmation.
+fn judge_files(root: &Path, a: &Args) -> ExitCode {
+    let load = |list: &str| -> Result<Vec<Results>, String> {
+        list.split(',')
+            .map(|f| Results::load(Path::new(f)).map_err(|e| e.to_string()))
+            .collect()
+    };
+    let Some(rev_b) = a.rev_b.as_deref() else {
+        eprintln!("xtask ab: --files needs the files of side A and of side B\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let (ra, rb) = match (load(&a.rev_a), load(rev_b)) {
+        (Ok(x), Ok(y)) if x.len() == y.len() => (x, y),
+        (Ok(_), Ok(_)) => {
+            eprintln!("xtask ab: both sides need the same number of rounds");
+            return ExitCode::from(2);
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("xtask ab: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let committed = Results::load(&root.join("bench/baseline.json")).ok();
+    let mut g = compare_ab(&ra, &rb, &a.cfg, a.only.as_deref(), committed.as_ref());
+    g.notes.push(format!(
+        "A = {}, B = {} ({} round(s) judged from files; no confirmation).",
+        a.rev_a,
+        rev_b,
+        ra.len()
+    ));
     print_report(&g, a.format);
     ExitCode::from(g.outcome().exit_code())
 }
