@@ -22,7 +22,8 @@
 //! * Against a baseline ([`compare`]) the test is one-sided Mann-Whitney; for
 //!   two revisions run interleaved in one session ([`compare_ab`]) it is a
 //!   permutation test of the median ratio that only relabels samples within
-//!   a round, so the pairing of A and B in time is kept.
+//!   a round, so the pairing of A and B in time is kept, and the change must
+//!   show in every round on its own.
 //! * **Host mismatch** ([`host_mismatch`]): a baseline taken on another CPU,
 //!   virtualization, kernel or CPU count says nothing about timings here;
 //!   then only counts are judged ([`Outcome::HostMismatch`]).
@@ -728,7 +729,9 @@ pub const PERMUTATIONS: usize = 999;
 
 /// Compares one metric measured by both sides of an A/B run: `a[r]` and
 /// `b[r]` are its measurements in round `r` (rounds where a side lacks it
-/// are left out). The test relabels samples within each round only.
+/// are left out). The test relabels samples within each round only; a
+/// regression (improvement) also needs every round's own median ratio
+/// beyond the minimum effect.
 pub fn compare_paired(
     a: &[&Metric],
     b: &[&Metric],
@@ -771,9 +774,18 @@ pub fn compare_paired(
     let floor = cfg.effect_for(&first_b.name, first_a.value);
     let effect = floor.max(cfg.noise_factor * noise.unwrap_or(0.0));
     let ratio = t.ratio;
-    let (verdict, p) = if t.p_greater < cfg.alpha && ratio > 1.0 + effect {
+    // Each round on its own must show the change too: a neighbour's burst
+    // that slows one side's run (memory-bound operations moved 2.6× between
+    // two A/A runs under a load of 15 on two cores) lands in one round only.
+    let per_round: Vec<f64> = rounds
+        .iter()
+        .filter_map(|(sa, sb)| Some(stats::median(sb)? / stats::median(sa)?))
+        .collect();
+    let lo = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (verdict, p) = if t.p_greater < cfg.alpha && ratio > 1.0 + effect && lo > 1.0 + effect {
         (Verdict::Regression, t.p_greater)
-    } else if t.p_less < cfg.alpha && ratio < 1.0 / (1.0 + effect) {
+    } else if t.p_less < cfg.alpha && ratio < 1.0 / (1.0 + effect) && hi < 1.0 / (1.0 + effect) {
         (Verdict::Improvement, t.p_less)
     } else {
         (Verdict::Same, t.p_greater)
@@ -1515,5 +1527,14 @@ mod tests {
             None,
         );
         assert_eq!(g.findings[0].verdict, Verdict::Regression);
+    }
+
+    #[test]
+    fn ab_needs_the_change_in_every_round() {
+        let round = |scale: f64, seed: u64| results(vec![timing(scale, seed)]);
+        let a = vec![round(1.0, 1), round(1.0, 3)];
+        let burst = vec![round(2.0, 2), round(1.0, 4)];
+        let g = compare_ab(&a, &burst, &GateConfig::default(), None, None);
+        assert_eq!(g.outcome(), Outcome::Pass, "{}", g.markdown());
     }
 }
