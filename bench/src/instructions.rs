@@ -19,13 +19,16 @@
 
 use crate::suites::{page_points, Ctx, Sink};
 use accountant::{Accountant, DomId, Mode, Space, TrackerKind, UnitRange};
-use reports::{Metric, Param};
+use reports::{Metric, MetricName, Param};
 use std::hint::black_box;
 use std::path::Path;
 use std::process::Command;
 
 /// The metric name.
-pub const NAME: &str = "accountant.instructions";
+pub const NAME: MetricName = MetricName::Instructions;
+
+/// The metric names this suite emits (for `--only`).
+pub const EMITS: &[&str] = &[NAME.as_str()];
 
 /// The argument of the internal entry point that runs every case once.
 pub const ENTRY: &str = "--count-instructions";
@@ -281,7 +284,7 @@ pub fn accountant_instructions(cx: &mut Ctx, sink: &mut Sink) {
     match count(cx.quick, &dir) {
         Ok(counts) if counts.len() == cases.len() => {
             for (c, n) in cases.iter().zip(counts) {
-                let mut m = Metric::exact(NAME, "instructions", &c.params(), n as f64);
+                let mut m = Metric::exact(NAME, &c.params(), n as f64);
                 m.note = Some("callgrind: one call, setup excluded".to_owned());
                 sink.metrics.push(m);
             }

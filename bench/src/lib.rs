@@ -133,7 +133,7 @@ pub fn run(opts: &RunOptions) -> Results {
             suites::port_check_instructions,
         ),
         (
-            &[instructions::NAME],
+            instructions::EMITS,
             1,
             instructions::accountant_instructions,
         ),

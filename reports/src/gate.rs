@@ -32,6 +32,7 @@
 //! * **Within-run invariants** ([`invariants`]) are judged on the current
 //!   results alone.
 
+use crate::names::MetricName;
 use crate::schema::{Host, Metric, Param, Results};
 use crate::stats;
 use serde::Serialize;
@@ -111,19 +112,25 @@ pub struct GateConfig {
     pub paired: &'static [&'static str],
 }
 
+/// [`GateConfig::families`] by default (reasons there).
+const FAMILY_EFFECTS: &[(&str, f64)] = &[
+    (MetricName::AccountingCost.as_str(), 0.50),
+    (MetricName::BindOverFloor.as_str(), 0.15),
+    (MetricName::RevokeForceOverFloor.as_str(), 0.15),
+    (MetricName::UnmapOverFloor.as_str(), 0.15),
+];
+
+/// [`GateConfig::paired`] by default.
+const PAIRED: &[&str] = &[MetricName::AccountingCost.as_str()];
+
 impl Default for GateConfig {
     fn default() -> GateConfig {
         GateConfig {
             alpha: 0.01,
             min_effect: 0.10,
-            headline: "accountant.port_check",
+            headline: MetricName::PortCheck.as_str(),
             headline_min_effect: 0.05,
-            families: &[
-                ("hv.accounting_cost", 0.50),
-                ("hv.bind_over_floor", 0.15),
-                ("hv.revoke_force_over_floor", 0.15),
-                ("hv.unmap_over_floor", 0.15),
-            ],
+            families: FAMILY_EFFECTS,
             noise_factor: 3.0,
             max_noise: 0.25,
             exact_tolerance: 0.0,
@@ -133,7 +140,7 @@ impl Default for GateConfig {
             reference_impls: &[("impl", "linear")],
             allow_missing: false,
             cross_host: false,
-            paired: &["hv.accounting_cost"],
+            paired: PAIRED,
         }
     }
 }
@@ -487,11 +494,11 @@ impl GateReport {
     /// op=X`, the port check → `accountant.port_check_instructions`.
     fn count_prefix(timing: &str) -> Option<String> {
         let name = timing.split_whitespace().next()?;
-        if name == "accountant.port_check" {
-            return Some("accountant.port_check_instructions ".to_owned());
+        if name == MetricName::PortCheck.as_str() {
+            return Some(format!("{} ", MetricName::PortCheckInstructions));
         }
         let op = name.strip_prefix("accountant.")?;
-        Some(format!("accountant.instructions op={op} "))
+        Some(format!("{} op={op} ", MetricName::Instructions))
     }
 
     /// Whether the operation a timing metric times has instruction counts in
@@ -998,7 +1005,7 @@ pub const RADIX_FLATNESS_LIMIT: f64 = 4.0;
 pub fn invariants(r: &Results) -> Vec<Finding> {
     let mut out = Vec::new();
     let radix: Vec<&Metric> = r
-        .named("accountant.port_check")
+        .named(MetricName::PortCheck)
         .filter(|m| m.param("impl") == Some(&Param::from("radix")))
         .collect();
     let by_grants = |m: &&&Metric| m.param("grants").and_then(Param::as_u64).unwrap_or(0);
@@ -1029,7 +1036,7 @@ pub fn invariants(r: &Results) -> Vec<Finding> {
     }
     // Instruction counts are deterministic: the check must execute the same
     // instructions whatever the number of grants (a fixed number of loads).
-    let counted: Vec<&Metric> = r.named("accountant.port_check_instructions").collect();
+    let counted: Vec<&Metric> = r.named(MetricName::PortCheckInstructions).collect();
     if let (Some(lo), Some(hi)) = (
         counted.iter().min_by_key(by_grants),
         counted.iter().max_by_key(by_grants),
@@ -1055,7 +1062,7 @@ pub fn invariants(r: &Results) -> Vec<Finding> {
             });
         }
     }
-    for m in r.named("accountant.tracking_allocations") {
+    for m in r.named(MetricName::TrackingAllocations) {
         let pages = m.param("pages").and_then(Param::as_u64).unwrap_or(0);
         if m.param("tracker") == Some(&Param::from("slab-extent")) && pages >= 65_536 {
             let limit = pages as f64 / 64.0;
@@ -1097,8 +1104,7 @@ mod tests {
     fn timing(scale: f64, seed: u64) -> Metric {
         let mut rng = stats::SplitMix64::new(seed);
         let mut m = Metric::new(
-            "accountant.port_check",
-            "ns",
+            MetricName::PortCheck,
             &[("impl", "radix".into()), ("grants", 16u64.into())],
         );
         m.norm_samples = (0..200)
@@ -1131,7 +1137,7 @@ mod tests {
     #[test]
     fn other_metrics_need_the_wider_effect() {
         let rename = |mut m: Metric| {
-            m.name = "accountant.revoke".into();
+            m.name = MetricName::Revoke.as_str().into();
             m
         };
         let b = results(vec![rename(timing(1.0, 1))]);
@@ -1171,8 +1177,7 @@ mod tests {
     fn instruction_count_must_not_grow_with_grants() {
         let count = |grants: u64, v: f64| {
             Metric::exact(
-                "accountant.port_check_instructions",
-                "instructions",
+                MetricName::PortCheckInstructions,
                 &[("impl", "radix".into()), ("grants", grants.into())],
                 v,
             )
@@ -1206,7 +1211,7 @@ mod tests {
     fn millisecond_timings_need_a_wider_effect() {
         let slow = |scale: f64, seed: u64| {
             let mut m = timing(scale, seed);
-            m.name = "accountant.unmap".into();
+            m.name = MetricName::Unmap.as_str().into();
             m.value = 2e5 * scale; // ns: a 200 µs operation
             m
         };
@@ -1227,7 +1232,7 @@ mod tests {
         .failed());
         let fast = |scale: f64, seed: u64| {
             let mut m = timing(scale, seed);
-            m.name = "accountant.unmap".into();
+            m.name = MetricName::Unmap.as_str().into();
             m
         };
         let b = results(vec![fast(1.0, 1)]);
@@ -1255,31 +1260,16 @@ mod tests {
             ("tracker", Param::from("slab-extent")),
             ("pages", 1u64.into()),
         ];
-        let b = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            4096.0,
-        )]);
-        let same = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            4096.0,
-        )]);
-        let more = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            8192.0,
-        )]);
+        let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
+        let same = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
+        let more = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 8192.0)]);
         assert!(!compare(&b, &same, &GateConfig::default(), None).failed());
         assert!(compare(&b, &more, &GateConfig::default(), None).failed());
     }
 
     #[test]
     fn missing_fails_unless_allowed_and_absolute_does_not() {
-        let mut abs = Metric::new("hv.pio_exit", "ns", &[("accounting", "on".into())]);
+        let mut abs = Metric::new(MetricName::PioExit, &[("accounting", "on".into())]);
         abs.value = 100.0;
         let mut abs2 = abs.clone();
         abs2.value = 500.0;
@@ -1306,18 +1296,8 @@ mod tests {
             ("tracker", Param::from("slab-extent")),
             ("pages", 1u64.into()),
         ];
-        let b = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            1.0,
-        )]);
-        let c = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            2.0,
-        )]);
+        let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 1.0)]);
+        let c = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 2.0)]);
         let g = compare(
             &b,
             &c,
@@ -1331,8 +1311,7 @@ mod tests {
     fn radix_flatness_invariant() {
         let mk = |grants: u64, p50: f64| {
             let mut m = Metric::new(
-                "accountant.port_check",
-                "ns",
+                MetricName::PortCheck,
                 &[("impl", "radix".into()), ("grants", grants.into())],
             );
             m.p50 = p50;
@@ -1348,8 +1327,7 @@ mod tests {
 
     fn count(op: &str, v: f64) -> Metric {
         Metric::exact(
-            "accountant.instructions",
-            "instructions",
+            MetricName::Instructions,
             &[
                 ("op", op.into()),
                 ("tracker", "slab-extent".into()),
@@ -1435,7 +1413,7 @@ mod tests {
     fn cleared_alarm_is_layout_noise_only_when_its_count_is_unchanged() {
         let timed = |scale: f64, seed: u64| {
             let mut m = timing(scale, seed);
-            m.name = "accountant.map".into();
+            m.name = MetricName::Map.as_str().into();
             m
         };
         let b = results(vec![timed(1.0, 1), count("map", 1000.0)]);
@@ -1504,7 +1482,7 @@ mod tests {
     fn paired_ratio_metrics_are_judged_on_their_samples() {
         let ratio = |scale: f64, seed: u64| {
             let mut rng = stats::SplitMix64::new(seed);
-            let mut m = Metric::new("hv.bind_over_floor", "ratio", &[("pages", 1u64.into())]);
+            let mut m = Metric::new(MetricName::BindOverFloor, &[("pages", 1u64.into())]);
             m.samples = (0..30)
                 .map(|_| scale * (1.05 + (rng.next_u64() % 100) as f64 / 2000.0))
                 .collect();

@@ -106,21 +106,16 @@ pub fn run(args: &[String]) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reports::{Host, Param, RunInfo, SCHEMA};
+    use reports::{Host, MetricName, Param, RunInfo, SCHEMA};
 
     #[test]
     fn timings_are_latency_and_counts_their_unit() {
-        let mut t = Metric::new(
-            "accountant.port_check",
-            "ns",
-            &[("grants", Param::from(1u64))],
-        );
+        let mut t = Metric::new(MetricName::PortCheck, &[("grants", Param::from(1u64))]);
         t.value = 3.0;
         t.min = 2.5;
         t.p99 = 4.0;
         let c = Metric::exact(
-            "accountant.instructions",
-            "instructions",
+            MetricName::Instructions,
             &[("op", Param::from("map"))],
             1670.0,
         );
