@@ -176,6 +176,9 @@ pub fn run(opts: &RunOptions) -> Results {
     if let Some(p) = inject {
         knobs.insert(harness::INJECT_ENV.to_owned(), format!("{p}"));
     }
+    if let Ok(v) = std::env::var(harness::INJECT_OP_ENV) {
+        knobs.insert(harness::INJECT_OP_ENV.to_owned(), v);
+    }
     Results {
         schema: SCHEMA,
         host,

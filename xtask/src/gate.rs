@@ -8,15 +8,18 @@
 //! judged (unless `--cross-host`), 2 on bad usage or unreadable files.
 //!
 //! `cargo xtask gate --demo [--runs N] [--baseline FILE]` shows the gate is
-//! trustworthy: it runs the port-check benchmark N times (default 20) as an
-//! A/A test against the baseline (`--baseline`, else the committed
+//! trustworthy, per gated family (the port check, an accountant operation,
+//! a hypervisor ratio): it runs that family's benchmark N times (default 20)
+//! as an A/A test against the baseline (`--baseline`, else the committed
 //! `bench/baseline.json`, else a fresh run of the same build), then N times
-//! with
-//! `IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10` (a calibrated 10 % spin the bench
-//! harness adds inside each timed batch; the accountant is untouched), and
-//! prints how many A/A runs raised an alarm and how many injected runs were
-//! caught. It exits 0 only if no A/A run alarmed and at least 95 % of the
-//! injected runs were caught (19 of 20 by default).
+//! with an injected slowdown of 10 %, or twice the family's minimum effect
+//! where that is larger (`IOACCT_INJECT_PORT_CHECK_SLOWDOWN`,
+//! `IOACCT_INJECT_OP_SLOWDOWN=grant:P`: time the bench harness adds inside
+//! each timed batch; the accountant is untouched), and prints per family
+//! how many A/A runs raised an alarm and how many injected runs were caught.
+//! A family without a knob in this build is listed as not demonstrated. It
+//! exits 0 only if no A/A run alarmed and at least 95 % of the injected runs
+//! were caught (19 of 20 by default) in every demonstrated family.
 //!
 //! `cargo xtask gate --make-baseline [--runs N] [--out FILE]` runs the quick
 //! benchmark N times (default and minimum 6) and writes the first run as the
@@ -26,7 +29,7 @@
 //! (`reports::stats::mad_sigma`), so one disturbed run cannot widen it.
 use crate::report;
 use reports::gate::{compare, GateConfig, GateReport};
-use reports::Results;
+use reports::{MetricName, Results};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -84,7 +87,36 @@ pub fn print_report(g: &GateReport, format: Format) {
 }
 
 const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
-const DEMO_METRIC: &str = "accountant.port_check";
+/// `OP:PERCENT`: a slowdown of one range operation (bench harness).
+const INJECT_OP_ENV: &str = "IOACCT_INJECT_OP_SLOWDOWN";
+const INJECT_KNOBS: [&str; 2] = [INJECT_ENV, INJECT_OP_ENV];
+
+/// A gated family the demonstration injects a slowdown into: what it is,
+/// the metric, and how to slow it by a percentage (`None`: this build has
+/// no knob for it).
+struct DemoFamily {
+    what: &'static str,
+    metric: MetricName,
+    knob: Option<fn(f64) -> (&'static str, String)>,
+}
+
+const DEMO_FAMILIES: [DemoFamily; 3] = [
+    DemoFamily {
+        what: "port check",
+        metric: MetricName::PortCheck,
+        knob: Some(|pct| (INJECT_ENV, format!("{pct}"))),
+    },
+    DemoFamily {
+        what: "accountant op (grant)",
+        metric: MetricName::Grant,
+        knob: Some(|pct| (INJECT_OP_ENV, format!("grant:{pct}"))),
+    },
+    DemoFamily {
+        what: "hv ratio (bind over floor)",
+        metric: MetricName::BindOverFloor,
+        knob: None,
+    },
+];
 
 struct Args {
     baseline: Option<PathBuf>,
@@ -236,9 +268,12 @@ fn confirm(root: &Path, base: &Results, a: &Args, g: &mut GateReport) {
         let mut still = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let out = dir.join(format!("round{round}-{i}.json"));
-            // The injection knob (for testing the gate itself) carries over.
-            let inject = std::env::var(INJECT_ENV).ok();
-            let fresh = match bench_once(root, &out, inject.as_deref(), Some(name)) {
+            // The injection knobs (for testing the gate itself) carry over.
+            let inject: Vec<(&str, String)> = INJECT_KNOBS
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v)))
+                .collect();
+            let fresh = match bench_once(root, &out, &inject, Some(name)) {
                 Ok(r) => r,
                 Err(e) => {
                     g.notes.push(format!(
@@ -290,7 +325,7 @@ fn confirm(root: &Path, base: &Results, a: &Args, g: &mut GateReport) {
 fn bench_once(
     root: &Path,
     out: &Path,
-    inject: Option<&str>,
+    inject: &[(&str, String)],
     only: Option<&str>,
 ) -> Result<Results, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -311,10 +346,12 @@ fn bench_once(
     if let Some(o) = only {
         cmd.args(["--only", o]);
     }
-    match inject {
-        Some(p) => cmd.env(INJECT_ENV, p),
-        None => cmd.env_remove(INJECT_ENV),
-    };
+    for knob in INJECT_KNOBS {
+        cmd.env_remove(knob);
+    }
+    for (k, v) in inject {
+        cmd.env(k, v);
+    }
     let st = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !st.success() {
         return Err(format!("ioacct-bench failed ({st})"));
@@ -330,80 +367,114 @@ fn demo(a: &Args) -> ExitCode {
         return ExitCode::from(2);
     }
     let committed = root.join("bench/baseline.json");
-    let baseline = match &a.baseline {
-        Some(p) => Results::load(p).map_err(|e| e.to_string()),
-        None if committed.exists() => Results::load(&committed).map_err(|e| e.to_string()),
-        None => {
-            eprintln!("gate demo: no committed baseline; baseline run (same build) ...");
-            bench_once(&root, &dir.join("baseline.json"), None, Some(DEMO_METRIC))
-        }
-    };
-    let baseline = match baseline {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("xtask gate: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let runs = a.runs.unwrap_or(20);
-    let mut rows = Vec::new();
-    let (mut alarms, mut caught) = (0usize, 0usize);
-    for (label, inject) in [("A/A", None), ("injected +10 %", Some("10"))] {
-        for i in 0..runs {
-            eprintln!("gate demo: {label} run {}/{runs} ...", i + 1);
-            let out = dir.join(format!(
-                "{}-{i:02}.json",
-                if inject.is_some() { "inj" } else { "aa" }
-            ));
-            let r = match bench_once(&root, &out, inject, Some(DEMO_METRIC)) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("xtask gate: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let g = compare(&baseline, &r, &a.cfg, Some(DEMO_METRIC));
-            let worst = g
-                .findings
-                .iter()
-                .filter_map(|f| f.ratio)
-                .fold(f64::NAN, f64::max);
-            let radix_ratios: Vec<String> = g
-                .findings
-                .iter()
-                .filter(|f| f.key.contains("impl=radix"))
-                .filter_map(|f| f.ratio.map(|r| format!("{r:.3}")))
-                .collect();
-            if g.failed() {
-                if inject.is_some() {
-                    caught += 1;
-                } else {
-                    alarms += 1;
-                }
-            }
-            rows.push(format!(
-                "| {label} | {} | {} | {} | {worst:.3} | {} |",
-                i + 1,
-                if g.failed() { "ALARM" } else { "pass" },
-                g.regressions(),
-                radix_ratios.join(" ")
-            ));
-        }
-    }
     let want = (runs * 19).div_ceil(20);
-    let ok = alarms == 0 && caught >= want;
+    let mut summary = Vec::new();
+    let mut rows = Vec::new();
+    let mut ok = true;
+    for fam in &DEMO_FAMILIES {
+        let name = fam.metric.as_str();
+        let Some(knob) = fam.knob else {
+            summary.push(format!(
+                "| {} | `{name}` | – | not demonstrated: this build has no injection knob for it | – |",
+                fam.what
+            ));
+            continue;
+        };
+        let baseline = match &a.baseline {
+            Some(p) => Results::load(p).map_err(|e| e.to_string()),
+            None if committed.exists() => Results::load(&committed).map_err(|e| e.to_string()),
+            None => {
+                eprintln!("gate demo: no committed baseline; baseline run (same build) ...");
+                bench_once(&root, &dir.join("baseline.json"), &[], Some(name))
+            }
+        };
+        let baseline = match baseline {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("xtask gate: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if !baseline.metrics.iter().any(|m| m.is(fam.metric)) {
+            summary.push(format!(
+                "| {} | `{name}` | – | not demonstrated: the baseline has no `{name}` | – |",
+                fam.what
+            ));
+            continue;
+        }
+        // 10 %, or twice the family's minimum effect where that is larger.
+        let effect = baseline
+            .metrics
+            .iter()
+            .filter(|m| m.is(fam.metric))
+            .map(|m| a.cfg.effect_for(&m.name, m.value))
+            .fold(0.0, f64::max);
+        let pct = (10.0f64).max((200.0 * effect).round());
+        let (mut alarms, mut caught) = (0usize, 0usize);
+        for injected in [false, true] {
+            let label = if injected {
+                format!("+{pct:.0} %")
+            } else {
+                "A/A".to_owned()
+            };
+            for i in 0..runs {
+                eprintln!("gate demo: {} {label} run {}/{runs} ...", fam.what, i + 1);
+                let out = dir.join(format!(
+                    "{}-{}-{i:02}.json",
+                    name,
+                    if injected { "inj" } else { "aa" }
+                ));
+                let env: Vec<(&str, String)> = if injected { vec![knob(pct)] } else { vec![] };
+                let r = match bench_once(&root, &out, &env, Some(name)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("xtask gate: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let g = compare(&baseline, &r, &a.cfg, Some(name));
+                let worst = g
+                    .findings
+                    .iter()
+                    .filter(|f| f.p.is_some())
+                    .filter_map(|f| f.ratio)
+                    .fold(f64::NAN, f64::max);
+                match (g.failed(), injected) {
+                    (true, true) => caught += 1,
+                    (true, false) => alarms += 1,
+                    _ => {}
+                }
+                rows.push(format!(
+                    "| {} | {label} | {} | {} | {} | {worst:.3} |",
+                    fam.what,
+                    i + 1,
+                    if g.failed() { "ALARM" } else { "pass" },
+                    g.regressions(),
+                ));
+            }
+        }
+        let fam_ok = alarms == 0 && caught >= want;
+        ok &= fam_ok;
+        summary.push(format!(
+            "| {} | `{name}` | +{pct:.0} % | A/A: {alarms}/{runs} alarmed (want 0); injected: caught {caught}/{runs} (want ≥ {want}/{runs}) | {} |",
+            fam.what,
+            if fam_ok { "pass" } else { "FAIL" }
+        ));
+    }
     println!(
-        "## Gate demonstration: {}\n\nA/A: {alarms}/{n} runs raised an alarm (want 0). \
-         Injected 10 % port-check slowdown: caught in {caught}/{n} runs (want ≥ {want}/{n}). \
-         Gate: one-sided Mann-Whitney p < {}, minimum effect {:.0} %, on within-run \
-         normalized samples of `{DEMO_METRIC}`.\n\n\
-         | run kind | # | verdict | regressions | worst ratio | radix ratios by grants |\n\
-         |---|---:|---|---:|---:|---|\n{}",
+        "## Gate demonstration: {}\n\nPer gated family: {runs} A/A runs against the baseline, then \
+         {runs} runs with an injected slowdown of that family (10 %, or twice its minimum effect \
+         where that is larger). Gate: one-sided Mann-Whitney p < {} and the family's minimum \
+         effect, on within-run samples.\n\n\
+         | family | metric | injected | alarms | verdict |\n|---|---|---:|---|---|\n{}\n\n\
+         <details><summary>Every run</summary>\n\n\
+         | family | run kind | # | verdict | regressions | worst judged ratio |\n\
+         |---|---|---:|---|---:|---:|\n{}\n\n</details>",
         if ok { "pass" } else { "FAIL" },
         a.cfg.alpha,
-        a.cfg.headline_min_effect * 100.0,
+        summary.join("\n"),
         rows.join("\n"),
-        n = runs,
     );
     if ok {
         ExitCode::SUCCESS
@@ -429,7 +500,7 @@ fn make_baseline(a: &Args) -> ExitCode {
     let mut all = Vec::new();
     for i in 0..runs {
         eprintln!("make-baseline: run {}/{runs} ...", i + 1);
-        match bench_once(&root, &dir.join(format!("run-{i:02}.json")), None, None) {
+        match bench_once(&root, &dir.join(format!("run-{i:02}.json")), &[], None) {
             Ok(r) => all.push(r),
             Err(e) => {
                 eprintln!("xtask gate: {e}");
