@@ -181,6 +181,15 @@ fn git(root: &Path, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// `rev` and the full commit it names.
+fn resolve(root: &Path, rev: &str) -> Result<(String, String), String> {
+    let sha = git(
+        root,
+        &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
+    )?;
+    Ok((rev.to_owned(), sha))
+}
+
 /// The tree to build for `rev`: the working tree itself for `None`, else a
 /// detached worktree of the commit under `target/ab/`.
 fn checkout(root: &Path, dir: &Path, rev: Option<&str>) -> Result<(String, PathBuf), String> {
@@ -376,6 +385,15 @@ pub fn run(args: &[String]) -> ExitCode {
         eprintln!("xtask ab: {}: {e}", dir.display());
         return ExitCode::from(2);
     }
+    // Resolve both revisions before building: a commit made during the
+    // build must not change what "HEAD" means for side B.
+    let rev_b = match a.rev_b.as_deref().map(|r| resolve(&root, r)).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            println!("## A/B: side B could not be built: {e}");
+            return ExitCode::from(EXIT_B_BROKEN);
+        }
+    };
     let side_a = match prepare(&root, &dir, "A", Some(&a.rev_a), &a.env_a) {
         Ok(s) => s,
         Err(e) => {
@@ -383,7 +401,13 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_A_BROKEN);
         }
     };
-    let side_b = match prepare(&root, &dir, "B", a.rev_b.as_deref(), &a.env_b) {
+    let side_b = match prepare(
+        &root,
+        &dir,
+        "B",
+        rev_b.as_ref().map(|(_, sha)| sha.as_str()),
+        &a.env_b,
+    ) {
         Ok(s) => s,
         Err(e) => {
             let b = a.rev_b.as_deref().unwrap_or("working tree");

@@ -91,13 +91,16 @@ const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
 const INJECT_OP_ENV: &str = "IOACCT_INJECT_OP_SLOWDOWN";
 const INJECT_KNOBS: [&str; 2] = [INJECT_ENV, INJECT_OP_ENV];
 
+/// How to slow a family by a percentage: the environment variable and value.
+type Knob = fn(f64) -> (&'static str, String);
+
 /// A gated family the demonstration injects a slowdown into: what it is,
 /// the metric, and how to slow it by a percentage (`None`: this build has
 /// no knob for it).
 struct DemoFamily {
     what: &'static str,
     metric: MetricName,
-    knob: Option<fn(f64) -> (&'static str, String)>,
+    knob: Option<Knob>,
 }
 
 const DEMO_FAMILIES: [DemoFamily; 3] = [
