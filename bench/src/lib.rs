@@ -298,6 +298,7 @@ pub fn run(opts: &RunOptions) -> Results {
             vcpu_cpus: Some(cpus.vcpus.clone()),
         },
         only: opts.only.clone(),
+        placement_home: Some(cpus.measure.clone()),
     };
     let mut sink = suites::Sink::default();
     for s in selected {

@@ -352,6 +352,94 @@ fn charts(r: &Results) -> Vec<Chart> {
     out
 }
 
+/// The Method section: how each kind of number was taken, with the
+/// placement and reference facts of this run.
+fn method(r: &Results) -> Vec<String> {
+    let a = &r.host.affinity;
+    let mut out = Vec::new();
+    let probe: Vec<String> = r
+        .named(MetricName::MemslotDelete)
+        .filter(|m| ps(m, "paired_with") == Some("placement"))
+        .map(|m| {
+            format!(
+                "{} from CPU {}",
+                goals::fmt_ns(m.p50),
+                pu(m, "control_cpu").unwrap_or(0)
+            )
+        })
+        .collect();
+    out.push(format!(
+        "Placement: the measuring (control-plane) thread ran on CPU {}, every vCPU thread on \
+         CPU {} ({}); every sample records the CPU it was taken on (sched_getcpu), and a \
+         metric whose samples span CPUs is listed under warnings. Placement matters for KVM \
+         itself: a memslot delete waits for SRCU grace periods, and on a small host a new \
+         VM's SRCU callbacks run on CPU 0, so the same delete costs different amounts from \
+         different CPUs{}. Measuring the bare step and the hypervisor step on different CPUs \
+         (or letting the scheduler move the thread between them) distorts their ratio.",
+        if a.measure.is_empty() { "(not pinned)" } else { &a.measure },
+        if a.vcpus.is_empty() { "(not pinned)" } else { &a.vcpus },
+        if a.how.is_empty() { "placement not recorded" } else { &a.how },
+        if probe.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " — measured in this run, a bare delete of one touched page: {}",
+                probe.join(", ")
+            )
+        }
+    ));
+    out.push(
+        "Floors are paired: every round measures the bare KVM step (memslot add or delete) \
+         and the hypervisor step that contains it (hv.bind, hv.unmap, hv.revoke_force) back \
+         to back, on the same pinned thread, against the same VM, with its vCPU in the same \
+         state (parked in a blocking hypercall, or running in guest mode), the floor first in \
+         even rounds; *_over_floor metrics are the per-round ratios, with a 95 % bootstrap \
+         interval of their median."
+            .to_owned(),
+    );
+    out.push(
+        "Accounting cost (hv.accounting_cost): two hypervisors, accounting on and off (off is \
+         Xen's behaviour: the domain's I/O-port rangeset under a read lock, no in-flight \
+         section for revocation), each with a guest doing port reads on request; each round \
+         asks both in alternating order and takes the median exit-handler time of each side \
+         from the hypervisor's handler probe (two TSC reads around the handler, recorded \
+         whatever the tracepoints do). Tracepoints stay off on both sides, so no tracepoint \
+         cost is in the difference; the probe's own cost is on both sides and cancels."
+            .to_owned(),
+    );
+    out.push(format!(
+        "Micro-benchmarks time batches of operations with the monotonic clock \
+         (clock_gettime via the vDSO); each sample is one batch's time per operation, \
+         followed by the reference workload `{}` ({}; {} ns per unit on this run): a \
+         normalized sample is the operation's time in reference units, and the gate judges \
+         these within-run ratios. Port checks, maps, grants and revokes are sampled in 12 \
+         rounds interleaved across all their configurations, so a passing disturbance on a \
+         shared machine touches a slice of every metric instead of all of one.",
+        r.run.reference.name, r.run.reference.unit, r.run.reference.ns_per_unit
+    ));
+    out.push(
+        "Port exits (hv.pio_exit) are timed by the guest (lfence; rdtsc around one `in`), \
+         normalized by the median bare-KVM exit of the same run. Coordinated omission: \
+         closed-loop guest port-access loops are corrected with HdrHistogram's \
+         expected-interval correction (interval = the uncorrected median); uncorrected \
+         percentiles are kept beside them. Micro-benchmark batches have no intended \
+         schedule, so there is no omission to correct."
+            .to_owned(),
+    );
+    out.push(format!(
+        "Hardware counters: {}",
+        if r.host.counters.detail.is_empty() {
+            "not probed".to_owned()
+        } else {
+            r.host.counters.detail.clone()
+        }
+    ));
+    for w in &r.run.warnings {
+        out.push(format!("Warning: {w}"));
+    }
+    out
+}
+
 fn exit_table(r: &Results) -> Vec<ExitRow> {
     r.named(MetricName::PortExit)
         .map(|m| ExitRow {
@@ -474,37 +562,7 @@ impl Context {
                 (Some(rows), summary)
             }
         };
-        let method = vec![
-            "Micro-benchmarks time batches of operations with the monotonic clock \
-             (clock_gettime via the vDSO); each sample is one batch's time per operation, \
-             and each batch is followed by a fixed reference workload whose time normalizes \
-             it (norm_samples, in reference units): the gate judges these within-run ratios. \
-             Port checks, maps, grants and revokes are sampled in 12 rounds interleaved across \
-             all their configurations, so a passing disturbance on the shared machine touches \
-             a slice of every metric instead of all of one."
-                .to_owned(),
-            "Port exits (hv.pio_exit) are timed by the guest (lfence; rdtsc around one `in`), \
-             normalized for the gate by the median bare-KVM exit of the same run. The \
-             hypervisor side of the same exits (hv.exit_handler, rows with side=hypervisor) \
-             is the duration the VmExit tracepoint records around the exit handler, taken in \
-             a separate, shorter pass with tracing on."
-                .to_owned(),
-            "Coordinated omission: micro-benchmark batches issue the next operation as soon \
-             as the previous returns and record batch means, with no intended schedule, so \
-             there is no omission to correct. Closed-loop guest port-access loops are \
-             corrected with HdrHistogram's expected-interval correction (interval = the \
-             uncorrected median), so a stall counts the accesses it delayed; uncorrected \
-             percentiles are kept beside them."
-                .to_owned(),
-            format!(
-                "Hardware counters: {}",
-                if results.host.counters.detail.is_empty() {
-                    "not probed".to_owned()
-                } else {
-                    results.host.counters.detail.clone()
-                }
-            ),
-        ];
+        let method = method(results);
         Context {
             title: format!("ioacct benchmark report — {}", results.host.date),
             host,

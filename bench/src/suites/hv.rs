@@ -95,8 +95,16 @@ fn cost_plan(quick: bool) -> (usize, u64) {
     }
 }
 
+/// CPUs the placement probe visits: every CPU the process may use, at
+/// most four.
+fn probe_cpus() -> Vec<usize> {
+    hv::affinity::current_affinity()
+        .map(|s| s.cpus().iter().copied().take(4).collect())
+        .unwrap_or_default()
+}
+
 /// The suite's parts: the metrics each emits, and its progress steps.
-fn parts(quick: bool) -> [(&'static [MetricName], usize); 4] {
+fn parts(quick: bool) -> [(&'static [MetricName], usize); 5] {
     [
         (
             &[
@@ -135,6 +143,7 @@ fn parts(quick: bool) -> [(&'static [MetricName], usize); 4] {
                 .map(|p| if p.all_states { 3 } else { 1 })
                 .sum::<usize>(),
         ),
+        (&[MetricName::MemslotDelete], probe_cpus().len()),
     ]
 }
 
@@ -180,7 +189,8 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
         }
         return;
     }
-    let run: [fn(&mut Ctx, &mut Sink); 4] = [exits, accounting_cost, binds, deletes];
+    let run: [fn(&mut Ctx, &mut Sink); 5] =
+        [exits, accounting_cost, binds, deletes, placement_probe];
     for ((names, _), part) in parts(cx.quick).iter().zip(run) {
         if selects(cx.only.as_deref(), names) {
             part(cx, sink);
@@ -349,6 +359,56 @@ fn deletes(cx: &mut Ctx, sink: &mut Sink) {
         for state in [paired::VcpuState::Parked, paired::VcpuState::Running] {
             revoke(cx, sink, pages, rounds, state);
         }
+    }
+}
+
+/// Why placement matters, measured: the bare memslot delete of one touched
+/// page with the control thread on each CPU in turn (the vCPU parked, on its
+/// usual CPU). `hv.memslot_delete` with `paired_with=placement` and
+/// `control_cpu`.
+fn placement_probe(cx: &mut Ctx, sink: &mut Sink) {
+    let rounds = if cx.quick { 16 } else { 60 };
+    let home = hv::affinity::current_affinity();
+    for cpu in probe_cpus() {
+        cx.progress.step(&format!(
+            "hv.memslot_delete pages=1 control_cpu={cpu} (placement probe, {rounds} rounds)"
+        ));
+        if let Err(errno) = hv::affinity::pin_current(&hv::affinity::CpuSet::one(cpu)) {
+            sink.skip(
+                MetricName::MemslotDelete,
+                format!("placement probe: CPU {cpu} refused (errno {errno})"),
+            );
+            continue;
+        }
+        let params = [
+            ("pages", Param::from(1u64)),
+            ("vcpu_state", Param::from("parked")),
+            ("paired_with", Param::from("placement")),
+            ("control_cpu", Param::from(cpu as u64)),
+        ];
+        match paired::unmap(1, rounds, &cx.placement) {
+            Ok(p) => sink.metrics.extend(
+                latency_metric(MetricName::MemslotDelete, &params, &p.floor, false, None).map(
+                    |mut m| {
+                        m.cpus = p.cpu.clone();
+                        m.note = Some(format!(
+                            "bare memslot delete of 1 touched page with the control thread \
+                             pinned to CPU {cpu} (vCPU parked on CPU {:?})",
+                            p.vcpu_cpu
+                        ));
+                        m
+                    },
+                ),
+            ),
+            Err(e) => sink.skip(
+                MetricName::MemslotDelete,
+                format!("placement probe on CPU {cpu}: {e}"),
+            ),
+        }
+    }
+    // Back to the measuring CPU for whatever runs next.
+    if let Some(h) = cx.placement_home.as_ref().or(home.as_ref()) {
+        let _ = hv::affinity::pin_current(h);
     }
 }
 
