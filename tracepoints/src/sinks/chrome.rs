@@ -6,7 +6,7 @@
 //!
 //! * one *process* per domain, named `d1` (pid = domain id); inside it one
 //!   *thread* per vCPU, named `d1 vCPU0` (keyed by domain and vCPU index,
-//!   parsed from the hypervisor's vCPU thread names `vcpu-d1` / `vcpu-d1-2`:
+//!   parsed from the hypervisor's vCPU thread names such as `vcpu-d1`:
 //!   [`vcpu_of`]), carrying that vCPU's VM exits, hypercalls and the port
 //!   checks inside them;
 //! * the *control plane*'s operations (grant, revoke, map, reserve, create,
@@ -104,22 +104,36 @@ pub struct Run<'a> {
     pub label: Option<&'a str>,
 }
 
-/// `(domain, vCPU index)` of a hypervisor vCPU thread named `vcpu-d{D}`
-/// (index 0) or `vcpu-d{D}-{I}` / `vcpu-d{D}.{I}` / `vcpu-d{D}v{I}`; `None` for other
-/// threads.
+/// `(domain, vCPU index)` of a hypervisor vCPU thread, from its name: a
+/// `vcpu…` word and a `d{D}` word, the index from `vcpu{I}`, `v{I}`, a bare
+/// number or `d{D}v{I}` (0 when absent) — `vcpu-d1`, `vcpu-d1-2`,
+/// `vcpu2-d1`, `d1-vcpu2`. `None` for any other thread.
 pub fn vcpu_of(thread_name: &str) -> Option<(u16, u32)> {
-    let rest = thread_name.strip_prefix("vcpu-d")?;
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    let dom: u16 = rest[..end].parse().ok()?;
-    let tail = rest[end..].trim_start_matches(['-', '.', 'v']);
-    let idx = if tail.is_empty() {
-        0
-    } else {
-        tail.parse().ok()?
-    };
-    Some((dom, idx))
+    let words: Vec<&str> = thread_name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let vcpu = words.iter().find(|w| w.starts_with("vcpu"))?;
+    let mut idx: Option<u32> = None;
+    let mut dom: Option<u16> = None;
+    if let Some(n) = vcpu.strip_prefix("vcpu").filter(|n| !n.is_empty()) {
+        idx = Some(n.parse().ok()?);
+    }
+    for w in words.iter().filter(|w| !w.starts_with("vcpu")) {
+        if let Some(rest) = w.strip_prefix('d') {
+            let (d, i) = match rest.split_once('v') {
+                Some((d, i)) => (d, Some(i.parse().ok()?)),
+                None => (rest, None),
+            };
+            dom = Some(d.parse().ok()?);
+            idx = idx.or(i);
+        } else if let Some(i) = w.strip_prefix('v') {
+            idx = Some(i.parse().ok()?);
+        } else if w.bytes().all(|b| b.is_ascii_digit()) {
+            idx = Some(w.parse().ok()?);
+        }
+    }
+    Some((dom?, idx.unwrap_or(0)))
 }
 
 /// Where a record is drawn.
@@ -128,6 +142,11 @@ struct Track {
     pid: u32,
     tid: u32,
 }
+
+/// Synthetic thread id of vCPU 0's track in its domain's process (vCPU `i`
+/// is `VCPU_TID + i`): tracks are keyed by domain and vCPU index, whatever
+/// ring thread ids the vCPU threads got.
+const VCPU_TID: u32 = 0x8000_0000;
 
 /// Synthetic thread id of a domain's `dN memory` track (teardowns,
 /// memslots), beyond every ring thread id.
@@ -179,10 +198,10 @@ impl Exporter<'_> {
                 tid: r.thread,
             };
         }
-        if let Some((d, _)) = self.vcpu(r) {
+        if let Some((d, i)) = self.vcpu(r) {
             return Track {
                 pid: u32::from(d),
-                tid: r.thread,
+                tid: VCPU_TID.saturating_add(i).min(MEMORY_TID - 1),
             };
         }
         match r.kind {
@@ -206,13 +225,12 @@ impl Exporter<'_> {
         if t.tid == MEMORY_TID {
             return format!("d{} memory", t.pid);
         }
-        let os = self.thread_name(t.tid);
-        match os.as_deref().and_then(vcpu_of) {
-            Some((d, i)) => format!("d{d} vCPU{i}"),
-            None => match os {
-                Some(n) => format!("control plane ({n})"),
-                None => format!("control plane (thread {})", t.tid),
-            },
+        if t.tid >= VCPU_TID {
+            return format!("d{} vCPU{}", t.pid, t.tid - VCPU_TID);
+        }
+        match self.thread_name(t.tid) {
+            Some(n) => format!("control plane ({n})"),
+            None => format!("control plane (thread {})", t.tid),
         }
     }
 
@@ -638,9 +656,14 @@ mod tests {
         assert_eq!(vcpu_of("vcpu-d1"), Some((1, 0)));
         assert_eq!(vcpu_of("vcpu-d12-3"), Some((12, 3)));
         assert_eq!(vcpu_of("vcpu-d2v1"), Some((2, 1)));
+        assert_eq!(vcpu_of("vcpu3-d2"), Some((2, 3)));
+        assert_eq!(vcpu_of("d7-vcpu1"), Some((7, 1)));
+        assert_eq!(vcpu_of("vcpu-d2-v1"), Some((2, 1)));
+        assert_eq!(vcpu_of("vcpu"), None);
         assert_eq!(vcpu_of("main"), None);
         assert_eq!(vcpu_of("vcpu-dx"), None);
-        assert_eq!(vcpu_of("vcpu-d1-x"), None);
+        // Other words are ignored.
+        assert_eq!(vcpu_of("vcpu-d1-x"), Some((1, 0)));
         assert_eq!(vcpu_of("vcpu-d99999999"), None);
     }
 
