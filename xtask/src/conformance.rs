@@ -14,6 +14,14 @@ use accountant::TrackerKind;
 
 use crate::report;
 
+/// A result line on stdout; a closed stdout loses the lines, not the exit status.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 /// `cargo xtask conformance`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -152,12 +160,12 @@ pub fn run(args: Args) -> ExitCode {
         let bad = check(&text, &exp, args.tracker);
         if bad.is_empty() {
             passed += 1;
-            println!("ok   {name} ({} ops)", exp.len());
+            say!("ok   {name} ({} ops)", exp.len());
         } else {
             failed += 1;
-            println!("FAIL {name}");
+            say!("FAIL {name}");
             for b in bad.iter().take(20) {
-                println!("    {b}");
+                say!("    {b}");
             }
         }
     }
@@ -170,14 +178,14 @@ pub fn run(args: Args) -> ExitCode {
     match stopped {
         Some(e) if e.line == 3 => {
             passed += 1;
-            println!("ok   malformed trace: stops at line 3 ({})", e.msg);
+            say!("ok   malformed trace: stops at line 3 ({})", e.msg);
         }
         other => {
             failed += 1;
-            println!("FAIL malformed trace: {other:?}");
+            say!("FAIL malformed trace: {other:?}");
         }
     }
-    println!("conformance: {passed} passed, {failed} failed");
+    say!("conformance: {passed} passed, {failed} failed");
     if failed > 0 {
         ExitCode::FAILURE
     } else {

@@ -19,6 +19,7 @@ use hv::exit::StopReason;
 use hv::hv::{Config, HvError, Hypervisor};
 use hv::platform::{self, DEVICE_A_FRAME, DEVICE_A_IRQ};
 use hv::programs::{self, SI_PROGRESS, SI_STATUS, SI_STOP};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -135,19 +136,20 @@ fn run_for(hv: &Hypervisor, d: DomId, turns: u64, mut tap: Option<&mut Tap>) {
     }
 }
 
-/// Prints a narration line after the events that led to it.
+/// Prints a narration line after the events that led to it (a closed
+/// stdout loses the narration, not the run).
 macro_rules! say {
     ($tap:expr) => {{
         if let Some(t) = $tap.as_deref_mut() {
             t.pump();
         }
-        println!();
+        let _ = writeln!(std::io::stdout());
     }};
     ($tap:expr, $($t:tt)*) => {{
         if let Some(t) = $tap.as_deref_mut() {
             t.pump();
         }
-        println!($($t)*);
+        let _ = writeln!(std::io::stdout(), $($t)*);
     }};
 }
 
@@ -385,6 +387,7 @@ fn trace(path: &Path, m: Accounting, mut tap: Option<&mut Tap>) -> ExitCode {
     };
     let mut hv: Option<TraceHv> = None;
     let mut mismatches = 0;
+    let mut stdout = std::io::stdout().lock();
     for (i, line) in text.lines().enumerate() {
         let (code, comment) = match line.split_once('#') {
             Some((c, k)) => (c.trim(), Some(k)),
@@ -436,15 +439,19 @@ fn trace(path: &Path, m: Accounting, mut tap: Option<&mut Tap>) -> ExitCode {
             Some(e) => got.first() == e.first(),
             None => true,
         };
-        if ok {
-            println!("{out}");
+        let written = if ok {
+            writeln!(stdout, "{out}")
         } else {
             mismatches += 1;
-            println!(
+            writeln!(
+                stdout,
                 "{out}    <-- line {}: expected {}",
                 i + 1,
                 expect.unwrap_or_default().join(" ")
-            );
+            )
+        };
+        if written.is_err() {
+            return ExitCode::FAILURE;
         }
     }
     if mismatches > 0 {
