@@ -87,6 +87,7 @@
 #![deny(missing_docs)]
 
 pub mod acct;
+pub mod affinity;
 pub mod exec;
 pub mod exit;
 pub mod guest;

@@ -6,6 +6,7 @@
 
 use crate::charts::{self, Series, XLabels};
 use crate::gate::{self, GateConfig, Verdict};
+use crate::goals;
 use crate::names::MetricName;
 use crate::schema::{CounterStatus, Metric, NotMeasured, Param, Results, RunInfo};
 use serde::Serialize;
@@ -30,13 +31,17 @@ pub fn escape(s: &str) -> String {
 /// One row of the goals summary.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct GoalRow {
+    /// The goal's id (`reports::goals::GOALS`).
+    pub id: String,
     /// What is measured.
     pub metric: String,
+    /// `target` (reported) or `invariant (gated)`.
+    pub kind: String,
     /// The goal it is held to (and where the goal comes from).
     pub goal: String,
     /// What this run measured.
     pub measured: String,
-    /// `met`, `MISSED` or `not measured`.
+    /// `met`, `MISSED` (a target), `BROKEN` (an invariant) or `not measured`.
     pub status: String,
 }
 
@@ -189,228 +194,35 @@ fn series_by(
         .collect()
 }
 
-fn fmt_ns(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2} ms", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.2} µs", v / 1e3)
-    } else {
-        format!("{v:.2} ns")
-    }
-}
-
-/// The typical service time: the median before coordinated-omission
-/// correction when the metric was corrected (the corrected median also
-/// counts the accesses a stall delayed, which on a shared machine says more
-/// about the neighbours than about the code).
-fn typical(m: &Metric) -> f64 {
-    m.uncorrected.map_or(m.p50, |u| u.p50)
-}
-
-fn goal(metric: &str, goal: &str, measured: Option<(String, bool)>) -> GoalRow {
-    let (measured, status) = match measured {
-        Some((m, ok)) => (m, if ok { "met" } else { "MISSED" }.to_owned()),
-        None => ("–".to_owned(), "not measured".to_owned()),
-    };
-    GoalRow {
-        metric: metric.to_owned(),
-        goal: goal.to_owned(),
-        measured,
-        status,
-    }
-}
-
 fn goals(r: &Results) -> Vec<GoalRow> {
-    let mut out = Vec::new();
-    let radix: Vec<&Metric> = r
-        .named(MetricName::PortCheck)
-        .filter(|m| ps(m, "impl") == Some("radix"))
-        .collect();
-    let lo = radix.iter().min_by_key(|m| pu(m, "grants"));
-    let hi = radix.iter().max_by_key(|m| pu(m, "grants"));
-    out.push(goal(
-        "accountant.port_check (radix)",
-        &format!(
-            "fixed number of loads whatever the grants (SPEC 4): p50 at most grants / at fewest ≤ {}",
-            gate::RADIX_FLATNESS_LIMIT
-        ),
-        match (lo, hi) {
-            (Some(l), Some(h)) if l.p50 > 0.0 => {
-                let ratio = h.p50 / l.p50;
-                Some((
-                    format!(
-                        "{} → {} ({} → {} grants): ×{ratio:.2}",
-                        fmt_ns(l.p50),
-                        fmt_ns(h.p50),
-                        pu(l, "grants").unwrap_or(0),
-                        pu(h, "grants").unwrap_or(0)
-                    ),
-                    ratio <= gate::RADIX_FLATNESS_LIMIT,
-                ))
+    goals::evaluate(r)
+        .into_iter()
+        .map(|e| {
+            let g = &e.goal;
+            let status = match (e.met(), g.kind) {
+                (None, _) => "not measured",
+                (Some(true), _) => "met",
+                (Some(false), goals::Kind::Target) => "MISSED",
+                (Some(false), goals::Kind::Invariant) => "BROKEN",
+            };
+            let limit = e.measured.as_ref().map_or(g.limit, |m| m.limit);
+            GoalRow {
+                id: g.id.to_owned(),
+                metric: g.metric.as_str().to_owned(),
+                kind: match g.kind {
+                    goals::Kind::Target => "target",
+                    goals::Kind::Invariant => "invariant (gated)",
+                }
+                .to_owned(),
+                goal: format!("{}: {} {limit} {}", g.what, g.bound.symbol(), g.unit),
+                measured: e.measured.as_ref().map_or_else(
+                    || "–".to_owned(),
+                    |m| format!("{} {} ({})", n(m.value), g.unit, m.detail),
+                ),
+                status: status.to_owned(),
             }
-            _ => None,
-        },
-    ));
-    let max_grants = r
-        .named(MetricName::PortCheck)
-        .filter_map(|m| pu(m, "grants"))
-        .max();
-    let at = |imp: &str| {
-        max_grants.and_then(|g| {
-            r.find(
-                MetricName::PortCheck,
-                &[("impl", imp.into()), ("grants", g.into())],
-            )
         })
-    };
-    out.push(goal(
-        "accountant.port_check radix vs linear",
-        "radix faster than the original linear access list at the largest grant count",
-        match (at("radix"), at("linear")) {
-            (Some(rx), Some(li)) if rx.p50 > 0.0 => Some((
-                format!(
-                    "{} vs {} at {} grants: ×{:.0} faster",
-                    fmt_ns(rx.p50),
-                    fmt_ns(li.p50),
-                    max_grants.unwrap_or(0),
-                    li.p50 / rx.p50
-                ),
-                rx.p50 < li.p50,
-            )),
-            _ => None,
-        },
-    ));
-    let allocs = r.find(
-        MetricName::TrackingAllocations,
-        &[
-            ("tracker", "slab-extent".into()),
-            ("pages", 65_536u64.into()),
-        ],
-    );
-    out.push(goal(
-        "accountant.tracking_allocations (slab-extent, 65,536 pages = 256 MiB)",
-        "mapping a 256 MiB framebuffer must not cost 65,536 allocations (SPEC 4)",
-        allocs.map(|m| (format!("{:.0} allocations", m.value), m.value < 65_536.0)),
-    ));
-    let max_pages = r
-        .named(MetricName::TrackingBytes)
-        .filter_map(|m| pu(m, "pages"))
-        .max();
-    let bytes = |t: &str| {
-        max_pages.and_then(|p| {
-            r.find(
-                MetricName::TrackingBytes,
-                &[("tracker", t.into()), ("pages", p.into())],
-            )
-        })
-    };
-    out.push(goal(
-        "accountant.tracking_bytes",
-        "slab-extent uses less tracking memory than xmalloc-page for a contiguous mapping",
-        match (bytes("slab-extent"), bytes("xmalloc-page")) {
-            (Some(e), Some(x)) => Some((
-                format!(
-                    "{} vs {} bytes at {} pages",
-                    e.value,
-                    x.value,
-                    max_pages.unwrap_or(0)
-                ),
-                e.value < x.value,
-            )),
-            _ => None,
-        },
-    ));
-    let tp = |s: &str| r.find(MetricName::TracepointOverhead, &[("state", s.into())]);
-    out.push(goal(
-        "tracepoints.overhead (disabled)",
-        "about one predictable branch: within 1 ns of a plain relaxed load (STYLE 8)",
-        match (tp("disabled"), tp("baseline")) {
-            (Some(d), Some(b)) => Some((
-                format!("{} vs relaxed load {}", fmt_ns(d.p50), fmt_ns(b.p50)),
-                d.p50 - b.p50 <= 1.0,
-            )),
-            _ => None,
-        },
-    ));
-    out.push(goal(
-        "tracepoints.overhead (enabled)",
-        "recorded into a per-thread ring with a TSC timestamp: shown for scale",
-        tp("enabled").map(|e| (fmt_ns(e.p50), true)),
-    ));
-    let pio = |acc: &str, pages: u64| {
-        r.find(
-            MetricName::PioExit,
-            &[
-                ("accounting", acc.into()),
-                ("mmio_tracked_pages", pages.into()),
-            ],
-        )
-    };
-    out.push(goal(
-        "hv.pio_exit accounting cost",
-        "accounting on vs off, no MMIO tracked, uncorrected medians: the check is small next to the exit (≤ 10 %)",
-        match (pio("on", 0), pio("off", 0)) {
-            (Some(on), Some(off)) if typical(off) > 0.0 => Some((
-                format!(
-                    "{} vs {} ({:+.1} %)",
-                    fmt_ns(typical(on)),
-                    fmt_ns(typical(off)),
-                    (typical(on) / typical(off) - 1.0) * 100.0
-                ),
-                typical(on) / typical(off) <= 1.10,
-            )),
-            _ => None,
-        },
-    ));
-    let big = r
-        .named(MetricName::PioExit)
-        .filter_map(|m| pu(m, "mmio_tracked_pages"))
-        .max()
-        .filter(|p| *p > 0);
-    out.push(goal(
-        "hv.pio_exit vs tracked MMIO",
-        "port exits do not slow down with the most framebuffer MMIO tracked, uncorrected medians (≤ 10 %)",
-        match (big.and_then(|b| pio("on", b)), pio("on", 0)) {
-            (Some(b), Some(z)) if typical(z) > 0.0 => Some((
-                format!(
-                    "{} with {} pages vs {} with none",
-                    fmt_ns(typical(b)),
-                    big.unwrap_or(0),
-                    fmt_ns(typical(z))
-                ),
-                typical(b) / typical(z) <= 1.10,
-            )),
-            _ => None,
-        },
-    ));
-    let bind_max = r
-        .named(MetricName::Bind)
-        .max_by_key(|m| pu(m, "pages").unwrap_or(0));
-    out.push(goal(
-        "hv.bind at framebuffer scale",
-        "bind time of the largest mapping, shown with its growth (see chart)",
-        bind_max.map(|m| {
-            (
-                format!(
-                    "{} for {} pages",
-                    fmt_ns(m.p50),
-                    pu(m, "pages").unwrap_or(0)
-                ),
-                true,
-            )
-        }),
-    ));
-    out.push(goal(
-        "cargo xtask bench --quick",
-        "finishes in under 5 minutes on 2 cores (SPEC 5)",
-        (r.run.quick && r.run.wall_secs > 0.0).then(|| {
-            (
-                format!("{:.0} s of measuring", r.run.wall_secs),
-                r.run.wall_secs < 300.0,
-            )
-        }),
-    ));
-    out
+        .collect()
 }
 
 fn charts(r: &Results) -> Vec<Chart> {
@@ -540,6 +352,94 @@ fn charts(r: &Results) -> Vec<Chart> {
     out
 }
 
+/// The Method section: how each kind of number was taken, with the
+/// placement and reference facts of this run.
+fn method(r: &Results) -> Vec<String> {
+    let a = &r.host.affinity;
+    let mut out = Vec::new();
+    let probe: Vec<String> = r
+        .named(MetricName::MemslotDelete)
+        .filter(|m| ps(m, "paired_with") == Some("placement"))
+        .map(|m| {
+            format!(
+                "{} from CPU {}",
+                goals::fmt_ns(m.p50),
+                pu(m, "control_cpu").unwrap_or(0)
+            )
+        })
+        .collect();
+    out.push(format!(
+        "Placement: the measuring (control-plane) thread ran on CPU {}, every vCPU thread on \
+         CPU {} ({}); every sample records the CPU it was taken on (sched_getcpu), and a \
+         metric whose samples span CPUs is listed under warnings. Placement matters for KVM \
+         itself: a memslot delete waits for SRCU grace periods, and on a small host a new \
+         VM's SRCU callbacks run on CPU 0, so the same delete costs different amounts from \
+         different CPUs{}. Measuring the bare step and the hypervisor step on different CPUs \
+         (or letting the scheduler move the thread between them) distorts their ratio.",
+        if a.measure.is_empty() { "(not pinned)" } else { &a.measure },
+        if a.vcpus.is_empty() { "(not pinned)" } else { &a.vcpus },
+        if a.how.is_empty() { "placement not recorded" } else { &a.how },
+        if probe.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " — measured in this run, a bare delete of one touched page: {}",
+                probe.join(", ")
+            )
+        }
+    ));
+    out.push(
+        "Floors are paired: every round measures the bare KVM step (memslot add or delete) \
+         and the hypervisor step that contains it (hv.bind, hv.unmap, hv.revoke_force) back \
+         to back, on the same pinned thread, against the same VM, with its vCPU in the same \
+         state (parked in a blocking hypercall, or running in guest mode), the floor first in \
+         even rounds; *_over_floor metrics are the per-round ratios, with a 95 % bootstrap \
+         interval of their median."
+            .to_owned(),
+    );
+    out.push(
+        "Accounting cost (hv.accounting_cost): two hypervisors, accounting on and off (off is \
+         Xen's behaviour: the domain's I/O-port rangeset under a read lock, no in-flight \
+         section for revocation), each with a guest doing port reads on request; each round \
+         asks both in alternating order and takes the median exit-handler time of each side \
+         from the hypervisor's handler probe (two TSC reads around the handler, recorded \
+         whatever the tracepoints do). Tracepoints stay off on both sides, so no tracepoint \
+         cost is in the difference; the probe's own cost is on both sides and cancels."
+            .to_owned(),
+    );
+    out.push(format!(
+        "Micro-benchmarks time batches of operations with the monotonic clock \
+         (clock_gettime via the vDSO); each sample is one batch's time per operation, \
+         followed by the reference workload `{}` ({}; {} ns per unit on this run): a \
+         normalized sample is the operation's time in reference units, and the gate judges \
+         these within-run ratios. Port checks, maps, grants and revokes are sampled in 12 \
+         rounds interleaved across all their configurations, so a passing disturbance on a \
+         shared machine touches a slice of every metric instead of all of one.",
+        r.run.reference.name, r.run.reference.unit, r.run.reference.ns_per_unit
+    ));
+    out.push(
+        "Port exits (hv.pio_exit) are timed by the guest (lfence; rdtsc around one `in`), \
+         normalized by the median bare-KVM exit of the same run. Coordinated omission: \
+         closed-loop guest port-access loops are corrected with HdrHistogram's \
+         expected-interval correction (interval = the uncorrected median); uncorrected \
+         percentiles are kept beside them. Micro-benchmark batches have no intended \
+         schedule, so there is no omission to correct."
+            .to_owned(),
+    );
+    out.push(format!(
+        "Hardware counters: {}",
+        if r.host.counters.detail.is_empty() {
+            "not probed".to_owned()
+        } else {
+            r.host.counters.detail.clone()
+        }
+    ));
+    for w in &r.run.warnings {
+        out.push(format!("Warning: {w}"));
+    }
+    out
+}
+
 fn exit_table(r: &Results) -> Vec<ExitRow> {
     r.named(MetricName::PortExit)
         .map(|m| ExitRow {
@@ -662,37 +562,7 @@ impl Context {
                 (Some(rows), summary)
             }
         };
-        let method = vec![
-            "Micro-benchmarks time batches of operations with the monotonic clock \
-             (clock_gettime via the vDSO); each sample is one batch's time per operation, \
-             and each batch is followed by a fixed reference workload whose time normalizes \
-             it (norm_samples, in reference units): the gate judges these within-run ratios. \
-             Port checks, maps, grants and revokes are sampled in 12 rounds interleaved across \
-             all their configurations, so a passing disturbance on the shared machine touches \
-             a slice of every metric instead of all of one."
-                .to_owned(),
-            "Port exits (hv.pio_exit) are timed by the guest (lfence; rdtsc around one `in`), \
-             normalized for the gate by the median bare-KVM exit of the same run. The \
-             hypervisor side of the same exits (hv.exit_handler, rows with side=hypervisor) \
-             is the duration the VmExit tracepoint records around the exit handler, taken in \
-             a separate, shorter pass with tracing on."
-                .to_owned(),
-            "Coordinated omission: micro-benchmark batches issue the next operation as soon \
-             as the previous returns and record batch means, with no intended schedule, so \
-             there is no omission to correct. Closed-loop guest port-access loops are \
-             corrected with HdrHistogram's expected-interval correction (interval = the \
-             uncorrected median), so a stall counts the accesses it delayed; uncorrected \
-             percentiles are kept beside them."
-                .to_owned(),
-            format!(
-                "Hardware counters: {}",
-                if results.host.counters.detail.is_empty() {
-                    "not probed".to_owned()
-                } else {
-                    results.host.counters.detail.clone()
-                }
-            ),
-        ];
+        let method = method(results);
         Context {
             title: format!("ioacct benchmark report — {}", results.host.date),
             host,
@@ -713,7 +583,7 @@ impl Context {
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;\
 font-size:13px;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}\
-th{background:#eee}.met{color:#176017;font-weight:bold}.MISSED,.REGRESSION{color:#b00;\
+th{background:#eee}.met{color:#176017;font-weight:bold}.MISSED,.BROKEN,.REGRESSION{color:#b00;\
 font-weight:bold}.nm{color:#777}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444;\
 max-width:720px}code{background:#f4f4f4}";
 
@@ -754,7 +624,7 @@ pub fn render(c: &Context) -> String {
             )
         }
     ));
-    h.push_str("<h2 id=\"summary\">Summary against goals</h2>\n<table><tr><th>metric</th><th>goal</th><th>measured</th><th>status</th></tr>\n");
+    h.push_str("<h2 id=\"summary\">Summary against goals</h2>\n<p>A <b>target</b> is reported as met or missed and never fails CI; an <b>invariant</b> is gated: a broken one fails <code>cargo xtask gate</code>. Both are computed from this file by the same definitions the gate uses (<code>reports::goals</code>).</p>\n<table><tr><th>metric</th><th>kind</th><th>goal</th><th>measured</th><th>status</th></tr>\n");
     for g in &c.goals {
         let class = if g.status == "not measured" {
             "nm"
@@ -762,8 +632,9 @@ pub fn render(c: &Context) -> String {
             &g.status
         };
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",
             e(&g.metric),
+            e(&g.kind),
             e(&g.goal),
             e(&g.measured),
             e(class),
