@@ -98,7 +98,10 @@ fn cost_plan(quick: bool) -> (usize, u64) {
 /// CPUs the placement probe visits: every CPU the process may use, at
 /// most four.
 fn probe_cpus() -> Vec<usize> {
-    hv::affinity::current_affinity()
+    crate::ALLOWED
+        .get()
+        .cloned()
+        .or_else(hv::affinity::current_affinity)
         .map(|s| s.cpus().iter().copied().take(4).collect())
         .unwrap_or_default()
 }
