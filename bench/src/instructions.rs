@@ -28,7 +28,7 @@ use std::process::Command;
 pub const NAME: MetricName = MetricName::Instructions;
 
 /// The metric names this suite emits (for `--only`).
-pub const EMITS: &[&str] = &[NAME.as_str()];
+pub const EMITS: &[MetricName] = &[NAME];
 
 /// The argument of the internal entry point that runs every case once.
 pub const ENTRY: &str = "--count-instructions";

@@ -49,19 +49,72 @@ use reports::Results;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask ab REV_A [REV_B] [--rounds N] [--quick] [--only PREFIX] \
-[--confirm N] [--cpus LIST] [--env-a VAR=VALUE] [--env-b VAR=VALUE] [--alpha P] \
-[--min-effect F|N%] [--format md|json]\n       \
-cargo xtask ab --files A1.json[,A2.json...] B1.json[,B2.json...] [--only PREFIX] [--format md|json]";
-
 /// Exit status when side A cannot be built or run.
 const EXIT_A_BROKEN: u8 = 4;
 /// Exit status when side B cannot be built or run.
 const EXIT_B_BROKEN: u8 = 5;
 
-struct Args {
-    /// `--files`: judge existing results (comma-separated rounds per side)
-    /// instead of building and running.
+/// `cargo xtask ab`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 pass (also after confirmation), 1 a regression, 2 bad usage, 4 side A could not be built or run, 5 side B could not.\n\nSide B only: --env-b IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10 slows every timed port-check batch of B by 10 % (bench harness), which the run must catch."
+)]
+pub struct Args {
+    /// Revision A (the reference), e.g. the baseline's commit; with --files, A's results files, comma-separated, one per round.
+    rev_a: String,
+    /// Revision B [default: the working tree, uncommitted changes included]; with --files, B's results files.
+    rev_b: Option<String>,
+    /// Interleaved rounds (1 to 50); each runs both sides once, A B then B A.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=50))]
+    rounds: u8,
+    /// Run the quick benchmark on both sides.
+    #[arg(long)]
+    quick: bool,
+    /// Measure and judge only the metrics whose name starts with PREFIX.
+    #[arg(long, value_name = "PREFIX")]
+    only: Option<String>,
+    /// Re-measure both sides N times (0 to 5) for each timing regression; it stands only if it reproduces every time.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=5))]
+    confirm: u8,
+    /// CPUs for the measuring and vCPU threads, passed to each side whose harness accepts --cpus.
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<String>,
+    /// An environment variable for side A only (repeatable).
+    #[arg(long = "env-a", value_name = "VAR=VALUE", value_parser = env_pair)]
+    env_a: Vec<(String, String)>,
+    /// An environment variable for side B only (repeatable), e.g. IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10.
+    #[arg(long = "env-b", value_name = "VAR=VALUE", value_parser = env_pair)]
+    env_b: Vec<(String, String)>,
+    /// Significance level of the permutation test, in (0, 1) [default: 0.01].
+    #[arg(long, value_name = "P", value_parser = probability)]
+    alpha: Option<f64>,
+    /// Smallest slowdown that counts: a fraction in (0, 1) or a percentage such as 10% [default: 0.10; the port check 0.05].
+    #[arg(long, value_name = "F|N%", value_parser = parse_min_effect)]
+    min_effect: Option<f64>,
+    /// Output: md (Markdown for a CI page) or json (schema in the README).
+    #[arg(long, value_name = "md|json", default_value = "md", value_parser = parse_format)]
+    format: Format,
+    /// Judge results files already measured (REV_A and REV_B are comma-separated files) instead of building and running.
+    #[arg(long)]
+    files: bool,
+}
+
+fn env_pair(v: &str) -> Result<(String, String), String> {
+    match v.split_once('=') {
+        Some((k, val)) if !k.is_empty() => Ok((k.to_owned(), val.to_owned())),
+        _ => Err(format!("expected VAR=VALUE, not `{v}`")),
+    }
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    s.parse()
+        .ok()
+        .filter(|p: &f64| *p > 0.0 && *p < 1.0)
+        .ok_or_else(|| "takes a probability in (0, 1)".to_string())
+}
+
+/// The options, checked.
+struct Opts {
     files: bool,
     rev_a: String,
     rev_b: Option<String>,
@@ -76,77 +129,30 @@ struct Args {
     format: Format,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut revs = Vec::new();
-    let mut a = Args {
-        files: false,
-        rev_a: String::new(),
-        rev_b: None,
-        rounds: 2,
-        quick: false,
-        only: None,
-        confirm: 1,
-        cpus: None,
-        env_a: Vec::new(),
-        env_b: Vec::new(),
-        cfg: GateConfig::default(),
-        format: Format::Markdown,
-    };
-    let count = |v: String, what: &str, max: usize| {
-        v.parse::<usize>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or(format!("{what} takes a count from 1 to {max}"))
-    };
-    let env = |v: String| match v.split_once('=') {
-        Some((k, val)) if !k.is_empty() => Ok((k.to_owned(), val.to_owned())),
-        _ => Err(format!("expected VAR=VALUE, not `{v}`")),
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--rounds" => a.rounds = count(value()?, "--rounds", 50)?,
-            "--quick" => a.quick = true,
-            "--files" => a.files = true,
-            "--only" => a.only = Some(value()?),
-            "--confirm" => {
-                a.confirm = value()?
-                    .parse()
-                    .ok()
-                    .filter(|n| (0..=5).contains(n))
-                    .ok_or("--confirm takes a count from 0 to 5")?
-            }
-            "--cpus" => a.cpus = Some(value()?),
-            "--env-a" => a.env_a.push(env(value()?)?),
-            "--env-b" => a.env_b.push(env(value()?)?),
-            "--alpha" => {
-                a.cfg.alpha = value()?
-                    .parse()
-                    .ok()
-                    .filter(|p: &f64| *p > 0.0 && *p < 1.0)
-                    .ok_or("--alpha takes a probability in (0, 1)")?
-            }
-            "--min-effect" => a.cfg.min_effect = parse_min_effect(&value()?)?,
-            "--format" => a.format = parse_format(&value()?)?,
-            s if s.starts_with('-') => return Err(format!("unknown argument `{s}`")),
-            rev => revs.push(rev.to_owned()),
+impl From<Args> for Opts {
+    fn from(a: Args) -> Opts {
+        let mut cfg = GateConfig::default();
+        if let Some(p) = a.alpha {
+            cfg.alpha = p;
+        }
+        if let Some(f) = a.min_effect {
+            cfg.min_effect = f;
+        }
+        Opts {
+            files: a.files,
+            rev_a: a.rev_a,
+            rev_b: a.rev_b,
+            rounds: usize::from(a.rounds),
+            quick: a.quick,
+            only: a.only,
+            confirm: usize::from(a.confirm),
+            cpus: a.cpus,
+            env_a: a.env_a,
+            env_b: a.env_b,
+            cfg,
+            format: a.format,
         }
     }
-    match revs.as_slice() {
-        [x] => a.rev_a = x.clone(),
-        [x, y] => {
-            a.rev_a = x.clone();
-            a.rev_b = Some(y.clone());
-        }
-        [] => return Err("REV_A is required".to_owned()),
-        _ => return Err("at most two revisions".to_owned()),
-    }
-    Ok(a)
 }
 
 /// One side of the comparison, once built.
@@ -292,7 +298,7 @@ impl Side {
     }
 
     /// Runs this side's bench once into `out`.
-    fn run(&self, a: &Args, only: Option<&str>, out: &Path) -> Result<Results, String> {
+    fn run(&self, a: &Opts, only: Option<&str>, out: &Path) -> Result<Results, String> {
         let mut cmd = Command::new(&self.bin);
         cmd.current_dir(&self.tree).arg("--out").arg(out);
         if a.quick {
@@ -328,7 +334,7 @@ const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
 /// Runs `rounds` interleaved rounds (A B, then B A, …) into `dir` with file
 /// names starting with `tag`.
 fn interleave(
-    a: &Args,
+    a: &Opts,
     sides: [&Side; 2],
     rounds: usize,
     only: Option<&str>,
@@ -364,18 +370,8 @@ fn interleave(
 }
 
 /// Runs the task.
-pub fn run(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let a = match parse(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("xtask ab: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+pub fn run(args: Args) -> ExitCode {
+    let a = Opts::from(args);
     let root = report::root();
     if a.files {
         return judge_files(&root, &a);
@@ -442,14 +438,14 @@ pub fn run(args: &[String]) -> ExitCode {
 
 /// `--files A1[,A2…] B1[,B2…]`: judges results already measured (round r
 /// of each side = the r-th file), with no build, run or confirmation.
-fn judge_files(root: &Path, a: &Args) -> ExitCode {
+fn judge_files(root: &Path, a: &Opts) -> ExitCode {
     let load = |list: &str| -> Result<Vec<Results>, String> {
         list.split(',')
             .map(|f| Results::load(Path::new(f)).map_err(|e| e.to_string()))
             .collect()
     };
     let Some(rev_b) = a.rev_b.as_deref() else {
-        eprintln!("xtask ab: --files needs the files of side A and of side B\n{USAGE}");
+        eprintln!("xtask ab: --files needs the files of side A and of side B");
         return ExitCode::from(2);
     };
     let (ra, rb) = match (load(&a.rev_a), load(rev_b)) {
@@ -476,7 +472,7 @@ fn judge_files(root: &Path, a: &Args) -> ExitCode {
 }
 
 /// The notes that say what was compared.
-fn describe(g: &mut GateReport, a: &Args, sides: [&Side; 2], rb: &[Results]) {
+fn describe(g: &mut GateReport, a: &Opts, sides: [&Side; 2], rb: &[Results]) {
     g.notes.push(format!(
         "A = {}, B = {}{}; {} interleaved round(s) of `ioacct-bench{}{}`, same host.",
         sides[0].rev,
@@ -519,7 +515,7 @@ fn describe(g: &mut GateReport, a: &Args, sides: [&Side; 2], rb: &[Results]) {
 /// Re-measures the families of timing regressions on both sides; clears the
 /// ones that do not reproduce in every confirmation.
 fn confirm(
-    a: &Args,
+    a: &Opts,
     sides: [&Side; 2],
     dir: &Path,
     committed: &Option<Results>,
@@ -625,38 +621,4 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn parses_revisions_and_options() {
-        let a = parse(&args(&[
-            "HEAD~1",
-            "--quick",
-            "--rounds",
-            "3",
-            "--env-b",
-            "IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10",
-        ]))
-        .expect("valid");
-        assert_eq!(a.rev_a, "HEAD~1");
-        assert_eq!(a.rev_b, None);
-        assert_eq!(a.rounds, 3);
-        assert_eq!(
-            a.env_b,
-            vec![("IOACCT_INJECT_PORT_CHECK_SLOWDOWN".into(), "10".into())]
-        );
-        assert!(parse(&args(&[])).is_err());
-        assert!(parse(&args(&["a", "b", "c"])).is_err());
-        assert!(parse(&args(&["a", "--rounds", "0"])).is_err());
-        assert!(parse(&args(&["a", "--env-b", "novalue"])).is_err());
-        assert!(parse(&args(&["a", "--min-effect", "5"])).is_err());
-    }
 }

@@ -12,7 +12,18 @@ use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask export --bmf [RESULTS] [--out FILE]";
+/// `cargo xtask export`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Write Bencher Metric Format (the one format so far).
+    #[arg(long, required = true)]
+    bmf: bool,
+    /// The results file [default: target/bench/results.json].
+    results: Option<PathBuf>,
+    /// Where to write [default: stdout].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
 
 /// One metric as a BMF measure: (measure name, object).
 pub fn measure(m: &Metric) -> (String, Value) {
@@ -47,40 +58,8 @@ pub fn bmf(r: &Results) -> Value {
 }
 
 /// Runs the task.
-pub fn run(args: &[String]) -> ExitCode {
-    let mut bmf_flag = false;
-    let mut input: Option<PathBuf> = None;
-    let mut out: Option<PathBuf> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--bmf" => bmf_flag = true,
-            "--out" => match it.next() {
-                Some(f) => out = Some(PathBuf::from(f)),
-                None => {
-                    eprintln!("xtask export: --out needs a file\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            s if s.starts_with('-') => {
-                eprintln!("xtask export: unknown argument `{s}`\n{USAGE}");
-                return ExitCode::from(2);
-            }
-            f if input.is_none() => input = Some(PathBuf::from(f)),
-            _ => {
-                eprintln!("xtask export: one results file at most\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if !bmf_flag {
-        eprintln!("xtask export: name a format (--bmf)\n{USAGE}");
-        return ExitCode::from(2);
-    }
+pub fn run(args: Args) -> ExitCode {
+    let (input, out) = (args.results, args.out);
     let path = input.unwrap_or_else(|| report::root().join("target/bench/results.json"));
     let r = match Results::load(&path) {
         Ok(r) => r,

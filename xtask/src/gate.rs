@@ -33,11 +33,6 @@ use reports::{MetricName, Results};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask gate [--baseline FILE] [--results FILE] [--only PREFIX] \
-[--alpha P] [--min-effect F|N%] [--confirm N] [--allow-missing] [--cross-host] [--format md|json]\n       \
-cargo xtask gate --demo [--runs N] [--baseline FILE]\n       \
-cargo xtask gate --make-baseline [--runs N] [--out FILE]";
-
 /// Fewest runs a baseline's noise estimate is made from.
 const MIN_BASELINE_RUNS: usize = 6;
 
@@ -121,7 +116,61 @@ const DEMO_FAMILIES: [DemoFamily; 3] = [
     },
 ];
 
-struct Args {
+/// `cargo xtask gate`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 pass (also after confirmation), 1 a regression (or a failed demo), 2 bad usage or unreadable files, 3 timings not judged: the baseline's host differs (CPU model, vendor, virtualization, kernel, CPU count) and --cross-host was not given."
+)]
+pub struct Args {
+    /// The baseline results file [default: bench/baseline.json]; with --demo, the A/A reference.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// The results file to judge [default: target/bench/results.json].
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["demo", "make_baseline"])]
+    results: Option<PathBuf>,
+    /// Judge only the metrics whose name starts with PREFIX.
+    #[arg(long, value_name = "PREFIX")]
+    only: Option<String>,
+    /// Significance level of the one-sided test, in (0, 1) [default: 0.01].
+    #[arg(long, value_name = "P", value_parser = probability)]
+    alpha: Option<f64>,
+    /// Smallest slowdown that counts as a regression: a fraction in (0, 1) or a percentage such as 10% [default: 0.10; the port check is held to 0.05].
+    #[arg(long, value_name = "F|N%", value_parser = parse_min_effect)]
+    min_effect: Option<f64>,
+    /// Re-measure each regressed timing N times (0 to 5) in fresh runs; fail only if it reproduces every time.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=5))]
+    confirm: u8,
+    /// Do not fail on a baseline metric the results lack (a host without /dev/kvm).
+    #[arg(long)]
+    allow_missing: bool,
+    /// Judge timings even when the baseline was measured on another host.
+    #[arg(long)]
+    cross_host: bool,
+    /// Output: md (Markdown for a CI page) or json (schema in the README).
+    #[arg(long, value_name = "md|json", default_value = "md", value_parser = parse_format)]
+    format: Format,
+    /// Show the gate is trustworthy, per gated family: N A/A runs and N runs with an injected slowdown.
+    #[arg(long, conflicts_with = "make_baseline")]
+    demo: bool,
+    /// Run the quick benchmark N times (at least 6) and write the first run, annotated with its robust noise, as the baseline.
+    #[arg(long)]
+    make_baseline: bool,
+    /// With --make-baseline: where to write it [default: bench/baseline.json].
+    #[arg(long, value_name = "FILE", requires = "make_baseline")]
+    out: Option<PathBuf>,
+    /// With --demo or --make-baseline: how many runs (1 to 1000) [default: 20 for --demo, 6 for --make-baseline].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    runs: Option<u16>,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    s.parse()
+        .ok()
+        .filter(|p: &f64| *p > 0.0 && *p < 1.0)
+        .ok_or_else(|| "takes a probability in (0, 1)".to_string())
+}
+
+struct Opts {
     baseline: Option<PathBuf>,
     results: Option<PathBuf>,
     only: Option<String>,
@@ -134,78 +183,28 @@ struct Args {
     format: Format,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut a = Args {
-        baseline: None,
-        results: None,
-        only: None,
-        cfg: GateConfig::default(),
-        demo: false,
-        make_baseline: false,
-        out: None,
-        runs: None,
-        confirm: 0,
-        format: Format::Markdown,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--baseline" => a.baseline = Some(PathBuf::from(value()?)),
-            "--results" => a.results = Some(PathBuf::from(value()?)),
-            "--only" => a.only = Some(value()?),
-            "--alpha" => {
-                a.cfg.alpha = value()?
-                    .parse()
-                    .ok()
-                    .filter(|p: &f64| *p > 0.0 && *p < 1.0)
-                    .ok_or("--alpha takes a probability in (0, 1)")?
-            }
-            "--min-effect" => a.cfg.min_effect = parse_min_effect(&value()?)?,
-            "--format" => a.format = parse_format(&value()?)?,
-            "--cross-host" => a.cfg.cross_host = true,
-            "--confirm" => {
-                a.confirm = value()?
-                    .parse()
-                    .ok()
-                    .filter(|n| (0..=5).contains(n))
-                    .ok_or("--confirm takes a count from 0 to 5")?
-            }
-            "--allow-missing" => a.cfg.allow_missing = true,
-            "--demo" => a.demo = true,
-            "--make-baseline" => a.make_baseline = true,
-            "--out" => a.out = Some(PathBuf::from(value()?)),
-            "--runs" => {
-                a.runs = Some(
-                    value()?
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or("--runs takes a count from 1 to 1000")?,
-                )
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(a)
-}
-
 /// Runs the task.
-pub fn run(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
+pub fn run(args: Args) -> ExitCode {
+    let mut cfg = GateConfig::default();
+    if let Some(p) = args.alpha {
+        cfg.alpha = p;
     }
-    let a = match parse(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("xtask gate: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    if let Some(f) = args.min_effect {
+        cfg.min_effect = f;
+    }
+    cfg.allow_missing = args.allow_missing;
+    cfg.cross_host = args.cross_host;
+    let a = Opts {
+        baseline: args.baseline,
+        results: args.results,
+        only: args.only,
+        cfg,
+        demo: args.demo,
+        make_baseline: args.make_baseline,
+        out: args.out,
+        runs: args.runs.map(usize::from),
+        confirm: usize::from(args.confirm),
+        format: args.format,
     };
     if a.demo {
         return demo(&a);
@@ -244,7 +243,7 @@ pub fn run(args: &[String]) -> ExitCode {
 /// cleared alarm becomes layout noise when its operation's instruction
 /// count is unchanged, else "not reproduced". Progress goes to stderr; the
 /// verdict is printed once, after confirmation.
-fn confirm(root: &Path, base: &Results, a: &Args, g: &mut GateReport) {
+fn confirm(root: &Path, base: &Results, a: &Opts, g: &mut GateReport) {
     use reports::gate::Verdict;
     if a.confirm == 0 {
         return;
@@ -362,7 +361,7 @@ fn bench_once(
     Results::load(out).map_err(|e| e.to_string())
 }
 
-fn demo(a: &Args) -> ExitCode {
+fn demo(a: &Opts) -> ExitCode {
     let root = report::root();
     let dir = root.join("target/bench/demo");
     if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -488,7 +487,7 @@ fn demo(a: &Args) -> ExitCode {
 
 /// Runs the quick benchmark several times and writes the first run,
 /// annotated with each timing's between-run noise, as the baseline.
-fn make_baseline(a: &Args) -> ExitCode {
+fn make_baseline(a: &Opts) -> ExitCode {
     let root = report::root();
     let runs = a.runs.unwrap_or(MIN_BASELINE_RUNS);
     if runs < MIN_BASELINE_RUNS {
