@@ -9,6 +9,7 @@
 use crate::report;
 use reports::{Metric, Results};
 use serde_json::{json, Map, Value};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -77,7 +78,10 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        None => println!("{text}"),
+        None => {
+            // A closed stdout (`| head`) only loses the output.
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
+        }
     }
     ExitCode::SUCCESS
 }

@@ -75,10 +75,14 @@ pub fn parse_min_effect(v: &str) -> Result<f64, String> {
 
 /// Prints the report in `format`.
 pub fn print_report(g: &GateReport, format: Format) {
-    match format {
-        Format::Markdown => print!("{}", g.markdown()),
-        Format::Json => println!("{}", g.json()),
-    }
+    use std::io::Write;
+    let text = match format {
+        Format::Markdown => g.markdown(),
+        Format::Json => g.json() + "\n",
+    };
+    // A closed stdout (`| head`) only loses the output; the exit status
+    // still carries the verdict.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
