@@ -20,6 +20,33 @@ use hv::programs::{self, SI_PROGRESS, SI_STATUS, SI_STOP};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+/// `println!` that never panics: stdout closed by its reader (`| head`) ends
+/// the task quietly (status 0), any other write error is reported (status 1).
+macro_rules! println {
+    () => {
+        say(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        say(format_args!($($t)*))
+    };
+}
+
+fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o
+        .write_fmt(args)
+        .and_then(|()| o.write_all(b"\n"))
+        .and_then(|()| o.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("scenario: writing the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 const USAGE: &str = "usage: cargo xtask scenario seed [--accounting on|off]
        cargo xtask scenario trace FILE [--accounting on|off]";
 
