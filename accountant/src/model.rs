@@ -472,6 +472,12 @@ impl Accountant {
         (before, after)
     }
 
+    /// Bytes of nodes in the port table (see the `ports` module docs: a
+    /// destroyed domain's nodes are kept for its id).
+    pub fn port_table_bytes(&self) -> u64 {
+        self.ports.node_bytes()
+    }
+
     /// A lock-free port checker sharing this accountant's radix tree.
     pub fn port_checker(&self) -> PortChecker {
         PortChecker {
@@ -1485,6 +1491,29 @@ mod tests {
                 .map_err(|e| e.code()),
             Err(crate::ErrorCode::Conflict)
         );
+        assert_eq!(a.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn port_table_memory_is_per_id_and_reused() {
+        let mut a = Accountant::boot(
+            &BootOptions::parse("io_default=none").expect("valid"),
+            TrackerKind::SlabExtent,
+        )
+        .expect("boots");
+        let base = a.port_table_bytes();
+        let d = DomId::new(300).expect("valid");
+        let per_id = 2048 + 256 * 32;
+        for round in 0..3 {
+            a.create(d).expect("fresh");
+            a.grant(d, UnitRange::all(Space::IoPort), Mode::Exclusive, false)
+                .expect("free");
+            // One new directory (ids 256..=511) the first time, then nothing.
+            assert_eq!(a.port_table_bytes(), base + 2048 + per_id, "round {round}");
+            a.destroy(d).expect("exists");
+            assert_eq!(a.port_table_bytes(), base + 2048 + per_id);
+            assert!(!a.port_checker().check(300, 0x80, 1));
+        }
         assert_eq!(a.check_invariants(), Ok(()));
     }
 
