@@ -48,16 +48,16 @@ fn map_fresh_frames() -> Program {
         a.xor(eax, eax)?;
         a.out(dx, eax)
     })
-    .unwrap()
+    .expect("the program assembles")
 }
 
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
     let kb: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
+        .expect("VmRSS in kB");
     kb * 1024
 }
 
