@@ -453,7 +453,7 @@ impl<R: ReadBytes> LineReader<R> {
             if self.line.len() + piece.len() > MAX_LINE {
                 let take = MAX_LINE - self.line.len();
                 self.line.extend_from_slice(&piece[..take]);
-                let start = String::from_utf8_lossy(&self.line[..self.line.len().min(64)]);
+                let start = String::from_utf8_lossy(&self.line[..self.line.len().min(QUOTE_CHARS)]);
                 return Err(LineError::TooLong {
                     line: self.number + 1,
                     start: quote(&start),
