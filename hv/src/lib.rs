@@ -85,6 +85,7 @@
 #![deny(missing_docs)]
 
 pub mod acct;
+pub mod affinity;
 pub mod exit;
 pub mod guest;
 pub mod host;

@@ -6,6 +6,7 @@
 
 use crate::charts::{self, Series, XLabels};
 use crate::gate::{self, GateConfig, Verdict};
+use crate::goals;
 use crate::names::MetricName;
 use crate::schema::{CounterStatus, Metric, NotMeasured, Param, Results, RunInfo};
 use serde::Serialize;
@@ -30,13 +31,17 @@ pub fn escape(s: &str) -> String {
 /// One row of the goals summary.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct GoalRow {
+    /// The goal's id (`reports::goals::GOALS`).
+    pub id: String,
     /// What is measured.
     pub metric: String,
+    /// `target` (reported) or `invariant (gated)`.
+    pub kind: String,
     /// The goal it is held to (and where the goal comes from).
     pub goal: String,
     /// What this run measured.
     pub measured: String,
-    /// `met`, `MISSED` or `not measured`.
+    /// `met`, `MISSED` (a target), `BROKEN` (an invariant) or `not measured`.
     pub status: String,
 }
 
@@ -189,228 +194,35 @@ fn series_by(
         .collect()
 }
 
-fn fmt_ns(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2} ms", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.2} µs", v / 1e3)
-    } else {
-        format!("{v:.2} ns")
-    }
-}
-
-/// The typical service time: the median before coordinated-omission
-/// correction when the metric was corrected (the corrected median also
-/// counts the accesses a stall delayed, which on a shared machine says more
-/// about the neighbours than about the code).
-fn typical(m: &Metric) -> f64 {
-    m.uncorrected.map_or(m.p50, |u| u.p50)
-}
-
-fn goal(metric: &str, goal: &str, measured: Option<(String, bool)>) -> GoalRow {
-    let (measured, status) = match measured {
-        Some((m, ok)) => (m, if ok { "met" } else { "MISSED" }.to_owned()),
-        None => ("–".to_owned(), "not measured".to_owned()),
-    };
-    GoalRow {
-        metric: metric.to_owned(),
-        goal: goal.to_owned(),
-        measured,
-        status,
-    }
-}
-
 fn goals(r: &Results) -> Vec<GoalRow> {
-    let mut out = Vec::new();
-    let radix: Vec<&Metric> = r
-        .named(MetricName::PortCheck)
-        .filter(|m| ps(m, "impl") == Some("radix"))
-        .collect();
-    let lo = radix.iter().min_by_key(|m| pu(m, "grants"));
-    let hi = radix.iter().max_by_key(|m| pu(m, "grants"));
-    out.push(goal(
-        "accountant.port_check (radix)",
-        &format!(
-            "fixed number of loads whatever the grants (SPEC 4): p50 at most grants / at fewest ≤ {}",
-            gate::RADIX_FLATNESS_LIMIT
-        ),
-        match (lo, hi) {
-            (Some(l), Some(h)) if l.p50 > 0.0 => {
-                let ratio = h.p50 / l.p50;
-                Some((
-                    format!(
-                        "{} → {} ({} → {} grants): ×{ratio:.2}",
-                        fmt_ns(l.p50),
-                        fmt_ns(h.p50),
-                        pu(l, "grants").unwrap_or(0),
-                        pu(h, "grants").unwrap_or(0)
-                    ),
-                    ratio <= gate::RADIX_FLATNESS_LIMIT,
-                ))
+    goals::evaluate(r)
+        .into_iter()
+        .map(|e| {
+            let g = &e.goal;
+            let status = match (e.met(), g.kind) {
+                (None, _) => "not measured",
+                (Some(true), _) => "met",
+                (Some(false), goals::Kind::Target) => "MISSED",
+                (Some(false), goals::Kind::Invariant) => "BROKEN",
+            };
+            let limit = e.measured.as_ref().map_or(g.limit, |m| m.limit);
+            GoalRow {
+                id: g.id.to_owned(),
+                metric: g.metric.as_str().to_owned(),
+                kind: match g.kind {
+                    goals::Kind::Target => "target",
+                    goals::Kind::Invariant => "invariant (gated)",
+                }
+                .to_owned(),
+                goal: format!("{}: {} {limit} {}", g.what, g.bound.symbol(), g.unit),
+                measured: e.measured.as_ref().map_or_else(
+                    || "–".to_owned(),
+                    |m| format!("{} {} ({})", n(m.value), g.unit, m.detail),
+                ),
+                status: status.to_owned(),
             }
-            _ => None,
-        },
-    ));
-    let max_grants = r
-        .named(MetricName::PortCheck)
-        .filter_map(|m| pu(m, "grants"))
-        .max();
-    let at = |imp: &str| {
-        max_grants.and_then(|g| {
-            r.find(
-                MetricName::PortCheck,
-                &[("impl", imp.into()), ("grants", g.into())],
-            )
         })
-    };
-    out.push(goal(
-        "accountant.port_check radix vs linear",
-        "radix faster than the original linear access list at the largest grant count",
-        match (at("radix"), at("linear")) {
-            (Some(rx), Some(li)) if rx.p50 > 0.0 => Some((
-                format!(
-                    "{} vs {} at {} grants: ×{:.0} faster",
-                    fmt_ns(rx.p50),
-                    fmt_ns(li.p50),
-                    max_grants.unwrap_or(0),
-                    li.p50 / rx.p50
-                ),
-                rx.p50 < li.p50,
-            )),
-            _ => None,
-        },
-    ));
-    let allocs = r.find(
-        MetricName::TrackingAllocations,
-        &[
-            ("tracker", "slab-extent".into()),
-            ("pages", 65_536u64.into()),
-        ],
-    );
-    out.push(goal(
-        "accountant.tracking_allocations (slab-extent, 65,536 pages = 256 MiB)",
-        "mapping a 256 MiB framebuffer must not cost 65,536 allocations (SPEC 4)",
-        allocs.map(|m| (format!("{:.0} allocations", m.value), m.value < 65_536.0)),
-    ));
-    let max_pages = r
-        .named(MetricName::TrackingBytes)
-        .filter_map(|m| pu(m, "pages"))
-        .max();
-    let bytes = |t: &str| {
-        max_pages.and_then(|p| {
-            r.find(
-                MetricName::TrackingBytes,
-                &[("tracker", t.into()), ("pages", p.into())],
-            )
-        })
-    };
-    out.push(goal(
-        "accountant.tracking_bytes",
-        "slab-extent uses less tracking memory than xmalloc-page for a contiguous mapping",
-        match (bytes("slab-extent"), bytes("xmalloc-page")) {
-            (Some(e), Some(x)) => Some((
-                format!(
-                    "{} vs {} bytes at {} pages",
-                    e.value,
-                    x.value,
-                    max_pages.unwrap_or(0)
-                ),
-                e.value < x.value,
-            )),
-            _ => None,
-        },
-    ));
-    let tp = |s: &str| r.find(MetricName::TracepointOverhead, &[("state", s.into())]);
-    out.push(goal(
-        "tracepoints.overhead (disabled)",
-        "about one predictable branch: within 1 ns of a plain relaxed load (STYLE 8)",
-        match (tp("disabled"), tp("baseline")) {
-            (Some(d), Some(b)) => Some((
-                format!("{} vs relaxed load {}", fmt_ns(d.p50), fmt_ns(b.p50)),
-                d.p50 - b.p50 <= 1.0,
-            )),
-            _ => None,
-        },
-    ));
-    out.push(goal(
-        "tracepoints.overhead (enabled)",
-        "recorded into a per-thread ring with a TSC timestamp: shown for scale",
-        tp("enabled").map(|e| (fmt_ns(e.p50), true)),
-    ));
-    let pio = |acc: &str, pages: u64| {
-        r.find(
-            MetricName::PioExit,
-            &[
-                ("accounting", acc.into()),
-                ("mmio_tracked_pages", pages.into()),
-            ],
-        )
-    };
-    out.push(goal(
-        "hv.pio_exit accounting cost",
-        "accounting on vs off, no MMIO tracked, uncorrected medians: the check is small next to the exit (≤ 10 %)",
-        match (pio("on", 0), pio("off", 0)) {
-            (Some(on), Some(off)) if typical(off) > 0.0 => Some((
-                format!(
-                    "{} vs {} ({:+.1} %)",
-                    fmt_ns(typical(on)),
-                    fmt_ns(typical(off)),
-                    (typical(on) / typical(off) - 1.0) * 100.0
-                ),
-                typical(on) / typical(off) <= 1.10,
-            )),
-            _ => None,
-        },
-    ));
-    let big = r
-        .named(MetricName::PioExit)
-        .filter_map(|m| pu(m, "mmio_tracked_pages"))
-        .max()
-        .filter(|p| *p > 0);
-    out.push(goal(
-        "hv.pio_exit vs tracked MMIO",
-        "port exits do not slow down with the most framebuffer MMIO tracked, uncorrected medians (≤ 10 %)",
-        match (big.and_then(|b| pio("on", b)), pio("on", 0)) {
-            (Some(b), Some(z)) if typical(z) > 0.0 => Some((
-                format!(
-                    "{} with {} pages vs {} with none",
-                    fmt_ns(typical(b)),
-                    big.unwrap_or(0),
-                    fmt_ns(typical(z))
-                ),
-                typical(b) / typical(z) <= 1.10,
-            )),
-            _ => None,
-        },
-    ));
-    let bind_max = r
-        .named(MetricName::Bind)
-        .max_by_key(|m| pu(m, "pages").unwrap_or(0));
-    out.push(goal(
-        "hv.bind at framebuffer scale",
-        "bind time of the largest mapping, shown with its growth (see chart)",
-        bind_max.map(|m| {
-            (
-                format!(
-                    "{} for {} pages",
-                    fmt_ns(m.p50),
-                    pu(m, "pages").unwrap_or(0)
-                ),
-                true,
-            )
-        }),
-    ));
-    out.push(goal(
-        "cargo xtask bench --quick",
-        "finishes in under 5 minutes on 2 cores (SPEC 5)",
-        (r.run.quick && r.run.wall_secs > 0.0).then(|| {
-            (
-                format!("{:.0} s of measuring", r.run.wall_secs),
-                r.run.wall_secs < 300.0,
-            )
-        }),
-    ));
-    out
+        .collect()
 }
 
 fn charts(r: &Results) -> Vec<Chart> {
@@ -713,7 +525,7 @@ impl Context {
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;\
 font-size:13px;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}\
-th{background:#eee}.met{color:#176017;font-weight:bold}.MISSED,.REGRESSION{color:#b00;\
+th{background:#eee}.met{color:#176017;font-weight:bold}.MISSED,.BROKEN,.REGRESSION{color:#b00;\
 font-weight:bold}.nm{color:#777}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444;\
 max-width:720px}code{background:#f4f4f4}";
 
@@ -754,7 +566,7 @@ pub fn render(c: &Context) -> String {
             )
         }
     ));
-    h.push_str("<h2 id=\"summary\">Summary against goals</h2>\n<table><tr><th>metric</th><th>goal</th><th>measured</th><th>status</th></tr>\n");
+    h.push_str("<h2 id=\"summary\">Summary against goals</h2>\n<p>A <b>target</b> is reported as met or missed and never fails CI; an <b>invariant</b> is gated: a broken one fails <code>cargo xtask gate</code>. Both are computed from this file by the same definitions the gate uses (<code>reports::goals</code>).</p>\n<table><tr><th>metric</th><th>kind</th><th>goal</th><th>measured</th><th>status</th></tr>\n");
     for g in &c.goals {
         let class = if g.status == "not measured" {
             "nm"
@@ -762,8 +574,9 @@ pub fn render(c: &Context) -> String {
             &g.status
         };
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",
             e(&g.metric),
+            e(&g.kind),
             e(&g.goal),
             e(&g.measured),
             e(class),
