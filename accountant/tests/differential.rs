@@ -179,6 +179,9 @@ impl Reference {
         Self::worst(errs)?;
         for x in units {
             let u = self.um(s, x);
+            if u.holders.get(&d) == Some(&mode) {
+                continue; // left as it is: no teardown of another domain's use either
+            }
             if let Some(dd) = dd {
                 if !u.holders.contains_key(&dd) {
                     u.uses.remove(&dd);
