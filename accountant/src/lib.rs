@@ -41,6 +41,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod boot;
+pub mod exec;
 mod index;
 pub mod mem;
 pub mod model;
@@ -52,6 +53,7 @@ pub mod track;
 pub mod types;
 
 pub use boot::{BootError, BootOptions, IoDefault};
+pub use exec::{execute, Control};
 pub use model::{Accountant, Quotas, Revoked, Teardown, TeardownItem, UnitInfo, Violation};
 pub use ports::PortChecker;
 pub use track::{Run, TrackError, Tracker, TrackerKind, TrackerStats};

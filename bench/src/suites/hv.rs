@@ -68,10 +68,10 @@ const fn dp(pages: u64, rounds: usize, all_states: bool) -> DeletePoint {
 
 /// The unmap / forced-revoke sweep. Every round paints every page twice (once
 /// per side), at tens of microseconds per first touch under shadow paging,
-/// so the large sizes get few rounds and, in the quick run, the parked
-/// revoke only.
+/// so the large sizes get few rounds, and framebuffer scale (65,536 pages and
+/// more) is left to the full run.
 pub fn delete_points(quick: bool) -> &'static [DeletePoint] {
-    const QUICK: [DeletePoint; 3] = [dp(1, 30, true), dp(4096, 10, true), dp(65_536, 3, false)];
+    const QUICK: [DeletePoint; 2] = [dp(1, 30, true), dp(4096, 10, true)];
     const FULL: [DeletePoint; 5] = [
         dp(1, 100, true),
         dp(64, 60, true),
@@ -95,8 +95,19 @@ fn cost_plan(quick: bool) -> (usize, u64) {
     }
 }
 
+/// CPUs the placement probe visits: every CPU the process may use, at
+/// most four.
+fn probe_cpus() -> Vec<usize> {
+    crate::ALLOWED
+        .get()
+        .cloned()
+        .or_else(hv::affinity::current_affinity)
+        .map(|s| s.cpus().iter().copied().take(4).collect())
+        .unwrap_or_default()
+}
+
 /// The suite's parts: the metrics each emits, and its progress steps.
-fn parts(quick: bool) -> [(&'static [MetricName], usize); 4] {
+fn parts(quick: bool) -> [(&'static [MetricName], usize); 5] {
     [
         (
             &[
@@ -135,6 +146,7 @@ fn parts(quick: bool) -> [(&'static [MetricName], usize); 4] {
                 .map(|p| if p.all_states { 3 } else { 1 })
                 .sum::<usize>(),
         ),
+        (&[MetricName::MemslotDelete], probe_cpus().len()),
     ]
 }
 
@@ -180,7 +192,8 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
         }
         return;
     }
-    let run: [fn(&mut Ctx, &mut Sink); 4] = [exits, accounting_cost, binds, deletes];
+    let run: [fn(&mut Ctx, &mut Sink); 5] =
+        [exits, accounting_cost, binds, deletes, placement_probe];
     for ((names, _), part) in parts(cx.quick).iter().zip(run) {
         if selects(cx.only.as_deref(), names) {
             part(cx, sink);
@@ -349,6 +362,56 @@ fn deletes(cx: &mut Ctx, sink: &mut Sink) {
         for state in [paired::VcpuState::Parked, paired::VcpuState::Running] {
             revoke(cx, sink, pages, rounds, state);
         }
+    }
+}
+
+/// Why placement matters, measured: the bare memslot delete of one touched
+/// page with the control thread on each CPU in turn (the vCPU parked, on its
+/// usual CPU). `hv.memslot_delete` with `paired_with=placement` and
+/// `control_cpu`.
+fn placement_probe(cx: &mut Ctx, sink: &mut Sink) {
+    let rounds = if cx.quick { 16 } else { 60 };
+    let home = hv::affinity::current_affinity();
+    for cpu in probe_cpus() {
+        cx.progress.step(&format!(
+            "hv.memslot_delete pages=1 control_cpu={cpu} (placement probe, {rounds} rounds)"
+        ));
+        if let Err(errno) = hv::affinity::pin_current(&hv::affinity::CpuSet::one(cpu)) {
+            sink.skip(
+                MetricName::MemslotDelete,
+                format!("placement probe: CPU {cpu} refused (errno {errno})"),
+            );
+            continue;
+        }
+        let params = [
+            ("pages", Param::from(1u64)),
+            ("vcpu_state", Param::from("parked")),
+            ("paired_with", Param::from("placement")),
+            ("control_cpu", Param::from(cpu as u64)),
+        ];
+        match paired::unmap(1, rounds, &cx.placement) {
+            Ok(p) => sink.metrics.extend(
+                latency_metric(MetricName::MemslotDelete, &params, &p.floor, false, None).map(
+                    |mut m| {
+                        m.cpus = p.cpu.clone();
+                        m.note = Some(format!(
+                            "bare memslot delete of 1 touched page with the control thread \
+                             pinned to CPU {cpu} (vCPU parked on CPU {:?})",
+                            p.vcpu_cpu
+                        ));
+                        m
+                    },
+                ),
+            ),
+            Err(e) => sink.skip(
+                MetricName::MemslotDelete,
+                format!("placement probe on CPU {cpu}: {e}"),
+            ),
+        }
+    }
+    // Back to the measuring CPU for whatever runs next.
+    if let Some(h) = cx.placement_home.as_ref().or(home.as_ref()) {
+        let _ = hv::affinity::pin_current(h);
     }
 }
 

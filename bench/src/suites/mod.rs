@@ -44,6 +44,9 @@ pub struct Ctx {
     pub placement: ::hv::workloads::Setup,
     /// `--only`: the metric-name prefix selected, if any.
     pub only: Option<String>,
+    /// The CPU(s) the measuring thread is pinned to, to return to after a
+    /// suite moved it.
+    pub placement_home: Option<::hv::affinity::CpuSet>,
 }
 
 /// Grant counts of the port-check sweep.
@@ -752,6 +755,7 @@ mod tests {
             progress: crate::Progress::silent(1),
             placement: ::hv::workloads::Setup::default(),
             only: None,
+            placement_home: None,
         };
         let mut sink = Sink::default();
         tracking(&mut cx, &mut sink);
