@@ -138,7 +138,7 @@ impl Control for Accountant {
 }
 
 fn dom(n: &Num) -> Result<DomId, Error> {
-    DomId::new(n.saturated())
+    n.get().map_or(Err(Error::TooLarge), DomId::new)
 }
 
 fn ok_with(t: &Teardown) -> String {
@@ -216,9 +216,13 @@ pub fn execute<C: Control>(c: &mut C, op: &Op) -> String {
             port,
             width,
         } => did(d)
-            .and_then(|d| c.access(d, port.saturated(), width.saturated()))
+            .and_then(|d| Ok((d, port.get().ok_or(C::Error::from(Error::TooLarge))?)))
+            .and_then(|(d, port)| c.access(d, port, width.saturated()))
             .map(|allowed| if allowed { "allow" } else { "deny" }.to_string()),
-        Op::Query(s, u) => UnitRange::one(*s, u.saturated())
+        Op::Query(s, u) => u
+            .get()
+            .ok_or(Error::TooLarge)
+            .and_then(|u| UnitRange::one(*s, u))
             .map_err(C::Error::from)
             .and_then(|r| c.query(*s, r.first()))
             .map(|info| match info {

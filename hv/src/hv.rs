@@ -20,7 +20,9 @@ use crate::memslot::{Backings, SlotError, SlotOps, SlotTable};
 use crate::platform::{self, DeviceCounters, Platform, PortEffect};
 use crate::vcpu::{self, VcpuCtl};
 use crate::vm::{GuestVm, VmError};
-use accountant::{DomId, Error, Mode, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange};
+use accountant::{
+    DomId, Error, Mode, Quotas, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange,
+};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use std::collections::BTreeMap;
@@ -44,6 +46,13 @@ pub struct Config {
     pub fb_bytes: u64,
     /// Guest RAM per domain (default 4 MiB).
     pub ram_bytes: u64,
+    /// Every domain's limits (frames mapped, tracking records); `None`: the
+    /// boot line's `quota_frames=` / `quota_records=`, else
+    /// [`Quotas::default`] (an 8 GiB BAR plus the platform's devices; 65,536
+    /// runs). A map past one is refused with status 16 (`quota`) and
+    /// counted in [`DomainStats::quota_refusals`]. With accounting off
+    /// (Xen's behaviour) there are no quotas.
+    pub quotas: Option<Quotas>,
     /// CPUs every vCPU thread is pinned to (default: none, the scheduler
     /// places them). The bench pins them away from its measuring thread.
     pub vcpu_cpus: Option<CpuSet>,
@@ -62,6 +71,7 @@ impl Default for Config {
             tracker: TrackerKind::SlabExtent,
             fb_bytes: platform::DEFAULT_FB_BYTES,
             ram_bytes: layout::DEFAULT_RAM,
+            quotas: None,
             vcpu_cpus: None,
             handler_probe: 0,
         }
@@ -155,6 +165,7 @@ struct Stats {
     bad_hypercalls: AtomicU64,
     events: AtomicU64,
     stuck_frames: AtomicU64,
+    quota_refusals: AtomicU64,
 }
 
 /// A snapshot of a domain's counters.
@@ -182,6 +193,8 @@ pub struct DomainStats {
     /// Frames whose use ended but whose memslot KVM refused to delete; each
     /// such refusal stopped the domain's vCPU.
     pub stuck_frames: u64,
+    /// `MAP_IOMEM` calls refused because a quota would be exceeded.
+    pub quota_refusals: u64,
     /// The CPU its vCPU thread started on (after pinning), if it started.
     pub vcpu_cpu: Option<u32>,
 }
@@ -257,6 +270,7 @@ impl Domain {
             exits: self.ctl.exits(),
             io_slots: lock(&self.slots).slot_count(),
             stuck_frames: l(&self.stats.stuck_frames),
+            quota_refusals: l(&self.stats.quota_refusals),
             vcpu_cpu: self.ctl.start_cpu(),
         }
     }
@@ -535,7 +549,12 @@ impl Shared {
                 };
                 let s = match r {
                     Ok(s) => s,
-                    Err(HvError::Acct(e)) => errno_of(e.code()),
+                    Err(HvError::Acct(e)) => {
+                        if e.code() == accountant::ErrorCode::Quota {
+                            dom.stats.quota_refusals.fetch_add(1, Ordering::Relaxed);
+                        }
+                        errno_of(e.code())
+                    }
                     Err(_) => hypercall::E_HV,
                 };
                 (s, !is_value && s != 0)
@@ -772,6 +791,9 @@ impl Hypervisor {
         let kvm = Kvm::new().map_err(|e| HvError::NoKvm(e.errno()))?;
         let mut acct = Acct::boot(&cfg.boot_line, cfg.accounting, cfg.tracker)
             .map_err(|e| HvError::Boot(e.to_string()))?;
+        if let Some(q) = cfg.quotas {
+            acct.set_quotas(q);
+        }
         let hv_ports = UnitRange::new(
             Space::IoPort,
             layout::HV_PORTS.0 as u64,

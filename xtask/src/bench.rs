@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--only PREFIX] [--baseline FILE]`: builds and runs the
+//! `cargo xtask bench [--quick] [--only PREFIX] [--cpus LIST] [--baseline FILE]`: builds and runs the
 //! `ioacct-bench` harness in release mode (it shows its own progress), which
 //! writes `target/bench/results.json`, then renders
 //! `target/bench/report.html` — compared with the committed
@@ -27,6 +27,11 @@ pub struct Args {
     /// Compare with this results file instead of the committed bench/baseline.json.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
+    /// Pin the measuring thread to the first CPU of LIST and every vCPU thread to the
+    /// rest (e.g. `0,1` or `2,3-7`); default: the first allowed CPU measures, the
+    /// others run vCPUs. Printed, and recorded in results.json (host.affinity).
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<String>,
 }
 
 /// Runs the task.
@@ -35,6 +40,7 @@ pub fn run(args: Args) -> ExitCode {
         quick,
         only,
         baseline,
+        cpus,
     } = args;
     let root = report::root();
     let dir = root.join("target/bench");
@@ -59,6 +65,9 @@ pub fn run(args: Args) -> ExitCode {
     }
     if let Some(p) = &only {
         cmd.args(["--only", p]);
+    }
+    if let Some(c) = &cpus {
+        cmd.args(["--cpus", c]);
     }
     eprintln!(
         "xtask bench: building ioacct-bench in release mode if needed (a few minutes from scratch), then running it ..."
