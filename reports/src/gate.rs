@@ -61,12 +61,12 @@ pub struct GateConfig {
     /// slowdown it must catch, above its run-to-run drift.
     pub headline_min_effect: f64,
     /// Per-family minimum effects (metric-name prefix, effect), checked
-    /// before the other rules. The hypervisor's paired ratios: the A/A
-    /// spread of a per-round ratio over floor is a few percent of the ratio
-    /// on this PVM host, but one placement change (SRCU callbacks on the
-    /// other CPU) moves a memslot delete by an order of magnitude, so they
-    /// are held to 15 %. (The accounting cost is a difference, judged in ns:
-    /// [`GateConfig::delta_min_ns`].)
+    /// before the other rules. The hypervisor's paired ratios are held to
+    /// 30 %: two A/A runs of one build on this 2-CPU PVM host under a load
+    /// of ≈ 10 moved `hv.bind_over_floor pages=16` from 1.07 to 1.38 (×1.28)
+    /// and `hv.unmap_over_floor pages=1` by ×0.80, while the other points
+    /// stayed within 4 %. (The accounting cost is a difference, judged in
+    /// ns: [`GateConfig::delta_min_ns`].)
     pub families: &'static [(&'static str, f64)],
     /// Multiple of a baseline metric's measured between-run noise
     /// ([`Metric::noise`], a robust standard deviation) that a timing must
@@ -113,20 +113,20 @@ pub struct GateConfig {
     /// the median difference: a regression needs a one-sided Mann-Whitney
     /// p below `alpha` and growth beyond [`GateConfig::delta_min_ns`].
     pub paired: &'static [&'static str],
-    /// Smallest growth of a paired difference that fails (25 ns, the
-    /// accounting-cost target per exit). On this PVM host one quick run
-    /// measured per-round samples with a robust σ of ≈ 6 ns and medians of
-    /// −28 to −1 ns across the tracked-page points, so 25 ns is about four σ
-    /// of one round and far above the error of a 30-round median; the
-    /// +54 ns doubling the accounting cost once showed would fail.
+    /// Smallest growth of a paired difference that fails (50 ns). Two A/A
+    /// runs of one build on this PVM host under a load of ≈ 10 moved the
+    /// median accounting cost at 0 tracked pages from −28.5 to +16 ns
+    /// (+44.5 ns) and at 65,536 pages from −1 to +7.8 ns; 50 ns is above
+    /// that swing, and the +54 ns doubling the accounting cost once showed
+    /// still fails.
     pub delta_min_ns: f64,
 }
 
 /// [`GateConfig::families`] by default (reasons there).
 const FAMILY_EFFECTS: &[(&str, f64)] = &[
-    (MetricName::BindOverFloor.as_str(), 0.15),
-    (MetricName::RevokeForceOverFloor.as_str(), 0.15),
-    (MetricName::UnmapOverFloor.as_str(), 0.15),
+    (MetricName::BindOverFloor.as_str(), 0.30),
+    (MetricName::RevokeForceOverFloor.as_str(), 0.30),
+    (MetricName::UnmapOverFloor.as_str(), 0.30),
 ];
 
 /// [`GateConfig::paired`] by default.
@@ -150,7 +150,7 @@ impl Default for GateConfig {
             allow_missing: false,
             cross_host: false,
             paired: PAIRED,
-            delta_min_ns: 25.0,
+            delta_min_ns: 50.0,
         }
     }
 }
@@ -1491,10 +1491,10 @@ mod tests {
             None,
         );
         assert_eq!(g.findings[0].verdict, Verdict::Same);
-        assert_eq!(g.findings[0].threshold, Some(0.15));
+        assert_eq!(g.findings[0].threshold, Some(0.30));
         let g = compare(
             &b,
-            &results(vec![ratio(1.3, 2)]),
+            &results(vec![ratio(1.5, 2)]),
             &GateConfig::default(),
             None,
         );
@@ -1544,7 +1544,7 @@ mod tests {
         assert_eq!(worse.findings[0].verdict, Verdict::Regression);
         let ab = compare_ab(
             &[results(vec![cost(-1.0, 1)])],
-            &[results(vec![cost(53.0, 2)])],
+            &[results(vec![cost(60.0, 2)])],
             &GateConfig::default(),
             None,
             None,
