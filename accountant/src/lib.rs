@@ -52,7 +52,7 @@ pub mod types;
 
 pub use boot::{BootError, BootOptions, IoDefault};
 pub use model::{Accountant, Revoked, Teardown, TeardownItem, UnitInfo, Violation};
-pub use ports::PortChecker;
+pub use ports::{BoundPortChecker, PortChecker};
 pub use track::{Run, TrackError, Tracker, TrackerKind, TrackerStats};
 pub use types::{DomId, Error, ErrorCode, Mode, Space, UnitRange, MAX_DOMID};
 
@@ -63,4 +63,5 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send::<Accountant>();
     send_sync::<PortChecker>();
+    send_sync::<BoundPortChecker>();
 };
