@@ -16,6 +16,7 @@
 
 pub mod harness;
 pub mod linear;
+pub mod peers;
 pub mod suites;
 
 use reports::{Results, RunInfo, SCHEMA};
