@@ -8,7 +8,7 @@
 //! outside their in-flight sections, so the control plane may wait for
 //! in-flight port accesses ([`VcpuCtl::quiesce`]) while holding it.
 
-use crate::acct::{errno_of, Accounting, Acct, Checker};
+use crate::acct::{errno_of, Accounting, Acct, DomChecker};
 use crate::exit::{ExitEnv, MmioOutcome, StopReason};
 use crate::guest::Program;
 use crate::host::HostInfo;
@@ -175,6 +175,8 @@ pub struct DomainStats {
 
 struct Domain {
     id: DomId,
+    /// The port check of this domain's vCPU exits.
+    ports: DomChecker,
     slots: Mutex<SlotTable>,
     ctl: VcpuCtl,
     stats: Stats,
@@ -333,7 +335,6 @@ struct Shared {
     /// reach; the public entry points wait for them once the control plane
     /// is released (see [`Shared::unslot`]). Taken alone.
     isolate: Mutex<Vec<DomId>>,
-    checker: Checker,
     platform: Platform,
     kvm: Kvm,
     host: HostInfo,
@@ -363,7 +364,7 @@ struct Env<'a> {
 
 impl ExitEnv for Env<'_> {
     fn port_allowed(&self, port: u16, size: u8) -> bool {
-        self.sh.checker.check(self.dom.id.get(), port, size)
+        self.dom.ports.check(port, size)
     }
     fn port_read(&mut self, port: u16, _size: u8) -> Option<u32> {
         self.sh.platform.port_read(self.dom.id.get(), port)
@@ -770,14 +771,12 @@ impl Hypervisor {
             )));
         }
         let max_slots = kvm.get_nr_memslots() as u32;
-        let checker = acct.checker();
         Ok(Hypervisor {
             sh: Arc::new(Shared {
                 domains: RwLock::new(BTreeMap::new()),
                 cp: Mutex::new(acct),
                 irqs: Mutex::new(BTreeMap::new()),
                 isolate: Mutex::new(Vec::new()),
-                checker,
                 platform,
                 kvm,
                 host,
@@ -843,8 +842,18 @@ impl Hypervisor {
             }
         };
         let tsc_khz = vcpu.get_tsc_khz().unwrap_or(0);
+        let ports = match acct.dom_checker(d) {
+            Some(c) => c,
+            None => {
+                if d != DomId::DOM0 {
+                    let _ = acct.destroy(d);
+                }
+                return Err(HvError::Boot(format!("no port check for domain {d}")));
+            }
+        };
         let dom = Arc::new(Domain {
             id: d,
+            ports,
             slots: Mutex::new(SlotTable::new(gvm.max_slots.min(self.sh.max_slots))),
             ctl: VcpuCtl::default(),
             stats: Stats::default(),

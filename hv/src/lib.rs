@@ -10,7 +10,7 @@
 //!
 //! * **Port I/O** exits ([`exit::Exit::IoIn`]/[`exit::Exit::IoOut`]) are
 //!   checked per access by the accountant's lock-free port checker
-//!   ([`acct::Checker`]): allowed → the device model ([`platform`]); denied →
+//!   ([`acct::DomChecker`], bound to the domain): allowed → the device model ([`platform`]); denied →
 //!   reads all ones, writes dropped, counted per domain. On PVM (this
 //!   project's machines) the platform forces IOPL to 0, so a CPL3 `in`/`out`
 //!   raises #GP; the guest's #GP stub hands it to the hypervisor, which
