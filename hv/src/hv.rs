@@ -43,6 +43,10 @@ pub struct Config {
     pub fb_bytes: u64,
     /// Guest RAM per domain (default 4 MiB).
     pub ram_bytes: u64,
+    /// Host CPUs vCPU threads are pinned to: vCPU `i` of every domain runs
+    /// on `vcpu_cpus[i % len]` (default: not pinned). A CPU that cannot be
+    /// pinned to leaves the thread unpinned.
+    pub vcpu_cpus: Option<Vec<usize>>,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
             tracker: TrackerKind::SlabExtent,
             fb_bytes: platform::DEFAULT_FB_BYTES,
             ram_bytes: layout::DEFAULT_RAM,
+            vcpu_cpus: None,
         }
     }
 }
@@ -178,18 +183,36 @@ struct Domain {
     /// The port check of this domain's vCPU exits.
     ports: DomChecker,
     slots: Mutex<SlotTable>,
-    ctl: VcpuCtl,
+    /// Its vCPUs, by index (at least one).
+    vcpus: Box<[Vcpu]>,
     stats: Stats,
     wake: Mutex<u64>,
     cv: Condvar,
-    vcpu: Mutex<Option<VcpuFd>>,
-    thread: Mutex<Option<JoinHandle<StopReason>>>,
-    outcome: Mutex<Option<StopReason>>,
     tsc_khz: u32,
     /// The VM and its RAM (`GuestVm` drops the VM fd, and with it every
     /// memslot, before the RAM). Memslots also point into platform memory,
     /// which `Shared` drops only after its domain table.
     gvm: GuestVm,
+}
+
+/// One vCPU of a domain: its control block, its fd until its thread
+/// starts, the thread, and why it stopped.
+struct Vcpu {
+    ctl: VcpuCtl,
+    fd: Mutex<Option<VcpuFd>>,
+    thread: Mutex<Option<JoinHandle<StopReason>>>,
+    outcome: Mutex<Option<StopReason>>,
+}
+
+impl Vcpu {
+    fn new(index: u32, fd: VcpuFd) -> Vcpu {
+        Vcpu {
+            ctl: VcpuCtl::new(index),
+            fd: Mutex::new(Some(fd)),
+            thread: Mutex::new(None),
+            outcome: Mutex::new(None),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -214,23 +237,61 @@ impl Domain {
         self.cv.notify_all();
     }
 
+    /// Stops every vCPU (kicking each out of the guest) and waits until
+    /// every vCPU loop has returned.
     fn stop(&self) {
-        if lock(&self.vcpu).take().is_some() {
-            // Never started.
-            self.ctl.mark_finished();
-            return;
+        // Every vCPU is asked first, so none runs on while another is waited for.
+        for v in self.vcpus.iter() {
+            v.ctl.request_stop();
         }
-        self.ctl.request_stop();
-        self.ctl.stop_and_wait(|| self.wake());
+        for v in self.vcpus.iter() {
+            if lock(&v.fd).take().is_some() {
+                // Never started.
+                v.ctl.mark_finished();
+                continue;
+            }
+            v.ctl.stop_and_wait(|| self.wake());
+        }
     }
 
-    fn join(&self) -> Option<StopReason> {
-        if let Some(h) = lock(&self.thread).take() {
-            if let Ok(r) = h.join() {
-                *lock(&self.outcome) = Some(r);
-            }
+    /// Asks every vCPU to stop at its next exit (without kicking).
+    fn request_stop(&self) {
+        for v in self.vcpus.iter() {
+            v.ctl.request_stop();
         }
-        *lock(&self.outcome)
+    }
+
+    /// Whether the host asked the domain's vCPUs to stop.
+    fn stop_requested(&self) -> bool {
+        self.vcpus.iter().any(|v| v.ctl.stop_requested())
+    }
+
+    /// Whether every vCPU loop has returned.
+    fn finished(&self) -> bool {
+        self.vcpus.iter().all(|v| v.ctl.finished())
+    }
+
+    /// Waits until no vCPU of the domain is inside an exit that began
+    /// before this call ([`VcpuCtl::quiesce`] on each).
+    fn quiesce(&self) {
+        for v in self.vcpus.iter() {
+            v.ctl.quiesce();
+        }
+    }
+
+    /// Joins every vCPU thread; the first stopped reason in vCPU order
+    /// (vCPU 0's when it has one).
+    fn join(&self) -> Option<StopReason> {
+        let mut first = None;
+        for v in self.vcpus.iter() {
+            if let Some(h) = lock(&v.thread).take() {
+                if let Ok(r) = h.join() {
+                    *lock(&v.outcome) = Some(r);
+                }
+            }
+            first = first.or(*lock(&v.outcome));
+        }
+        first
     }
 
     fn snapshot(&self) -> DomainStats {
@@ -243,7 +304,7 @@ impl Domain {
             hypercall_errors: l(&self.stats.hypercall_errors),
             bad_hypercalls: l(&self.stats.bad_hypercalls),
             events: l(&self.stats.events),
-            exits: self.ctl.exits(),
+            exits: self.vcpus.iter().map(|v| v.ctl.exits()).sum(),
             io_slots: lock(&self.slots).slot_count(),
             stuck_frames: l(&self.stats.stuck_frames),
         }
@@ -360,6 +421,7 @@ impl std::fmt::Debug for Hypervisor {
 struct Env<'a> {
     sh: &'a Shared,
     dom: &'a Domain,
+    vcpu: &'a Vcpu,
 }
 
 impl ExitEnv for Env<'_> {
@@ -380,7 +442,7 @@ impl ExitEnv for Env<'_> {
         self.dom.stats.denied_ports.fetch_add(1, Ordering::Relaxed);
     }
     fn hypercall(&mut self) -> u32 {
-        self.sh.hypercall(self.dom)
+        self.sh.hypercall(self.dom, self.vcpu.ctl.index())
     }
     fn bad_hypercall(&mut self) {
         self.dom
@@ -395,7 +457,7 @@ impl ExitEnv for Env<'_> {
         self.sh.mmio(self.dom, gpa, len, Some(data))
     }
     fn stop_requested(&self) -> bool {
-        self.dom.ctl.stop_requested()
+        self.vcpu.ctl.stop_requested()
     }
     fn domain(&self) -> u16 {
         self.dom.id.get()
@@ -422,7 +484,7 @@ impl Shared {
 
     fn quiesce_all(&self) {
         for d in self.all_domains() {
-            d.ctl.quiesce();
+            d.quiesce();
         }
     }
 
@@ -483,7 +545,7 @@ impl Shared {
                 return 0;
             }
             let now = Instant::now();
-            if dom.ctl.stop_requested() || now >= deadline {
+            if dom.stop_requested() || now >= deadline {
                 return hypercall::E_TIMEOUT;
             }
             g = dom
@@ -494,15 +556,16 @@ impl Shared {
         }
     }
 
-    fn hypercall(&self, dom: &Domain) -> u32 {
+    fn hypercall(&self, dom: &Domain, vcpu: u32) -> u32 {
         let t0 = tracepoints::start();
         dom.stats.hypercalls.fetch_add(1, Ordering::Relaxed);
-        let raw_op = dom.gvm.ram.read_u64(layout::HCALL_BLOCK).unwrap_or(0);
-        let (status, failed) = match Op::read(&dom.gvm.ram) {
+        let block = layout::hcall_block(vcpu);
+        let raw_op = dom.gvm.ram.read_u64(block).unwrap_or(0);
+        let (status, failed) = match Op::read_vcpu(&dom.gvm.ram, vcpu) {
             Err(Rejected(s)) => (s, true),
             Ok(op) => {
                 // DOM_ID returns a value, not a status: never a failure.
-                let is_value = matches!(op, Op::DomId);
+                let is_value = matches!(op, Op::DomId | Op::VcpuId);
                 let r = match op {
                     Op::MapIomem(r) => self.map(dom.id, r).map(|_| 0),
                     Op::UnmapIomem(r) => self.unmap(dom.id, r).map(|_| 0),
@@ -511,11 +574,12 @@ impl Shared {
                     Op::Query(space, unit) => self.query_bits(dom.id, space, unit).map(|bits| {
                         dom.gvm
                             .ram
-                            .write_u64(layout::HCALL_BLOCK + 32, bits)
+                            .write_u64(block + 32, bits)
                             .map_or(hypercall::E_FAULT, |_| 0)
                     }),
                     Op::Block(us) => Ok(self.block(dom, us)),
                     Op::DomId => Ok(dom.id.get() as u32),
+                    Op::VcpuId => Ok(vcpu),
                 };
                 let s = match r {
                     Ok(s) => s,
@@ -621,7 +685,7 @@ impl Shared {
         let frames: u64 = stuck.iter().map(|(a, b)| b - a + 1).sum();
         if frames > 0 {
             dom.stats.stuck_frames.fetch_add(frames, Ordering::Relaxed);
-            dom.ctl.request_stop();
+            dom.request_stop();
             dom.wake();
             lock(&self.isolate).push(dom.id);
         }
@@ -810,7 +874,20 @@ impl Hypervisor {
     /// Creates domain `d` (in the accountant, unless it is domain 0) with a
     /// VM running `program`, started at once.
     pub fn create_domain(&self, d: DomId, program: &Program) -> Result<(), HvError> {
-        self.create_domain_paused(d, program, self.sh.cfg.ram_bytes)?;
+        self.create_domain_smp(d, program, 1)
+    }
+
+    /// Creates domain `d` with `vcpus` vCPUs (1..=[`layout::MAX_VCPUS`]),
+    /// each on its own thread running `program` from its entry with its own
+    /// stacks, hypercall block and data area (its index in `r9`, and from
+    /// the `VCPU_ID` hypercall), started at once.
+    pub fn create_domain_smp(
+        &self,
+        d: DomId,
+        program: &Program,
+        vcpus: u32,
+    ) -> Result<(), HvError> {
+        self.create_domain_paused_smp(d, program, self.sh.cfg.ram_bytes, vcpus)?;
         self.start(d)
     }
 
@@ -822,6 +899,17 @@ impl Hypervisor {
         program: &Program,
         ram_bytes: u64,
     ) -> Result<(), HvError> {
+        self.create_domain_paused_smp(d, program, ram_bytes, 1)
+    }
+
+    /// [`Hypervisor::create_domain_paused`] with `vcpus` vCPUs.
+    pub fn create_domain_paused_smp(
+        &self,
+        d: DomId,
+        program: &Program,
+        ram_bytes: u64,
+        vcpus: u32,
+    ) -> Result<(), HvError> {
         let mut acct = lock(&self.sh.cp);
         if d != DomId::DOM0 {
             acct.create(d)?;
@@ -831,8 +919,15 @@ impl Hypervisor {
             // domain that has a VM.
             return Err(HvError::VmExists(d));
         }
-        let built = GuestVm::new(&self.sh.kvm, ram_bytes, self.sh.map_gib, d.get(), program);
-        let (gvm, vcpu) = match built {
+        let built = GuestVm::new_smp(
+            &self.sh.kvm,
+            ram_bytes,
+            self.sh.map_gib,
+            d.get(),
+            program,
+            vcpus,
+        );
+        let (gvm, fds) = match built {
             Ok(x) => x,
             Err(e) => {
                 if d != DomId::DOM0 {
@@ -841,7 +936,7 @@ impl Hypervisor {
                 return Err(e.into());
             }
         };
-        let tsc_khz = vcpu.get_tsc_khz().unwrap_or(0);
+        let tsc_khz = fds.first().and_then(|v| v.get_tsc_khz().ok()).unwrap_or(0);
         let ports = match acct.dom_checker(d) {
             Some(c) => c,
             None => {
@@ -855,13 +950,14 @@ impl Hypervisor {
             id: d,
             ports,
             slots: Mutex::new(SlotTable::new(gvm.max_slots.min(self.sh.max_slots))),
-            ctl: VcpuCtl::default(),
+            vcpus: fds
+                .into_iter()
+                .zip(0u32..)
+                .map(|(fd, i)| Vcpu::new(i, fd))
+                .collect(),
             stats: Stats::default(),
             wake: Mutex::new(0),
             cv: Condvar::new(),
-            vcpu: Mutex::new(Some(vcpu)),
-            thread: Mutex::new(None),
-            outcome: Mutex::new(None),
             tsc_khz,
             gvm,
         });
@@ -884,30 +980,45 @@ impl Hypervisor {
                 errno,
             })
         })?;
-        let Some(mut vcpu) = lock(&dom.vcpu).take() else {
-            return Ok(());
-        };
-        let sh = Arc::clone(&self.sh);
-        let dom2 = Arc::clone(&dom);
-        let h = std::thread::Builder::new()
-            .name(format!("vcpu-d{}", d.get()))
-            .spawn(move || {
-                let mut env = Env {
-                    sh: &sh,
-                    dom: &dom2,
-                };
-                let r = vcpu::run(&mut vcpu, &dom2.gvm.ram, &mut env, &dom2.ctl);
-                *lock(&dom2.outcome) = Some(r);
-                r
-            })
-            .map_err(|e| {
-                dom.ctl.mark_finished();
-                HvError::Vm(VmError::Kvm {
-                    what: "spawn vCPU thread",
-                    errno: e.raw_os_error().unwrap_or(0),
+        for (i, v) in dom.vcpus.iter().enumerate() {
+            let Some(mut fd) = lock(&v.fd).take() else {
+                continue;
+            };
+            let sh = Arc::clone(&self.sh);
+            let dom2 = Arc::clone(&dom);
+            let cpu = self
+                .sh
+                .cfg
+                .vcpu_cpus
+                .as_ref()
+                .filter(|c| !c.is_empty())
+                .map(|c| c[i % c.len()]);
+            let h = std::thread::Builder::new()
+                .name(format!("vcpu-d{}.{i}", d.get()))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        // Best effort: an unpinnable CPU leaves the thread where it is.
+                        let _ = crate::host::pin_current_thread(cpu);
+                    }
+                    let v = &dom2.vcpus[i];
+                    let mut env = Env {
+                        sh: &sh,
+                        dom: &dom2,
+                        vcpu: v,
+                    };
+                    let r = vcpu::run(&mut fd, &dom2.gvm.ram, &mut env, &v.ctl);
+                    *lock(&v.outcome) = Some(r);
+                    r
                 })
-            })?;
-        *lock(&dom.thread) = Some(h);
+                .map_err(|e| {
+                    v.ctl.mark_finished();
+                    HvError::Vm(VmError::Kvm {
+                        what: "spawn vCPU thread",
+                        errno: e.raw_os_error().unwrap_or(0),
+                    })
+                })?;
+            *lock(&v.thread) = Some(h);
+        }
         Ok(())
     }
 
@@ -916,7 +1027,7 @@ impl Hypervisor {
     pub fn wait(&self, d: DomId, timeout: Duration) -> Option<StopReason> {
         let dom = self.sh.domain(d)?;
         let end = Instant::now() + timeout;
-        while !dom.ctl.finished() {
+        while !dom.finished() {
             if Instant::now() >= end {
                 return None;
             }
@@ -1083,6 +1194,13 @@ impl Hypervisor {
     /// Device A's per-domain counters.
     pub fn device_a_counters(&self) -> BTreeMap<u16, DeviceCounters> {
         self.sh.platform.device_a.counters()
+    }
+
+    /// Exits handled by each of a domain's vCPUs, by index.
+    pub fn vcpu_exits(&self, d: DomId) -> Option<Vec<u64>> {
+        self.sh
+            .domain(d)
+            .map(|x| x.vcpus.iter().map(|v| v.ctl.exits()).collect())
     }
 
     /// A domain's counters.

@@ -132,6 +132,15 @@ pub fn mmio_loop(gpa: u64, n: u64) -> Result<Program, GuestError> {
 /// `(domain id, sequence)` at guest-physical `gpa` — MMIO writes with no exit
 /// while the page is mapped. With `ports`, each turn also writes the
 /// sequence to device A's data port and reads it back.
+/// Takes the next turn number of the domain into `r13`: an atomic
+/// increment of [`SI_PROGRESS`], so the vCPUs of one domain share one
+/// monotonic count (clobbers nothing else).
+fn next_turn(a: &mut CodeAssembler) -> Result<(), IcedError> {
+    a.mov(r13, 1u64)?;
+    a.lock().xadd(qword_ptr(SI_PROGRESS), r13)?;
+    a.inc(r13)
+}
+
 fn record_loop(
     a: &mut CodeAssembler,
     gpa_reg: AsmRegister64,
@@ -140,9 +149,8 @@ fn record_loop(
 ) -> Result<(), IcedError> {
     let mut top = a.create_label();
     let mut end = a.create_label();
-    a.xor(r13, r13)?;
     a.set_label(&mut top)?;
-    a.inc(r13)?;
+    next_turn(a)?;
     a.mov(qword_ptr(gpa_reg), r15)?;
     a.mov(qword_ptr(gpa_reg + 8), r13)?;
     if ports {
@@ -151,7 +159,6 @@ fn record_loop(
         a.out(dx, eax)?;
         a.in_(eax, dx)?;
     }
-    a.mov(qword_ptr(SI_PROGRESS), r13)?;
     a.cmp(qword_ptr(SI_STOP), 0)?;
     a.jne(end)?;
     if iterations != 0 {
@@ -209,14 +216,12 @@ pub fn port_hammer(port: u16) -> Result<Program, GuestError> {
     Program::assemble([port as u64, 0, 0, 0], |a| {
         let mut top = a.create_label();
         let mut end = a.create_label();
-        a.xor(r13, r13)?;
         a.set_label(&mut top)?;
-        a.inc(r13)?;
+        next_turn(a)?;
         a.mov(eax, r13d)?;
         a.mov(edx, port as u32)?;
         a.out(dx, eax)?;
         a.in_(eax, dx)?;
-        a.mov(qword_ptr(SI_PROGRESS), r13)?;
         a.cmp(qword_ptr(SI_STOP), 0)?;
         a.je(top)?;
         a.set_label(&mut end)?;
@@ -472,6 +477,31 @@ pub fn query_probe(space: u64, unit: u64) -> Result<Program, GuestError> {
         a.mov(qword_ptr(SI_STATUS), rax)?;
         a.mov(rax, qword_ptr(HCALL_BLOCK + 32))?;
         a.mov(qword_ptr(SI_QUERY), rax)?;
+        done_imm(a, 0)
+    })
+}
+
+/// vCPU probe, for domains of several vCPUs: each vCPU asks the `VCPU_ID`
+/// hypercall (through its own block, [`layout::hcall_block`]) for its index
+/// and writes `(hypercall answer, r9, domain id)` at the start of its own
+/// data area (`r10`), pushing and popping through its own stack on the way;
+/// then ends.
+pub fn vcpu_probe() -> Result<Program, GuestError> {
+    Program::assemble([0; 4], |a| {
+        a.mov(r12, r9)?;
+        a.shl(r12, layout::HCALL_STRIDE.trailing_zeros())?;
+        a.add(r12, HCALL_BLOCK as i32)?;
+        a.mov(rax, op::VCPU_ID)?;
+        a.mov(qword_ptr(r12), rax)?;
+        a.push(rdi)?;
+        a.push(r9)?;
+        a.mov(edx, HCALL_PORT as u32)?;
+        a.in_(eax, dx)?;
+        a.mov(qword_ptr(r10), rax)?;
+        a.pop(rax)?;
+        a.mov(qword_ptr(r10 + 8), rax)?;
+        a.pop(rax)?;
+        a.mov(qword_ptr(r10 + 16), rax)?;
         done_imm(a, 0)
     })
 }
