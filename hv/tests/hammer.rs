@@ -3,6 +3,8 @@
 //! dom0's default right: device A never sees an access from a domain that
 //! does not hold it. Run with 1, 2 and 4 vCPUs per domain, every vCPU
 //! driving the device.
+// Test code: unwrap is the assertion (also in the helpers the tests share).
+#![allow(clippy::unwrap_used)]
 mod common;
 use accountant::{Mode, Space};
 use common::*;

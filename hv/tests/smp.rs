@@ -2,6 +2,8 @@
 //! stacks, hypercall block and data area; a revoke that returns while every
 //! vCPU hammers the device lets no later access land; destroy stops every
 //! vCPU before it returns.
+// Test code: unwrap is the assertion (also in the helpers the tests share).
+#![allow(clippy::unwrap_used)]
 mod common;
 use accountant::{Mode, Space};
 use common::*;
