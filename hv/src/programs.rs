@@ -47,7 +47,9 @@ fn done_imm(a: &mut CodeAssembler, code: u32) -> Result<(), IcedError> {
     a.out(dx, eax)
 }
 
-/// `hypercall(op, arg0 = rax_arg, arg1, arg2)`; status in eax. Clobbers rax, rdx.
+/// `hypercall(op, arg0 = rax_arg, arg1, arg2)` through the calling vCPU's
+/// own block ([`layout::hcall_block`] of the index in `r9`, which programs
+/// keep); status in eax. Clobbers rax, rdx. `arg0` must not be `rdx`.
 fn hcall(
     a: &mut CodeAssembler,
     opn: u64,
@@ -55,13 +57,16 @@ fn hcall(
     arg1: u64,
     arg2: u64,
 ) -> Result<(), IcedError> {
-    a.mov(qword_ptr(HCALL_BLOCK + 8), arg0)?;
+    a.mov(rdx, r9)?;
+    a.shl(rdx, layout::HCALL_STRIDE.trailing_zeros())?;
+    a.add(rdx, HCALL_BLOCK as i32)?;
+    a.mov(qword_ptr(rdx + 8), arg0)?;
     a.mov(rax, opn)?;
-    a.mov(qword_ptr(HCALL_BLOCK), rax)?;
+    a.mov(qword_ptr(rdx), rax)?;
     a.mov(rax, arg1)?;
-    a.mov(qword_ptr(HCALL_BLOCK + 16), rax)?;
+    a.mov(qword_ptr(rdx + 16), rax)?;
     a.mov(rax, arg2)?;
-    a.mov(qword_ptr(HCALL_BLOCK + 24), rax)?;
+    a.mov(qword_ptr(rdx + 24), rax)?;
     a.mov(edx, HCALL_PORT as u32)?;
     a.in_(eax, dx)
 }

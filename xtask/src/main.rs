@@ -15,7 +15,7 @@ tasks:
   report [RESULTS...]                   regenerate the HTML report from results files
   gate [--baseline FILE] [--results FILE]  fail on a regression against the baseline
   replay FILE [--tracker NAME] [--trace OUT.json]  replay an accountant trace (SPEC section 3)
-  scenario seed [--accounting on|off]   the original proposal's scenario on real guests
+  scenario seed [--accounting on|off] [--vcpus N]   the original proposal's scenario on real guests
   scenario trace FILE [--accounting on|off]  apply a trace through the hypervisor, check its #=> lines
 ";
 

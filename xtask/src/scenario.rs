@@ -1,7 +1,8 @@
 //! `cargo xtask scenario`: the original proposal's scenario on real guests.
 //!
-//! * `scenario seed [--accounting on|off]` narrates it (both modes when no
-//!   flag is given): dom0's driver maps device A's page and talks on its
+//! * `scenario seed [--accounting on|off] [--vcpus N]` narrates it (both
+//!   modes when no flag is given; every domain with N vCPUs, all running
+//!   the driver, default 1): dom0's driver maps device A's page and talks on its
 //!   ports; a driver domain is granted the same; dom0's permission is
 //!   revoked; the hypervisor's own devices are asked for. Device A's
 //!   counters and the records in its page are the evidence. Exits 1 if the
@@ -20,16 +21,28 @@ use hv::programs::{self, SI_PROGRESS, SI_STATUS, SI_STOP};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask scenario seed [--accounting on|off]
+const USAGE: &str = "usage: cargo xtask scenario seed [--accounting on|off] [--vcpus 1-4]
        cargo xtask scenario trace FILE [--accounting on|off]";
 
 /// Runs the task.
 pub fn run(args: &[String]) -> ExitCode {
     let mut modes = vec![Accounting::Off, Accounting::On];
     let mut rest = Vec::new();
+    let mut vcpus = 1u32;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        if a == "--accounting" {
+        if a == "--vcpus" {
+            match it.next().and_then(|n| n.parse::<u32>().ok()) {
+                Some(n) if (1..=hv::layout::MAX_VCPUS).contains(&n) => vcpus = n,
+                _ => {
+                    eprintln!(
+                        "scenario: --vcpus takes 1 to {}\n{USAGE}",
+                        hv::layout::MAX_VCPUS
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        } else if a == "--accounting" {
             match it.next().and_then(|m| Accounting::from_name(m)) {
                 Some(m) => modes = vec![m],
                 None => {
@@ -42,7 +55,7 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     }
     match rest.as_slice() {
-        ["seed"] => seed(&modes),
+        ["seed"] => seed(&modes, vcpus),
         ["trace", file] => trace(file, modes.last().copied().unwrap_or_default()),
         _ => {
             eprintln!("{USAGE}");
@@ -95,10 +108,10 @@ fn evidence(hv: &Hypervisor, d: u16) -> Evidence {
     }
 }
 
-fn seed(modes: &[Accounting]) -> ExitCode {
+fn seed(modes: &[Accounting], vcpus: u32) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for &m in modes {
-        match seed_one(m) {
+        match seed_one(m, vcpus) {
             Ok(double) => {
                 if double && m == Accounting::On {
                     code = ExitCode::from(1);
@@ -114,7 +127,7 @@ fn seed(modes: &[Accounting]) -> ExitCode {
 }
 
 /// Returns whether a double access was observed.
-fn seed_one(m: Accounting) -> Result<bool, HvError> {
+fn seed_one(m: Accounting, vcpus: u32) -> Result<bool, HvError> {
     let hv = Hypervisor::boot(Config {
         accounting: m,
         ..Config::default()
@@ -131,13 +144,14 @@ fn seed_one(m: Accounting) -> Result<bool, HvError> {
         h.kernel
     );
     println!("boot {}", platform::SEED_BOOT);
+    println!("every domain has {vcpus} vCPU(s), each running the driver");
     let (d0, d1) = (dom(0), dom(1));
     let page = mem(DEVICE_A_FRAME);
     let ports = range(Space::IoPort, 0x300, 0x307);
     let irq = range(Space::Irq, DEVICE_A_IRQ as u64, DEVICE_A_IRQ as u64);
 
     println!("\n1. dom0's driver maps device A's page (frame {DEVICE_A_FRAME:#x}) and talks on ports 0x300-0x307");
-    hv.create_domain(d0, &programs::driver(0)?)?;
+    hv.create_domain_smp(d0, &programs::driver(0)?, vcpus)?;
     run_for(&hv, d0, 200);
     let status = hv.read_guest_u64(d0, SI_STATUS).unwrap_or(u64::MAX);
     let e0 = evidence(&hv, 0);
@@ -147,7 +161,7 @@ fn seed_one(m: Accounting) -> Result<bool, HvError> {
     );
 
     println!("\n2. a driver domain (d1) is created and granted the same");
-    hv.create_domain_paused(d1, &programs::driver(0)?, hv::layout::DEFAULT_RAM)?;
+    hv.create_domain_paused_smp(d1, &programs::driver(0)?, hv::layout::DEFAULT_RAM, vcpus)?;
     let g_page = hv.grant(d1, page, Mode::Exclusive, false);
     println!(
         "   grant d1 iomem {DEVICE_A_FRAME:#x} exclusive        → {}",
@@ -238,6 +252,12 @@ fn seed_one(m: Accounting) -> Result<bool, HvError> {
     let double_page = fin.0.page_seq - granted.0.page_seq;
     let double = (double_ports > 0 || double_page > 0) && fin.1.ports + fin.1.page_seq > 0;
     println!("\nevidence (device A counters, page records):");
+    for d in [d0, d1] {
+        println!(
+            "   {d}: exits per vCPU {:?}",
+            hv.vcpu_exits(d).unwrap_or_default()
+        );
+    }
     for (d, c) in hv.device_a_counters() {
         println!(
             "   d{d}: {} port reads, {} port writes; page record seq {}",
@@ -434,6 +454,9 @@ mod tests {
         let s = |v: &[&str]| run(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
         assert_eq!(s(&[]), ExitCode::from(2));
         assert_eq!(s(&["seed", "--accounting"]), ExitCode::from(2));
+        assert_eq!(s(&["seed", "--vcpus"]), ExitCode::from(2));
+        assert_eq!(s(&["seed", "--vcpus", "0"]), ExitCode::from(2));
+        assert_eq!(s(&["seed", "--vcpus", "5"]), ExitCode::from(2));
         assert_eq!(s(&["seed", "--accounting", "maybe"]), ExitCode::from(2));
         assert_eq!(s(&["nope"]), ExitCode::from(2));
         assert_eq!(s(&["trace", "/nonexistent/file.trace"]), ExitCode::from(2));
