@@ -206,6 +206,28 @@ pub fn write_descriptor_tables(ram: &HostMem) -> Result<(), GuestError> {
         ram.write_u64(layout::IDT + 16 * v + 8, at >> 32)
             .ok_or(small.clone())?;
     }
+    // The interrupt handler: count, EOI (local APIC at 0xfee00000, EOI
+    // register 0xb0), return. Interrupt gate: no nesting.
+    let at = layout::IRQ_STUB;
+    let mut a = CodeAssembler::new(64)?;
+    a.push(asm::rax)?;
+    a.lock().inc(asm::qword_ptr(layout::IRQ_COUNT))?;
+    a.mov(asm::rax, 0xfee0_00b0u64)?;
+    a.mov(asm::dword_ptr(asm::rax), 0)?;
+    a.pop(asm::rax)?;
+    a.iretq()?;
+    let code = a.assemble(at)?;
+    ram.write(at, &code).ok_or(small.clone())?;
+    let v = u64::from(crate::irqchip::IRQ_VECTOR);
+    let lo = (at & 0xffff)
+        | ((layout::KERNEL_CS as u64) << 16)
+        | (1u64 << 32)
+        | (0x8eu64 << 40)
+        | (((at >> 16) & 0xffff) << 48);
+    ram.write_u64(layout::IDT + 16 * v, lo)
+        .ok_or(small.clone())?;
+    ram.write_u64(layout::IDT + 16 * v + 8, at >> 32)
+        .ok_or(small.clone())?;
     Ok(())
 }
 
@@ -266,7 +288,7 @@ pub fn vcpu_sregs(mut s: kvm_sregs, i: u32) -> kvm_sregs {
     s.gdt.base = layout::GDT;
     s.gdt.limit = 7 * 8 - 1;
     s.idt.base = layout::IDT;
-    s.idt.limit = 32 * 16 - 1;
+    s.idt.limit = (u16::from(crate::irqchip::IRQ_VECTOR) + 1) * 16 - 1;
     s.cr0 = 0x8005_0033; // PG | AM | WP | NE | ET | MP | PE
     s.cr3 = layout::PAGE_TABLES;
     s.cr4 = 0x620; // OSXMMEXCPT | OSFXSR | PAE

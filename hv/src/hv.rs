@@ -13,6 +13,7 @@ use crate::exit::{ExitEnv, MmioOutcome, StopReason};
 use crate::guest::Program;
 use crate::host::HostInfo;
 use crate::hypercall::{self, Op, Rejected};
+use crate::irqchip::{Delivery, IrqFds};
 use crate::layout;
 use crate::mem::{MemError, PAGE_SIZE};
 use crate::memslot::{SlotError, SlotOps, SlotTable};
@@ -182,6 +183,8 @@ struct Domain {
     id: DomId,
     /// The port check of this domain's vCPU exits.
     ports: DomChecker,
+    /// The irqfds of its bound lines (KVM irqchip), if the VM has one.
+    irq: IrqFds,
     slots: Mutex<SlotTable>,
     /// Its vCPUs, by index (at least one).
     vcpus: Box<[Vcpu]>,
@@ -531,6 +534,8 @@ impl Shared {
                     dom.stats.events.fetch_add(1, Ordering::Relaxed);
                     n += 1;
                 }
+                // With an irqchip, the pending bit is also an interrupt.
+                dom.irq.raise(irq);
                 dom.wake();
             }
         }
@@ -657,6 +662,10 @@ impl Shared {
                             };
                             if gone {
                                 b.remove(&it.dom.get());
+                                // Deassigned before the operation returns.
+                                if let Some(dom) = self.domain(it.dom) {
+                                    dom.irq.deassign(&dom.gvm.vm, irq as u32);
+                                }
                             }
                         }
                     }
@@ -773,12 +782,36 @@ impl Shared {
         let mut acct = lock(&self.cp);
         acct.bind(d, r)?;
         let mut irqs = lock(&self.irqs);
+        let dom = self.domain(d);
         for irq in r.first()..=r.last() {
-            *irqs
+            let c = irqs
                 .entry(irq as u32)
                 .or_default()
                 .entry(d.get())
-                .or_default() += 1;
+                .or_default();
+            *c += 1;
+            if *c > 1 {
+                continue;
+            }
+            let Some(dom) = &dom else { continue };
+            if let Err(errno) = dom.irq.assign(&dom.gvm.vm, irq as u32) {
+                // Undo this bind entirely: the lines bound so far, the table,
+                // the accountant.
+                drop(irqs);
+                let undo = accountant::TeardownItem {
+                    dom: d,
+                    space: Space::Irq,
+                    first: r.first(),
+                    last: irq,
+                    count: 1,
+                };
+                self.apply_teardown(&vec![undo]);
+                let _ = acct.unbind(d, r);
+                return Err(HvError::Vm(VmError::Kvm {
+                    what: "KVM_IRQFD assign",
+                    errno,
+                }));
+            }
         }
         Ok(())
     }
@@ -949,6 +982,7 @@ impl Hypervisor {
         let dom = Arc::new(Domain {
             id: d,
             ports,
+            irq: IrqFds::new(gvm.irqchip),
             slots: Mutex::new(SlotTable::new(gvm.max_slots.min(self.sh.max_slots))),
             vcpus: fds
                 .into_iter()
@@ -1067,6 +1101,9 @@ impl Hypervisor {
             for b in irqs.values_mut() {
                 b.remove(&d.get());
             }
+        }
+        if let Some(dom) = &dom {
+            dom.irq.deassign_all(&dom.gvm.vm);
         }
         if let Some(dom) = dom {
             lock(&dom.slots).clear(&mut KvmSlots(&dom.gvm.vm, dom.id.get()));
@@ -1194,6 +1231,22 @@ impl Hypervisor {
     /// Device A's per-domain counters.
     pub fn device_a_counters(&self) -> BTreeMap<u16, DeviceCounters> {
         self.sh.platform.device_a.counters()
+    }
+
+    /// How interrupts reach domain `d` (KVM irqchip or event page only).
+    pub fn irq_delivery(&self, d: DomId) -> Option<Delivery> {
+        self.sh.domain(d).map(|x| x.irq.delivery())
+    }
+
+    /// Interrupts domain `d`'s guest handler has taken (the guest's own
+    /// count at [`layout::IRQ_COUNT`]; 0 without an irqchip).
+    pub fn irqs_taken(&self, d: DomId) -> Option<u64> {
+        self.read_guest_u64(d, layout::IRQ_COUNT)
+    }
+
+    /// Lines with an irqfd assigned on domain `d`'s VM.
+    pub fn irqfd_lines(&self, d: DomId) -> Vec<u32> {
+        self.sh.domain(d).map(|x| x.irq.lines()).unwrap_or_default()
     }
 
     /// Exits handled by each of a domain's vCPUs, by index.

@@ -18,8 +18,14 @@ pub const HCALL_BLOCK: u64 = 0x4000;
 pub const EVTCHN_PAGE: u64 = 0x5000;
 /// The start-info page: domain id and workload arguments (little-endian u64s).
 pub const START_INFO: u64 = 0x6000;
-/// Exception stubs (ring 0; each reports its vector on [`FAULT_PORT`]).
+/// Exception stubs (ring 0; each reports its vector on [`FAULT_PORT`]),
+/// then the interrupt handler at [`IRQ_STUB`].
 pub const EXC_STUBS: u64 = 0x7000;
+/// The interrupt handler (ring 0): counts at [`IRQ_COUNT`], EOIs the local
+/// APIC, returns.
+pub const IRQ_STUB: u64 = EXC_STUBS + 32 * 64;
+/// Interrupts the guest's handler has taken (a u64 in the start-info page).
+pub const IRQ_COUNT: u64 = START_INFO + 0x100;
 /// vCPU 0's port-I/O trap mailbox (see [`pio_mailbox`]).
 pub const PIO_MAILBOX: u64 = pio_mailbox(0);
 /// vCPU 0's #GP frame (see [`gp_frame`]).

@@ -90,6 +90,7 @@ pub mod guest;
 pub mod host;
 pub mod hv;
 pub mod hypercall;
+pub mod irqchip;
 pub mod layout;
 pub mod mem;
 pub mod memslot;

@@ -65,6 +65,8 @@ pub struct GuestVm {
     pub ram: HostMem,
     /// Number of memslots KVM gives this VM (`KVM_CAP_NR_MEMSLOTS`).
     pub max_slots: u32,
+    /// Whether the VM has KVM's in-kernel irqchip (see [`crate::irqchip`]).
+    pub irqchip: bool,
 }
 
 impl GuestVm {
@@ -124,6 +126,8 @@ impl GuestVm {
         // owned by the returned `GuestVm`, which also owns `vm`; the struct's
         // field order drops `vm` (and with it the slot) before `ram`.
         unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("RAM memslot"))?;
+        // Before any vCPU: the irqchip gives each vCPU an in-kernel LAPIC.
+        let irqchip = crate::irqchip::create(&vm)?;
         let cpuid = kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
@@ -136,16 +140,29 @@ impl GuestVm {
             let sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
             vcpu.set_sregs(&guest::vcpu_sregs(sregs, i))
                 .map_err(kvm_err("KVM_SET_SREGS"))?;
-            vcpu.set_regs(&guest::vcpu_entry_regs(
-                domid,
-                program.args,
-                i,
-                vcpus,
-                ram_bytes,
-            ))
-            .map_err(kvm_err("KVM_SET_REGS"))?;
+            let mut regs = guest::vcpu_entry_regs(domid, program.args, i, vcpus, ram_bytes);
+            if irqchip {
+                crate::irqchip::enable_lapic(&vcpu)?;
+                // With an in-kernel LAPIC the other vCPUs would wait for a
+                // startup IPI: every vCPU starts at the program's entry.
+                vcpu.set_mp_state(kvm_bindings::kvm_mp_state {
+                    mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE,
+                })
+                .map_err(kvm_err("KVM_SET_MP_STATE"))?;
+                // Interrupts on: only routed lines with an irqfd are injected.
+                regs.rflags |= 0x200;
+            }
+            vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
             fds.push(vcpu);
         }
-        Ok((GuestVm { vm, ram, max_slots }, fds))
+        Ok((
+            GuestVm {
+                vm,
+                ram,
+                max_slots,
+                irqchip,
+            },
+            fds,
+        ))
     }
 }
