@@ -11,7 +11,7 @@
 //! compares across runs (STYLE 12: judge within-run ratios).
 
 use hdrhistogram::Histogram;
-use reports::{CounterStatus, Metric, Percentiles};
+use reports::{CounterStatus, Metric, MetricName, Percentiles};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -304,12 +304,12 @@ pub fn summarize_hist(h: &Histogram<u64>, scale: f64) -> Option<(Percentiles, f6
 
 /// Builds a timing metric from per-batch samples.
 pub fn timing_metric(
-    name: &str,
+    name: MetricName,
     params: &[(&str, reports::Param)],
     m: &Measured,
 ) -> Option<Metric> {
     let (p, min, spectrum) = hdr_summary(&m.ns_per_op)?;
-    let mut out = Metric::new(name, "ns", params);
+    let mut out = Metric::new(name, params);
     out.value = p.p50;
     out.p50 = p.p50;
     out.p90 = p.p90;

@@ -21,6 +21,7 @@
 //!   results alone (the radix check stays flat in the grant count, the
 //!   default tracker does not make one allocation per page).
 
+use crate::names::MetricName;
 use crate::schema::{Metric, Param, Results};
 use crate::stats;
 use std::collections::BTreeMap;
@@ -396,7 +397,7 @@ pub const RADIX_FLATNESS_LIMIT: f64 = 4.0;
 pub fn invariants(r: &Results) -> Vec<Finding> {
     let mut out = Vec::new();
     let radix: Vec<&Metric> = r
-        .named("accountant.port_check")
+        .named(MetricName::PortCheck)
         .filter(|m| m.param("impl") == Some(&Param::from("radix")))
         .collect();
     let by_grants = |m: &&&Metric| m.param("grants").and_then(Param::as_u64).unwrap_or(0);
@@ -427,7 +428,7 @@ pub fn invariants(r: &Results) -> Vec<Finding> {
     }
     // Instruction counts are deterministic: the check must execute the same
     // instructions whatever the number of grants (a fixed number of loads).
-    let counted: Vec<&Metric> = r.named("accountant.port_check_instructions").collect();
+    let counted: Vec<&Metric> = r.named(MetricName::PortCheckInstructions).collect();
     if let (Some(lo), Some(hi)) = (
         counted.iter().min_by_key(by_grants),
         counted.iter().max_by_key(by_grants),
@@ -453,7 +454,7 @@ pub fn invariants(r: &Results) -> Vec<Finding> {
             });
         }
     }
-    for m in r.named("accountant.tracking_allocations") {
+    for m in r.named(MetricName::TrackingAllocations) {
         let pages = m.param("pages").and_then(Param::as_u64).unwrap_or(0);
         if m.param("tracker") == Some(&Param::from("slab-extent")) && pages >= 65_536 {
             let limit = pages as f64 / 64.0;
@@ -495,8 +496,7 @@ mod tests {
     fn timing(scale: f64, seed: u64) -> Metric {
         let mut rng = stats::SplitMix64::new(seed);
         let mut m = Metric::new(
-            "accountant.port_check",
-            "ns",
+            MetricName::PortCheck,
             &[("impl", "radix".into()), ("grants", 16u64.into())],
         );
         m.norm_samples = (0..200)
@@ -529,7 +529,7 @@ mod tests {
     #[test]
     fn other_metrics_need_the_wider_effect() {
         let rename = |mut m: Metric| {
-            m.name = "accountant.revoke".into();
+            m.name = MetricName::Revoke.as_str().into();
             m
         };
         let b = results(vec![rename(timing(1.0, 1))]);
@@ -569,8 +569,7 @@ mod tests {
     fn instruction_count_must_not_grow_with_grants() {
         let count = |grants: u64, v: f64| {
             Metric::exact(
-                "accountant.port_check_instructions",
-                "instructions",
+                MetricName::PortCheckInstructions,
                 &[("impl", "radix".into()), ("grants", grants.into())],
                 v,
             )
@@ -604,7 +603,7 @@ mod tests {
     fn millisecond_timings_need_a_wider_effect() {
         let slow = |scale: f64, seed: u64| {
             let mut m = timing(scale, seed);
-            m.name = "accountant.unmap".into();
+            m.name = MetricName::Unmap.as_str().into();
             m.value = 2e5 * scale; // ns: a 200 µs operation
             m
         };
@@ -625,7 +624,7 @@ mod tests {
         .failed());
         let fast = |scale: f64, seed: u64| {
             let mut m = timing(scale, seed);
-            m.name = "accountant.unmap".into();
+            m.name = MetricName::Unmap.as_str().into();
             m
         };
         let b = results(vec![fast(1.0, 1)]);
@@ -653,31 +652,16 @@ mod tests {
             ("tracker", Param::from("slab-extent")),
             ("pages", 1u64.into()),
         ];
-        let b = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            4096.0,
-        )]);
-        let same = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            4096.0,
-        )]);
-        let more = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            8192.0,
-        )]);
+        let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
+        let same = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
+        let more = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 8192.0)]);
         assert!(!compare(&b, &same, &GateConfig::default(), None).failed());
         assert!(compare(&b, &more, &GateConfig::default(), None).failed());
     }
 
     #[test]
     fn missing_fails_unless_allowed_and_absolute_does_not() {
-        let mut abs = Metric::new("hv.pio_exit", "ns", &[("accounting", "on".into())]);
+        let mut abs = Metric::new(MetricName::PioExit, &[("accounting", "on".into())]);
         abs.value = 100.0;
         let mut abs2 = abs.clone();
         abs2.value = 500.0;
@@ -704,18 +688,8 @@ mod tests {
             ("tracker", Param::from("slab-extent")),
             ("pages", 1u64.into()),
         ];
-        let b = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            1.0,
-        )]);
-        let c = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            2.0,
-        )]);
+        let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 1.0)]);
+        let c = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 2.0)]);
         let g = compare(
             &b,
             &c,
@@ -729,8 +703,7 @@ mod tests {
     fn radix_flatness_invariant() {
         let mk = |grants: u64, p50: f64| {
             let mut m = Metric::new(
-                "accountant.port_check",
-                "ns",
+                MetricName::PortCheck,
                 &[("impl", "radix".into()), ("grants", grants.into())],
             );
             m.p50 = p50;

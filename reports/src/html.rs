@@ -6,6 +6,7 @@
 
 use crate::charts::{self, Series, XLabels};
 use crate::gate::{self, GateConfig, Verdict};
+use crate::names::MetricName;
 use crate::schema::{CounterStatus, Metric, NotMeasured, Param, Results, RunInfo};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -162,7 +163,7 @@ fn ps<'a>(m: &'a Metric, k: &str) -> Option<&'a str> {
 /// numeric `x` parameter, y from `y(metric)`.
 fn series_by(
     r: &Results,
-    name: &str,
+    name: MetricName,
     by: &str,
     x: &str,
     y: impl Fn(&Metric) -> f64,
@@ -173,7 +174,7 @@ fn series_by(
         let Some(xv) = pu(m, x) else { continue };
         let label = m
             .param(by)
-            .map_or_else(|| name.to_owned(), |p| p.to_string());
+            .map_or_else(|| name.as_str().to_owned(), |p| p.to_string());
         groups
             .entry(format!("{label}{suffix}"))
             .or_default()
@@ -222,7 +223,7 @@ fn goal(metric: &str, goal: &str, measured: Option<(String, bool)>) -> GoalRow {
 fn goals(r: &Results) -> Vec<GoalRow> {
     let mut out = Vec::new();
     let radix: Vec<&Metric> = r
-        .named("accountant.port_check")
+        .named(MetricName::PortCheck)
         .filter(|m| ps(m, "impl") == Some("radix"))
         .collect();
     let lo = radix.iter().min_by_key(|m| pu(m, "grants"));
@@ -251,13 +252,13 @@ fn goals(r: &Results) -> Vec<GoalRow> {
         },
     ));
     let max_grants = r
-        .named("accountant.port_check")
+        .named(MetricName::PortCheck)
         .filter_map(|m| pu(m, "grants"))
         .max();
     let at = |imp: &str| {
         max_grants.and_then(|g| {
             r.find(
-                "accountant.port_check",
+                MetricName::PortCheck,
                 &[("impl", imp.into()), ("grants", g.into())],
             )
         })
@@ -280,7 +281,7 @@ fn goals(r: &Results) -> Vec<GoalRow> {
         },
     ));
     let allocs = r.find(
-        "accountant.tracking_allocations",
+        MetricName::TrackingAllocations,
         &[
             ("tracker", "slab-extent".into()),
             ("pages", 65_536u64.into()),
@@ -292,13 +293,13 @@ fn goals(r: &Results) -> Vec<GoalRow> {
         allocs.map(|m| (format!("{:.0} allocations", m.value), m.value < 65_536.0)),
     ));
     let max_pages = r
-        .named("accountant.tracking_bytes")
+        .named(MetricName::TrackingBytes)
         .filter_map(|m| pu(m, "pages"))
         .max();
     let bytes = |t: &str| {
         max_pages.and_then(|p| {
             r.find(
-                "accountant.tracking_bytes",
+                MetricName::TrackingBytes,
                 &[("tracker", t.into()), ("pages", p.into())],
             )
         })
@@ -319,7 +320,7 @@ fn goals(r: &Results) -> Vec<GoalRow> {
             _ => None,
         },
     ));
-    let tp = |s: &str| r.find("tracepoints.overhead", &[("state", s.into())]);
+    let tp = |s: &str| r.find(MetricName::TracepointOverhead, &[("state", s.into())]);
     out.push(goal(
         "tracepoints.overhead (disabled)",
         "about one predictable branch: within 1 ns of a plain relaxed load (STYLE 8)",
@@ -338,7 +339,7 @@ fn goals(r: &Results) -> Vec<GoalRow> {
     ));
     let pio = |acc: &str, pages: u64| {
         r.find(
-            "hv.pio_exit",
+            MetricName::PioExit,
             &[
                 ("accounting", acc.into()),
                 ("mmio_tracked_pages", pages.into()),
@@ -362,7 +363,7 @@ fn goals(r: &Results) -> Vec<GoalRow> {
         },
     ));
     let big = r
-        .named("hv.pio_exit")
+        .named(MetricName::PioExit)
         .filter_map(|m| pu(m, "mmio_tracked_pages"))
         .max()
         .filter(|p| *p > 0);
@@ -383,7 +384,7 @@ fn goals(r: &Results) -> Vec<GoalRow> {
         },
     ));
     let bind_max = r
-        .named("hv.bind")
+        .named(MetricName::Bind)
         .max_by_key(|m| pu(m, "pages").unwrap_or(0));
     out.push(goal(
         "hv.bind at framebuffer scale",
@@ -422,16 +423,16 @@ fn charts(r: &Results) -> Vec<Chart> {
             "grants",
             "ns per check",
             XLabels::Count,
-            &series_by(r, "accountant.port_check", "impl", "grants", p50, ""),
+            &series_by(r, MetricName::PortCheck, "impl", "grants", p50, ""),
         ),
         caption: "Radix tree (fixed number of loads) against the original linear access list \
                   scanned per check; log-log."
             .into(),
     });
-    let mut bind = series_by(r, "hv.bind", "tracker", "pages", p50, " (hv.bind)");
+    let mut bind = series_by(r, MetricName::Bind, "tracker", "pages", p50, " (hv.bind)");
     bind.extend(series_by(
         r,
-        "accountant.map",
+        MetricName::Map,
         "tracker",
         "pages",
         p50,
@@ -460,7 +461,7 @@ fn charts(r: &Results) -> Vec<Chart> {
             XLabels::Count,
             &series_by(
                 r,
-                "accountant.tracking_bytes",
+                MetricName::TrackingBytes,
                 "tracker",
                 "pages",
                 |m| m.value,
@@ -473,7 +474,7 @@ fn charts(r: &Results) -> Vec<Chart> {
     });
     let mut tp: Vec<(String, f64)> = Vec::new();
     for state in ["baseline", "disabled", "enabled"] {
-        if let Some(m) = r.find("tracepoints.overhead", &[("state", state.into())]) {
+        if let Some(m) = r.find(MetricName::TracepointOverhead, &[("state", state.into())]) {
             let label = if state == "baseline" {
                 "relaxed load (baseline)".to_owned()
             } else {
@@ -492,11 +493,11 @@ fn charts(r: &Results) -> Vec<Chart> {
     // Percentile spectra for every metric that carries one.
     // Per-exit latencies first; micro-benchmark spectra are of batch means
     // (one point per batch), shown for the radix check and tracepoints only.
-    let spectra: [(&str, Option<(&str, &str)>); 4] = [
-        ("hv.pio_exit", None),
-        ("hv.port_exit", None),
-        ("accountant.port_check", Some(("impl", "radix"))),
-        ("tracepoints.overhead", None),
+    let spectra: [(MetricName, Option<(&str, &str)>); 4] = [
+        (MetricName::PioExit, None),
+        (MetricName::PortExit, None),
+        (MetricName::PortCheck, Some(("impl", "radix"))),
+        (MetricName::TracepointOverhead, None),
     ];
     for (name, filter) in spectra {
         let series: Vec<Series> = r
@@ -540,7 +541,7 @@ fn charts(r: &Results) -> Vec<Chart> {
 }
 
 fn exit_table(r: &Results) -> Vec<ExitRow> {
-    r.named("hv.port_exit")
+    r.named(MetricName::PortExit)
         .map(|m| ExitRow {
             port: m
                 .params

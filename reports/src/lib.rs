@@ -12,9 +12,11 @@ pub mod charts;
 pub mod gate;
 pub mod host;
 pub mod html;
+pub mod names;
 pub mod schema;
 pub mod stats;
 
+pub use names::{MetricName, Unit};
 pub use schema::{
     CounterStatus, Host, LoadError, Metric, NotMeasured, Param, Percentiles, Results, RunInfo,
     SCHEMA,

@@ -6,6 +6,7 @@
 //! test needs. Measurements that could not be made are listed in
 //! `not_measured` with the reason, never filled with invented numbers.
 
+use crate::names::MetricName;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -231,10 +232,10 @@ pub struct NotMeasured {
 
 impl Metric {
     /// A metric with a name, unit and parameters and nothing measured yet.
-    pub fn new(name: &str, unit: &str, params: &[(&str, Param)]) -> Metric {
+    pub fn new(name: MetricName, params: &[(&str, Param)]) -> Metric {
         Metric {
-            name: name.to_owned(),
-            unit: unit.to_owned(),
+            name: name.as_str().to_owned(),
+            unit: name.unit().as_str().to_owned(),
             params: params
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -244,8 +245,8 @@ impl Metric {
     }
 
     /// An exact, reproducible value (bytes, counts).
-    pub fn exact(name: &str, unit: &str, params: &[(&str, Param)], value: f64) -> Metric {
-        let mut m = Metric::new(name, unit, params);
+    pub fn exact(name: MetricName, params: &[(&str, Param)], value: f64) -> Metric {
+        let mut m = Metric::new(name, params);
         m.deterministic = true;
         m.value = value;
         m.p50 = value;
@@ -258,7 +259,17 @@ impl Metric {
         m
     }
 
-    /// The identity of this metric across runs: name plus sorted parameters.
+    /// Whether this is a `name` metric.
+    pub fn is(&self, name: MetricName) -> bool {
+        self.name == name.as_str()
+    }
+
+    /// The typed name, if this build knows it.
+    pub fn metric_name(&self) -> Option<MetricName> {
+        MetricName::parse(&self.name)
+    }
+
+    /// Name and parameters, `name k=v k=v` (the metric's identity).
     pub fn key(&self) -> String {
         let mut k = self.name.clone();
         for (name, v) in &self.params {
@@ -340,14 +351,14 @@ impl Results {
     }
 
     /// Metrics with a given name.
-    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Metric> + 'a {
-        self.metrics.iter().filter(move |m| m.name == name)
+    pub fn named(&self, name: MetricName) -> impl Iterator<Item = &Metric> + '_ {
+        self.metrics.iter().filter(move |m| m.is(name))
     }
 
     /// The metric with this name whose parameters include all of `params`.
-    pub fn find(&self, name: &str, params: &[(&str, Param)]) -> Option<&Metric> {
+    pub fn find(&self, name: MetricName, params: &[(&str, Param)]) -> Option<&Metric> {
         self.metrics
             .iter()
-            .find(|m| m.name == name && params.iter().all(|(k, v)| m.param(k) == Some(v)))
+            .find(|m| m.is(name) && params.iter().all(|(k, v)| m.param(k) == Some(v)))
     }
 }

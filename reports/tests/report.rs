@@ -5,12 +5,14 @@
 //! but fails under `CI=true`, where it must be.
 
 use reports::html::{report, Context};
-use reports::{CounterStatus, Host, Metric, NotMeasured, Param, Results, RunInfo, SCHEMA};
+use reports::{
+    CounterStatus, Host, Metric, MetricName, NotMeasured, Param, Results, RunInfo, SCHEMA,
+};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn timing(name: &str, params: &[(&str, Param)], p50: f64) -> Metric {
-    let mut m = Metric::new(name, "ns", params);
+fn timing(name: MetricName, params: &[(&str, Param)], p50: f64) -> Metric {
+    let mut m = Metric::new(name, params);
     m.value = p50;
     m.p50 = p50;
     m.p90 = p50 * 1.1;
@@ -33,12 +35,12 @@ fn fixture() -> Results {
     let mut metrics = Vec::new();
     for g in [1u64, 256, 65_536] {
         metrics.push(timing(
-            "accountant.port_check",
+            MetricName::PortCheck,
             &[("impl", "radix".into()), ("grants", g.into())],
             3.0,
         ));
         metrics.push(timing(
-            "accountant.port_check",
+            MetricName::PortCheck,
             &[("impl", "linear".into()), ("grants", g.into())],
             g as f64 / 8.0 + 1.0,
         ));
@@ -51,22 +53,24 @@ fn fixture() -> Results {
         for p in [1u64, 65_536] {
             let params = [("tracker", Param::from(t)), ("pages", Param::from(p))];
             metrics.push(Metric::exact(
-                "accountant.tracking_bytes",
-                "bytes",
+                MetricName::TrackingBytes,
                 &params,
                 4096.0 + per_page * p as f64,
             ));
             metrics.push(Metric::exact(
-                "accountant.tracking_allocations",
-                "count",
+                MetricName::TrackingAllocations,
                 &params,
                 if per_page > 0.0 { p as f64 } else { 1.0 },
             ));
-            metrics.push(timing("accountant.map", &params, 20.0 * p as f64));
+            metrics.push(timing(MetricName::Map, &params, 20.0 * p as f64));
         }
     }
     for (s, v) in [("baseline", 0.4), ("disabled", 0.5), ("enabled", 12.0)] {
-        metrics.push(timing("tracepoints.overhead", &[("state", s.into())], v));
+        metrics.push(timing(
+            MetricName::TracepointOverhead,
+            &[("state", s.into())],
+            v,
+        ));
     }
     for (acc, pages, v) in [
         ("on", 0u64, 5100.0),
@@ -74,7 +78,7 @@ fn fixture() -> Results {
         ("on", 65_536, 5150.0),
     ] {
         metrics.push(timing(
-            "hv.pio_exit",
+            MetricName::PioExit,
             &[
                 ("accounting", acc.into()),
                 ("mmio_tracked_pages", pages.into()),
@@ -82,7 +86,7 @@ fn fixture() -> Results {
             v,
         ));
     }
-    let mut exit = timing("hv.port_exit", &[("port", 0x3f8u64.into())], 4900.0);
+    let mut exit = timing(MetricName::PortExit, &[("port", 0x3f8u64.into())], 4900.0);
     exit.count = 12_345;
     metrics.push(exit);
     Results {
@@ -121,7 +125,7 @@ fn fixture() -> Results {
 fn slower_copy(r: &Results) -> Results {
     let mut s = r.clone();
     for m in &mut s.metrics {
-        if m.name == "accountant.port_check" && m.param("impl") == Some(&Param::from("radix")) {
+        if m.is(MetricName::PortCheck) && m.param("impl") == Some(&Param::from("radix")) {
             for v in &mut m.norm_samples {
                 *v *= 1.2;
             }

@@ -5,7 +5,7 @@ use crate::harness::{self, Calibrated, HwCounters, Measured, Plan, Reference};
 use crate::linear::LinearAccessList;
 use crate::peers::{bitmap_check, PortBitmaps, PortBus};
 use accountant::{Accountant, BootOptions, DomId, Mode, Space, TrackerKind, UnitRange};
-use reports::{Metric, NotMeasured, Param};
+use reports::{Metric, MetricName, NotMeasured, Param};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -19,9 +19,9 @@ pub struct Sink {
 }
 
 impl Sink {
-    fn skip(&mut self, name: &str, reason: impl Into<String>) {
+    fn skip(&mut self, name: MetricName, reason: impl Into<String>) {
         self.not_measured.push(NotMeasured {
-            name: name.to_owned(),
+            name: name.as_str().to_owned(),
             reason: reason.into(),
         });
     }
@@ -244,7 +244,7 @@ pub fn port_check(cx: &mut Ctx, sink: &mut Sink) {
     for n in grant_points(cx.quick) {
         match port_point(n) {
             Ok(p) => points.push(p),
-            Err(e) => sink.skip("accountant.port_check", format!("{n} grants: {e}")),
+            Err(e) => sink.skip(MetricName::PortCheck, format!("{n} grants: {e}")),
         }
     }
     let mut slots: Vec<(&PortPoint, &'static str, Calibrated, Measured)> = Vec::new();
@@ -277,7 +277,7 @@ pub fn port_check(cx: &mut Ctx, sink: &mut Sink) {
             ("impl", Param::from(*imp)),
             ("grants", Param::from(p.grants)),
         ];
-        let Some(mut metric) = harness::timing_metric("accountant.port_check", &params, m) else {
+        let Some(mut metric) = harness::timing_metric(MetricName::PortCheck, &params, m) else {
             continue;
         };
         if let Some(hw) = cx.counters.as_mut() {
@@ -453,7 +453,7 @@ pub fn map_unmap(cx: &mut Ctx, sink: &mut Sink) {
                     },
                     RangeBench::new(ranges),
                 )),
-                Err(e) => sink.skip("accountant.map", format!("{} {pages}: {e}", kind.name())),
+                Err(e) => sink.skip(MetricName::Map, format!("{} {pages}: {e}", kind.name())),
             }
         }
     }
@@ -485,7 +485,7 @@ pub fn map_unmap(cx: &mut Ctx, sink: &mut Sink) {
     );
     for (c, e) in failed {
         sink.skip(
-            "accountant.map",
+            MetricName::Map,
             format!("{} {}: {e}", c.kind.name(), c.pages),
         );
     }
@@ -494,13 +494,10 @@ pub fn map_unmap(cx: &mut Ctx, sink: &mut Sink) {
             ("tracker", Param::from(c.kind.name())),
             ("pages", Param::from(c.pages)),
         ];
+        sink.metrics
+            .extend(harness::timing_metric(MetricName::Map, &params, &bench.fwd));
         sink.metrics.extend(harness::timing_metric(
-            "accountant.map",
-            &params,
-            &bench.fwd,
-        ));
-        sink.metrics.extend(harness::timing_metric(
-            "accountant.unmap",
+            MetricName::Unmap,
             &params,
             &bench.back,
         ));
@@ -533,22 +530,20 @@ pub fn tracking(cx: &mut Ctx, sink: &mut Sink) {
             ];
             match result {
                 Ok((bytes, after, before)) => {
-                    let mut b =
-                        Metric::exact("accountant.tracking_bytes", "bytes", &params, bytes as f64);
+                    let mut b = Metric::exact(MetricName::TrackingBytes, &params, bytes as f64);
                     b.note = Some(format!(
                         "{} live records, {} record bytes, {} pages from the page source",
                         after.records, after.record_bytes, after.pages
                     ));
                     sink.metrics.push(b);
                     sink.metrics.push(Metric::exact(
-                        "accountant.tracking_allocations",
-                        "count",
+                        MetricName::TrackingAllocations,
                         &params,
                         after.allocations.saturating_sub(before.allocations) as f64,
                     ));
                 }
                 Err(e) => sink.skip(
-                    "accountant.tracking_bytes",
+                    MetricName::TrackingBytes,
                     format!("{} {pages}: {e}", kind.name()),
                 ),
             }
@@ -577,7 +572,7 @@ pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
         })();
         match setup {
             Ok((ranges, acct, dom)) => configs.push(((pages, acct, dom), RangeBench::new(ranges))),
-            Err(e) => sink.skip("accountant.grant", format!("{pages} pages: {e}")),
+            Err(e) => sink.skip(MetricName::Grant, format!("{pages} pages: {e}")),
         }
     }
     let mut failed = Vec::new();
@@ -609,7 +604,7 @@ pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
         },
     );
     for ((pages, _, _), e) in failed {
-        sink.skip("accountant.grant", format!("{pages} pages: {e}"));
+        sink.skip(MetricName::Grant, format!("{pages} pages: {e}"));
     }
     for ((pages, _, _), bench) in &configs {
         let params = [
@@ -617,12 +612,12 @@ pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
             ("pages", Param::from(*pages)),
         ];
         sink.metrics.extend(harness::timing_metric(
-            "accountant.grant",
+            MetricName::Grant,
             &params,
             &bench.fwd,
         ));
         sink.metrics.extend(harness::timing_metric(
-            "accountant.revoke",
+            MetricName::Revoke,
             &params,
             &bench.back,
         ));
@@ -665,7 +660,8 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
     }
     for (state, m) in [("baseline", &base), ("disabled", &off), ("enabled", &on)] {
         let params = [("state", Param::from(state))];
-        if let Some(mut metric) = harness::timing_metric("tracepoints.overhead", &params, m) {
+        if let Some(mut metric) = harness::timing_metric(MetricName::TracepointOverhead, &params, m)
+        {
             metric.note = Some(match state {
                 "baseline" => "relaxed load of a false flag and a branch".to_owned(),
                 "disabled" => "tp! compiled in, tracing off".to_owned(),
@@ -681,7 +677,7 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
 /// with `side` when it is not what the guest saw.
 fn push_with_exit_row(sink: &mut Sink, m: Metric, side: Option<&str>) {
     let mut row = m.clone();
-    row.name = "hv.port_exit".into();
+    row.name = MetricName::PortExit.as_str().into();
     row.params.insert("port".into(), Param::from(0x300u64));
     if let Some(side) = side {
         row.params.insert("side".into(), Param::from(side));
@@ -719,7 +715,7 @@ fn strided(v: &[u64], max: usize) -> Vec<u64> {
 /// kept. With `norm_by`, the kept samples are also divided by that
 /// same-run baseline median (a within-run ratio for the gate).
 pub fn latency_metric(
-    name: &str,
+    name: MetricName,
     params: &[(&str, Param)],
     samples: &[u64],
     co: bool,
@@ -740,7 +736,7 @@ pub fn latency_metric(
     } else {
         (up, umin, uspec)
     };
-    let mut m = Metric::new(name, "ns", params);
+    let mut m = Metric::new(name, params);
     m.value = p.p50;
     m.p50 = p.p50;
     m.p90 = p.p90;
@@ -780,7 +776,12 @@ fn median_u64(v: &[u64]) -> Option<f64> {
 pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
     use hv::acct::Accounting;
     use hv::workloads as w;
-    let all = ["hv.pio_exit", "hv.port_exit", "hv.bind", "hv.revoke_force"];
+    let all = [
+        MetricName::PioExit,
+        MetricName::PortExit,
+        MetricName::Bind,
+        MetricName::RevokeForce,
+    ];
     if !std::path::Path::new("/dev/kvm").exists() {
         for name in all {
             sink.skip(name, "/dev/kvm is absent on this host");
@@ -792,11 +793,14 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
     let bare = match w::bare_exit(n) {
         Ok(v) => {
             sink.metrics
-                .extend(latency_metric("hv.bare_exit", &[], &v, true, None));
+                .extend(latency_metric(MetricName::BareExit, &[], &v, true, None));
             median_u64(&v)
         }
         Err(e) => {
-            sink.skip("hv.bare_exit", format!("bare KVM exit loop failed: {e}"));
+            sink.skip(
+                MetricName::BareExit,
+                format!("bare KVM exit loop failed: {e}"),
+            );
             None
         }
     };
@@ -811,7 +815,9 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
             ];
             match w::pio_exit(acc, tracked, n) {
                 Ok(v) => {
-                    if let Some(mut m) = latency_metric("hv.pio_exit", &params, &v, true, bare) {
+                    if let Some(mut m) =
+                        latency_metric(MetricName::PioExit, &params, &v, true, bare)
+                    {
                         m.note = Some(
                             "guest-timed (lfence; rdtsc) round trip of `in al, 0x300`; \
                              percentiles corrected for coordinated omission"
@@ -821,7 +827,7 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
                     }
                 }
                 Err(e) => sink.skip(
-                    "hv.pio_exit",
+                    MetricName::PioExit,
                     format!("accounting={word} tracked={tracked}: {e}"),
                 ),
             }
@@ -844,7 +850,7 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
             let records = collector.drain();
             if let Err(e) = run {
                 sink.skip(
-                    "hv.exit_handler",
+                    MetricName::ExitHandler,
                     format!("accounting={word} tracked={tracked}: {e}"),
                 );
                 continue;
@@ -864,7 +870,7 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
                 ("accounting", Param::from(word)),
                 ("mmio_tracked_pages", Param::from(tracked)),
             ];
-            match latency_metric("hv.exit_handler", &params, &handler, false, None) {
+            match latency_metric(MetricName::ExitHandler, &params, &handler, false, None) {
                 Some(mut m) => {
                     m.note = Some(
                         "hypervisor side: the VmExit tracepoint's duration around the exit \
@@ -874,7 +880,7 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
                     push_with_exit_row(sink, m, Some("hypervisor"));
                 }
                 None => sink.skip(
-                    "hv.exit_handler",
+                    MetricName::ExitHandler,
                     format!(
                         "accounting={word} tracked={tracked}: no timed VmExit records \
                          (tracepoints lost: {:?})",
@@ -895,8 +901,8 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
         bare_then_hv(
             sink,
             pages,
-            ("hv.memslot_add", w::memslot_add(pages, reps)),
-            ("hv.bind", w::bind(pages, reps)),
+            (MetricName::MemslotAdd, w::memslot_add(pages, reps)),
+            (MetricName::Bind, w::bind(pages, reps)),
             "bare memslot add",
         );
     }
@@ -911,8 +917,8 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
         bare_then_hv(
             sink,
             pages,
-            ("hv.memslot_delete", w::memslot_delete(pages, reps)),
-            ("hv.revoke_force", w::revoke_force(pages, reps)),
+            (MetricName::MemslotDelete, w::memslot_delete(pages, reps)),
+            (MetricName::RevokeForce, w::revoke_force(pages, reps)),
             "bare memslot delete",
         );
     }
@@ -925,8 +931,8 @@ pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
 fn bare_then_hv(
     sink: &mut Sink,
     pages: u64,
-    bare: (&str, Result<Vec<u64>, hv::hv::HvError>),
-    step: (&str, Result<Vec<u64>, hv::hv::HvError>),
+    bare: (MetricName, Result<Vec<u64>, hv::hv::HvError>),
+    step: (MetricName, Result<Vec<u64>, hv::hv::HvError>),
     bare_words: &str,
 ) {
     let params = [("pages", Param::from(pages))];
@@ -1004,7 +1010,7 @@ const CALLGRIND_CHECKS: (u64, u64) = (1_000, 101_000);
 /// counted by callgrind (deterministic for one binary: the gate compares it
 /// exactly). Skipped, and said so, where valgrind is not installed.
 pub fn port_check_instructions(cx: &mut Ctx, sink: &mut Sink) {
-    const NAME: &str = "accountant.port_check_instructions";
+    const NAME: MetricName = MetricName::PortCheckInstructions;
     for grants in [1u64, 65_536] {
         cx.progress
             .step(&format!("{NAME} grants={grants} (callgrind)"));
@@ -1018,8 +1024,7 @@ pub fn port_check_instructions(cx: &mut Ctx, sink: &mut Sink) {
                     ("impl", Param::from("radix")),
                     ("grants", Param::from(grants)),
                 ];
-                let mut m =
-                    Metric::exact(NAME, "instructions", &params, harness::round4(per_check));
+                let mut m = Metric::exact(NAME, &params, harness::round4(per_check));
                 m.note = Some(format!(
                     "callgrind: (Ir with {hi} checks - Ir with {lo}) / {}",
                     hi - lo
@@ -1049,14 +1054,14 @@ mod tests {
         // delayed, which moves the upper percentiles.
         let mut v = vec![100u64; 999];
         v.push(100_000);
-        let m = latency_metric("hv.pio_exit", &[], &v, true, Some(50.0)).expect("non-empty");
+        let m = latency_metric(MetricName::PioExit, &[], &v, true, Some(50.0)).expect("non-empty");
         let raw = m.uncorrected.expect("corrected metrics keep the raw ones");
         assert!(raw.p99 < 110.0, "{raw:?}");
         assert!(m.p99 > 10_000.0, "{m:?}");
         assert_eq!(m.count, 1000);
         assert_eq!(m.samples.len(), 1000);
         assert_eq!(m.norm_samples[0], 2.0);
-        let plain = latency_metric("hv.bind", &[], &v, false, None).expect("non-empty");
+        let plain = latency_metric(MetricName::Bind, &[], &v, false, None).expect("non-empty");
         assert!(plain.uncorrected.is_none() && plain.norm_samples.is_empty());
         assert!(plain.p99 < 110.0);
     }
@@ -1133,7 +1138,7 @@ mod tests {
             sink.metrics
                 .iter()
                 .find(|m| {
-                    m.name == "accountant.tracking_allocations"
+                    m.is(MetricName::TrackingAllocations)
                         && m.param("tracker") == Some(&Param::from(t))
                         && m.param("pages") == Some(&Param::from(65_536u64))
                 })
