@@ -100,7 +100,7 @@ pub fn run(opts: &RunOptions) -> Results {
     let q = opts.quick;
     let g = suites::grant_points(q).len();
     let p = suites::page_points(q).len();
-    let all: [Suite; 7] = [
+    let all: [Suite; 8] = [
         (
             &["accountant.port_check"],
             g + suites::PORT_CHECK_ROUNDS,
@@ -134,6 +134,18 @@ pub fn run(opts: &RunOptions) -> Results {
             &["hv."],
             1 + 2 * suites::TRACKED_PAGES.len() + if q { 8 } else { 15 },
             suites::hv,
+        ),
+        (
+            &[
+                "hv.bind_irq",
+                "hv.unbind_irq",
+                "hv.irqfd_assign",
+                "hv.irqfd_deassign",
+                "hv.pio_exit",
+                "hv.revoke_force",
+            ],
+            5,
+            suites::hv_realism::hv_realism,
         ),
     ];
     let selected: Vec<&Suite> = all

@@ -18,7 +18,6 @@ use crate::layout;
 use crate::vm::{kvm_err, VmError};
 use kvm_bindings::{kvm_irq_routing_entry, KvmIrqRouting, KVM_IRQ_ROUTING_MSI};
 use kvm_ioctls::{VcpuFd, VmFd};
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -90,11 +89,13 @@ pub fn enable_lapic(vcpu: &VcpuFd) -> Result<(), VmError> {
     vcpu.set_lapic(&lapic).map_err(kvm_err("KVM_SET_LAPIC"))
 }
 
-/// The irqfds of one domain's VM: one per bound line.
+/// The irqfds of one domain's VM: one per bound line. A domain binds few
+/// lines, so they are a short list whose storage is kept across binds (a
+/// bind allocates nothing once the list has grown).
 #[derive(Debug)]
 pub struct IrqFds {
     chip: bool,
-    bound: Mutex<BTreeMap<u32, EventFd>>,
+    bound: Mutex<Vec<(u32, EventFd)>>,
     pool: Mutex<Vec<EventFd>>,
 }
 
@@ -114,7 +115,7 @@ impl IrqFds {
         };
         IrqFds {
             chip,
-            bound: Mutex::new(BTreeMap::new()),
+            bound: Mutex::new(Vec::with_capacity(POOL)),
             pool: Mutex::new(pool),
         }
     }
@@ -140,7 +141,7 @@ impl IrqFds {
             return Ok(());
         }
         let mut bound = lock(&self.bound);
-        if bound.contains_key(&line) {
+        if bound.iter().any(|(l, _)| *l == line) {
             return Ok(());
         }
         let fd = match lock(&self.pool).pop() {
@@ -151,7 +152,7 @@ impl IrqFds {
         };
         match vm.register_irqfd(&fd, line) {
             Ok(()) => {
-                bound.insert(line, fd);
+                bound.push((line, fd));
                 Ok(())
             }
             Err(e) => {
@@ -164,7 +165,13 @@ impl IrqFds {
     /// Deassigns `line`'s irqfd (synchronous: once this returns KVM injects
     /// nothing more from it). No-op if none is assigned.
     pub fn deassign(&self, vm: &VmFd, line: u32) {
-        let fd = lock(&self.bound).remove(&line);
+        let fd = {
+            let mut bound = lock(&self.bound);
+            bound
+                .iter()
+                .position(|(l, _)| *l == line)
+                .map(|i| bound.swap_remove(i).1)
+        };
         if let Some(fd) = fd {
             // A refusal means KVM no longer has it; the fd is dropped then.
             if vm.unregister_irqfd(&fd, line).is_ok() {
@@ -180,7 +187,7 @@ impl IrqFds {
 
     /// Deassigns every line.
     pub fn deassign_all(&self, vm: &VmFd) {
-        let lines: Vec<u32> = lock(&self.bound).keys().copied().collect();
+        let lines = self.lines();
         for l in lines {
             self.deassign(vm, l);
         }
@@ -189,13 +196,16 @@ impl IrqFds {
     /// Signals `line`'s irqfd; whether one is assigned.
     pub fn raise(&self, line: u32) -> bool {
         lock(&self.bound)
-            .get(&line)
-            .is_some_and(|fd| fd.write(1).is_ok())
+            .iter()
+            .find(|(l, _)| *l == line)
+            .is_some_and(|(_, fd)| fd.write(1).is_ok())
     }
 
     /// Lines with an irqfd assigned.
     pub fn lines(&self) -> Vec<u32> {
-        lock(&self.bound).keys().copied().collect()
+        let mut v: Vec<u32> = lock(&self.bound).iter().map(|(l, _)| *l).collect();
+        v.sort_unstable();
+        v
     }
 }
 

@@ -80,14 +80,15 @@ fn tsc(a: &mut CodeAssembler) -> Result<(), IcedError> {
 }
 
 /// Port-I/O timing loop: `n` times `in al, port`, each timed with
-/// `lfence; rdtsc` before and after; the TSC deltas go to [`DATA`] as u64s.
+/// `lfence; rdtsc` before and after; the TSC deltas go to the vCPU's data
+/// area (`r10`: [`DATA`] on a domain's only vCPU) as u64s.
 pub fn port_loop(port: u16, n: u64) -> Result<Program, GuestError> {
     Program::assemble([n, 0, 0, 0], |a| {
         let mut top = a.create_label();
         let mut end = a.create_label();
         a.mov(r12, n)?;
         a.xor(r13, r13)?;
-        a.mov(rbx, DATA)?;
+        a.mov(rbx, r10)?;
         a.set_label(&mut top)?;
         a.cmp(r13, r12)?;
         a.jae(end)?;

@@ -9,6 +9,8 @@ use reports::{Metric, MetricName, NotMeasured, Param};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+pub mod hv_realism;
+
 /// Everything a suite writes into.
 #[derive(Default)]
 pub struct Sink {

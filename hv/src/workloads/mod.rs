@@ -32,6 +32,9 @@ use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::Kvm;
 use std::time::{Duration, Instant};
 
+pub mod irq;
+pub mod smp;
+
 /// Framebuffer scale: 256 MiB in pages.
 pub const FB_SCALE_PAGES: u64 = 65_536;
 
