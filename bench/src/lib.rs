@@ -144,7 +144,8 @@ pub fn run(opts: &RunOptions) -> Results {
                 "hv.pio_exit",
                 "hv.revoke_force",
             ],
-            5,
+            // irq pairing, 2 SMP exits, 4 loaded exits per framebuffer size, 2 SMP revokes
+            if q { 1 + 2 + 4 + 2 } else { 1 + 2 + 8 + 2 },
             suites::hv_realism::hv_realism,
         ),
     ];

@@ -188,6 +188,9 @@ struct Domain {
     slots: Mutex<SlotTable>,
     /// Its vCPUs, by index (at least one).
     vcpus: Box<[Vcpu]>,
+    /// Host CPUs its vCPU threads are pinned to (overrides
+    /// [`Config::vcpu_cpus`]; set before [`Hypervisor::start`]).
+    cpus: Mutex<Option<Vec<usize>>>,
     stats: Stats,
     wake: Mutex<u64>,
     cv: Condvar,
@@ -983,6 +986,7 @@ impl Hypervisor {
             id: d,
             ports,
             irq: IrqFds::new(gvm.irqchip),
+            cpus: Mutex::new(None),
             slots: Mutex::new(SlotTable::new(gvm.max_slots.min(self.sh.max_slots))),
             vcpus: fds
                 .into_iter()
@@ -1020,11 +1024,10 @@ impl Hypervisor {
             };
             let sh = Arc::clone(&self.sh);
             let dom2 = Arc::clone(&dom);
-            let cpu = self
-                .sh
-                .cfg
-                .vcpu_cpus
+            let own = lock(&dom.cpus).clone();
+            let cpu = own
                 .as_ref()
+                .or(self.sh.cfg.vcpu_cpus.as_ref())
                 .filter(|c| !c.is_empty())
                 .map(|c| c[i % c.len()]);
             let h = std::thread::Builder::new()
@@ -1053,6 +1056,15 @@ impl Hypervisor {
                 })?;
             *lock(&v.thread) = Some(h);
         }
+        Ok(())
+    }
+
+    /// Pins the vCPU threads of domain `d` (created paused) to host CPUs:
+    /// vCPU `i` runs on `cpus[i % len]` once started, whatever
+    /// [`Config::vcpu_cpus`] says.
+    pub fn set_vcpu_cpus(&self, d: DomId, cpus: Vec<usize>) -> Result<(), HvError> {
+        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        *lock(&dom.cpus) = Some(cpus);
         Ok(())
     }
 

@@ -166,6 +166,52 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
             ),
         }
     }
+    // The port loop beside a painter streaming over the mapped framebuffer
+    // (256 MiB; 4 GiB too in the full run), against no load, same placement.
+    let fb_points: &[u64] = if cx.quick {
+        &[65_536]
+    } else {
+        &[65_536, 1_048_576]
+    };
+    for &fb in fb_points {
+        for load in [w::fb_load::Load::None, w::fb_load::Load::FbPaint] {
+            for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
+                cx.progress.step(&format!(
+                    "hv.pio_exit load={} accounting={word} fb_pages={fb} n={n}",
+                    load.name()
+                ));
+                let params = [
+                    ("accounting", Param::from(word)),
+                    ("mmio_tracked_pages", Param::from(fb)),
+                    ("load", Param::from(load.name())),
+                ];
+                match w::fb_load::pio_exit(acc, load, fb, n) {
+                    Ok((v, pl)) => {
+                        if let Some(mut m) =
+                            latency_metric(MetricName::PioExit, &params, &v, true, None)
+                        {
+                            let cpu =
+                                |c: Option<usize>| c.map_or("unpinned".into(), |c| c.to_string());
+                            m.note = Some(format!(
+                                "guest-timed `in al, 0x300` with load {} ({} framebuffer pages                                  streamed for {} ms); measured vCPU on CPU {}, painter vCPU on                                  CPU {}, control thread on CPU {}",
+                                load.name(),
+                                pl.painted_pages,
+                                pl.painter_ms,
+                                cpu(pl.measured_vcpu),
+                                cpu(pl.painter_vcpu),
+                                pl.control.map_or("?".into(), |c| c.to_string()),
+                            ));
+                            sink.metrics.push(m);
+                        }
+                    }
+                    Err(e) => sink.skip(
+                        MetricName::PioExit,
+                        format!("load={} accounting={word}: {e}", load.name()),
+                    ),
+                }
+            }
+        }
+    }
     let reps = if cx.quick { 15 } else { 60 };
     for pages in [1u64, 4096] {
         cx.progress

@@ -32,6 +32,7 @@ use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::Kvm;
 use std::time::{Duration, Instant};
 
+pub mod fb_load;
 pub mod irq;
 pub mod smp;
 
