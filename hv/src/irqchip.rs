@@ -90,13 +90,19 @@ pub fn enable_lapic(vcpu: &VcpuFd) -> Result<(), VmError> {
 }
 
 /// The irqfds of one domain's VM: one per bound line. A domain binds few
-/// lines, so they are a short list whose storage is kept across binds (a
-/// bind allocates nothing once the list has grown).
+/// lines, so they are a short list whose storage is kept across binds, and
+/// spare eventfds are kept ready (a bind allocates nothing in steady state).
 #[derive(Debug)]
 pub struct IrqFds {
     chip: bool,
-    bound: Mutex<Vec<(u32, EventFd)>>,
-    pool: Mutex<Vec<EventFd>>,
+    fds: Mutex<Fds>,
+}
+
+/// Bound lines and spare eventfds, under one lock.
+#[derive(Debug, Default)]
+struct Fds {
+    bound: Vec<(u32, EventFd)>,
+    pool: Vec<EventFd>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -115,8 +121,10 @@ impl IrqFds {
         };
         IrqFds {
             chip,
-            bound: Mutex::new(Vec::with_capacity(POOL)),
-            pool: Mutex::new(pool),
+            fds: Mutex::new(Fds {
+                bound: Vec::with_capacity(POOL),
+                pool,
+            }),
         }
     }
 
@@ -140,11 +148,11 @@ impl IrqFds {
         if !self.chip || line >= LINES {
             return Ok(());
         }
-        let mut bound = lock(&self.bound);
-        if bound.iter().any(|(l, _)| *l == line) {
+        let mut fds = lock(&self.fds);
+        if fds.bound.iter().any(|(l, _)| *l == line) {
             return Ok(());
         }
-        let fd = match lock(&self.pool).pop() {
+        let fd = match fds.pool.pop() {
             Some(fd) => fd,
             None => {
                 EventFd::new(EFD_NONBLOCK).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?
@@ -152,11 +160,11 @@ impl IrqFds {
         };
         match vm.register_irqfd(&fd, line) {
             Ok(()) => {
-                bound.push((line, fd));
+                fds.bound.push((line, fd));
                 Ok(())
             }
             Err(e) => {
-                lock(&self.pool).push(fd);
+                fds.pool.push(fd);
                 Err(e.errno())
             }
         }
@@ -165,45 +173,40 @@ impl IrqFds {
     /// Deassigns `line`'s irqfd (synchronous: once this returns KVM injects
     /// nothing more from it). No-op if none is assigned.
     pub fn deassign(&self, vm: &VmFd, line: u32) {
-        let fd = {
-            let mut bound = lock(&self.bound);
-            bound
-                .iter()
-                .position(|(l, _)| *l == line)
-                .map(|i| bound.swap_remove(i).1)
+        let mut fds = lock(&self.fds);
+        let Some(i) = fds.bound.iter().position(|(l, _)| *l == line) else {
+            return;
         };
-        if let Some(fd) = fd {
-            // A refusal means KVM no longer has it; the fd is dropped then.
-            if vm.unregister_irqfd(&fd, line).is_ok() {
-                // Drain a count a raise left behind, so a later bind starts clean.
-                let _ = fd.read();
-                let mut pool = lock(&self.pool);
-                if pool.len() < POOL {
-                    pool.push(fd);
-                }
+        let (_, fd) = fds.bound.swap_remove(i);
+        // A refusal means KVM no longer has it; the fd is dropped then.
+        if vm.unregister_irqfd(&fd, line).is_ok() {
+            // Drain a count a raise left behind, so a later bind starts clean.
+            let _ = fd.read();
+            if fds.pool.len() < POOL {
+                fds.pool.push(fd);
             }
         }
     }
 
     /// Deassigns every line.
     pub fn deassign_all(&self, vm: &VmFd) {
-        let lines = self.lines();
-        for l in lines {
+        for l in self.lines() {
             self.deassign(vm, l);
         }
     }
 
     /// Signals `line`'s irqfd; whether one is assigned.
     pub fn raise(&self, line: u32) -> bool {
-        lock(&self.bound)
+        lock(&self.fds)
+            .bound
             .iter()
             .find(|(l, _)| *l == line)
             .is_some_and(|(_, fd)| fd.write(1).is_ok())
     }
 
-    /// Lines with an irqfd assigned.
+    /// Lines with an irqfd assigned, ascending.
     pub fn lines(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = lock(&self.bound).iter().map(|(l, _)| *l).collect();
+        let mut v: Vec<u32> = lock(&self.fds).bound.iter().map(|(l, _)| *l).collect();
         v.sort_unstable();
         v
     }
