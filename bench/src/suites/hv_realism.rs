@@ -193,7 +193,7 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
                             let cpu =
                                 |c: Option<usize>| c.map_or("unpinned".into(), |c| c.to_string());
                             m.note = Some(format!(
-                                "guest-timed `in al, 0x300` with load {} ({} framebuffer pages                                  streamed for {} ms); measured vCPU on CPU {}, painter vCPU on                                  CPU {}, control thread on CPU {}",
+                                "guest-timed `in al, 0x300` with load {} ({} framebuffer pages mapped, streamed over for {} ms); measured vCPU on CPU {}, painter vCPU on CPU {}, control thread on CPU {}",
                                 load.name(),
                                 pl.painted_pages,
                                 pl.painter_ms,

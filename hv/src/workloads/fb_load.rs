@@ -43,7 +43,8 @@ pub struct Placement {
     pub painter_vcpu: Option<usize>,
     /// CPU of the control thread when the run ended.
     pub control: Option<u32>,
-    /// Framebuffer pages the painter streams over.
+    /// Framebuffer pages the painter streams over (0 without load; they are
+    /// mapped, and tracked, in both cases).
     pub painted_pages: u64,
     /// How long the painter ran beside the measured loop (ms), still
     /// running when the loop ended.
@@ -75,17 +76,19 @@ pub fn pio_exit(
         painted_pages: if load == Load::FbPaint { fb_pages } else { 0 },
         ..Placement::default()
     };
+    // The painter maps the framebuffer in both cases, so the accountant
+    // tracks the same pages; it runs only under `fb-paint`.
     let painter = d(2);
+    let fb = fb_range(fb_pages)?;
+    // Passes without end: it paints until it is destroyed with the hypervisor.
+    let prog = programs::fb_painter(FB_FRAME, fb_pages.max(1), 0x5a5a_5a5a, u64::MAX)?;
+    hv.create_domain_paused(painter, &prog, layout::DEFAULT_RAM)?;
+    hv.grant(painter, fb, Mode::Exclusive, false)?;
+    hv.map(painter, fb)?;
+    if let Some(c) = painter_cpu {
+        hv.set_vcpu_cpus(painter, vec![c])?;
+    }
     if load == Load::FbPaint {
-        let fb = fb_range(fb_pages)?;
-        // Passes without end: it paints until it is destroyed with the hypervisor.
-        let prog = programs::fb_painter(FB_FRAME, fb_pages.max(1), 0x5a5a_5a5a, u64::MAX)?;
-        hv.create_domain_paused(painter, &prog, layout::DEFAULT_RAM)?;
-        hv.grant(painter, fb, Mode::Exclusive, false)?;
-        hv.map(painter, fb)?;
-        if let Some(c) = painter_cpu {
-            hv.set_vcpu_cpus(painter, vec![c])?;
-        }
         hv.start(painter)?;
         // Let it fault the framebuffer in once before measuring.
         std::thread::sleep(Duration::from_millis(50));
