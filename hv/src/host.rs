@@ -113,38 +113,39 @@ pub fn require_kvm(what: &str) -> bool {
     }
 }
 
-/// Pins the calling thread to host CPU `cpu`; the errno if the kernel
-/// refuses (no such CPU, or not in the process's allowed set).
-pub fn pin_current_thread(cpu: usize) -> Result<(), i32> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(libc::EINVAL);
-    }
-    // SAFETY: `cpu_set_t` is a plain bitmask for which all-zero is valid;
-    // `CPU_SET` is given an index below `CPU_SETSIZE` (checked above), and
-    // `sched_setaffinity(0, ..)` reads exactly `size_of::<cpu_set_t>()`
-    // bytes of the set, for the calling thread.
-    let r = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
-}
-
-/// The host CPU the calling thread runs on (`sched_getcpu`), if known.
-pub fn current_cpu() -> Option<u32> {
-    // SAFETY: `sched_getcpu` takes no arguments and only returns a value.
-    let c = unsafe { libc::sched_getcpu() };
-    u32::try_from(c).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_combination_of_facts() {
+        // (kvm_pvm module, vmx flag, svm flag) -> kind: the PVM module is
+        // authoritative (a PVM host may still show the L0 CPU's flags);
+        // then VT-x, then AMD-V.
+        let table = [
+            ((false, false, false), VirtKind::Unknown),
+            ((false, false, true), VirtKind::AmdV),
+            ((false, true, false), VirtKind::VtX),
+            ((false, true, true), VirtKind::VtX),
+            ((true, false, false), VirtKind::Pvm),
+            ((true, false, true), VirtKind::Pvm),
+            ((true, true, false), VirtKind::Pvm),
+            ((true, true, true), VirtKind::Pvm),
+        ];
+        for ((pvm, vmx, svm), want) in table {
+            assert_eq!(classify(pvm, vmx, svm), want, "{pvm} {vmx} {svm}");
+        }
+        assert_eq!(
+            [
+                VirtKind::Pvm,
+                VirtKind::VtX,
+                VirtKind::AmdV,
+                VirtKind::Unknown
+            ]
+            .map(VirtKind::name),
+            ["pvm", "vt-x", "amd-v", "unknown"]
+        );
+    }
 
     #[test]
     fn pvm_wins_over_cpu_flags() {

@@ -9,6 +9,7 @@
 //! in-flight port accesses ([`VcpuCtl::quiesce`]) while holding it.
 
 use crate::acct::{errno_of, Accounting, Acct, DomChecker};
+use crate::affinity::{self, CpuSet};
 use crate::exit::{ExitEnv, MmioOutcome, StopReason};
 use crate::guest::Program;
 use crate::host::HostInfo;
@@ -16,7 +17,7 @@ use crate::hypercall::{self, Op, Rejected};
 use crate::irqchip::{Delivery, IrqFds};
 use crate::layout;
 use crate::mem::{MemError, PAGE_SIZE};
-use crate::memslot::{SlotError, SlotOps, SlotTable};
+use crate::memslot::{Backings, SlotError, SlotOps, SlotTable};
 use crate::platform::{self, DeviceCounters, Platform, PortEffect};
 use crate::vcpu::{self, VcpuCtl};
 use crate::vm::{GuestVm, VmError};
@@ -44,10 +45,14 @@ pub struct Config {
     pub fb_bytes: u64,
     /// Guest RAM per domain (default 4 MiB).
     pub ram_bytes: u64,
-    /// Host CPUs vCPU threads are pinned to: vCPU `i` of every domain runs
-    /// on `vcpu_cpus[i % len]` (default: not pinned). A CPU that cannot be
-    /// pinned to leaves the thread unpinned.
-    pub vcpu_cpus: Option<Vec<usize>>,
+    /// CPUs every vCPU thread is pinned to (default: none, the scheduler
+    /// places them). The bench pins them away from its measuring thread.
+    pub vcpu_cpus: Option<CpuSet>,
+    /// Exits per vCPU the exit-handler probe holds between two reads (default
+    /// 0: no probe). With a probe every checked port exit's handler time is
+    /// recorded in TSC ticks, tracepoints on or off
+    /// ([`Hypervisor::take_handler_ticks`]).
+    pub handler_probe: usize,
 }
 
 impl Default for Config {
@@ -59,6 +64,7 @@ impl Default for Config {
             fb_bytes: platform::DEFAULT_FB_BYTES,
             ram_bytes: layout::DEFAULT_RAM,
             vcpu_cpus: None,
+            handler_probe: 0,
         }
     }
 }
@@ -177,6 +183,8 @@ pub struct DomainStats {
     /// Frames whose use ended but whose memslot KVM refused to delete; each
     /// such refusal stopped the domain's vCPU.
     pub stuck_frames: u64,
+    /// The CPU its vCPU thread started on (after pinning), if it started.
+    pub vcpu_cpu: Option<u32>,
 }
 
 struct Domain {
@@ -190,7 +198,7 @@ struct Domain {
     vcpus: Box<[Vcpu]>,
     /// Host CPUs its vCPU threads are pinned to (overrides
     /// [`Config::vcpu_cpus`]; set before [`Hypervisor::start`]).
-    cpus: Mutex<Option<Vec<usize>>>,
+    cpus: Mutex<Option<CpuSet>>,
     stats: Stats,
     wake: Mutex<u64>,
     cv: Condvar,
@@ -313,6 +321,7 @@ impl Domain {
             exits: self.vcpus.iter().map(|v| v.ctl.exits()).sum(),
             io_slots: lock(&self.slots).slot_count(),
             stuck_frames: l(&self.stats.stuck_frames),
+            vcpu_cpu: self.vcpus.first().and_then(|v| v.ctl.start_cpu()),
         }
     }
 }
@@ -433,6 +442,9 @@ struct Env<'a> {
 impl ExitEnv for Env<'_> {
     fn port_allowed(&self, port: u16, size: u8) -> bool {
         self.dom.ports.check(port, size)
+    }
+    fn quiesces(&self) -> bool {
+        self.sh.cfg.accounting == Accounting::On
     }
     fn port_read(&mut self, port: u16, _size: u8) -> Option<u32> {
         self.sh.platform.port_read(self.dom.id.get(), port)
@@ -987,7 +999,9 @@ impl Hypervisor {
             ports,
             irq: IrqFds::new(gvm.irqchip),
             cpus: Mutex::new(None),
-            slots: Mutex::new(SlotTable::new(gvm.max_slots.min(self.sh.max_slots))),
+            // The highest slot id stays free for the bench's bare-KVM floors
+            // (`floor_memslot_add`).
+            slots: Mutex::new(SlotTable::new(probe_slot(&gvm, self.sh.max_slots))),
             vcpus: fds
                 .into_iter()
                 .zip(0u32..)
@@ -999,6 +1013,11 @@ impl Hypervisor {
             tsc_khz,
             gvm,
         });
+        if self.sh.cfg.handler_probe > 0 {
+            for v in dom.vcpus.iter() {
+                v.ctl.enable_probe(self.sh.cfg.handler_probe);
+            }
+        }
         self.sh
             .domains
             .write()
@@ -1024,18 +1043,17 @@ impl Hypervisor {
             };
             let sh = Arc::clone(&self.sh);
             let dom2 = Arc::clone(&dom);
-            let own = lock(&dom.cpus).clone();
-            let cpu = own
-                .as_ref()
-                .or(self.sh.cfg.vcpu_cpus.as_ref())
-                .filter(|c| !c.is_empty())
-                .map(|c| c[i % c.len()]);
+            let cpus = lock(&dom.cpus)
+                .clone()
+                .or_else(|| self.sh.cfg.vcpu_cpus.clone());
             let h = std::thread::Builder::new()
                 .name(format!("vcpu-d{}.{i}", d.get()))
                 .spawn(move || {
-                    if let Some(cpu) = cpu {
-                        // Best effort: an unpinnable CPU leaves the thread where it is.
-                        let _ = crate::host::pin_current_thread(cpu);
+                    if let Some(cpus) = &cpus {
+                        // Placement is a measurement condition, not a correctness
+                        // one: a refused pin leaves the thread where it is, and
+                        // the bench, which records every sample's CPU, says so.
+                        let _ = affinity::pin_current(cpus);
                     }
                     let v = &dom2.vcpus[i];
                     let mut env = Env {
@@ -1059,10 +1077,9 @@ impl Hypervisor {
         Ok(())
     }
 
-    /// Pins the vCPU threads of domain `d` (created paused) to host CPUs:
-    /// vCPU `i` runs on `cpus[i % len]` once started, whatever
-    /// [`Config::vcpu_cpus`] says.
-    pub fn set_vcpu_cpus(&self, d: DomId, cpus: Vec<usize>) -> Result<(), HvError> {
+    /// Pins the vCPU threads of domain `d` (created paused) to host CPUs
+    /// `cpus` once started, whatever [`Config::vcpu_cpus`] says.
+    pub fn set_vcpu_cpus(&self, d: DomId, cpus: CpuSet) -> Result<(), HvError> {
         let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
         *lock(&dom.cpus) = Some(cpus);
         Ok(())
@@ -1311,6 +1328,87 @@ impl Hypervisor {
     pub fn tsc_khz(&self, d: DomId) -> u32 {
         self.sh.domain(d).map_or(0, |x| x.tsc_khz)
     }
+
+    /// Rings `d`'s doorbell: sets event bit [`DOORBELL_LINE`] on its event
+    /// page and wakes it from `BLOCK`. Bench guests wait on it between
+    /// measured steps. False if `d` has no VM.
+    pub fn notify(&self, d: DomId) -> bool {
+        let Some(dom) = self.sh.domain(d) else {
+            return false;
+        };
+        let word = layout::EVTCHN_PAGE + 8 * (DOORBELL_LINE as u64 / 64);
+        let _ = dom.gvm.ram.fetch_or_u64(word, 1u64 << (DOORBELL_LINE % 64));
+        dom.wake();
+        true
+    }
+
+    /// Exit-handler times (TSC ticks) recorded by `d`'s probe since the last
+    /// call, and the number of exits that did not fit; `None` without a
+    /// probe ([`Config::handler_probe`]) or VM. Call while the guest is
+    /// parked, not in the middle of exits.
+    pub fn take_handler_ticks(&self, d: DomId) -> Option<(Vec<u64>, u64)> {
+        let dom = self.sh.domain(d)?;
+        // vCPU 0's probe: the measured loops run on a domain's first vCPU.
+        dom.vcpus.first()?.ctl.probe().map(|p| p.take())
+    }
+
+    /// The bare KVM step inside [`Hypervisor::map`], for the bench's paired
+    /// floors: adds a memslot over `r`'s frames (which must be one platform
+    /// region, not mapped by `d` now) on `d`'s own VM, with the slot id the
+    /// slot table never uses, and returns the nanoseconds of that ioctl
+    /// alone. Touches neither the accountant nor the slot table.
+    pub fn floor_memslot_add(&self, d: DomId, r: UnitRange) -> Result<u64, HvError> {
+        if r.space() != Space::IoMem {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        let bk = self
+            .sh
+            .platform
+            .backing(r.first())
+            .filter(|b| b.region_last >= r.last())
+            .ok_or(HvError::Slots(SlotError::BadRange))?;
+        let id = probe_slot(&dom.gvm, self.sh.max_slots);
+        let mut ops = KvmSlots(&dom.gvm.vm, d.get());
+        let t = Instant::now();
+        let res = ops.add_raw(id, r.first(), r.last(), bk.host);
+        let ns = t.elapsed().as_nanos() as u64;
+        res.map_err(|errno| {
+            HvError::Vm(VmError::Kvm {
+                what: "floor memslot add",
+                errno,
+            })
+        })?;
+        Ok(ns)
+    }
+
+    /// Deletes the memslot [`Hypervisor::floor_memslot_add`] added for `r`,
+    /// and returns the nanoseconds of that ioctl alone.
+    pub fn floor_memslot_delete(&self, d: DomId, r: UnitRange) -> Result<u64, HvError> {
+        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        let id = probe_slot(&dom.gvm, self.sh.max_slots);
+        let mut ops = KvmSlots(&dom.gvm.vm, d.get());
+        let t = Instant::now();
+        let res = ops.del_raw(id, r.first());
+        let ns = t.elapsed().as_nanos() as u64;
+        res.map_err(|errno| {
+            HvError::Vm(VmError::Kvm {
+                what: "floor memslot delete",
+                errno,
+            })
+        })?;
+        Ok(ns)
+    }
+}
+
+/// The event line bench guests wait on ([`Hypervisor::notify`]); no device
+/// uses it.
+pub const DOORBELL_LINE: u32 = 1023;
+
+/// The memslot id kept for [`Hypervisor::floor_memslot_add`]: the highest
+/// one; the domain's slot table gets the ids below it.
+fn probe_slot(gvm: &GuestVm, max_slots: u32) -> u32 {
+    gvm.max_slots.min(max_slots).saturating_sub(1).max(1)
 }
 
 impl Drop for Hypervisor {

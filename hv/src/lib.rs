@@ -95,6 +95,7 @@
 #![deny(missing_docs)]
 
 pub mod acct;
+pub mod affinity;
 pub mod exit;
 pub mod guest;
 pub mod host;

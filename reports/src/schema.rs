@@ -44,6 +44,42 @@ pub struct RunInfo {
     /// Environment knobs that change results (e.g. the injected slowdown).
     #[serde(default)]
     pub knobs: BTreeMap<String, String>,
+    /// The workload normalized samples are divided by.
+    #[serde(default)]
+    pub reference: Reference,
+    /// Things a reader of these numbers must know (samples of one metric
+    /// taken on several CPUs, a refused pin, a missing counter).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// The reference workload behind `norm_samples`: a normalized sample is the
+/// operation's time divided by the time of one reference unit measured
+/// right after it, so it is "reference units per operation".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    /// Its name and version; normalized values from references of different
+    /// names are not comparable.
+    pub name: String,
+    /// What one unit is.
+    pub unit: String,
+    /// Nanoseconds per unit at the start of this run (for scale only).
+    pub ns_per_unit: f64,
+}
+
+/// Where the measuring thread and the vCPU threads ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// CPUs the measuring (control-plane) thread was pinned to, `taskset`
+    /// style; empty if not pinned.
+    pub measure: String,
+    /// CPUs the vCPU threads were pinned to; empty if not pinned.
+    pub vcpus: String,
+    /// How the placement was chosen (`--cpus`, or the default and why).
+    pub how: String,
+    /// The pin was refused (errno), so the scheduler placed the thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<i32>,
 }
 
 /// The machine a result was taken on.
@@ -74,6 +110,12 @@ pub struct Host {
     pub invariant_tsc: bool,
     /// CPU frequency governor of cpu0, if cpufreq is exposed.
     pub governor: Option<String>,
+    /// Turbo / boost state (`on`, `off`), if the kernel exposes it.
+    #[serde(default)]
+    pub turbo: Option<String>,
+    /// Thread placement of the run.
+    #[serde(default)]
+    pub affinity: Placement,
     /// Hardware performance counters: available or why not.
     pub counters: CounterStatus,
 }
@@ -204,6 +246,13 @@ pub struct Metric {
     /// Free-form remark shown in the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The CPU each entry of `samples` was taken on (`sched_getcpu` of the
+    /// thread that took it); empty where not recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
+    /// A 95 % bootstrap confidence interval of the headline value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<[f64; 2]>,
 }
 
 /// A percentile summary.

@@ -2,7 +2,8 @@
 //! against its bare `KVM_IRQFD` floor (paired per round), and the port exit
 //! and forced revoke with domains of two vCPUs (`vcpus=2`).
 
-use super::{exit_samples, latency_metric, Ctx, Sink};
+use super::hv::latency_metric;
+use super::{Ctx, Sink};
 use reports::stats::quantile;
 use reports::{Metric, MetricName, Param, Percentiles};
 
@@ -101,7 +102,7 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
                 ),
                 (
                     MetricName::IrqfdAssign,
-                    &r.bind.bare,
+                    &r.bind.floor,
                     "bare KVM_IRQFD assign",
                 ),
                 (
@@ -111,7 +112,7 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
                 ),
                 (
                     MetricName::IrqfdDeassign,
-                    &r.unbind.bare,
+                    &r.unbind.floor,
                     "bare KVM_IRQFD deassign",
                 ),
             ] {
@@ -122,7 +123,7 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
             }
             for (name, v) in [
                 (MetricName::BindIrqOverFloor, r.bind.ratios()),
-                (MetricName::BindIrqDelta, r.bind.deltas()),
+                (MetricName::BindIrqDelta, w::irq::deltas(&r.bind)),
             ] {
                 if let Some(mut m) = derived_metric(name, &params, &v) {
                     m.note = Some(note(
@@ -139,7 +140,7 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
             }
         }
     }
-    let n = exit_samples(cx.quick) / 4;
+    let n = if cx.quick { 5_000 } else { 50_000 };
     for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
         cx.progress
             .step(&format!("hv.pio_exit vcpus=2 accounting={word} n={n}"));

@@ -1,6 +1,8 @@
 //! The measurement suites behind `results.json`: each function measures one
 //! family of metrics and appends them (or a `NotMeasured` with the reason).
 
+pub mod hv;
+
 use crate::harness::{self, Calibrated, HwCounters, Measured, Plan, Reference};
 use crate::linear::LinearAccessList;
 use crate::peers::{bitmap_check, PortBitmaps, PortBus};
@@ -41,6 +43,13 @@ pub struct Ctx {
     pub inject: Option<f64>,
     /// Progress display.
     pub progress: crate::Progress,
+    /// Where the hypervisor workloads' vCPU threads run.
+    pub placement: ::hv::workloads::Setup,
+    /// `--only`: the metric-name prefix selected, if any.
+    pub only: Option<String>,
+    /// The CPU(s) the measuring thread is pinned to, to return to after a
+    /// suite moved it.
+    pub placement_home: Option<::hv::affinity::CpuSet>,
 }
 
 /// Grant counts of the port-check sweep.
@@ -373,10 +382,13 @@ impl RangeBench {
             }
             let f = (t1 - t0).as_nanos() as f64;
             let u = (t2 - t1).as_nanos() as f64;
+            let cpu = harness::cpu_now();
             self.fwd.ns_per_op.push(f / b);
             self.fwd.norm.push(f / b / rt);
+            self.fwd.cpus.push(cpu);
             self.back.ns_per_op.push(u / b);
             self.back.norm.push(u / b / rt);
+            self.back.cpus.push(cpu);
             taken += 1;
             if start.elapsed() > budget {
                 break;
@@ -655,6 +667,7 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
         ] {
             m.ns_per_op.push(v);
             m.norm.push(v / rt);
+            m.cpus.push(harness::cpu_now());
         }
         if start.elapsed() > cx.plan.budget * 2 && base.ns_per_op.len() >= 5 {
             break;
@@ -671,293 +684,6 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
             });
             sink.metrics.push(metric);
         }
-    }
-}
-
-/// Pushes a port-0x300 latency metric and its row of the per-port exit
-/// table (`hv.port_exit`: the same percentiles without the samples), tagged
-/// with `side` when it is not what the guest saw.
-fn push_with_exit_row(sink: &mut Sink, m: Metric, side: Option<&str>) {
-    let mut row = m.clone();
-    row.name = MetricName::PortExit.as_str().into();
-    row.params.insert("port".into(), Param::from(0x300u64));
-    if let Some(side) = side {
-        row.params.insert("side".into(), Param::from(side));
-    }
-    row.samples.clear();
-    row.norm_samples.clear();
-    row.spectrum.clear();
-    sink.metrics.push(m);
-    sink.metrics.push(row);
-}
-
-/// Guest-timed PIO exits per configuration (quick / full).
-fn exit_samples(quick: bool) -> usize {
-    if quick {
-        20_000
-    } else {
-        200_000
-    }
-}
-
-/// Framebuffer MMIO tracked during port exits: none, 256 MiB (the default
-/// framebuffer) and 4 GiB.
-pub const TRACKED_PAGES: [u64; 3] = [0, 65_536, 1_048_576];
-
-/// Keeps at most `max` evenly strided values.
-fn strided(v: &[u64], max: usize) -> Vec<u64> {
-    let step = v.len().div_ceil(max.max(1)).max(1);
-    v.iter().step_by(step).copied().collect()
-}
-
-/// A latency metric from raw per-operation samples (ns). With `co`, the
-/// main percentiles are corrected for coordinated omission (the guest loop is
-/// closed: a stalled access delays the ones behind it) using the
-/// uncorrected median as the expected interval; the uncorrected ones are
-/// kept. With `norm_by`, the kept samples are also divided by that
-/// same-run baseline median (a within-run ratio for the gate).
-pub fn latency_metric(
-    name: MetricName,
-    params: &[(&str, Param)],
-    samples: &[u64],
-    co: bool,
-    norm_by: Option<f64>,
-) -> Option<Metric> {
-    let mut raw = hdrhistogram::Histogram::<u64>::new(3).ok()?;
-    for &v in samples {
-        raw.record(v.max(1)).ok()?;
-    }
-    let (up, umin, uspec) = harness::summarize_hist(&raw, 1.0)?;
-    let (p, min, spectrum) = if co {
-        let mut h = hdrhistogram::Histogram::<u64>::new(3).ok()?;
-        let interval = raw.value_at_quantile(0.5).max(1);
-        for &v in samples {
-            h.record_correct(v.max(1), interval).ok()?;
-        }
-        harness::summarize_hist(&h, 1.0)?
-    } else {
-        (up, umin, uspec)
-    };
-    let mut m = Metric::new(name, params);
-    m.value = p.p50;
-    m.p50 = p.p50;
-    m.p90 = p.p90;
-    m.p99 = p.p99;
-    m.p999 = p.p999;
-    m.max = p.max;
-    m.min = min;
-    m.count = samples.len() as u64;
-    m.spectrum = spectrum;
-    if co {
-        m.uncorrected = Some(up);
-    }
-    let kept = strided(samples, 2000);
-    m.samples = kept.iter().map(|v| *v as f64).collect();
-    if let Some(b) = norm_by.filter(|b| *b > 0.0) {
-        m.norm_samples = kept
-            .iter()
-            .map(|v| harness::round4(*v as f64 / b))
-            .collect();
-    }
-    Some(m)
-}
-
-fn median_u64(v: &[u64]) -> Option<f64> {
-    let f: Vec<f64> = v.iter().map(|x| *x as f64).collect();
-    reports::stats::median(&f)
-}
-
-/// `hv.*`: the hypervisor workloads on real guests (`hv::workloads`):
-/// guest-timed port exits with accounting on and off and 0 / 256 MiB / 4 GiB
-/// of framebuffer tracked, bind time against size, forced revoke, each with
-/// its bare-KVM counterpart (`hv.bare_exit`, `hv.memslot_add`,
-/// `hv.memslot_delete`). Port exits are normalized by the bare exit's median
-/// of the same run (the gate's input); bind and revoke, a handful of
-/// millisecond-scale samples each, are too noisy for that and are shown, not
-/// gated.
-pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
-    use hv::acct::Accounting;
-    use hv::workloads as w;
-    let all = [
-        MetricName::PioExit,
-        MetricName::PortExit,
-        MetricName::Bind,
-        MetricName::RevokeForce,
-    ];
-    if !std::path::Path::new("/dev/kvm").exists() {
-        for name in all {
-            sink.skip(name, "/dev/kvm is absent on this host");
-        }
-        return;
-    }
-    let n = exit_samples(cx.quick);
-    cx.progress.step(&format!("hv.bare_exit n={n}"));
-    let bare = match w::bare_exit(n) {
-        Ok(v) => {
-            sink.metrics
-                .extend(latency_metric(MetricName::BareExit, &[], &v, true, None));
-            median_u64(&v)
-        }
-        Err(e) => {
-            sink.skip(
-                MetricName::BareExit,
-                format!("bare KVM exit loop failed: {e}"),
-            );
-            None
-        }
-    };
-    for tracked in TRACKED_PAGES {
-        for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
-            cx.progress.step(&format!(
-                "hv.pio_exit accounting={word} mmio_tracked_pages={tracked} n={n}"
-            ));
-            let params = [
-                ("accounting", Param::from(word)),
-                ("mmio_tracked_pages", Param::from(tracked)),
-            ];
-            match w::pio_exit(acc, tracked, n) {
-                Ok(v) => {
-                    if let Some(mut m) =
-                        latency_metric(MetricName::PioExit, &params, &v, true, bare)
-                    {
-                        m.note = Some(
-                            "guest-timed (lfence; rdtsc) round trip of `in al, 0x300`; \
-                             percentiles corrected for coordinated omission"
-                                .into(),
-                        );
-                        push_with_exit_row(sink, m, None);
-                    }
-                }
-                Err(e) => sink.skip(
-                    MetricName::PioExit,
-                    format!("accounting={word} tracked={tracked}: {e}"),
-                ),
-            }
-        }
-    }
-    // The hypervisor side of the same exits: the VmExit tracepoint times the
-    // exit handler (accountant check and device model). A separate, shorter
-    // pass with tracing on, so the guest-timed samples above stay untraced.
-    let collector = tracepoints::Collector::install();
-    for tracked in TRACKED_PAGES {
-        for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
-            cx.progress.step(&format!(
-                "hv.exit_handler accounting={word} mmio_tracked_pages={tracked} n={}",
-                n / 4
-            ));
-            collector.clear();
-            tracepoints::enable();
-            let run = w::pio_exit(acc, tracked, n / 4);
-            tracepoints::disable();
-            let records = collector.drain();
-            if let Err(e) = run {
-                sink.skip(
-                    MetricName::ExitHandler,
-                    format!("accounting={word} tracked={tracked}: {e}"),
-                );
-                continue;
-            }
-            let cal = collector.calibration();
-            let handler: Vec<u64> = records
-                .iter()
-                .filter(|r| {
-                    r.kind == tracepoints::Kind::VmExit
-                        && r.space == tracepoints::Space::IoPort
-                        && r.first == 0x300
-                        && r.is_timed()
-                })
-                .map(|r| cal.ticks_to_ns(r.duration).max(1))
-                .collect();
-            let params = [
-                ("accounting", Param::from(word)),
-                ("mmio_tracked_pages", Param::from(tracked)),
-            ];
-            match latency_metric(MetricName::ExitHandler, &params, &handler, false, None) {
-                Some(mut m) => {
-                    m.note = Some(
-                        "hypervisor side: the VmExit tracepoint's duration around the exit \
-                         handler (port check and device A), for `in al, 0x300`"
-                            .into(),
-                    );
-                    push_with_exit_row(sink, m, Some("hypervisor"));
-                }
-                None => sink.skip(
-                    MetricName::ExitHandler,
-                    format!(
-                        "accounting={word} tracked={tracked}: no timed VmExit records \
-                         (tracepoints lost: {:?})",
-                        collector.stats()
-                    ),
-                ),
-            }
-        }
-    }
-    let bind_points: &[u64] = if cx.quick {
-        &[1, 16, 256, 4096, 65_536]
-    } else {
-        &[1, 4, 16, 64, 256, 1024, 4096, 16_384, 65_536, 262_144]
-    };
-    let reps = if cx.quick { 15 } else { 60 };
-    for &pages in bind_points {
-        cx.progress.step(&format!("hv.bind pages={pages}"));
-        bare_then_hv(
-            sink,
-            pages,
-            (MetricName::MemslotAdd, w::memslot_add(pages, reps)),
-            (MetricName::Bind, w::bind(pages, reps)),
-            "bare memslot add",
-        );
-    }
-    let revoke_points: &[u64] = if cx.quick {
-        &[1, 4096, 65_536]
-    } else {
-        &[1, 64, 4096, 65_536, 262_144]
-    };
-    let reps = if cx.quick { 6 } else { 30 };
-    for &pages in revoke_points {
-        cx.progress.step(&format!("hv.revoke_force pages={pages}"));
-        bare_then_hv(
-            sink,
-            pages,
-            (MetricName::MemslotDelete, w::memslot_delete(pages, reps)),
-            (MetricName::RevokeForce, w::revoke_force(pages, reps)),
-            "bare memslot delete",
-        );
-    }
-}
-
-/// Records a bare-KVM step and the hypervisor step that contains it, for
-/// `pages` pages, noting the bare step's p50 on the hypervisor's metric so
-/// the accountant's share shows; a failed measurement is listed as not
-/// measured.
-fn bare_then_hv(
-    sink: &mut Sink,
-    pages: u64,
-    bare: (MetricName, Result<Vec<u64>, hv::hv::HvError>),
-    step: (MetricName, Result<Vec<u64>, hv::hv::HvError>),
-    bare_words: &str,
-) {
-    let params = [("pages", Param::from(pages))];
-    let base = match bare.1 {
-        Ok(v) => {
-            sink.metrics
-                .extend(latency_metric(bare.0, &params, &v, false, None));
-            median_u64(&v)
-        }
-        Err(e) => {
-            sink.skip(bare.0, format!("{pages} pages: {e}"));
-            None
-        }
-    };
-    match step.1 {
-        Ok(v) => {
-            let mut m = latency_metric(step.0, &params, &v, false, None);
-            if let (Some(m), Some(b)) = (m.as_mut(), base) {
-                m.note = Some(format!("{bare_words} of the same size: p50 {b:.0} ns"));
-            }
-            sink.metrics.extend(m);
-        }
-        Err(e) => sink.skip(step.0, format!("{pages} pages: {e}")),
     }
 }
 
@@ -1050,33 +776,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latency_metric_corrects_stalls() {
-        // 999 fast accesses and one stall of 1000 intervals: uncorrected the
-        // stall is one sample; corrected it also stands for the accesses it
-        // delayed, which moves the upper percentiles.
-        let mut v = vec![100u64; 999];
-        v.push(100_000);
-        let m = latency_metric(MetricName::PioExit, &[], &v, true, Some(50.0)).expect("non-empty");
-        let raw = m.uncorrected.expect("corrected metrics keep the raw ones");
-        assert!(raw.p99 < 110.0, "{raw:?}");
-        assert!(m.p99 > 10_000.0, "{m:?}");
-        assert_eq!(m.count, 1000);
-        assert_eq!(m.samples.len(), 1000);
-        assert_eq!(m.norm_samples[0], 2.0);
-        let plain = latency_metric(MetricName::Bind, &[], &v, false, None).expect("non-empty");
-        assert!(plain.uncorrected.is_none() && plain.norm_samples.is_empty());
-        assert!(plain.p99 < 110.0);
-    }
-
-    #[test]
-    fn strided_bounds_kept_samples() {
-        let v: Vec<u64> = (0..10_001).collect();
-        let s = strided(&v, 2000);
-        assert!(s.len() <= 2000 && s.len() > 1000, "{}", s.len());
-        assert_eq!(s[0], 0);
-    }
-
-    #[test]
     fn granted_ports_spread_and_distinct() {
         let p = granted_ports(65_536);
         assert_eq!(p.len(), 65_536);
@@ -1132,6 +831,9 @@ mod tests {
             counters: None,
             inject: None,
             progress: crate::Progress::silent(1),
+            placement: ::hv::workloads::Setup::default(),
+            only: None,
+            placement_home: None,
         };
         let mut sink = Sink::default();
         tracking(&mut cx, &mut sink);

@@ -8,6 +8,7 @@
 
 use super::{d, fb_bytes_for, fb_range, ram_for_samples, stopped, to_ns, WAIT};
 use crate::acct::Accounting;
+use crate::affinity::CpuSet;
 use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
 use crate::platform::{DEVICE_A_DATA, DEVICE_A_PORTS, FB_FRAME};
@@ -86,7 +87,7 @@ pub fn pio_exit(
     hv.grant(painter, fb, Mode::Exclusive, false)?;
     hv.map(painter, fb)?;
     if let Some(c) = painter_cpu {
-        hv.set_vcpu_cpus(painter, vec![c])?;
+        hv.set_vcpu_cpus(painter, CpuSet::one(c))?;
     }
     if load == Load::FbPaint {
         hv.start(painter)?;
@@ -102,7 +103,7 @@ pub fn pio_exit(
     )?;
     hv.grant(d(1), ports, Mode::Exclusive, false)?;
     if let Some(c) = measured_cpu {
-        hv.set_vcpu_cpus(d(1), vec![c])?;
+        hv.set_vcpu_cpus(d(1), CpuSet::one(c))?;
     }
     let t = Instant::now();
     hv.start(d(1))?;
@@ -113,7 +114,7 @@ pub fn pio_exit(
             "the painter stopped during the measurement".into(),
         ));
     }
-    placement.control = crate::host::current_cpu();
+    placement.control = crate::affinity::current_cpu();
     if load == Load::FbPaint {
         placement.painter_ms = elapsed.as_millis() as u64;
     }

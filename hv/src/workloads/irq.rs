@@ -19,43 +19,25 @@ use kvm_ioctls::Kvm;
 use std::time::Instant;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-/// Paired samples: per round, the bare KVM step and the hypervisor step that
-/// contains it (ns), and the CPU the round ran on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Paired {
-    /// The bare KVM step.
-    pub bare: Vec<u64>,
-    /// The hypervisor step.
-    pub step: Vec<u64>,
-    /// `sched_getcpu` at the end of the round (`u32::MAX` if unknown).
-    pub cpu: Vec<u32>,
+pub use super::paired::Paired;
+
+/// One paired round's samples (ns): the bare step, the hypervisor step,
+/// which went first.
+fn push(p: &mut Paired, floor: u64, step: u64, floor_first: bool) {
+    p.floor.push(floor);
+    p.step.push(step);
+    p.floor_first.push(floor_first);
+    p.cpu
+        .push(crate::affinity::current_cpu().unwrap_or(u32::MAX));
 }
 
-impl Paired {
-    fn push(&mut self, bare: u64, step: u64) {
-        self.bare.push(bare);
-        self.step.push(step);
-        self.cpu
-            .push(crate::host::current_cpu().unwrap_or(u32::MAX));
-    }
-
-    /// Per-round `step / bare`.
-    pub fn ratios(&self) -> Vec<f64> {
-        self.bare
-            .iter()
-            .zip(&self.step)
-            .map(|(&b, &s)| s as f64 / (b.max(1)) as f64)
-            .collect()
-    }
-
-    /// Per-round `step - bare` (ns, may be negative).
-    pub fn deltas(&self) -> Vec<f64> {
-        self.bare
-            .iter()
-            .zip(&self.step)
-            .map(|(&b, &s)| s as f64 - b as f64)
-            .collect()
-    }
+/// Per-round `step - floor` (ns, may be negative).
+pub fn deltas(p: &Paired) -> Vec<f64> {
+    p.floor
+        .iter()
+        .zip(&p.step)
+        .map(|(&f, &s)| s as f64 - f as f64)
+        .collect()
 }
 
 /// Bind and unbind, each paired with its bare irqfd step.
@@ -135,8 +117,8 @@ pub fn bind_irq(rounds: usize) -> Result<IrqBind, HvError> {
         };
         // The first two rounds warm both paths (pool, tree nodes); not kept.
         if round >= 2 {
-            out.bind.push(b, s);
-            out.unbind.push(ub, us);
+            push(&mut out.bind, b, s, round % 2 == 0);
+            push(&mut out.unbind, ub, us, round % 2 == 0);
         }
     }
     Ok(out)
