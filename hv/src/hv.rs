@@ -15,15 +15,15 @@ use crate::guest::Program;
 use crate::host::HostInfo;
 use crate::hypercall::{self, Op, Rejected};
 use crate::irqchip::{Delivery, IrqFds};
+use crate::kvm_slots::KvmSlots;
 use crate::layout;
 use crate::mem::{MemError, PAGE_SIZE};
-use crate::memslot::{Backings, SlotError, SlotOps, SlotTable};
+use crate::memslot::{Backings, SlotError, SlotTable};
 use crate::platform::{self, DeviceCounters, Platform, PortEffect};
 use crate::vcpu::{self, VcpuCtl};
 use crate::vm::{GuestVm, VmError};
 use accountant::{DomId, Error, Mode, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange};
-use kvm_bindings::kvm_userspace_memory_region;
-use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use kvm_ioctls::{Kvm, VcpuFd};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -323,81 +323,6 @@ impl Domain {
             stuck_frames: l(&self.stats.stuck_frames),
             vcpu_cpu: self.vcpus.first().and_then(|v| v.ctl.start_cpu()),
         }
-    }
-}
-
-/// Memslot changes on one VM (of domain `.1`, for tracepoints).
-struct KvmSlots<'a>(&'a VmFd, u16);
-
-fn slot_record(
-    kind: tracepoints::Kind,
-    dom: u16,
-    id: u32,
-    first: u64,
-    last: u64,
-    r: &Result<(), i32>,
-) -> tracepoints::Record {
-    tracepoints::Record::new(kind)
-        .domain(dom)
-        .range(tracepoints::Space::GuestMem, first, last)
-        .extra(id as u64)
-        .value(r.err().map_or(0, |e| e as u64))
-}
-
-impl SlotOps for KvmSlots<'_> {
-    fn add(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32> {
-        let t0 = tracepoints::start();
-        let r = self.add_raw(id, first, last, host);
-        tracepoints::tp!(
-            slot_record(tracepoints::Kind::MemslotAdd, self.1, id, first, last, &r).since(t0)
-        );
-        r
-    }
-
-    fn del(&mut self, id: u32, first: u64, last: u64) -> Result<(), i32> {
-        let t0 = tracepoints::start();
-        let r = self.del_raw(id, first);
-        tracepoints::tp!(slot_record(
-            tracepoints::Kind::MemslotDelete,
-            self.1,
-            id,
-            first,
-            last,
-            &r
-        )
-        .since(t0));
-        r
-    }
-}
-
-impl KvmSlots<'_> {
-    fn add_raw(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32> {
-        let region = kvm_userspace_memory_region {
-            slot: id,
-            flags: 0,
-            guest_phys_addr: first * PAGE_SIZE,
-            memory_size: (last - first + 1) * PAGE_SIZE,
-            userspace_addr: host,
-        };
-        // SAFETY: `host` comes from `Platform`'s `Backings` impl: it is
-        // inside a platform `HostMem` region with at least `last - first + 1`
-        // pages from it (the slot table never crosses `region_last`). The
-        // platform outlives every VM (`Shared` drops its domain table, and
-        // with it every VmFd, before the platform).
-        unsafe { self.0.set_user_memory_region(region) }.map_err(|e| e.errno())
-    }
-
-    fn del_raw(&mut self, id: u32, first: u64) -> Result<(), i32> {
-        let region = kvm_userspace_memory_region {
-            slot: id,
-            flags: 0,
-            guest_phys_addr: first * PAGE_SIZE,
-            memory_size: 0,
-            userspace_addr: 0,
-        };
-        // SAFETY: a zero-size region deletes the slot; no host memory is
-        // handed to KVM.
-        unsafe { self.0.set_user_memory_region(region) }.map_err(|e| e.errno())
     }
 }
 

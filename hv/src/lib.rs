@@ -90,7 +90,9 @@
 //!   [`exit::handle_exit`].
 //! * [`vm`], [`guest`], [`layout`], [`mem`] — building a CPL3 long-mode VM.
 //! * [`acct`] — the only module that touches the accountant's API.
-//! * [`irqchip`] — KVM irqchip, GSI routing, an irqfd per bound line.
+//! * [`irqchip`] — KVM irqchip, GSI routing, an irqfd per bound line;
+//!   `kvm_slots` — the KVM memslot back end of [`memslot`]'s slot table.
+//! * [`Hypervisor`], [`Config`], [`HvError`] are re-exported at the crate root.
 
 #![deny(missing_docs)]
 
@@ -102,6 +104,7 @@ pub mod host;
 pub mod hv;
 pub mod hypercall;
 pub mod irqchip;
+mod kvm_slots;
 pub mod layout;
 pub mod mem;
 pub mod memslot;
@@ -111,3 +114,5 @@ pub mod pvio;
 pub mod vcpu;
 pub mod vm;
 pub mod workloads;
+
+pub use hv::{Config, HvError, Hypervisor};
