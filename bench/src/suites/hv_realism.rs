@@ -181,13 +181,22 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
                     "hv.pio_exit load={} accounting={word} fb_pages={fb} n={n}",
                     load.name()
                 ));
-                let params = [
-                    ("accounting", Param::from(word)),
-                    ("mmio_tracked_pages", Param::from(fb)),
-                    ("load", Param::from(load.name())),
-                ];
                 match w::fb_load::pio_exit(acc, load, fb, n) {
                     Ok((v, pl)) => {
+                        // `painter`: the framebuffer is mapped by a painter
+                        // domain (running or not), which tells these rows from
+                        // the dom0-mapped ones of the `hv` suite.
+                        let params = [
+                            ("accounting", Param::from(word)),
+                            ("mmio_tracked_pages", Param::from(fb)),
+                            ("load", Param::from(load.name())),
+                            ("mapped_by", Param::from("painter")),
+                            (
+                                "measured_cpu",
+                                pl.measured_vcpu
+                                    .map_or(Param::from("unpinned"), |c| Param::from(c as u64)),
+                            ),
+                        ];
                         if let Some(mut m) =
                             latency_metric(MetricName::PioExit, &params, &v, true, None)
                         {
