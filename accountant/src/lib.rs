@@ -41,6 +41,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod boot;
+pub mod exec;
 pub mod mem;
 pub mod model;
 pub mod num;
@@ -51,6 +52,7 @@ pub mod track;
 pub mod types;
 
 pub use boot::{BootError, BootOptions, IoDefault};
+pub use exec::{execute, Control};
 pub use model::{Accountant, Revoked, Teardown, TeardownItem, UnitInfo, Violation};
 pub use ports::{BoundPortChecker, PortChecker};
 pub use track::{Run, TrackError, Tracker, TrackerKind, TrackerStats};

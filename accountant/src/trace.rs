@@ -1,5 +1,6 @@
 //! Trace text (SPEC section 3): parsing one line into an [`Op`], and a
-//! [`Replay`] that applies a trace to a fresh accountant, one output line per op.
+//! [`Replay`] that applies a trace to a fresh accountant, one output line per op
+//! (each op run by [`crate::exec::execute`]).
 //!
 //! Parsing is purely syntactic: numbers of any size parse, and are checked
 //! against their space when the op runs, so that an out-of-range number is
@@ -11,9 +12,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::boot::BootOptions;
-use crate::model::{describe_teardown, Accountant};
+use crate::model::Accountant;
 use crate::num::{Num, RawRange};
-use crate::{DomId, Error, Mode, Space, TrackerKind, UnitRange};
+use crate::{Mode, Space, TrackerKind};
 
 /// One parsed trace op.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,96 +228,6 @@ pub fn parse_op(code: &str) -> Result<Op, String> {
     })
 }
 
-fn dom(n: &Num) -> Result<DomId, Error> {
-    DomId::new(n.saturated())
-}
-
-fn ok_or_err(r: Result<String, Error>) -> String {
-    match r {
-        Ok(s) => s,
-        Err(e) => format!("err {e}"),
-    }
-}
-
-fn ok_with(t: &crate::model::Teardown) -> String {
-    if t.is_empty() {
-        "ok".to_string()
-    } else {
-        format!("ok {}", describe_teardown(t))
-    }
-}
-
-/// Runs one op (not `boot`) and returns its output line.
-pub fn execute(a: &mut Accountant, op: &Op) -> String {
-    let unit = |r: &RawRange, s: Space| r.check(s);
-    ok_or_err(match op {
-        Op::Boot(_) => Ok("err boot-twice".to_string()),
-        Op::Create(d) => dom(d).and_then(|d| a.create(d)).map(|_| "ok".to_string()),
-        Op::Destroy(d) => dom(d).and_then(|d| a.destroy(d)).map(|t| ok_with(&t)),
-        Op::Reserve(s, r) => unit(r, *s).and_then(|r| a.reserve(r)).map(|_| "ok".into()),
-        Op::Unreserve(s, r) => unit(r, *s)
-            .and_then(|r| a.unreserve(r))
-            .map(|_| "ok".into()),
-        Op::HvMap(s, r) => unit(r, *s).and_then(|r| a.hvmap(r)).map(|_| "ok".into()),
-        Op::HvUnmap(s, r) => unit(r, *s).and_then(|r| a.hvunmap(r)).map(|_| "ok".into()),
-        Op::Grant {
-            dom: d,
-            space,
-            range,
-            mode,
-            force,
-        } => dom(d)
-            .and_then(|d| Ok((d, unit(range, *space)?)))
-            .and_then(|(d, r)| a.grant(d, r, *mode, *force))
-            .map(|t| ok_with(&t)),
-        Op::Revoke {
-            dom: d,
-            space,
-            range,
-            force,
-        } => dom(d)
-            .and_then(|d| Ok((d, unit(range, *space)?)))
-            .and_then(|(d, r)| a.revoke(d, r, *force))
-            .map(|rv| {
-                if rv.pending {
-                    "pending".to_string()
-                } else {
-                    ok_with(&rv.teardown)
-                }
-            }),
-        Op::Map(d, r) | Op::Unmap(d, r) | Op::Bind(d, r) | Op::Unbind(d, r) => {
-            let space = if matches!(op, Op::Map(..) | Op::Unmap(..)) {
-                Space::IoMem
-            } else {
-                Space::Irq
-            };
-            dom(d)
-                .and_then(|d| Ok((d, unit(r, space)?)))
-                .and_then(|(d, r)| match op {
-                    Op::Map(..) => a.map(d, r),
-                    Op::Unmap(..) => a.unmap(d, r),
-                    Op::Bind(..) => a.bind(d, r),
-                    _ => a.unbind(d, r),
-                })
-                .map(|_| "ok".to_string())
-        }
-        Op::Access {
-            dom: d,
-            port,
-            width,
-        } => dom(d)
-            .and_then(|d| a.access(d, port.saturated(), width.saturated()))
-            .map(|allowed| if allowed { "allow" } else { "deny" }.to_string()),
-        Op::Query(s, u) => UnitRange::one(*s, u.saturated())
-            .and_then(|r| a.query(*s, r.first()))
-            .map(|info| format!("state {info}")),
-        Op::Check => match a.check_invariants() {
-            Ok(()) => Ok("ok".to_string()),
-            Err(v) => Ok(format!("err invariant {v}")),
-        },
-    })
-}
-
 /// Replays a trace line by line.
 #[derive(Debug)]
 pub struct Replay {
@@ -359,7 +270,7 @@ impl Replay {
             }
             (None, _) => Err(err("the first op must be `boot`".to_string())),
             (Some(_), Op::Boot(_)) => Err(err("`boot` only as the first op".to_string())),
-            (Some(a), op) => Ok(Some(execute(a, &op))),
+            (Some(a), op) => Ok(Some(crate::exec::execute(a, &op))),
         }
     }
 }

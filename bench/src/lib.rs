@@ -190,6 +190,10 @@ type Suite = (
     fn(&mut suites::Ctx, &mut suites::Sink),
 );
 
+/// The CPUs the process could use when the run started, before it pinned
+/// its measuring thread (what the placement probe visits).
+pub static ALLOWED: std::sync::OnceLock<CpuSet> = std::sync::OnceLock::new();
+
 /// Runs the selected suites and returns the results.
 pub fn run(opts: &RunOptions) -> Results {
     let start = Instant::now();
@@ -199,6 +203,14 @@ pub fn run(opts: &RunOptions) -> Results {
         Some(list) => split_cpus(list),
         None => default_placement(&allowed),
     };
+    // Before pinning: the host's CPU count and the CPUs the process may use.
+    let (counters, status) = harness::HwCounters::probe();
+    if !status.available {
+        warnings.push(format!("hardware counters unavailable: {}", status.detail));
+    }
+    let virt = hv::host::detect().kind.name();
+    let mut host = reports::host::collect(status, virt, &opts.tree);
+    let _ = ALLOWED.set(allowed.clone());
     let refused = affinity::pin_current(&cpus.measure).err();
     if let Some(errno) = refused {
         warnings.push(format!(
@@ -213,12 +225,6 @@ pub fn run(opts: &RunOptions) -> Results {
             cpus.measure, cpus.vcpus, cpus.how
         );
     }
-    let (counters, status) = harness::HwCounters::probe();
-    if !status.available {
-        warnings.push(format!("hardware counters unavailable: {}", status.detail));
-    }
-    let virt = hv::host::detect().kind.name();
-    let mut host = reports::host::collect(status, virt, &opts.tree);
     host.affinity = Placement {
         measure: cpus.measure.to_string(),
         vcpus: cpus.vcpus.to_string(),

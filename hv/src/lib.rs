@@ -93,11 +93,14 @@
 //! * [`irqchip`] — KVM irqchip, GSI routing, an irqfd per bound line;
 //!   `kvm_slots` — the KVM memslot back end of [`memslot`]'s slot table.
 //! * [`Hypervisor`], [`Config`], [`HvError`] are re-exported at the crate root.
+//! * [`exec`] — the hypervisor as a back end of the accountant's one trace
+//!   executor (`cargo xtask scenario trace`).
 
 #![deny(missing_docs)]
 
 pub mod acct;
 pub mod affinity;
+pub mod exec;
 pub mod exit;
 pub mod guest;
 pub mod host;

@@ -103,18 +103,30 @@ const NAMED: [(&str, usize); 16] = [
     ("accounting off", 1),
 ];
 
-/// The colour of a series, the same in every chart: fixed for the names the
-/// report uses, otherwise from a hash of the name (a baseline series, whose
-/// name ends in ` (baseline)`, takes its base name's colour).
-pub fn color_of(name: &str) -> RGBColor {
-    let base = name.strip_suffix(" (baseline)").unwrap_or(name);
-    if let Some((_, i)) = NAMED.iter().find(|(n, _)| *n == base) {
-        return PALETTE[*i];
+/// Colours by series name for one report, so a series has the same colour
+/// in every chart: the names the report uses everywhere have fixed
+/// colours; any other name gets the next palette colour the first time it
+/// is drawn and keeps it (a baseline series, whose name ends in
+/// ` (baseline)`, takes its base name's colour).
+#[derive(Clone, Debug, Default)]
+pub struct ColorBook {
+    seen: Vec<(String, usize)>,
+}
+
+impl ColorBook {
+    /// The colour of `name`.
+    pub fn color(&mut self, name: &str) -> RGBColor {
+        let base = name.strip_suffix(" (baseline)").unwrap_or(name);
+        if let Some((_, i)) = NAMED.iter().find(|(n, _)| *n == base) {
+            return PALETTE[*i];
+        }
+        if let Some((_, i)) = self.seen.iter().find(|(n, _)| n == base) {
+            return PALETTE[*i];
+        }
+        let i = self.seen.len() % PALETTE.len();
+        self.seen.push((base.to_owned(), i));
+        PALETTE[i]
     }
-    let h = base.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    PALETTE[(h % PALETTE.len() as u64) as usize]
 }
 
 fn hex(c: RGBColor) -> String {
@@ -221,7 +233,16 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     };
     let mut t = in_range(&[1.0, 2.0, 5.0]);
     if t.len() > 12 {
+        // Decades, plus the 1-2-5 values at either end of the data, so its
+        // first and last points are labelled too (a spectrum from p50: 2).
+        let (first, last) = (t[0], t[t.len() - 1]);
         t = in_range(&[1.0]);
+        for v in [first, last] {
+            if !t.iter().any(|x| (x / v - 1.0).abs() < 1e-9) {
+                t.push(v);
+            }
+        }
+        t.sort_by(f64::total_cmp);
     } else if t.len() < 3 {
         t = in_range(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
     }
@@ -255,6 +276,7 @@ fn message(title: &str, msg: &str) -> Drawn {
 /// dropped, since a log axis cannot show them). Series whose name ends in
 /// ` (baseline)` are drawn dashed and thin.
 pub fn log_log(
+    book: &mut ColorBook,
     title: &str,
     x_desc: &str,
     y_desc: &str,
@@ -300,13 +322,14 @@ pub fn log_log(
     // Ticks from the data's own range, so they label where the data is.
     let xt = log_ticks(x0, x1);
     let yt = log_ticks(y0, y1);
+    let colors: Vec<RGBColor> = clean.iter().map(|s| book.color(&s.name)).collect();
     let mut buf = String::new();
     let r = draw_log_log(
         &mut buf,
         title,
         (x_desc, y_desc),
         (x, y),
-        &clean,
+        (&clean, &colors),
         (px0, px1, py0, py1),
         (&xt, &yt),
     );
@@ -315,7 +338,8 @@ pub fn log_log(
             svg: buf,
             legend: clean
                 .iter()
-                .map(|s| (s.name.clone(), hex(color_of(&s.name))))
+                .zip(&colors)
+                .map(|(s, c)| (s.name.clone(), hex(*c)))
                 .collect(),
             x_ticks: xt.iter().map(|v| (*v, x.label(*v))).collect(),
             y_ticks: yt.iter().map(|v| (*v, y.label(*v))).collect(),
@@ -332,7 +356,7 @@ fn draw_log_log(
     title: &str,
     (x_desc, y_desc): (&str, &str),
     (xa, ya): (Axis, Axis),
-    series: &[Series],
+    (series, colors): (&[Series], &[RGBColor]),
     (x0, x1, y0, y1): (f64, f64, f64, f64),
     (xt, yt): (&[f64], &[f64]),
 ) -> DrawResult {
@@ -358,8 +382,7 @@ fn draw_log_log(
         .x_label_formatter(&xfmt)
         .y_label_formatter(&yfmt)
         .draw()?;
-    for s in series {
-        let color = color_of(&s.name);
+    for (s, &color) in series.iter().zip(colors) {
         let baseline = s.name.ends_with(" (baseline)");
         if baseline {
             // Dashed: short segments between consecutive points.
@@ -396,7 +419,7 @@ fn draw_log_log(
 }
 
 /// A horizontal bar chart of `(label, value)` on a linear axis starting at 0.
-pub fn bars(title: &str, axis: Axis, data: &[(String, f64)]) -> Drawn {
+pub fn bars(book: &mut ColorBook, title: &str, axis: Axis, data: &[(String, f64)]) -> Drawn {
     let data: Vec<(String, f64)> = data
         .iter()
         .filter(|(_, v)| v.is_finite() && *v >= 0.0)
@@ -405,8 +428,9 @@ pub fn bars(title: &str, axis: Axis, data: &[(String, f64)]) -> Drawn {
     if data.is_empty() {
         return message(title, "no data");
     }
+    let colors: Vec<RGBColor> = data.iter().map(|(n, _)| book.color(n)).collect();
     let mut buf = String::new();
-    match draw_bars(&mut buf, title, axis, &data) {
+    match draw_bars(&mut buf, title, axis, &data, &colors) {
         Ok(()) => Drawn {
             svg: buf,
             legend: Vec::new(),
@@ -418,7 +442,13 @@ pub fn bars(title: &str, axis: Axis, data: &[(String, f64)]) -> Drawn {
     }
 }
 
-fn draw_bars(buf: &mut String, title: &str, axis: Axis, data: &[(String, f64)]) -> DrawResult {
+fn draw_bars(
+    buf: &mut String,
+    title: &str,
+    axis: Axis,
+    data: &[(String, f64)],
+    colors: &[RGBColor],
+) -> DrawResult {
     let h = 90 + 40 * data.len() as u32;
     let root = SVGBackend::with_string(buf, (720, h)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -447,9 +477,9 @@ fn draw_bars(buf: &mut String, title: &str, axis: Axis, data: &[(String, f64)]) 
         .y_labels(data.len() * 2 + 1)
         .y_label_formatter(&ylabel)
         .draw()?;
-    chart.draw_series(data.iter().enumerate().map(|(i, (name, v))| {
+    chart.draw_series(data.iter().zip(colors).enumerate().map(|(i, ((_, v), c))| {
         let top = n - i as f64 - 0.15;
-        Rectangle::new([(0.0, top), (*v, top - 0.7)], color_of(name).filled())
+        Rectangle::new([(0.0, top), (*v, top - 0.7)], c.filled())
     }))?;
     chart.draw_series(data.iter().enumerate().map(|(i, (_, v))| {
         Text::new(
@@ -505,14 +535,19 @@ mod tests {
 
     #[test]
     fn series_keep_their_colour() {
-        assert_eq!(color_of("slab-extent"), color_of("slab-extent (baseline)"));
-        assert_eq!(color_of("some series"), color_of("some series"));
-        assert_ne!(color_of("radix"), color_of("linear"));
+        let mut b = ColorBook::default();
+        assert_eq!(b.color("slab-extent"), b.color("slab-extent (baseline)"));
+        let first = b.color("some series");
+        let other = b.color("another series");
+        assert_ne!(first, other);
+        assert_eq!(b.color("some series"), first);
+        assert_ne!(b.color("radix"), b.color("linear"));
     }
 
     #[test]
     fn chart_is_svg_with_ticks_and_legend() {
         let d = log_log(
+            &mut ColorBook::default(),
             "t",
             "x",
             "y",
@@ -539,9 +574,10 @@ mod tests {
 
     #[test]
     fn empty_chart_says_so() {
-        let s = log_log("t", "x", "y", Axis::Count, Axis::Ns, &[]);
+        let mut book = ColorBook::default();
+        let s = log_log(&mut book, "t", "x", "y", Axis::Count, Axis::Ns, &[]);
         assert!(s.svg.contains("no data"));
-        let b = bars("t", Axis::Ns, &[("a".into(), f64::NAN)]);
+        let b = bars(&mut book, "t", Axis::Ns, &[("a".into(), f64::NAN)]);
         assert!(b.svg.contains("no data"));
     }
 }

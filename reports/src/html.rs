@@ -220,7 +220,14 @@ fn goals(r: &Results) -> Vec<GoalRow> {
                 goal: format!("{}: {} {limit} {}", g.what, g.bound.symbol(), g.unit),
                 measured: e.measured.as_ref().map_or_else(
                     || "–".to_owned(),
-                    |m| format!("{} {} ({})", n(m.value), g.unit, m.detail),
+                    |m| {
+                        let v = if matches!(g.unit, "ratio" | "×" | "fraction") {
+                            format!("{:.3}", m.value)
+                        } else {
+                            n(m.value)
+                        };
+                        format!("{v} {} ({})", g.unit, m.detail)
+                    },
                 ),
                 status: status.to_owned(),
             }
@@ -265,6 +272,7 @@ fn series_where(
 }
 
 fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
+    let mut book = charts::ColorBook::default();
     let p50 = |m: &Metric| m.p50;
     let mut out = Vec::new();
     let impl_of = |m: &Metric| ps(m, "impl").unwrap_or("?").to_owned();
@@ -282,6 +290,7 @@ fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     out.push(chart(
         "Port check against grants",
         charts::log_log(
+            &mut book,
             "accountant.port_check: p50 per check",
             "grants",
             "time per check",
@@ -323,6 +332,7 @@ fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     out.push(chart(
         "Bind against its KVM floor",
         charts::log_log(
+            &mut book,
             "hv.bind vs bare memslot add (p50)",
             "pages (4 KiB)",
             "time per bind",
@@ -354,6 +364,7 @@ fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     out.push(chart(
         "Forced revoke against its KVM floor",
         charts::log_log(
+            &mut book,
             "hv.revoke_force vs bare memslot delete (p50)",
             "pages (4 KiB)",
             "time per revoke",
@@ -390,6 +401,7 @@ fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     out.push(chart(
         "Hypervisor steps over their floors",
         charts::log_log(
+            &mut book,
             "per-round ratio, median",
             "pages (4 KiB)",
             "step / floor",
@@ -404,6 +416,7 @@ fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     out.push(chart(
         "Accountant map against size, per tracker",
         charts::log_log(
+            &mut book,
             "accountant.map of N pages (p50)",
             "pages (4 KiB)",
             "time per map",
@@ -417,6 +430,7 @@ fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     out.push(chart(
         "Tracker memory",
         charts::log_log(
+            &mut book,
             "tracking bytes after mapping N contiguous pages",
             "pages (4 KiB)",
             "tracking memory",
@@ -447,7 +461,7 @@ fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     }
     out.push(chart(
         "Tracepoint overhead",
-        charts::bars("tracepoint cost per hit (p50)", Axis::Ns, &tp),
+        charts::bars(&mut book, "tracepoint cost per hit (p50)", Axis::Ns, &tp),
         "A disabled tracepoint against a plain relaxed atomic load (tracing's baseline); \
          enabled: the event is written to the per-thread ring.",
     ));
@@ -487,6 +501,7 @@ fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
         out.push(chart(
             &format!("Latency spectrum: {name}"),
             charts::log_log(
+                &mut book,
                 &format!("{name} percentile spectrum"),
                 "percentile (log 1/(1-p))",
                 "latency",
@@ -801,7 +816,11 @@ fn headline(r: &Results) -> Vec<Headline> {
             at(MetricName::TrackingBytes, t),
             at(MetricName::TrackingAllocations, t),
         ) {
-            (Some(b), Some(a)) => format!("{t} {} in {:.0}", charts::bytes(b.value), a.value),
+            (Some(b), Some(a)) => format!(
+                "{t} {} in {} allocations",
+                charts::bytes(b.value),
+                n(a.value)
+            ),
             _ => format!("{t} not measured"),
         };
         out.push(Headline {

@@ -68,10 +68,10 @@ const fn dp(pages: u64, rounds: usize, all_states: bool) -> DeletePoint {
 
 /// The unmap / forced-revoke sweep. Every round paints every page twice (once
 /// per side), at tens of microseconds per first touch under shadow paging,
-/// so the large sizes get few rounds and, in the quick run, the parked
-/// revoke only.
+/// so the large sizes get few rounds, and framebuffer scale (65,536 pages and
+/// more) is left to the full run.
 pub fn delete_points(quick: bool) -> &'static [DeletePoint] {
-    const QUICK: [DeletePoint; 3] = [dp(1, 30, true), dp(4096, 10, true), dp(65_536, 3, false)];
+    const QUICK: [DeletePoint; 2] = [dp(1, 30, true), dp(4096, 10, true)];
     const FULL: [DeletePoint; 5] = [
         dp(1, 100, true),
         dp(64, 60, true),
@@ -98,7 +98,10 @@ fn cost_plan(quick: bool) -> (usize, u64) {
 /// CPUs the placement probe visits: every CPU the process may use, at
 /// most four.
 fn probe_cpus() -> Vec<usize> {
-    hv::affinity::current_affinity()
+    crate::ALLOWED
+        .get()
+        .cloned()
+        .or_else(hv::affinity::current_affinity)
         .map(|s| s.cpus().iter().copied().take(4).collect())
         .unwrap_or_default()
 }
