@@ -55,7 +55,7 @@ pub mod types;
 pub use boot::{BootError, BootOptions, IoDefault};
 pub use exec::{execute, Control};
 pub use model::{Accountant, Quotas, Revoked, Teardown, TeardownItem, UnitInfo, Violation};
-pub use ports::PortChecker;
+pub use ports::{BoundPortChecker, PortChecker};
 pub use track::{Run, TrackError, Tracker, TrackerKind, TrackerStats};
 pub use types::{DomId, Error, ErrorCode, Mode, QuotaKind, Space, UnitRange, MAX_DOMID};
 
@@ -66,4 +66,5 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send::<Accountant>();
     send_sync::<PortChecker>();
+    send_sync::<BoundPortChecker>();
 };

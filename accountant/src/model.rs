@@ -41,7 +41,7 @@ use core::fmt;
 
 use crate::boot::{BootError, BootOptions, IoDefault};
 use crate::index::RangeSet;
-use crate::ports::{PortChecker, PortTable};
+use crate::ports::{BoundPortChecker, PortChecker, PortTable};
 use crate::segs::SegMap;
 use crate::track::{
     new_tracker, new_tracker_with_limit, Run, TrackError, Tracker, TrackerKind, TrackerStats,
@@ -483,6 +483,15 @@ impl Accountant {
         PortChecker {
             table: Arc::clone(&self.ports),
         }
+    }
+
+    /// A port checker bound to domain `d`, for `d`'s vCPU threads: its node
+    /// of the radix tree is loaded once (and made, if `d` has no port bit
+    /// yet), so a check is two loads. `&mut` because making a node is a
+    /// write to the table, whose only writer is the accountant. `d` need not
+    /// exist yet; the checker sees whatever rights `d` has at each check.
+    pub fn bound_port_checker(&mut self, d: DomId) -> Option<BoundPortChecker> {
+        BoundPortChecker::new(&self.ports, d.get())
     }
 
     /// The MMIO tracker in use.

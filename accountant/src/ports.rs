@@ -43,7 +43,7 @@
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 const DIRS: usize = 128; // 128 * 256 = 32768 domain ids >= MAX_DOMID + 1
@@ -106,6 +106,43 @@ unsafe fn node<'a, T>(p: *mut T) -> Option<&'a T> {
     unsafe { p.as_ref() }
 }
 
+/// The permission word of `port` in one domain's node (0 if its leaf is missing).
+#[inline(always)]
+fn dom_word(dom: &DomPorts, port: u32) -> u64 {
+    let leaf = dom.leaves[(port >> 8) as usize & 0xff].load(Ordering::Acquire);
+    // SAFETY: leaf pointers obey `node`'s contract (type-stable nodes).
+    match unsafe { node(leaf) } {
+        Some(l) => l.words[((port & 0xff) >> 6) as usize].load(Ordering::Acquire),
+        None => 0,
+    }
+}
+
+/// Whether every port in `port..port + width` is allowed in one domain's
+/// node. `false` for a width other than 1, 2, 4 or a range past 0xffff.
+#[inline(always)]
+fn dom_check(dp: &DomPorts, port: u16, width: u8) -> bool {
+    if !matches!(width, 1 | 2 | 4) {
+        return false;
+    }
+    let first = u32::from(port);
+    let last = first + u32::from(width) - 1;
+    if last > 0xffff {
+        return false;
+    }
+    let mask = |lo: u32, hi: u32| -> u64 {
+        // bits lo..=hi of one word, lo <= hi < 64
+        (u64::MAX >> (63 - (hi - lo))) << lo
+    };
+    if first >> 6 == last >> 6 {
+        let m = mask(first & 63, last & 63);
+        dom_word(dp, first) & m == m
+    } else {
+        let m1 = mask(first & 63, 63);
+        let m2 = mask(0, last & 63);
+        dom_word(dp, first) & m1 == m1 && dom_word(dp, last) & m2 == m2
+    }
+}
+
 impl PortTable {
     pub(crate) fn new() -> Self {
         PortTable {
@@ -126,40 +163,16 @@ impl PortTable {
     }
 
     fn word(&self, dom: &DomPorts, port: u32) -> u64 {
-        let leaf = dom.leaves[(port >> 8) as usize & 0xff].load(Ordering::Acquire);
-        // SAFETY: leaf pointers obey `node`'s contract (type-stable nodes).
-        match unsafe { node(leaf) } {
-            Some(l) => l.words[((port & 0xff) >> 6) as usize].load(Ordering::Acquire),
-            None => 0,
-        }
+        dom_word(dom, port)
     }
 
     /// Whether every port in `port..port + width` is allowed for `dom`.
     /// `false` for a width other than 1, 2, 4 or a range past 0xffff.
     #[inline]
     pub(crate) fn check(&self, dom: u16, port: u16, width: u8) -> bool {
-        if !matches!(width, 1 | 2 | 4) {
-            return false;
-        }
-        let first = u32::from(port);
-        let last = first + u32::from(width) - 1;
-        if last > 0xffff {
-            return false;
-        }
-        let Some(dp) = self.dom(dom) else {
-            return false;
-        };
-        let mask = |lo: u32, hi: u32| -> u64 {
-            // bits lo..=hi of one word, lo <= hi < 64
-            (u64::MAX >> (63 - (hi - lo))) << lo
-        };
-        if first >> 6 == last >> 6 {
-            let m = mask(first & 63, last & 63);
-            self.word(dp, first) & m == m
-        } else {
-            let m1 = mask(first & 63, 63);
-            let m2 = mask(0, last & 63);
-            self.word(dp, first) & m1 == m1 && self.word(dp, last) & m2 == m2
+        match self.dom(dom) {
+            Some(dp) => dom_check(dp, port, width),
+            None => false,
         }
     }
 
@@ -181,6 +194,12 @@ impl PortTable {
         }
         // SAFETY: as above.
         unsafe { node(dp) }
+    }
+
+    /// The node of `dom`, allocated if missing, for a [`BoundPortChecker`]
+    /// (single writer: the accountant). `None` only for an id past the table.
+    fn bind(&self, dom: u16) -> Option<NonNull<DomPorts>> {
+        self.dom_mut(dom).map(NonNull::from)
     }
 
     /// Sets (`allow`) or clears the bits of `first..=last` (ports) for `dom`.
@@ -344,6 +363,99 @@ impl PortChecker {
     }
 }
 
+/// A port check bound to one domain, for the vCPU threads of that domain.
+///
+/// It holds the domain's node of the radix tree, loaded once when it was
+/// made: nodes are type-stable (never freed or reused for another domain id
+/// while the table lives, and the checker keeps the table alive), so the
+/// pointer stays valid for the checker's life and a check is one leaf load
+/// and one word load (two of each for an access straddling a word).
+///
+/// The concurrency guarantee is [`PortChecker`]'s: bits are cleared in place
+/// before an operation that takes rights away returns, so after a revoke
+/// returns no later check allows the revoked access. A domain id that is
+/// destroyed and created again reuses its node, so a checker bound to the
+/// old domain sees the new one's rights: the hypervisor stops a domain's
+/// vCPUs before it destroys the domain.
+pub struct BoundPortChecker {
+    node: NonNull<DomPorts>,
+    dom: u16,
+    // Keeps the nodes alive: `PortTable::drop` frees them.
+    _table: Arc<PortTable>,
+}
+
+// SAFETY: `node` points into the table `_table` keeps alive; the node holds
+// only atomics, so shared access from any thread is sound, and nothing about
+// it is tied to the thread that made the checker.
+unsafe impl Send for BoundPortChecker {}
+// SAFETY: as above; `check` only performs atomic loads through `node`.
+unsafe impl Sync for BoundPortChecker {}
+
+impl BoundPortChecker {
+    /// Binds to `dom`'s node, allocating it if the domain has none yet.
+    /// `None` only for an id past the table (never for a `DomId`).
+    pub(crate) fn new(table: &Arc<PortTable>, dom: u16) -> Option<Self> {
+        let node = table.bind(dom)?;
+        Some(BoundPortChecker {
+            node,
+            dom,
+            _table: Arc::clone(table),
+        })
+    }
+
+    /// The domain this checker is bound to.
+    pub fn domain(&self) -> u16 {
+        self.dom
+    }
+
+    /// Whether the bound domain may access `width` ports from `port` (width
+    /// 1, 2 or 4; any other width, or a range past 0xffff, is denied).
+    /// Lock-free, no allocation. Emits a `PortCheck` tracepoint.
+    #[inline]
+    pub fn check(&self, port: u16, width: u8) -> bool {
+        let allowed = self.check_untraced(port, width);
+        tracepoints::tp!(tracepoints::Record::new(tracepoints::Kind::PortCheck)
+            .domain(self.dom)
+            .range(
+                tracepoints::Space::IoPort,
+                u64::from(port),
+                u64::from(port) + u64::from(width.max(1)) - 1
+            )
+            .width(width)
+            .outcome(if allowed {
+                tracepoints::Outcome::Allow
+            } else {
+                tracepoints::Outcome::Deny
+            }));
+        allowed
+    }
+
+    /// The same check without the tracepoint.
+    #[inline]
+    pub fn check_untraced(&self, port: u16, width: u8) -> bool {
+        // SAFETY: `node` came from the table `_table` keeps alive, and nodes
+        // are freed only in `PortTable::drop` (type-stable nodes).
+        let dp = unsafe { self.node.as_ref() };
+        dom_check(dp, port, width)
+    }
+}
+
+impl Clone for BoundPortChecker {
+    fn clone(&self) -> Self {
+        BoundPortChecker {
+            node: self.node,
+            dom: self.dom,
+            _table: Arc::clone(&self._table),
+        }
+    }
+}
+
+impl core::fmt::Debug for BoundPortChecker {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "BoundPortChecker({})", self.dom)
+    }
+}
+
 impl core::fmt::Debug for PortChecker {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("PortChecker")
@@ -378,5 +490,41 @@ mod tests {
         assert_eq!(t.first_mismatch(5, 0, 0xffff, true), Some(0x100));
         assert_eq!(t.first_mismatch(5, 0x180, 0x1ff, false), None);
         assert_eq!(t.first_mismatch(5, 0x180, 0x2ff, false), Some(0x200));
+    }
+
+    #[test]
+    fn bound_checker_agrees_with_the_generic_check() {
+        let t = Arc::new(PortTable::new());
+        // Bound before the domain has any bit: the node is made at bind time,
+        // and later grants land in it.
+        let b = BoundPortChecker::new(&t, 7).expect("id in range");
+        let other = BoundPortChecker::new(&t, 8).expect("id in range");
+        assert!(!b.check_untraced(0x60, 1));
+        t.write(7, 0x3e, 0x41, true);
+        t.write(7, 0xfffc, 0xffff, true);
+        t.write(8, 0x100, 0x1ff, true);
+        for port in (0..=0xffffu32)
+            .step_by(7)
+            .chain(0x38..0x48)
+            .chain(0xfff0..=0xffff)
+        {
+            let port = port as u16;
+            for w in [0u8, 1, 2, 3, 4, 8] {
+                assert_eq!(
+                    b.check_untraced(port, w),
+                    t.check(7, port, w),
+                    "{port:#x}/{w}"
+                );
+                assert_eq!(other.check(port, w), t.check(8, port, w), "{port:#x}/{w}");
+            }
+        }
+        assert!(b.check(0x3e, 4) && !b.check(0x3f, 4) && !b.check(0xfffe, 4));
+        t.write(7, 0x40, 0x40, false);
+        assert!(!b.check(0x3e, 4) && b.clone().check(0x41, 1));
+        assert_eq!(b.domain(), 7);
+        // The checker keeps the nodes alive after the table's last other owner.
+        drop(t);
+        assert!(b.check(0x41, 1) && other.check(0x1ff, 1));
+        assert!(BoundPortChecker::new(&Arc::new(PortTable::new()), 32767).is_some());
     }
 }

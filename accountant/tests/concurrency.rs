@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use accountant::{Accountant, DomId, Mode, Space, TrackerKind, UnitRange};
+use accountant::{Accountant, BoundPortChecker, DomId, Mode, Space, TrackerKind, UnitRange};
 
 /// Published by the control thread after an operation returned: which
 /// (domain, port) pair is now forbidden, with a generation number.
@@ -18,12 +18,27 @@ struct Epoch {
 
 #[test]
 fn no_allow_after_revoke_returns() {
+    revoke_race(false);
+}
+
+/// The same race, with each reader holding checkers bound to domains 0-2
+/// (as a vCPU thread holds its own domain's).
+#[test]
+fn no_bound_allow_after_revoke_returns() {
+    revoke_race(true);
+}
+
+fn revoke_race(bound: bool) {
     let mut acct = Accountant::new(TrackerKind::SlabExtent);
     let d1 = DomId::new(1).expect("valid");
     let d2 = DomId::new(2).expect("valid");
     acct.create(d1).expect("fresh");
     acct.create(d2).expect("fresh");
     let checker = acct.port_checker();
+    let bound_to: Vec<BoundPortChecker> = [DomId::DOM0, d1, d2]
+        .into_iter()
+        .map(|d| acct.bound_port_checker(d).expect("id in range"))
+        .collect();
     let epoch = Arc::new(Epoch {
         gen: AtomicU64::new(0),
         forbidden_dom: AtomicU64::new(u64::MAX),
@@ -35,6 +50,7 @@ fn no_allow_after_revoke_returns() {
     let validated = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..3)
         .map(|t| {
+            let b = bound_to.clone();
             let (c, e, s, v, n, ok) = (
                 checker.clone(),
                 Arc::clone(&epoch),
@@ -53,7 +69,11 @@ fn no_allow_after_revoke_returns() {
                     let g1 = e.gen.load(Ordering::Acquire);
                     let dom = e.forbidden_dom.load(Ordering::Acquire);
                     let port = e.forbidden_port.load(Ordering::Acquire);
-                    let allowed = c.check(dom as u16, port as u16, 1);
+                    let allowed = if bound {
+                        b.get(dom as usize).is_some_and(|b| b.check(port as u16, 1))
+                    } else {
+                        c.check(dom as u16, port as u16, 1)
+                    };
                     let g2 = e.gen.load(Ordering::Acquire);
                     if g1 == g2 && g1 % 2 == 0 && dom != u64::MAX {
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -62,7 +82,11 @@ fn no_allow_after_revoke_returns() {
                         }
                     }
                     // Unrelated checks keep the readers busy on other leaves too.
-                    let _ = c.check((i % 3) as u16, (i % 0x10000) as u16, 2);
+                    let _ = if bound {
+                        b[(i % 3) as usize].check((i % 0x10000) as u16, 2)
+                    } else {
+                        c.check((i % 3) as u16, (i % 0x10000) as u16, 2)
+                    };
                     i = i
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407)

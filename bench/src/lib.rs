@@ -19,6 +19,7 @@
 pub mod harness;
 pub mod instructions;
 pub mod linear;
+pub mod peers;
 pub mod suites;
 
 use hv::affinity::{self, CpuSet};
@@ -245,7 +246,7 @@ pub fn run(opts: &RunOptions) -> Results {
     let q = opts.quick;
     let g = suites::grant_points(q).len();
     let p = suites::page_points(q).len();
-    let all: [Suite; 8] = [
+    let all: [Suite; 9] = [
         (
             &[MetricName::PortCheck],
             g + suites::PORT_CHECK_ROUNDS,
@@ -281,6 +282,21 @@ pub fn run(opts: &RunOptions) -> Results {
             suites::hv::EMITS,
             suites::hv::steps_for(q, opts.only.as_deref()),
             suites::hv::hv,
+        ),
+        (
+            &[
+                MetricName::BindIrq,
+                MetricName::UnbindIrq,
+                MetricName::IrqfdAssign,
+                MetricName::IrqfdDeassign,
+                MetricName::BindIrqOverFloor,
+                MetricName::BindIrqDelta,
+                MetricName::PioExit,
+                MetricName::RevokeForce,
+            ],
+            // irq pairing, 2 SMP exits, 4 loaded exits per framebuffer size, 2 SMP revokes
+            if q { 1 + 2 + 4 + 2 } else { 1 + 2 + 8 + 2 },
+            suites::hv_realism::hv_realism,
         ),
     ];
     let selected: Vec<&Suite> = all

@@ -15,8 +15,8 @@
 //! This module is the only place hv touches the accountant's API.
 
 use accountant::{
-    Accountant, BootError, BootOptions, DomId, Error, ErrorCode, IoDefault, Mode, PortChecker,
-    Quotas, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange,
+    Accountant, BootError, BootOptions, BoundPortChecker, DomId, Error, ErrorCode, IoDefault, Mode,
+    PortChecker, Quotas, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -212,6 +212,28 @@ impl Checker {
     }
 }
 
+/// The port check one domain's vCPU threads hold: with accounting on, a
+/// radix checker bound to the domain (its node loaded once, so a check is
+/// two loads); off, the domain's Xen-style rangeset.
+#[derive(Clone, Debug)]
+pub enum DomChecker {
+    /// The accountant's checker bound to the domain.
+    On(BoundPortChecker),
+    /// Xen-style: the domain's own ioport rangeset, under a read lock.
+    Off(Arc<RwLock<XenCaps>>, u16),
+}
+
+impl DomChecker {
+    /// Whether the domain may access `width` bytes of ports from `port`.
+    #[inline]
+    pub fn check(&self, port: u16, width: u8) -> bool {
+        match self {
+            DomChecker::On(c) => c.check(port, width),
+            DomChecker::Off(x, dom) => x.read().is_ok_and(|x| x.check_port(*dom, port, width)),
+        }
+    }
+}
+
 /// Why the accountant could not be booted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcctBootError(pub BootError);
@@ -259,6 +281,15 @@ impl Acct {
         match &self.inner {
             Inner::On(a) => Checker::On(a.port_checker()),
             Inner::Off(x) => Checker::Off(Arc::clone(x)),
+        }
+    }
+
+    /// The checker for the vCPU threads of domain `d` (`None` only if the
+    /// port table cannot hold `d`, which no `DomId` reaches).
+    pub fn dom_checker(&mut self, d: DomId) -> Option<DomChecker> {
+        match &mut self.inner {
+            Inner::On(a) => a.bound_port_checker(d).map(DomChecker::On),
+            Inner::Off(x) => Some(DomChecker::Off(Arc::clone(x), d.get())),
         }
     }
 

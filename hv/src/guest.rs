@@ -23,6 +23,8 @@ pub enum GuestError {
     TooMuchToMap(u64),
     /// Guest RAM is too small for the fixed layout.
     RamTooSmall(u64),
+    /// A vCPU count outside `1..=layout::MAX_VCPUS`.
+    TooManyVcpus(u32),
 }
 
 impl std::fmt::Display for GuestError {
@@ -32,6 +34,11 @@ impl std::fmt::Display for GuestError {
             GuestError::TooBig(n) => write!(f, "program of {n} bytes is too big"),
             GuestError::TooMuchToMap(g) => write!(f, "{g} GiB to map is too much"),
             GuestError::RamTooSmall(r) => write!(f, "guest RAM of {r:#x} bytes is too small"),
+            GuestError::TooManyVcpus(n) => write!(
+                f,
+                "{n} vCPUs: a domain has 1 to {} vCPUs",
+                layout::MAX_VCPUS
+            ),
         }
     }
 }
@@ -125,9 +132,11 @@ fn tss_descriptor(base: u64, limit: u32) -> [u64; 2] {
     [low, base >> 32]
 }
 
-/// Writes the GDT, IDT, TSS and exception stubs into `ram` (32 stubs of at
-/// most 64 bytes from [`layout::EXC_STUBS`]: they end before
-/// [`layout::PIO_MAILBOX`]).
+/// Writes the GDT, IDT, one TSS per possible vCPU and exception stubs into
+/// `ram` (32 stubs of at most 64 bytes from [`layout::EXC_STUBS`]).
+/// Every vCPU shares the GDT, IDT and stubs; its TSS (loaded by base in
+/// [`long_mode_sregs`]) gives it its own ring-0 stack, on which the #GP stub
+/// keeps its mailbox, so vCPUs trap concurrently without sharing state.
 pub fn write_descriptor_tables(ram: &HostMem) -> Result<(), GuestError> {
     use x86_64::structures::gdt::DescriptorFlags as F;
     let small = GuestError::RamTooSmall(ram.len());
@@ -147,12 +156,13 @@ pub fn write_descriptor_tables(ram: &HostMem) -> Result<(), GuestError> {
     }
     // TSS: RSP0 at offset 4, IST1 at offset 36, I/O map base at 102 (beyond
     // the limit: no I/O bitmap, IOPL=3 decides).
-    ram.write_u64(layout::TSS + 4, layout::KERNEL_STACK_TOP)
-        .ok_or(small.clone())?;
-    ram.write_u64(layout::TSS + 36, layout::KERNEL_STACK_TOP)
-        .ok_or(small.clone())?;
-    ram.write(layout::TSS + 102, &0x68u16.to_le_bytes())
-        .ok_or(small.clone())?;
+    for i in 0..layout::MAX_VCPUS {
+        let (tss, top) = (layout::tss(i), layout::kernel_stack_top(i));
+        ram.write_u64(tss + 4, top).ok_or(small.clone())?;
+        ram.write_u64(tss + 36, top).ok_or(small.clone())?;
+        ram.write(tss + 102, &0x68u16.to_le_bytes())
+            .ok_or(small.clone())?;
+    }
     // Exception stubs: each `mov eax, vector; mov edx, FAULT_PORT; out dx, eax`
     // then loops (the hypervisor never resumes a faulted domain).
     for v in 0..32u64 {
@@ -162,12 +172,14 @@ pub fn write_descriptor_tables(ram: &HostMem) -> Result<(), GuestError> {
             // #GP: maybe a CPL3 `in`/`out` on a platform that forces IOPL 0.
             // Save rax/rdx, let the hypervisor emulate the instruction (it
             // rewrites the saved rax and the frame's rip), restore, return.
-            a.mov(asm::qword_ptr(layout::PIO_MAILBOX), asm::rax)?;
-            a.mov(asm::qword_ptr(layout::PIO_MAILBOX + 8), asm::rdx)?;
+            // The mailbox is just below the frame on this vCPU's own IST
+            // stack (`layout::pio_mailbox`): rsp points at the error code.
+            a.mov(asm::qword_ptr(asm::rsp - 16), asm::rax)?;
+            a.mov(asm::qword_ptr(asm::rsp - 8), asm::rdx)?;
             a.mov(asm::edx, layout::PIO_TRAP_PORT as u32)?;
             a.out(asm::dx, asm::al)?;
-            a.mov(asm::rax, asm::qword_ptr(layout::PIO_MAILBOX))?;
-            a.mov(asm::rdx, asm::qword_ptr(layout::PIO_MAILBOX + 8))?;
+            a.mov(asm::rax, asm::qword_ptr(asm::rsp - 16))?;
+            a.mov(asm::rdx, asm::qword_ptr(asm::rsp - 8))?;
             a.add(asm::rsp, 8)?;
             a.iretq()?;
         } else {
@@ -194,6 +206,28 @@ pub fn write_descriptor_tables(ram: &HostMem) -> Result<(), GuestError> {
         ram.write_u64(layout::IDT + 16 * v + 8, at >> 32)
             .ok_or(small.clone())?;
     }
+    // The interrupt handler: count, EOI (local APIC at 0xfee00000, EOI
+    // register 0xb0), return. Interrupt gate: no nesting.
+    let at = layout::IRQ_STUB;
+    let mut a = CodeAssembler::new(64)?;
+    a.push(asm::rax)?;
+    a.lock().inc(asm::qword_ptr(layout::IRQ_COUNT))?;
+    a.mov(asm::rax, 0xfee0_00b0u64)?;
+    a.mov(asm::dword_ptr(asm::rax), 0)?;
+    a.pop(asm::rax)?;
+    a.iretq()?;
+    let code = a.assemble(at)?;
+    ram.write(at, &code).ok_or(small.clone())?;
+    let v = u64::from(crate::irqchip::IRQ_VECTOR);
+    let lo = (at & 0xffff)
+        | ((layout::KERNEL_CS as u64) << 16)
+        | (1u64 << 32)
+        | (0x8eu64 << 40)
+        | (((at >> 16) & 0xffff) << 48);
+    ram.write_u64(layout::IDT + 16 * v, lo)
+        .ok_or(small.clone())?;
+    ram.write_u64(layout::IDT + 16 * v + 8, at >> 32)
+        .ok_or(small.clone())?;
     Ok(())
 }
 
@@ -216,8 +250,13 @@ fn seg(selector: u16, code: bool) -> kvm_segment {
 }
 
 /// Special registers for CPL3 long mode: paging on, PAE, EFER.LME|LMA,
-/// CS = [`layout::USER_CS`], SS/DS/ES/FS/GS = [`layout::USER_DS`].
-pub fn long_mode_sregs(mut s: kvm_sregs) -> kvm_sregs {
+/// CS = [`layout::USER_CS`], SS/DS/ES/FS/GS = [`layout::USER_DS`] (vCPU 0).
+pub fn long_mode_sregs(s: kvm_sregs) -> kvm_sregs {
+    vcpu_sregs(s, 0)
+}
+
+/// [`long_mode_sregs`] for vCPU `i`: TR is loaded with vCPU `i`'s TSS.
+pub fn vcpu_sregs(mut s: kvm_sregs, i: u32) -> kvm_sregs {
     s.cs = seg(layout::USER_CS, true);
     let d = seg(layout::USER_DS, false);
     s.ds = d;
@@ -226,7 +265,7 @@ pub fn long_mode_sregs(mut s: kvm_sregs) -> kvm_sregs {
     s.gs = d;
     s.ss = d;
     s.tr = kvm_segment {
-        base: layout::TSS,
+        base: layout::tss(i),
         limit: 0x67,
         selector: layout::TSS_SEL,
         type_: 0xb,
@@ -249,7 +288,7 @@ pub fn long_mode_sregs(mut s: kvm_sregs) -> kvm_sregs {
     s.gdt.base = layout::GDT;
     s.gdt.limit = 7 * 8 - 1;
     s.idt.base = layout::IDT;
-    s.idt.limit = 32 * 16 - 1;
+    s.idt.limit = (u16::from(crate::irqchip::IRQ_VECTOR) + 1) * 16 - 1;
     s.cr0 = 0x8005_0033; // PG | AM | WP | NE | ET | MP | PE
     s.cr3 = layout::PAGE_TABLES;
     s.cr4 = 0x620; // OSXMMEXCPT | OSFXSR | PAE
@@ -261,9 +300,20 @@ pub fn long_mode_sregs(mut s: kvm_sregs) -> kvm_sregs {
 /// `rflags` = IOPL3 | reserved bit 1 (interrupts off: nothing is injected;
 /// events arrive as pending bits), arguments in `rdi, rsi, rdx, rcx, r8`.
 pub fn entry_regs(domid: u16, args: [u64; 4]) -> kvm_regs {
+    vcpu_entry_regs(domid, args, 0, 1, layout::DEFAULT_RAM)
+}
+
+/// [`entry_regs`] for vCPU `i` of `vcpus` in a domain of `ram_bytes`: its
+/// own stack, its index in `r9` and its data area ([`layout::vcpu_data`])
+/// in `r10` (start) and `r11` (bytes).
+pub fn vcpu_entry_regs(domid: u16, args: [u64; 4], i: u32, vcpus: u32, ram_bytes: u64) -> kvm_regs {
+    let (data, data_bytes) = layout::vcpu_data(i, vcpus, ram_bytes);
     kvm_regs {
         rip: layout::CODE,
-        rsp: layout::USER_STACK_TOP,
+        rsp: layout::user_stack_top(i),
+        r9: u64::from(i),
+        r10: data,
+        r11: data_bytes,
         rflags: 0x3002,
         rdi: domid as u64,
         rsi: args[0],

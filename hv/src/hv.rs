@@ -8,23 +8,24 @@
 //! outside their in-flight sections, so the control plane may wait for
 //! in-flight port accesses ([`VcpuCtl::quiesce`]) while holding it.
 
-use crate::acct::{errno_of, Accounting, Acct, Checker};
+use crate::acct::{errno_of, Accounting, Acct, DomChecker};
 use crate::affinity::{self, CpuSet};
 use crate::exit::{ExitEnv, MmioOutcome, StopReason};
 use crate::guest::Program;
 use crate::host::HostInfo;
 use crate::hypercall::{self, Op, Rejected};
+use crate::irqchip::{Delivery, IrqFds};
+use crate::kvm_slots::KvmSlots;
 use crate::layout;
 use crate::mem::{MemError, PAGE_SIZE};
-use crate::memslot::{Backings, SlotError, SlotOps, SlotTable};
+use crate::memslot::{Backings, SlotError, SlotTable};
 use crate::platform::{self, DeviceCounters, Platform, PortEffect};
 use crate::vcpu::{self, VcpuCtl};
 use crate::vm::{GuestVm, VmError};
 use accountant::{
     DomId, Error, Mode, Quotas, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange,
 };
-use kvm_bindings::kvm_userspace_memory_region;
-use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use kvm_ioctls::{Kvm, VcpuFd};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -201,19 +202,44 @@ pub struct DomainStats {
 
 struct Domain {
     id: DomId,
+    /// The port check of this domain's vCPU exits.
+    ports: DomChecker,
+    /// The irqfds of its bound lines (KVM irqchip), if the VM has one.
+    irq: IrqFds,
     slots: Mutex<SlotTable>,
-    ctl: VcpuCtl,
+    /// Its vCPUs, by index (at least one).
+    vcpus: Box<[Vcpu]>,
+    /// Host CPUs its vCPU threads are pinned to (overrides
+    /// [`Config::vcpu_cpus`]; set before [`Hypervisor::start`]).
+    cpus: Mutex<Option<CpuSet>>,
     stats: Stats,
     wake: Mutex<u64>,
     cv: Condvar,
-    vcpu: Mutex<Option<VcpuFd>>,
-    thread: Mutex<Option<JoinHandle<StopReason>>>,
-    outcome: Mutex<Option<StopReason>>,
     tsc_khz: u32,
     /// The VM and its RAM (`GuestVm` drops the VM fd, and with it every
     /// memslot, before the RAM). Memslots also point into platform memory,
     /// which `Shared` drops only after its domain table.
     gvm: GuestVm,
+}
+
+/// One vCPU of a domain: its control block, its fd until its thread
+/// starts, the thread, and why it stopped.
+struct Vcpu {
+    ctl: VcpuCtl,
+    fd: Mutex<Option<VcpuFd>>,
+    thread: Mutex<Option<JoinHandle<StopReason>>>,
+    outcome: Mutex<Option<StopReason>>,
+}
+
+impl Vcpu {
+    fn new(index: u32, fd: VcpuFd) -> Vcpu {
+        Vcpu {
+            ctl: VcpuCtl::new(index),
+            fd: Mutex::new(Some(fd)),
+            thread: Mutex::new(None),
+            outcome: Mutex::new(None),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -238,23 +264,61 @@ impl Domain {
         self.cv.notify_all();
     }
 
+    /// Stops every vCPU (kicking each out of the guest) and waits until
+    /// every vCPU loop has returned.
     fn stop(&self) {
-        if lock(&self.vcpu).take().is_some() {
-            // Never started.
-            self.ctl.mark_finished();
-            return;
+        // Every vCPU is asked first, so none runs on while another is waited for.
+        for v in self.vcpus.iter() {
+            v.ctl.request_stop();
         }
-        self.ctl.request_stop();
-        self.ctl.stop_and_wait(|| self.wake());
+        for v in self.vcpus.iter() {
+            if lock(&v.fd).take().is_some() {
+                // Never started.
+                v.ctl.mark_finished();
+                continue;
+            }
+            v.ctl.stop_and_wait(|| self.wake());
+        }
     }
 
-    fn join(&self) -> Option<StopReason> {
-        if let Some(h) = lock(&self.thread).take() {
-            if let Ok(r) = h.join() {
-                *lock(&self.outcome) = Some(r);
-            }
+    /// Asks every vCPU to stop at its next exit (without kicking).
+    fn request_stop(&self) {
+        for v in self.vcpus.iter() {
+            v.ctl.request_stop();
         }
-        *lock(&self.outcome)
+    }
+
+    /// Whether the host asked the domain's vCPUs to stop.
+    fn stop_requested(&self) -> bool {
+        self.vcpus.iter().any(|v| v.ctl.stop_requested())
+    }
+
+    /// Whether every vCPU loop has returned.
+    fn finished(&self) -> bool {
+        self.vcpus.iter().all(|v| v.ctl.finished())
+    }
+
+    /// Waits until no vCPU of the domain is inside an exit that began
+    /// before this call ([`VcpuCtl::quiesce`] on each).
+    fn quiesce(&self) {
+        for v in self.vcpus.iter() {
+            v.ctl.quiesce();
+        }
+    }
+
+    /// Joins every vCPU thread; the first stopped reason in vCPU order
+    /// (vCPU 0's when it has one).
+    fn join(&self) -> Option<StopReason> {
+        let mut first = None;
+        for v in self.vcpus.iter() {
+            if let Some(h) = lock(&v.thread).take() {
+                if let Ok(r) = h.join() {
+                    *lock(&v.outcome) = Some(r);
+                }
+            }
+            first = first.or(*lock(&v.outcome));
+        }
+        first
     }
 
     fn snapshot(&self) -> DomainStats {
@@ -267,87 +331,12 @@ impl Domain {
             hypercall_errors: l(&self.stats.hypercall_errors),
             bad_hypercalls: l(&self.stats.bad_hypercalls),
             events: l(&self.stats.events),
-            exits: self.ctl.exits(),
+            exits: self.vcpus.iter().map(|v| v.ctl.exits()).sum(),
             io_slots: lock(&self.slots).slot_count(),
             stuck_frames: l(&self.stats.stuck_frames),
             quota_refusals: l(&self.stats.quota_refusals),
-            vcpu_cpu: self.ctl.start_cpu(),
+            vcpu_cpu: self.vcpus.first().and_then(|v| v.ctl.start_cpu()),
         }
-    }
-}
-
-/// Memslot changes on one VM (of domain `.1`, for tracepoints).
-struct KvmSlots<'a>(&'a VmFd, u16);
-
-fn slot_record(
-    kind: tracepoints::Kind,
-    dom: u16,
-    id: u32,
-    first: u64,
-    last: u64,
-    r: &Result<(), i32>,
-) -> tracepoints::Record {
-    tracepoints::Record::new(kind)
-        .domain(dom)
-        .range(tracepoints::Space::GuestMem, first, last)
-        .extra(id as u64)
-        .value(r.err().map_or(0, |e| e as u64))
-}
-
-impl SlotOps for KvmSlots<'_> {
-    fn add(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32> {
-        let t0 = tracepoints::start();
-        let r = self.add_raw(id, first, last, host);
-        tracepoints::tp!(
-            slot_record(tracepoints::Kind::MemslotAdd, self.1, id, first, last, &r).since(t0)
-        );
-        r
-    }
-
-    fn del(&mut self, id: u32, first: u64, last: u64) -> Result<(), i32> {
-        let t0 = tracepoints::start();
-        let r = self.del_raw(id, first);
-        tracepoints::tp!(slot_record(
-            tracepoints::Kind::MemslotDelete,
-            self.1,
-            id,
-            first,
-            last,
-            &r
-        )
-        .since(t0));
-        r
-    }
-}
-
-impl KvmSlots<'_> {
-    fn add_raw(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32> {
-        let region = kvm_userspace_memory_region {
-            slot: id,
-            flags: 0,
-            guest_phys_addr: first * PAGE_SIZE,
-            memory_size: (last - first + 1) * PAGE_SIZE,
-            userspace_addr: host,
-        };
-        // SAFETY: `host` comes from `Platform`'s `Backings` impl: it is
-        // inside a platform `HostMem` region with at least `last - first + 1`
-        // pages from it (the slot table never crosses `region_last`). The
-        // platform outlives every VM (`Shared` drops its domain table, and
-        // with it every VmFd, before the platform).
-        unsafe { self.0.set_user_memory_region(region) }.map_err(|e| e.errno())
-    }
-
-    fn del_raw(&mut self, id: u32, first: u64) -> Result<(), i32> {
-        let region = kvm_userspace_memory_region {
-            slot: id,
-            flags: 0,
-            guest_phys_addr: first * PAGE_SIZE,
-            memory_size: 0,
-            userspace_addr: 0,
-        };
-        // SAFETY: a zero-size region deletes the slot; no host memory is
-        // handed to KVM.
-        unsafe { self.0.set_user_memory_region(region) }.map_err(|e| e.errno())
     }
 }
 
@@ -361,7 +350,6 @@ struct Shared {
     /// reach; the public entry points wait for them once the control plane
     /// is released (see [`Shared::unslot`]). Taken alone.
     isolate: Mutex<Vec<DomId>>,
-    checker: Checker,
     platform: Platform,
     kvm: Kvm,
     host: HostInfo,
@@ -387,11 +375,12 @@ impl std::fmt::Debug for Hypervisor {
 struct Env<'a> {
     sh: &'a Shared,
     dom: &'a Domain,
+    vcpu: &'a Vcpu,
 }
 
 impl ExitEnv for Env<'_> {
     fn port_allowed(&self, port: u16, size: u8) -> bool {
-        self.sh.checker.check(self.dom.id.get(), port, size)
+        self.dom.ports.check(port, size)
     }
     fn quiesces(&self) -> bool {
         self.sh.cfg.accounting == Accounting::On
@@ -410,7 +399,7 @@ impl ExitEnv for Env<'_> {
         self.dom.stats.denied_ports.fetch_add(1, Ordering::Relaxed);
     }
     fn hypercall(&mut self) -> u32 {
-        self.sh.hypercall(self.dom)
+        self.sh.hypercall(self.dom, self.vcpu.ctl.index())
     }
     fn bad_hypercall(&mut self) {
         self.dom
@@ -425,7 +414,7 @@ impl ExitEnv for Env<'_> {
         self.sh.mmio(self.dom, gpa, len, Some(data))
     }
     fn stop_requested(&self) -> bool {
-        self.dom.ctl.stop_requested()
+        self.vcpu.ctl.stop_requested()
     }
     fn domain(&self) -> u16 {
         self.dom.id.get()
@@ -452,7 +441,7 @@ impl Shared {
 
     fn quiesce_all(&self) {
         for d in self.all_domains() {
-            d.ctl.quiesce();
+            d.quiesce();
         }
     }
 
@@ -499,6 +488,8 @@ impl Shared {
                     dom.stats.events.fetch_add(1, Ordering::Relaxed);
                     n += 1;
                 }
+                // With an irqchip, the pending bit is also an interrupt.
+                dom.irq.raise(irq);
                 dom.wake();
             }
         }
@@ -513,7 +504,7 @@ impl Shared {
                 return 0;
             }
             let now = Instant::now();
-            if dom.ctl.stop_requested() || now >= deadline {
+            if dom.stop_requested() || now >= deadline {
                 return hypercall::E_TIMEOUT;
             }
             g = dom
@@ -524,15 +515,16 @@ impl Shared {
         }
     }
 
-    fn hypercall(&self, dom: &Domain) -> u32 {
+    fn hypercall(&self, dom: &Domain, vcpu: u32) -> u32 {
         let t0 = tracepoints::start();
         dom.stats.hypercalls.fetch_add(1, Ordering::Relaxed);
-        let raw_op = dom.gvm.ram.read_u64(layout::HCALL_BLOCK).unwrap_or(0);
-        let (status, failed) = match Op::read(&dom.gvm.ram) {
+        let block = layout::hcall_block(vcpu);
+        let raw_op = dom.gvm.ram.read_u64(block).unwrap_or(0);
+        let (status, failed) = match Op::read_vcpu(&dom.gvm.ram, vcpu) {
             Err(Rejected(s)) => (s, true),
             Ok(op) => {
                 // DOM_ID returns a value, not a status: never a failure.
-                let is_value = matches!(op, Op::DomId);
+                let is_value = matches!(op, Op::DomId | Op::VcpuId);
                 let r = match op {
                     Op::MapIomem(r) => self.map(dom.id, r).map(|_| 0),
                     Op::UnmapIomem(r) => self.unmap(dom.id, r).map(|_| 0),
@@ -541,11 +533,12 @@ impl Shared {
                     Op::Query(space, unit) => self.query_bits(dom.id, space, unit).map(|bits| {
                         dom.gvm
                             .ram
-                            .write_u64(layout::HCALL_BLOCK + 32, bits)
+                            .write_u64(block + 32, bits)
                             .map_or(hypercall::E_FAULT, |_| 0)
                     }),
                     Op::Block(us) => Ok(self.block(dom, us)),
                     Op::DomId => Ok(dom.id.get() as u32),
+                    Op::VcpuId => Ok(vcpu),
                 };
                 let s = match r {
                     Ok(s) => s,
@@ -628,6 +621,10 @@ impl Shared {
                             };
                             if gone {
                                 b.remove(&it.dom.get());
+                                // Deassigned before the operation returns.
+                                if let Some(dom) = self.domain(it.dom) {
+                                    dom.irq.deassign(&dom.gvm.vm, irq as u32);
+                                }
                             }
                         }
                     }
@@ -656,7 +653,7 @@ impl Shared {
         let frames: u64 = stuck.iter().map(|(a, b)| b - a + 1).sum();
         if frames > 0 {
             dom.stats.stuck_frames.fetch_add(frames, Ordering::Relaxed);
-            dom.ctl.request_stop();
+            dom.request_stop();
             dom.wake();
             lock(&self.isolate).push(dom.id);
         }
@@ -744,12 +741,36 @@ impl Shared {
         let mut acct = lock(&self.cp);
         acct.bind(d, r)?;
         let mut irqs = lock(&self.irqs);
+        let dom = self.domain(d);
         for irq in r.first()..=r.last() {
-            *irqs
+            let c = irqs
                 .entry(irq as u32)
                 .or_default()
                 .entry(d.get())
-                .or_default() += 1;
+                .or_default();
+            *c += 1;
+            if *c > 1 {
+                continue;
+            }
+            let Some(dom) = &dom else { continue };
+            if let Err(errno) = dom.irq.assign(&dom.gvm.vm, irq as u32) {
+                // Undo this bind entirely: the lines bound so far, the table,
+                // the accountant.
+                drop(irqs);
+                let undo = accountant::TeardownItem {
+                    dom: d,
+                    space: Space::Irq,
+                    first: r.first(),
+                    last: irq,
+                    count: 1,
+                };
+                self.apply_teardown(&vec![undo]);
+                let _ = acct.unbind(d, r);
+                return Err(HvError::Vm(VmError::Kvm {
+                    what: "KVM_IRQFD assign",
+                    errno,
+                }));
+            }
         }
         Ok(())
     }
@@ -809,14 +830,12 @@ impl Hypervisor {
             )));
         }
         let max_slots = kvm.get_nr_memslots() as u32;
-        let checker = acct.checker();
         Ok(Hypervisor {
             sh: Arc::new(Shared {
                 domains: RwLock::new(BTreeMap::new()),
                 cp: Mutex::new(acct),
                 irqs: Mutex::new(BTreeMap::new()),
                 isolate: Mutex::new(Vec::new()),
-                checker,
                 platform,
                 kvm,
                 host,
@@ -850,7 +869,20 @@ impl Hypervisor {
     /// Creates domain `d` (in the accountant, unless it is domain 0) with a
     /// VM running `program`, started at once.
     pub fn create_domain(&self, d: DomId, program: &Program) -> Result<(), HvError> {
-        self.create_domain_paused(d, program, self.sh.cfg.ram_bytes)?;
+        self.create_domain_smp(d, program, 1)
+    }
+
+    /// Creates domain `d` with `vcpus` vCPUs (1..=[`layout::MAX_VCPUS`]),
+    /// each on its own thread running `program` from its entry with its own
+    /// stacks, hypercall block and data area (its index in `r9`, and from
+    /// the `VCPU_ID` hypercall), started at once.
+    pub fn create_domain_smp(
+        &self,
+        d: DomId,
+        program: &Program,
+        vcpus: u32,
+    ) -> Result<(), HvError> {
+        self.create_domain_paused_smp(d, program, self.sh.cfg.ram_bytes, vcpus)?;
         self.start(d)
     }
 
@@ -862,6 +894,17 @@ impl Hypervisor {
         program: &Program,
         ram_bytes: u64,
     ) -> Result<(), HvError> {
+        self.create_domain_paused_smp(d, program, ram_bytes, 1)
+    }
+
+    /// [`Hypervisor::create_domain_paused`] with `vcpus` vCPUs.
+    pub fn create_domain_paused_smp(
+        &self,
+        d: DomId,
+        program: &Program,
+        ram_bytes: u64,
+        vcpus: u32,
+    ) -> Result<(), HvError> {
         let mut acct = lock(&self.sh.cp);
         if d != DomId::DOM0 {
             acct.create(d)?;
@@ -871,8 +914,15 @@ impl Hypervisor {
             // domain that has a VM.
             return Err(HvError::VmExists(d));
         }
-        let built = GuestVm::new(&self.sh.kvm, ram_bytes, self.sh.map_gib, d.get(), program);
-        let (gvm, vcpu) = match built {
+        let built = GuestVm::new_smp(
+            &self.sh.kvm,
+            ram_bytes,
+            self.sh.map_gib,
+            d.get(),
+            program,
+            vcpus,
+        );
+        let (gvm, fds) = match built {
             Ok(x) => x,
             Err(e) => {
                 if d != DomId::DOM0 {
@@ -881,24 +931,39 @@ impl Hypervisor {
                 return Err(e.into());
             }
         };
-        let tsc_khz = vcpu.get_tsc_khz().unwrap_or(0);
+        let tsc_khz = fds.first().and_then(|v| v.get_tsc_khz().ok()).unwrap_or(0);
+        let ports = match acct.dom_checker(d) {
+            Some(c) => c,
+            None => {
+                if d != DomId::DOM0 {
+                    let _ = acct.destroy(d);
+                }
+                return Err(HvError::Boot(format!("no port check for domain {d}")));
+            }
+        };
         let dom = Arc::new(Domain {
             id: d,
+            ports,
+            irq: IrqFds::new(gvm.irqchip),
+            cpus: Mutex::new(None),
             // The highest slot id stays free for the bench's bare-KVM floors
             // (`floor_memslot_add`).
             slots: Mutex::new(SlotTable::new(probe_slot(&gvm, self.sh.max_slots))),
-            ctl: VcpuCtl::default(),
+            vcpus: fds
+                .into_iter()
+                .zip(0u32..)
+                .map(|(fd, i)| Vcpu::new(i, fd))
+                .collect(),
             stats: Stats::default(),
             wake: Mutex::new(0),
             cv: Condvar::new(),
-            vcpu: Mutex::new(Some(vcpu)),
-            thread: Mutex::new(None),
-            outcome: Mutex::new(None),
             tsc_khz,
             gvm,
         });
         if self.sh.cfg.handler_probe > 0 {
-            dom.ctl.enable_probe(self.sh.cfg.handler_probe);
+            for v in dom.vcpus.iter() {
+                v.ctl.enable_probe(self.sh.cfg.handler_probe);
+            }
         }
         self.sh
             .domains
@@ -919,36 +984,51 @@ impl Hypervisor {
                 errno,
             })
         })?;
-        let Some(mut vcpu) = lock(&dom.vcpu).take() else {
-            return Ok(());
-        };
-        let sh = Arc::clone(&self.sh);
-        let dom2 = Arc::clone(&dom);
-        let h = std::thread::Builder::new()
-            .name(format!("vcpu-d{}", d.get()))
-            .spawn(move || {
-                if let Some(cpus) = &sh.cfg.vcpu_cpus {
-                    // Placement is a measurement condition, not a correctness
-                    // one: a refused pin leaves the thread where it is, and
-                    // the bench, which records every sample's CPU, says so.
-                    let _ = affinity::pin_current(cpus);
-                }
-                let mut env = Env {
-                    sh: &sh,
-                    dom: &dom2,
-                };
-                let r = vcpu::run(&mut vcpu, &dom2.gvm.ram, &mut env, &dom2.ctl);
-                *lock(&dom2.outcome) = Some(r);
-                r
-            })
-            .map_err(|e| {
-                dom.ctl.mark_finished();
-                HvError::Vm(VmError::Kvm {
-                    what: "spawn vCPU thread",
-                    errno: e.raw_os_error().unwrap_or(0),
+        for (i, v) in dom.vcpus.iter().enumerate() {
+            let Some(mut fd) = lock(&v.fd).take() else {
+                continue;
+            };
+            let sh = Arc::clone(&self.sh);
+            let dom2 = Arc::clone(&dom);
+            let cpus = lock(&dom.cpus)
+                .clone()
+                .or_else(|| self.sh.cfg.vcpu_cpus.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("vcpu-d{}.{i}", d.get()))
+                .spawn(move || {
+                    if let Some(cpus) = &cpus {
+                        // Placement is a measurement condition, not a correctness
+                        // one: a refused pin leaves the thread where it is, and
+                        // the bench, which records every sample's CPU, says so.
+                        let _ = affinity::pin_current(cpus);
+                    }
+                    let v = &dom2.vcpus[i];
+                    let mut env = Env {
+                        sh: &sh,
+                        dom: &dom2,
+                        vcpu: v,
+                    };
+                    let r = vcpu::run(&mut fd, &dom2.gvm.ram, &mut env, &v.ctl);
+                    *lock(&v.outcome) = Some(r);
+                    r
                 })
-            })?;
-        *lock(&dom.thread) = Some(h);
+                .map_err(|e| {
+                    v.ctl.mark_finished();
+                    HvError::Vm(VmError::Kvm {
+                        what: "spawn vCPU thread",
+                        errno: e.raw_os_error().unwrap_or(0),
+                    })
+                })?;
+            *lock(&v.thread) = Some(h);
+        }
+        Ok(())
+    }
+
+    /// Pins the vCPU threads of domain `d` (created paused) to host CPUs
+    /// `cpus` once started, whatever [`Config::vcpu_cpus`] says.
+    pub fn set_vcpu_cpus(&self, d: DomId, cpus: CpuSet) -> Result<(), HvError> {
+        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        *lock(&dom.cpus) = Some(cpus);
         Ok(())
     }
 
@@ -957,7 +1037,7 @@ impl Hypervisor {
     pub fn wait(&self, d: DomId, timeout: Duration) -> Option<StopReason> {
         let dom = self.sh.domain(d)?;
         let end = Instant::now() + timeout;
-        while !dom.ctl.finished() {
+        while !dom.finished() {
             if Instant::now() >= end {
                 return None;
             }
@@ -997,6 +1077,9 @@ impl Hypervisor {
             for b in irqs.values_mut() {
                 b.remove(&d.get());
             }
+        }
+        if let Some(dom) = &dom {
+            dom.irq.deassign_all(&dom.gvm.vm);
         }
         if let Some(dom) = dom {
             lock(&dom.slots).clear(&mut KvmSlots(&dom.gvm.vm, dom.id.get()));
@@ -1126,6 +1209,29 @@ impl Hypervisor {
         self.sh.platform.device_a.counters()
     }
 
+    /// How interrupts reach domain `d` (KVM irqchip or event page only).
+    pub fn irq_delivery(&self, d: DomId) -> Option<Delivery> {
+        self.sh.domain(d).map(|x| x.irq.delivery())
+    }
+
+    /// Interrupts domain `d`'s guest handler has taken (the guest's own
+    /// count at [`layout::IRQ_COUNT`]; 0 without an irqchip).
+    pub fn irqs_taken(&self, d: DomId) -> Option<u64> {
+        self.read_guest_u64(d, layout::IRQ_COUNT)
+    }
+
+    /// Lines with an irqfd assigned on domain `d`'s VM.
+    pub fn irqfd_lines(&self, d: DomId) -> Vec<u32> {
+        self.sh.domain(d).map(|x| x.irq.lines()).unwrap_or_default()
+    }
+
+    /// Exits handled by each of a domain's vCPUs, by index.
+    pub fn vcpu_exits(&self, d: DomId) -> Option<Vec<u64>> {
+        self.sh
+            .domain(d)
+            .map(|x| x.vcpus.iter().map(|v| v.ctl.exits()).collect())
+    }
+
     /// A domain's counters.
     pub fn stats(&self, d: DomId) -> Option<DomainStats> {
         self.sh.domain(d).map(|x| x.snapshot())
@@ -1189,7 +1295,8 @@ impl Hypervisor {
     /// parked, not in the middle of exits.
     pub fn take_handler_ticks(&self, d: DomId) -> Option<(Vec<u64>, u64)> {
         let dom = self.sh.domain(d)?;
-        dom.ctl.probe().map(|p| p.take())
+        // vCPU 0's probe: the measured loops run on a domain's first vCPU.
+        dom.vcpus.first()?.ctl.probe().map(|p| p.take())
     }
 
     /// The bare KVM step inside [`Hypervisor::map`], for the bench's paired

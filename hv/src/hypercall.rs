@@ -1,6 +1,7 @@
 //! The guest → hypervisor call interface (port I/O).
 //!
-//! A guest fills the hypercall block at [`layout::HCALL_BLOCK`]
+//! A guest fills its vCPU's hypercall block ([`layout::hcall_block`]; vCPU 0's
+//! is [`layout::HCALL_BLOCK`])
 //! (little-endian u64s) and executes `in eax, dx` with
 //! `dx` = [`layout::HCALL_PORT`]; the value read is the status.
 //!
@@ -71,6 +72,8 @@ pub mod op {
     pub const BLOCK: u64 = 6;
     /// `DOMID`.
     pub const DOMID: u64 = 7;
+    /// `VCPU_ID`: the calling vCPU's index in its domain (`0..vcpus`).
+    pub const VCPU_ID: u64 = 8;
 }
 
 /// A checked hypercall. Having one tells you its ranges are valid units of
@@ -91,6 +94,8 @@ pub enum Op {
     Block(u64),
     /// Own domain id.
     DomId,
+    /// The calling vCPU's index.
+    VcpuId,
 }
 
 /// Why a block did not decode: the status to return.
@@ -135,16 +140,22 @@ impl Op {
             }
             op::BLOCK => Ok(Op::Block(w[1].min(BLOCK_MAX_US))),
             op::DOMID => Ok(Op::DomId),
+            op::VCPU_ID => Ok(Op::VcpuId),
             _ => Err(Rejected(E_BAD_OP)),
         }
     }
 
-    /// Reads and decodes the block in guest RAM.
+    /// Reads and decodes vCPU 0's block in guest RAM.
     pub fn read(ram: &HostMem) -> Result<Op, Rejected> {
+        Op::read_vcpu(ram, 0)
+    }
+
+    /// Reads and decodes vCPU `vcpu`'s block ([`layout::hcall_block`]).
+    pub fn read_vcpu(ram: &HostMem, vcpu: u32) -> Result<Op, Rejected> {
         let mut w = [0u64; 4];
         for (i, x) in w.iter_mut().enumerate() {
             *x = ram
-                .read_u64(layout::HCALL_BLOCK + 8 * i as u64)
+                .read_u64(layout::hcall_block(vcpu) + 8 * i as u64)
                 .ok_or(Rejected(E_FAULT))?;
         }
         Op::decode(w)
@@ -164,6 +175,7 @@ mod tests {
         assert_eq!(Op::decode([6, u64::MAX, 0, 0]), Ok(Op::Block(BLOCK_MAX_US)));
         assert_eq!(Op::decode([5, 2, 11, 0]), Ok(Op::Query(Space::Irq, 11)));
         assert_eq!(Op::decode([7, 9, 9, 9]), Ok(Op::DomId));
+        assert_eq!(Op::decode([8, 0, 0, 0]), Ok(Op::VcpuId));
     }
 
     #[test]

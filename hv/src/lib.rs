@@ -1,8 +1,10 @@
 //! hv: a minimal hypervisor over `/dev/kvm` in which the ioacct accountant
 //! decides every guest I/O (SPEC section 4, `hv/`).
 //!
-//! Each domain is a KVM VM with its own guest RAM and one vCPU thread,
-//! running a small program assembled in Rust ([`programs`]) in 64-bit long
+//! Each domain is a KVM VM with its own guest RAM and 1 to
+//! [`layout::MAX_VCPUS`] vCPUs, each on its own thread with its own TSS,
+//! stacks, trap mailbox, hypercall block and data area (its index in `r9`
+//! and from the `VCPU_ID` hypercall), all running a small program assembled in Rust ([`programs`]) in 64-bit long
 //! mode at CPL3 (CS `0x1b`, SS/DS `0x23`, the U bit at every paging level,
 //! RFLAGS.IOPL = 3, no `hlt`: programs end with an `out` to the done port).
 //!
@@ -10,7 +12,7 @@
 //!
 //! * **Port I/O** exits ([`exit::Exit::IoIn`]/[`exit::Exit::IoOut`]) are
 //!   checked per access by the accountant's lock-free port checker
-//!   ([`acct::Checker`]): allowed → the device model ([`platform`]); denied →
+//!   ([`acct::DomChecker`], bound to the domain): allowed → the device model ([`platform`]); denied →
 //!   reads all ones, writes dropped, counted per domain. On PVM (this
 //!   project's machines) the platform forces IOPL to 0, so a CPL3 `in`/`out`
 //!   raises #GP; the guest's #GP stub hands it to the hypervisor, which
@@ -24,7 +26,11 @@
 //!   not map exits as MMIO and is denied.
 //! * **Interrupts** reach every domain bound to the line as pending bits in
 //!   its event page (Xen event-channel style), which the guest polls or
-//!   blocks on with the `BLOCK` hypercall.
+//!   blocks on with the `BLOCK` hypercall; where KVM has an in-kernel
+//!   irqchip (PVM, VT-x, AMD-V) each binding is also an irqfd on the
+//!   domain's VM, so a raise is an interrupt the guest's handler takes
+//!   ([`irqchip`]); unbind, revoke, forced grant and destroy deassign it
+//!   before they return.
 //! * **Hypercalls** ([`hypercall`]): map/unmap I/O memory, bind/unbind lines,
 //!   query, block, domid. Hostile arguments get a status code, nothing else.
 //!
@@ -70,7 +76,10 @@
 //!
 //! [`workloads`] returns raw samples (ns) for `cargo xtask bench`: PIO exit
 //! round trip with accounting on/off and N framebuffer pages tracked, bind
-//! time, forced-revoke time, each beside the bare KVM cost of the same step.
+//! time, forced-revoke time, each beside the bare KVM cost of the same step;
+//! interrupt bind/unbind paired with a bare `KVM_IRQFD` ([`workloads::irq`]),
+//! exits and revokes with two vCPUs ([`workloads::smp`]) and exits under a
+//! live framebuffer load ([`workloads::fb_load`]).
 //! [`host::detect`] records whether the host is PVM, VT-x or AMD-V.
 //!
 //! # Code map
@@ -81,6 +90,9 @@
 //!   [`exit::handle_exit`].
 //! * [`vm`], [`guest`], [`layout`], [`mem`] — building a CPL3 long-mode VM.
 //! * [`acct`] — the only module that touches the accountant's API.
+//! * [`irqchip`] — KVM irqchip, GSI routing, an irqfd per bound line;
+//!   `kvm_slots` — the KVM memslot back end of [`memslot`]'s slot table.
+//! * [`Hypervisor`], [`Config`], [`HvError`] are re-exported at the crate root.
 //! * [`exec`] — the hypervisor as a back end of the accountant's one trace
 //!   executor (`cargo xtask scenario trace`).
 
@@ -94,6 +106,8 @@ pub mod guest;
 pub mod host;
 pub mod hv;
 pub mod hypercall;
+pub mod irqchip;
+mod kvm_slots;
 pub mod layout;
 pub mod mem;
 pub mod memslot;
@@ -103,3 +117,5 @@ pub mod pvio;
 pub mod vcpu;
 pub mod vm;
 pub mod workloads;
+
+pub use hv::{Config, HvError, Hypervisor};

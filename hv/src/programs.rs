@@ -47,7 +47,9 @@ fn done_imm(a: &mut CodeAssembler, code: u32) -> Result<(), IcedError> {
     a.out(dx, eax)
 }
 
-/// `hypercall(op, arg0 = rax_arg, arg1, arg2)`; status in eax. Clobbers rax, rdx.
+/// `hypercall(op, arg0 = rax_arg, arg1, arg2)` through the calling vCPU's
+/// own block ([`layout::hcall_block`] of the index in `r9`, which programs
+/// keep); status in eax. Clobbers rax, rdx. `arg0` must not be `rdx`.
 fn hcall(
     a: &mut CodeAssembler,
     opn: u64,
@@ -55,13 +57,16 @@ fn hcall(
     arg1: u64,
     arg2: u64,
 ) -> Result<(), IcedError> {
-    a.mov(qword_ptr(HCALL_BLOCK + 8), arg0)?;
+    a.mov(rdx, r9)?;
+    a.shl(rdx, layout::HCALL_STRIDE.trailing_zeros())?;
+    a.add(rdx, HCALL_BLOCK as i32)?;
+    a.mov(qword_ptr(rdx + 8), arg0)?;
     a.mov(rax, opn)?;
-    a.mov(qword_ptr(HCALL_BLOCK), rax)?;
+    a.mov(qword_ptr(rdx), rax)?;
     a.mov(rax, arg1)?;
-    a.mov(qword_ptr(HCALL_BLOCK + 16), rax)?;
+    a.mov(qword_ptr(rdx + 16), rax)?;
     a.mov(rax, arg2)?;
-    a.mov(qword_ptr(HCALL_BLOCK + 24), rax)?;
+    a.mov(qword_ptr(rdx + 24), rax)?;
     a.mov(edx, HCALL_PORT as u32)?;
     a.in_(eax, dx)
 }
@@ -75,14 +80,15 @@ fn tsc(a: &mut CodeAssembler) -> Result<(), IcedError> {
 }
 
 /// Port-I/O timing loop: `n` times `in al, port`, each timed with
-/// `lfence; rdtsc` before and after; the TSC deltas go to [`DATA`] as u64s.
+/// `lfence; rdtsc` before and after; the TSC deltas go to the vCPU's data
+/// area (`r10`: [`DATA`] on a domain's only vCPU) as u64s.
 pub fn port_loop(port: u16, n: u64) -> Result<Program, GuestError> {
     Program::assemble([n, 0, 0, 0], |a| {
         let mut top = a.create_label();
         let mut end = a.create_label();
         a.mov(r12, n)?;
         a.xor(r13, r13)?;
-        a.mov(rbx, DATA)?;
+        a.mov(rbx, r10)?;
         a.set_label(&mut top)?;
         a.cmp(r13, r12)?;
         a.jae(end)?;
@@ -132,6 +138,15 @@ pub fn mmio_loop(gpa: u64, n: u64) -> Result<Program, GuestError> {
 /// `(domain id, sequence)` at guest-physical `gpa` — MMIO writes with no exit
 /// while the page is mapped. With `ports`, each turn also writes the
 /// sequence to device A's data port and reads it back.
+/// Takes the next turn number of the domain into `r13`: an atomic
+/// increment of [`SI_PROGRESS`], so the vCPUs of one domain share one
+/// monotonic count (clobbers nothing else).
+fn next_turn(a: &mut CodeAssembler) -> Result<(), IcedError> {
+    a.mov(r13, 1u64)?;
+    a.lock().xadd(qword_ptr(SI_PROGRESS), r13)?;
+    a.inc(r13)
+}
+
 fn record_loop(
     a: &mut CodeAssembler,
     gpa_reg: AsmRegister64,
@@ -140,9 +155,8 @@ fn record_loop(
 ) -> Result<(), IcedError> {
     let mut top = a.create_label();
     let mut end = a.create_label();
-    a.xor(r13, r13)?;
     a.set_label(&mut top)?;
-    a.inc(r13)?;
+    next_turn(a)?;
     a.mov(qword_ptr(gpa_reg), r15)?;
     a.mov(qword_ptr(gpa_reg + 8), r13)?;
     if ports {
@@ -151,7 +165,6 @@ fn record_loop(
         a.out(dx, eax)?;
         a.in_(eax, dx)?;
     }
-    a.mov(qword_ptr(SI_PROGRESS), r13)?;
     a.cmp(qword_ptr(SI_STOP), 0)?;
     a.jne(end)?;
     if iterations != 0 {
@@ -209,14 +222,12 @@ pub fn port_hammer(port: u16) -> Result<Program, GuestError> {
     Program::assemble([port as u64, 0, 0, 0], |a| {
         let mut top = a.create_label();
         let mut end = a.create_label();
-        a.xor(r13, r13)?;
         a.set_label(&mut top)?;
-        a.inc(r13)?;
+        next_turn(a)?;
         a.mov(eax, r13d)?;
         a.mov(edx, port as u32)?;
         a.out(dx, eax)?;
         a.in_(eax, dx)?;
-        a.mov(qword_ptr(SI_PROGRESS), r13)?;
         a.cmp(qword_ptr(SI_STOP), 0)?;
         a.je(top)?;
         a.set_label(&mut end)?;
@@ -472,6 +483,31 @@ pub fn query_probe(space: u64, unit: u64) -> Result<Program, GuestError> {
         a.mov(qword_ptr(SI_STATUS), rax)?;
         a.mov(rax, qword_ptr(HCALL_BLOCK + 32))?;
         a.mov(qword_ptr(SI_QUERY), rax)?;
+        done_imm(a, 0)
+    })
+}
+
+/// vCPU probe, for domains of several vCPUs: each vCPU asks the `VCPU_ID`
+/// hypercall (through its own block, [`layout::hcall_block`]) for its index
+/// and writes `(hypercall answer, r9, domain id)` at the start of its own
+/// data area (`r10`), pushing and popping through its own stack on the way;
+/// then ends.
+pub fn vcpu_probe() -> Result<Program, GuestError> {
+    Program::assemble([0; 4], |a| {
+        a.mov(r12, r9)?;
+        a.shl(r12, layout::HCALL_STRIDE.trailing_zeros())?;
+        a.add(r12, HCALL_BLOCK as i32)?;
+        a.mov(rax, op::VCPU_ID)?;
+        a.mov(qword_ptr(r12), rax)?;
+        a.push(rdi)?;
+        a.push(r9)?;
+        a.mov(edx, HCALL_PORT as u32)?;
+        a.in_(eax, dx)?;
+        a.mov(qword_ptr(r10), rax)?;
+        a.pop(rax)?;
+        a.mov(qword_ptr(r10 + 8), rax)?;
+        a.pop(rax)?;
+        a.mov(qword_ptr(r10 + 16), rax)?;
         done_imm(a, 0)
     })
 }

@@ -4,7 +4,7 @@
 //! CPL3 `in`/`out` raises #GP instead of exiting (measured here: the IOPL=3
 //! the hypervisor sets is cleared). The guest's #GP stub (see
 //! [`crate::guest::write_descriptor_tables`]) saves `rax`/`rdx` in the
-//! [`layout::PIO_MAILBOX`] and writes [`layout::PIO_TRAP_PORT`]; the
+//! mailbox on its own ring-0 stack ([`layout::pio_mailbox`]) and writes [`layout::PIO_TRAP_PORT`]; the
 //! hypervisor then decodes the faulting instruction from guest memory, turns
 //! it into the same typed [`Exit`] a native port exit gives, and completes it
 //! by rewriting the saved `rax` and advancing the saved `rip`. On VT-x/AMD-V
@@ -98,17 +98,26 @@ pub struct Trap {
     pub rip: u64,
     /// The decoded instruction.
     pub insn: PortInsn,
+    /// The vCPU that trapped.
+    pub vcpu: u32,
 }
 
 impl Trap {
     /// Reads and validates the trap the #GP stub reported.
     pub fn read(ram: &HostMem) -> Result<Trap, TrapError> {
+        Trap::read_vcpu(ram, 0)
+    }
+
+    /// Reads and validates the trap the #GP stub of vCPU `vcpu` reported
+    /// (its mailbox and frame are on its own ring-0 stack).
+    pub fn read_vcpu(ram: &HostMem, vcpu: u32) -> Result<Trap, TrapError> {
         let rd = |off: u64| ram.read_u64(off).ok_or(TrapError::OutOfRam);
-        let rax = rd(layout::PIO_MAILBOX)?;
-        let rdx = rd(layout::PIO_MAILBOX + 8)?;
-        let err = rd(layout::GP_FRAME)?;
-        let rip = rd(layout::GP_FRAME + 8)?;
-        let cs = rd(layout::GP_FRAME + 16)?;
+        let (mailbox, frame) = (layout::pio_mailbox(vcpu), layout::gp_frame(vcpu));
+        let rax = rd(mailbox)?;
+        let rdx = rd(mailbox + 8)?;
+        let err = rd(frame)?;
+        let rip = rd(frame + 8)?;
+        let cs = rd(frame + 16)?;
         if cs & 0xffff != layout::USER_CS as u64 {
             return Err(TrapError::NotUser(cs));
         }
@@ -124,7 +133,12 @@ impl Trap {
         ram.read(rip, &mut bytes[..avail])
             .ok_or(TrapError::OutOfRam)?;
         let insn = decode(&bytes[..avail], rdx)?;
-        Ok(Trap { rax, rip, insn })
+        Ok(Trap {
+            rax,
+            rip,
+            insn,
+            vcpu,
+        })
     }
 
     /// The exit a native port instruction would have given.
@@ -154,11 +168,14 @@ impl Trap {
                 2 => (self.rax & !0xffff) | (v as u64 & 0xffff),
                 _ => (self.rax & !0xff) | (v as u64 & 0xff),
             };
-            ram.write_u64(layout::PIO_MAILBOX, rax)
+            ram.write_u64(layout::pio_mailbox(self.vcpu), rax)
                 .ok_or(TrapError::OutOfRam)?;
         }
-        ram.write_u64(layout::GP_FRAME + 8, self.rip + self.insn.len as u64)
-            .ok_or(TrapError::OutOfRam)
+        ram.write_u64(
+            layout::gp_frame(self.vcpu) + 8,
+            self.rip + self.insn.len as u64,
+        )
+        .ok_or(TrapError::OutOfRam)
     }
 }
 
@@ -233,6 +250,7 @@ mod tests {
                 size: 1,
                 len: 2,
             },
+            vcpu: 0,
         };
         t.complete(&ram, Some(0xab)).unwrap();
         assert_eq!(
@@ -245,6 +263,14 @@ mod tests {
             ..t
         };
         t4.complete(&ram, Some(0xdead_beef)).unwrap();
+        assert_eq!(ram.read_u64(layout::PIO_MAILBOX), Some(0xdead_beef));
+        // vCPU 2 completes into its own mailbox and frame only.
+        let t2 = Trap { vcpu: 2, ..t };
+        t2.complete(&ram, Some(0x5a)).unwrap();
+        assert_eq!(
+            ram.read_u64(layout::pio_mailbox(2)),
+            Some(0x1122_3344_5566_775a)
+        );
         assert_eq!(ram.read_u64(layout::PIO_MAILBOX), Some(0xdead_beef));
         let out = Trap {
             insn: PortInsn {

@@ -18,6 +18,8 @@ use std::time::Duration;
 /// Shared control block of one vCPU thread.
 #[derive(Debug, Default)]
 pub struct VcpuCtl {
+    /// The vCPU's index in its domain.
+    index: u32,
     stop: AtomicBool,
     /// Odd while an exit is being decided and carried out.
     seq: AtomicU64,
@@ -88,6 +90,19 @@ fn rdtsc() -> u64 {
 }
 
 impl VcpuCtl {
+    /// The control block of vCPU `index` of its domain.
+    pub fn new(index: u32) -> VcpuCtl {
+        VcpuCtl {
+            index,
+            ..VcpuCtl::default()
+        }
+    }
+
+    /// The vCPU's index in its domain.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
     /// Turns on handler timing for this vCPU (once; later calls keep the
     /// first probe). Call before the vCPU starts.
     pub fn enable_probe(&self, capacity: usize) -> &HandlerProbe {
@@ -298,22 +313,24 @@ fn run_loop(vcpu: &mut VcpuFd, ram: &HostMem, env: &mut impl ExitEnv, ctl: &Vcpu
             return StopReason::Killed;
         }
         let action = match vcpu.run() {
-            Ok(VcpuExit::IoOut(layout::PIO_TRAP_PORT, _)) => match Trap::read(ram) {
-                Ok(trap) => {
-                    let a = decide(env, ctl, trap.exit());
-                    let done = match a {
-                        Action::ReplyIo(v) => trap.complete(ram, Some(v)),
-                        Action::Resume => trap.complete(ram, None),
-                        _ => Ok(()),
-                    };
-                    match (a, done) {
-                        (Action::Stop(_), _) => a,
-                        (_, Err(_)) => Action::Stop(StopReason::Fault(13)),
-                        _ => Action::Resume,
+            Ok(VcpuExit::IoOut(layout::PIO_TRAP_PORT, _)) => {
+                match Trap::read_vcpu(ram, ctl.index) {
+                    Ok(trap) => {
+                        let a = decide(env, ctl, trap.exit());
+                        let done = match a {
+                            Action::ReplyIo(v) => trap.complete(ram, Some(v)),
+                            Action::Resume => trap.complete(ram, None),
+                            _ => Ok(()),
+                        };
+                        match (a, done) {
+                            (Action::Stop(_), _) => a,
+                            (_, Err(_)) => Action::Stop(StopReason::Fault(13)),
+                            _ => Action::Resume,
+                        }
                     }
+                    Err(_) => Action::Stop(StopReason::Fault(13)),
                 }
-                Err(_) => Action::Stop(StopReason::Fault(13)),
-            },
+            }
             Ok(VcpuExit::IoOut(port, data)) => {
                 let exit = match io_size(data.len()) {
                     Some(size) => {

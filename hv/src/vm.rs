@@ -65,6 +65,8 @@ pub struct GuestVm {
     pub ram: HostMem,
     /// Number of memslots KVM gives this VM (`KVM_CAP_NR_MEMSLOTS`).
     pub max_slots: u32,
+    /// Whether the VM has KVM's in-kernel irqchip (see [`crate::irqchip`]).
+    pub irqchip: bool,
 }
 
 impl GuestVm {
@@ -78,6 +80,29 @@ impl GuestVm {
         domid: u16,
         program: &Program,
     ) -> Result<(GuestVm, VcpuFd), VmError> {
+        let (vm, mut vcpus) = GuestVm::new_smp(kvm, ram_bytes, map_gib, domid, program, 1)?;
+        let vcpu = vcpus.pop().ok_or(VmError::Kvm {
+            what: "KVM_CREATE_VCPU",
+            errno: libc::EINVAL,
+        })?;
+        Ok((vm, vcpu))
+    }
+
+    /// [`GuestVm::new`] with `vcpus` vCPUs (1..=[`layout::MAX_VCPUS`]),
+    /// returned in index order. Each has its own TSS and stacks and starts
+    /// at the program's entry with its index in `r9` and its data area in
+    /// `r10`/`r11` ([`guest::vcpu_entry_regs`]).
+    pub fn new_smp(
+        kvm: &Kvm,
+        ram_bytes: u64,
+        map_gib: u64,
+        domid: u16,
+        program: &Program,
+        vcpus: u32,
+    ) -> Result<(GuestVm, Vec<VcpuFd>), VmError> {
+        if vcpus == 0 || vcpus > layout::MAX_VCPUS {
+            return Err(GuestError::TooManyVcpus(vcpus).into());
+        }
         if ram_bytes < layout::DATA + PAGE_SIZE {
             return Err(GuestError::RamTooSmall(ram_bytes).into());
         }
@@ -101,16 +126,43 @@ impl GuestVm {
         // owned by the returned `GuestVm`, which also owns `vm`; the struct's
         // field order drops `vm` (and with it the slot) before `ram`.
         unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("RAM memslot"))?;
-        let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+        // Before any vCPU: the irqchip gives each vCPU an in-kernel LAPIC.
+        let irqchip = crate::irqchip::create(&vm)?;
         let cpuid = kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
-        vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
-        let sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
-        vcpu.set_sregs(&guest::long_mode_sregs(sregs))
-            .map_err(kvm_err("KVM_SET_SREGS"))?;
-        vcpu.set_regs(&guest::entry_regs(domid, program.args))
-            .map_err(kvm_err("KVM_SET_REGS"))?;
-        Ok((GuestVm { vm, ram, max_slots }, vcpu))
+        let mut fds = Vec::with_capacity(vcpus as usize);
+        for i in 0..vcpus {
+            let vcpu = vm
+                .create_vcpu(u64::from(i))
+                .map_err(kvm_err("KVM_CREATE_VCPU"))?;
+            vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+            let sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+            vcpu.set_sregs(&guest::vcpu_sregs(sregs, i))
+                .map_err(kvm_err("KVM_SET_SREGS"))?;
+            let mut regs = guest::vcpu_entry_regs(domid, program.args, i, vcpus, ram_bytes);
+            if irqchip {
+                crate::irqchip::enable_lapic(&vcpu)?;
+                // With an in-kernel LAPIC the other vCPUs would wait for a
+                // startup IPI: every vCPU starts at the program's entry.
+                vcpu.set_mp_state(kvm_bindings::kvm_mp_state {
+                    mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE,
+                })
+                .map_err(kvm_err("KVM_SET_MP_STATE"))?;
+                // Interrupts on: only routed lines with an irqfd are injected.
+                regs.rflags |= 0x200;
+            }
+            vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+            fds.push(vcpu);
+        }
+        Ok((
+            GuestVm {
+                vm,
+                ram,
+                max_slots,
+                irqchip,
+            },
+            fds,
+        ))
     }
 }

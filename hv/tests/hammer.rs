@@ -1,7 +1,10 @@
 //! Domains hammer device A (ports and its page) while the control plane
 //! grants, forces, revokes (forced and draining) and hands the device back to
 //! dom0's default right: device A never sees an access from a domain that
-//! does not hold it.
+//! does not hold it. Run with 1, 2 and 4 vCPUs per domain, every vCPU
+//! driving the device.
+// Test code: unwrap is the assertion (also in the helpers the tests share).
+#![allow(clippy::unwrap_used)]
 mod common;
 use accountant::{Mode, Space};
 use common::*;
@@ -13,12 +16,26 @@ type Seen = (DeviceCounters, (u64, u64));
 
 #[test]
 fn device_a_never_sees_a_non_holder() {
+    hammer(1);
+}
+
+#[test]
+fn device_a_never_sees_a_non_holder_2_vcpus() {
+    hammer(2);
+}
+
+#[test]
+fn device_a_never_sees_a_non_holder_4_vcpus() {
+    hammer(4);
+}
+
+fn hammer(vcpus: u32) {
     let Some(hv) = boot(small()) else { return };
     let ports = range(Space::IoPort, 0x300, 0x307);
     let page = mem(DEVICE_A_FRAME);
     for n in [0u16, 1, 2] {
         let p = programs::mmio_writer(programs::device_a_record_gpa(n), 0, true).unwrap();
-        hv.create_domain(d(n as u64), &p).unwrap();
+        hv.create_domain_smp(d(n as u64), &p, vcpus).unwrap();
     }
     // dom0 drives the device by default right first.
     hv.map(d(0), page).unwrap();
@@ -89,5 +106,9 @@ fn device_a_never_sees_a_non_holder() {
     for n in [0, 1, 2] {
         let s = hv.stats(d(n)).unwrap();
         assert!(s.denied_ports > 0 && s.denied_mmio > 0, "d{n}: {s:?}");
+        // Every vCPU drove the device (each port access is an exit).
+        let exits = hv.vcpu_exits(d(n)).unwrap();
+        assert_eq!(exits.len(), vcpus as usize);
+        assert!(exits.iter().all(|&e| e > 0), "d{n}: {exits:?}");
     }
 }

@@ -74,3 +74,35 @@ fn accounting_cost_sees_every_checked_exit() {
     assert_eq!(c.dropped, 0);
     assert!(c.on.iter().chain(&c.off).all(|v| *v > 0.0));
 }
+
+#[test]
+fn realism_workloads_return_their_samples() {
+    use workloads::fb_load::{self, Load};
+    if !hv::host::require_kvm("workloads") {
+        return;
+    }
+    // Irq binding needs an irqchip; PVM, VT-x and AMD-V all have one.
+    let r = workloads::irq::bind_irq(20).unwrap();
+    for p in [&r.bind, &r.unbind] {
+        assert_eq!((p.floor.len(), p.step.len(), p.cpu.len()), (20, 20, 20));
+        assert!(p.floor.iter().chain(&p.step).all(|&x| x > 0));
+        assert_eq!(p.ratios().len(), 20);
+    }
+    let s = workloads::smp::pio_exit(Accounting::On, 2, 200).unwrap();
+    assert_eq!(s.len(), 200);
+    assert!(s.iter().all(|&x| x > 0));
+    let s = workloads::smp::revoke_force(16, 2, 2).unwrap();
+    assert_eq!(s.len(), 2);
+    for load in [Load::None, Load::FbPaint] {
+        let (s, pl) = fb_load::pio_exit(Accounting::On, load, 1024, 200).unwrap();
+        assert_eq!(s.len(), 200);
+        assert!(s.iter().all(|&x| x > 0));
+        assert_eq!(
+            pl.painted_pages,
+            if load == Load::FbPaint { 1024 } else { 0 }
+        );
+        if std::thread::available_parallelism().map_or(1, |c| c.get()) >= 2 {
+            assert!(pl.measured_vcpu.is_some() && pl.measured_vcpu != pl.painter_vcpu);
+        }
+    }
+}

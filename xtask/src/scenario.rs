@@ -47,6 +47,10 @@ With accounting off the run prints `verdict: DOUBLE ACCESS` and still exits 0: t
         /// Record the run as Chrome trace JSON: one process per domain, a track per vCPU (open in Perfetto).
         #[arg(long, value_name = "OUT.json")]
         trace: Option<PathBuf>,
+        /// vCPUs per domain, every one running the driver.
+        #[arg(long, value_name = "1-4", default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..=hv::layout::MAX_VCPUS as i64))]
+        vcpus: u32,
     },
     /// Apply a trace through the hypervisor's control plane (real VMs), check its `#=>` lines.
     #[command(
@@ -72,13 +76,17 @@ fn accounting(s: &str) -> Result<Accounting, String> {
 /// Runs the task.
 pub fn run(args: Args) -> ExitCode {
     match args.what {
-        What::Seed { accounting, trace } => {
+        What::Seed {
+            accounting,
+            trace,
+            vcpus,
+        } => {
             let modes = match accounting {
                 Some(m) => vec![m],
                 None => vec![Accounting::Off, Accounting::On],
             };
             let mut tap = Tap::start(trace.as_deref(), "scenario seed");
-            let code = seed(&modes, tap.as_mut());
+            let code = seed(&modes, vcpus, tap.as_mut());
             finish(tap, "scenario seed", code)
         }
         What::Trace {
@@ -168,13 +176,13 @@ fn evidence(hv: &Hypervisor, d: u16) -> Evidence {
     }
 }
 
-fn seed(modes: &[Accounting], mut tap: Option<&mut Tap>) -> ExitCode {
+fn seed(modes: &[Accounting], vcpus: u32, mut tap: Option<&mut Tap>) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for &m in modes {
         if let Some(t) = tap.as_deref_mut() {
             t.next_run(&format!("accounting {}", m.name()));
         }
-        match seed_one(m, tap.as_deref_mut()) {
+        match seed_one(m, vcpus, tap.as_deref_mut()) {
             Ok(double) => {
                 if double && m == Accounting::On {
                     code = ExitCode::from(1);
@@ -190,7 +198,7 @@ fn seed(modes: &[Accounting], mut tap: Option<&mut Tap>) -> ExitCode {
 }
 
 /// Returns whether a double access was observed.
-fn seed_one(m: Accounting, mut tap: Option<&mut Tap>) -> Result<bool, HvError> {
+fn seed_one(m: Accounting, vcpus: u32, mut tap: Option<&mut Tap>) -> Result<bool, HvError> {
     let hv = Hypervisor::boot(Config {
         accounting: m,
         ..Config::default()
@@ -208,13 +216,17 @@ fn seed_one(m: Accounting, mut tap: Option<&mut Tap>) -> Result<bool, HvError> {
         h.kernel
     );
     say!(tap, "boot {}", platform::SEED_BOOT);
+    say!(
+        tap,
+        "every domain has {vcpus} vCPU(s), each running the driver"
+    );
     let (d0, d1) = (dom(0), dom(1));
     let page = mem(DEVICE_A_FRAME);
     let ports = range(Space::IoPort, 0x300, 0x307);
     let irq = range(Space::Irq, DEVICE_A_IRQ as u64, DEVICE_A_IRQ as u64);
 
     say!(tap, "\n1. dom0's driver maps device A's page (frame {DEVICE_A_FRAME:#x}) and talks on ports 0x300-0x307");
-    hv.create_domain(d0, &programs::driver(0)?)?;
+    hv.create_domain_smp(d0, &programs::driver(0)?, vcpus)?;
     run_for(&hv, d0, 200, tap.as_deref_mut());
     let status = hv.read_guest_u64(d0, SI_STATUS).unwrap_or(u64::MAX);
     let e0 = evidence(&hv, 0);
@@ -228,7 +240,7 @@ fn seed_one(m: Accounting, mut tap: Option<&mut Tap>) -> Result<bool, HvError> {
         tap,
         "\n2. a driver domain (d1) is created and granted the same"
     );
-    hv.create_domain_paused(d1, &programs::driver(0)?, hv::layout::DEFAULT_RAM)?;
+    hv.create_domain_paused_smp(d1, &programs::driver(0)?, hv::layout::DEFAULT_RAM, vcpus)?;
     let g_page = hv.grant(d1, page, Mode::Exclusive, false);
     say!(
         tap,
@@ -335,6 +347,13 @@ fn seed_one(m: Accounting, mut tap: Option<&mut Tap>) -> Result<bool, HvError> {
     let double_page = fin.0.page_seq - granted.0.page_seq;
     let double = (double_ports > 0 || double_page > 0) && fin.1.ports + fin.1.page_seq > 0;
     say!(tap, "\nevidence (device A counters, page records):");
+    for d in [d0, d1] {
+        say!(
+            tap,
+            "   {d}: exits per vCPU {:?}",
+            hv.vcpu_exits(d).unwrap_or_default()
+        );
+    }
     for (d, c) in hv.device_a_counters() {
         say!(
             tap,

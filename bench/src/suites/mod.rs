@@ -5,10 +5,13 @@ pub mod hv;
 
 use crate::harness::{self, Calibrated, HwCounters, Measured, Plan, Reference};
 use crate::linear::LinearAccessList;
+use crate::peers::{bitmap_check, PortBitmaps, PortBus};
 use accountant::{Accountant, BootOptions, DomId, Mode, Space, TrackerKind, UnitRange};
 use reports::{Metric, MetricName, NotMeasured, Param};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+pub mod hv_realism;
 
 /// Everything a suite writes into.
 #[derive(Default)]
@@ -126,67 +129,147 @@ pub fn port_setup(ports: &[(u16, u16)]) -> Result<(Accountant, LinearAccessList)
 /// (implementation, grant count) pair once.
 pub const PORT_CHECK_ROUNDS: usize = 12;
 
-/// One point of the port-check sweep.
+/// One point of the port-check sweep: the same grants in every
+/// implementation compared.
 struct PortPoint {
     grants: u64,
     acct: Accountant,
+    /// Checkers bound to domains `0..=PORT_DOMAINS`, indexed by domain (a
+    /// vCPU holds its own domain's).
+    bound: Vec<accountant::BoundPortChecker>,
+    bitmaps: PortBitmaps,
+    bus: PortBus,
     list: LinearAccessList,
     order: Vec<(u16, u16)>,
 }
 
-/// `accountant.port_check`: radix against the linear list at each grant
-/// count; each check is an allowed access to a random granted port. Samples
-/// are taken in [`PORT_CHECK_ROUNDS`] interleaved rounds over all points.
+/// The implementations of `accountant.port_check`, by their `impl` param.
+const PORT_IMPLS: [&str; 5] = ["radix", "radix-bound", "bitmap", "btree", "linear"];
+
+/// Binds `$op` to the check of implementation `$imp` on point `$p` (an
+/// allowed access to the `i`-th port of the point's order) and evaluates
+/// `$body`; one closure type per implementation, so each is inlined.
+macro_rules! with_port_op {
+    ($p:expr, $imp:expr, |$op:ident| $body:expr) => {{
+        let p: &PortPoint = $p;
+        let order = &p.order;
+        let len = order.len() as u64;
+        match $imp {
+            "radix" => {
+                let checker = p.acct.port_checker();
+                let mut $op = |i: u64| {
+                    let (d, port) = order[(i % len) as usize];
+                    black_box(checker.check(black_box(d), black_box(port), 1));
+                };
+                $body
+            }
+            "radix-bound" => {
+                let bound = &p.bound;
+                let mut $op = |i: u64| {
+                    let (d, port) = order[(i % len) as usize];
+                    black_box(bound[usize::from(black_box(d))].check_untraced(black_box(port), 1));
+                };
+                $body
+            }
+            "bitmap" => {
+                let maps: Vec<_> = (0..=PORT_DOMAINS)
+                    .filter_map(|d| p.bitmaps.domain(d))
+                    .collect();
+                let mut $op = |i: u64| {
+                    let (d, port) = order[(i % len) as usize];
+                    black_box(bitmap_check(
+                        maps[usize::from(black_box(d))],
+                        black_box(port),
+                        1,
+                    ));
+                };
+                $body
+            }
+            "btree" => {
+                let mut $op = |i: u64| {
+                    let (d, port) = order[(i % len) as usize];
+                    black_box(p.bus.check(black_box(d), black_box(port), 1));
+                };
+                $body
+            }
+            _ => {
+                let mut $op = |i: u64| {
+                    let (d, port) = order[(i % len) as usize];
+                    black_box(p.list.check(black_box(d), black_box(port), 1));
+                };
+                $body
+            }
+        }
+    }};
+}
+
+/// Builds one sweep point of `n` grants, every implementation holding them;
+/// `Err` if the setup fails or any implementation denies a granted access.
+fn port_point(n: u64) -> Result<PortPoint, String> {
+    let ports = granted_ports(n);
+    let (mut acct, list) = port_setup(&ports)?;
+    let mut bound = Vec::new();
+    for d in 0..=PORT_DOMAINS {
+        let dom = DomId::new(u64::from(d)).map_err(|e| format!("domain {d}: {e}"))?;
+        bound.push(
+            acct.bound_port_checker(dom)
+                .ok_or_else(|| format!("domain {d}: no bound checker"))?,
+        );
+    }
+    let mut bitmaps = PortBitmaps::new(PORT_DOMAINS + 1);
+    let mut bus = PortBus::new();
+    for &(d, p) in &ports {
+        bitmaps.grant(d, p, p);
+        bus.grant(d, p, p);
+    }
+    let order = check_order(&ports);
+    let c = acct.port_checker();
+    // All must allow every access, or the comparison is meaningless.
+    let all_allow = order.iter().all(|&(d, p)| {
+        c.check(d, p, 1)
+            && bound[usize::from(d)].check(p, 1)
+            && bitmaps.check(d, p, 1)
+            && bus.check(d, p, 1)
+            && list.check(d, p, 1)
+    });
+    if !all_allow {
+        return Err("a granted port was denied; not timed".to_owned());
+    }
+    Ok(PortPoint {
+        grants: n,
+        acct,
+        bound,
+        bitmaps,
+        bus,
+        list,
+        order,
+    })
+}
+
+/// `accountant.port_check`: the radix check (generic, and bound to the
+/// vCPU's domain) against peer designs (a flat per-domain bitmap, a
+/// `BTreeMap` bus, the linear list) at each grant count; each check is an
+/// allowed access to a random granted port. Samples are taken in
+/// [`PORT_CHECK_ROUNDS`] interleaved rounds over all points.
 pub fn port_check(cx: &mut Ctx, sink: &mut Sink) {
     let mut points = Vec::new();
     for n in grant_points(cx.quick) {
-        let ports = granted_ports(n);
-        match port_setup(&ports) {
-            Ok((acct, list)) => {
-                let order = check_order(&ports);
-                let c = acct.port_checker();
-                // Both must allow every access, or the comparison is meaningless.
-                if order
-                    .iter()
-                    .all(|&(d, p)| c.check(d, p, 1) && list.check(d, p, 1))
-                {
-                    points.push(PortPoint {
-                        grants: n,
-                        acct,
-                        list,
-                        order,
-                    });
-                } else {
-                    sink.skip(
-                        MetricName::PortCheck,
-                        format!("{n} grants: a granted port was denied; not timed"),
-                    );
-                }
-            }
+        match port_point(n) {
+            Ok(p) => points.push(p),
             Err(e) => sink.skip(MetricName::PortCheck, format!("{n} grants: {e}")),
         }
     }
     let mut slots: Vec<(&PortPoint, &'static str, Calibrated, Measured)> = Vec::new();
     for p in &points {
-        let checker = p.acct.port_checker();
-        let order = &p.order;
-        let len = order.len() as u64;
-        let mut radix = |i: u64| {
-            let (d, port) = order[(i % len) as usize];
-            black_box(checker.check(black_box(d), black_box(port), 1));
-        };
-        let mut linear = |i: u64| {
-            let (d, port) = order[(i % len) as usize];
-            black_box(p.list.check(black_box(d), black_box(port), 1));
-        };
         cx.progress.step(&format!(
-            "accountant.port_check grants={} (calibrating radix, linear)",
-            p.grants
+            "accountant.port_check grants={} (calibrating {})",
+            p.grants,
+            PORT_IMPLS.join(", ")
         ));
-        let c = Calibrated::new(&cx.plan, cx.inject, &mut radix);
-        slots.push((p, "radix", c, c.empty()));
-        let c = Calibrated::new(&cx.plan, cx.inject, &mut linear);
-        slots.push((p, "linear", c, c.empty()));
+        for imp in PORT_IMPLS {
+            let c = with_port_op!(p, imp, |op| Calibrated::new(&cx.plan, cx.inject, &mut op));
+            slots.push((p, imp, c, c.empty()));
+        }
     }
     // Four times the plan's samples: the gate's headline metric, and cheap;
     // spreading them over more time dilutes a passing disturbance.
@@ -198,22 +281,7 @@ pub fn port_check(cx: &mut Ctx, sink: &mut Sink) {
             round + 1
         ));
         for (p, imp, c, m) in slots.iter_mut() {
-            let checker = p.acct.port_checker();
-            let order = &p.order;
-            let len = order.len() as u64;
-            if *imp == "radix" {
-                let mut op = |i: u64| {
-                    let (d, port) = order[(i % len) as usize];
-                    black_box(checker.check(black_box(d), black_box(port), 1));
-                };
-                c.sample(per_round, budget, &mut op, m);
-            } else {
-                let mut op = |i: u64| {
-                    let (d, port) = order[(i % len) as usize];
-                    black_box(p.list.check(black_box(d), black_box(port), 1));
-                };
-                c.sample(per_round, budget, &mut op, m);
-            }
+            with_port_op!(p, *imp, |op| c.sample(per_round, budget, &mut op, m));
         }
     }
     for (p, imp, c, m) in &slots {
@@ -225,22 +293,8 @@ pub fn port_check(cx: &mut Ctx, sink: &mut Sink) {
             continue;
         };
         if let Some(hw) = cx.counters.as_mut() {
-            let checker = p.acct.port_checker();
-            let order = &p.order;
-            let len = order.len() as u64;
             let n = c.batch_ops.max(1) * 20;
-            let counted = if *imp == "radix" {
-                hw.per_op(n, |i| {
-                    let (d, port) = order[(i % len) as usize];
-                    black_box(checker.check(black_box(d), black_box(port), 1));
-                })
-            } else {
-                hw.per_op(n, |i| {
-                    let (d, port) = order[(i % len) as usize];
-                    black_box(p.list.check(black_box(d), black_box(port), 1));
-                })
-            };
-            if let Some((cyc, ins)) = counted {
+            if let Some((cyc, ins)) = with_port_op!(p, *imp, |op| hw.per_op(n, &mut op)) {
                 metric.cycles_per_op = Some(harness::round4(cyc));
                 metric.instructions_per_op = Some(harness::round4(ins));
             }
@@ -764,6 +818,30 @@ mod tests {
         }
         // An ungranted port (between strides) is denied by both.
         assert!(!c.check(1, 1, 1) && !list.check(1, 1, 1));
+    }
+
+    #[test]
+    fn every_port_check_impl_allows_the_sweep() {
+        for n in [1, 4096, 65_536] {
+            let p = port_point(n).expect("every implementation allows every granted port");
+            assert_eq!(p.bus.len() as u64, n);
+            // A port granted to domain d is denied to the next domain in each.
+            let (d, port) = p.order[0];
+            let other = if d == PORT_DOMAINS { 1 } else { d + 1 };
+            assert!(!p.bound[usize::from(other)].check(port, 1));
+            assert!(!p.bitmaps.check(other, port, 1) && !p.bus.check(other, port, 1));
+            for imp in PORT_IMPLS {
+                let mut calls = 0u64;
+                with_port_op!(&p, imp, |op| {
+                    let f = &mut op;
+                    for i in 0..8 {
+                        f(i);
+                        calls += 1;
+                    }
+                });
+                assert_eq!(calls, 8, "{imp}");
+            }
+        }
     }
 
     #[test]

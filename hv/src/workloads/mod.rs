@@ -35,6 +35,10 @@ use accountant::{DomId, Mode, Space, UnitRange};
 use kvm_ioctls::Kvm;
 use std::time::{Duration, Instant};
 
+pub mod fb_load;
+pub mod irq;
+pub mod smp;
+
 /// Framebuffer scale: 256 MiB in pages.
 pub const FB_SCALE_PAGES: u64 = 65_536;
 

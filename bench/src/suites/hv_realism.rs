@@ -1,0 +1,268 @@
+//! The hypervisor-realism metrics: interrupt binding through KVM's irqchip
+//! against its bare `KVM_IRQFD` floor (paired per round), and the port exit
+//! and forced revoke with domains of two vCPUs (`vcpus=2`).
+
+use super::hv::latency_metric;
+use super::{Ctx, Sink};
+use reports::stats::quantile;
+use reports::{Metric, MetricName, Param, Percentiles};
+
+/// A metric over per-round derived values (ratios, signed deltas), which an
+/// HDR histogram of positive integers cannot hold.
+fn derived_metric(name: MetricName, params: &[(&str, Param)], v: &[f64]) -> Option<Metric> {
+    let q = |p: f64| quantile(v, p).map(|x| (x * 1e4).round() / 1e4);
+    let p = Percentiles {
+        p50: q(0.5)?,
+        p90: q(0.9)?,
+        p99: q(0.99)?,
+        p999: q(0.999)?,
+        max: q(1.0)?,
+    };
+    let mut m = Metric::new(name, params);
+    m.value = p.p50;
+    m.p50 = p.p50;
+    m.p90 = p.p90;
+    m.p99 = p.p99;
+    m.p999 = p.p999;
+    m.max = p.max;
+    m.min = q(0.0)?;
+    m.count = v.len() as u64;
+    m.samples = v.to_vec();
+    Some(m)
+}
+
+/// CPUs the samples were taken on, for the note (a spread is a warning).
+fn cpus_note(cpus: &[u32]) -> String {
+    let mut c: Vec<u32> = cpus.to_vec();
+    c.sort_unstable();
+    c.dedup();
+    let list: Vec<String> = c
+        .iter()
+        .map(|x| {
+            if *x == u32::MAX {
+                "?".into()
+            } else {
+                x.to_string()
+            }
+        })
+        .collect();
+    if c.len() > 1 {
+        format!("samples span CPUs {} (placement not fixed)", list.join(","))
+    } else {
+        format!("all samples on CPU {}", list.join(","))
+    }
+}
+
+/// Rounds of the irq bind pairing.
+fn irq_rounds(quick: bool) -> usize {
+    if quick {
+        400
+    } else {
+        4000
+    }
+}
+
+/// `hv.bind_irq`, `hv.unbind_irq`, their floors `hv.irqfd_assign` /
+/// `hv.irqfd_deassign`, `hv.bind_irq_over_floor` and `hv.bind_irq_delta`
+/// (paired per round); `hv.pio_exit` and `hv.revoke_force` with `vcpus=2`.
+pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
+    use hv::acct::Accounting;
+    use hv::workloads as w;
+    let names = [
+        MetricName::BindIrq,
+        MetricName::UnbindIrq,
+        MetricName::BindIrqOverFloor,
+        MetricName::BindIrqDelta,
+    ];
+    if !std::path::Path::new("/dev/kvm").exists() {
+        for name in names {
+            sink.skip(name, "/dev/kvm is absent on this host");
+        }
+        return;
+    }
+    let rounds = irq_rounds(cx.quick);
+    cx.progress.step(&format!(
+        "hv.bind_irq paired with KVM_IRQFD, {rounds} rounds"
+    ));
+    match w::irq::bind_irq(rounds) {
+        Ok(r) => {
+            let params = [("delivery", Param::from("irqchip"))];
+            let note = |what: &str, cpus: &[u32]| {
+                format!(
+                    "{what}; paired per round with the bare KVM_IRQFD step on the same thread, \
+                     alternating order; {}",
+                    cpus_note(cpus)
+                )
+            };
+            for (name, v, what) in [
+                (
+                    MetricName::BindIrq,
+                    &r.bind.step,
+                    "Hypervisor::bind of one line (accountant bind + irqfd assign)",
+                ),
+                (
+                    MetricName::IrqfdAssign,
+                    &r.bind.floor,
+                    "bare KVM_IRQFD assign",
+                ),
+                (
+                    MetricName::UnbindIrq,
+                    &r.unbind.step,
+                    "Hypervisor::unbind of one line (accountant unbind + irqfd deassign)",
+                ),
+                (
+                    MetricName::IrqfdDeassign,
+                    &r.unbind.floor,
+                    "bare KVM_IRQFD deassign",
+                ),
+            ] {
+                if let Some(mut m) = latency_metric(name, &params, v, false, None) {
+                    m.note = Some(note(what, &r.bind.cpu));
+                    sink.metrics.push(m);
+                }
+            }
+            for (name, v) in [
+                (MetricName::BindIrqOverFloor, r.bind.ratios()),
+                (MetricName::BindIrqDelta, w::irq::deltas(&r.bind)),
+            ] {
+                if let Some(mut m) = derived_metric(name, &params, &v) {
+                    m.note = Some(note(
+                        "per round, hv.bind_irq against hv.irqfd_assign",
+                        &r.bind.cpu,
+                    ));
+                    sink.metrics.push(m);
+                }
+            }
+        }
+        Err(e) => {
+            for name in names {
+                sink.skip(name, format!("irqfd binding not measured: {e}"));
+            }
+        }
+    }
+    let n = if cx.quick { 5_000 } else { 50_000 };
+    for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
+        cx.progress
+            .step(&format!("hv.pio_exit vcpus=2 accounting={word} n={n}"));
+        let params = [
+            ("accounting", Param::from(word)),
+            ("mmio_tracked_pages", Param::from(0u64)),
+            ("vcpus", Param::from(2u64)),
+        ];
+        match w::smp::pio_exit(acc, 2, n) {
+            Ok(v) => {
+                if let Some(mut m) = latency_metric(MetricName::PioExit, &params, &v, true, None) {
+                    m.note = Some(
+                        "vCPU 0's guest-timed round trip of `in al, 0x300` while vCPU 1 of the \
+                         same domain runs the same loop; percentiles corrected for coordinated \
+                         omission"
+                            .into(),
+                    );
+                    sink.metrics.push(m);
+                }
+            }
+            Err(e) => sink.skip(
+                MetricName::PioExit,
+                format!("vcpus=2 accounting={word}: {e}"),
+            ),
+        }
+    }
+    // The port loop beside a painter streaming over the mapped framebuffer
+    // (256 MiB; 4 GiB too in the full run), against no load, same placement.
+    let fb_points: &[u64] = if cx.quick {
+        &[65_536]
+    } else {
+        &[65_536, 1_048_576]
+    };
+    for &fb in fb_points {
+        for load in [w::fb_load::Load::None, w::fb_load::Load::FbPaint] {
+            for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
+                cx.progress.step(&format!(
+                    "hv.pio_exit load={} accounting={word} fb_pages={fb} n={n}",
+                    load.name()
+                ));
+                match w::fb_load::pio_exit(acc, load, fb, n) {
+                    Ok((v, pl)) => {
+                        // `painter`: the framebuffer is mapped by a painter
+                        // domain (running or not), which tells these rows from
+                        // the dom0-mapped ones of the `hv` suite.
+                        let params = [
+                            ("accounting", Param::from(word)),
+                            ("mmio_tracked_pages", Param::from(fb)),
+                            ("load", Param::from(load.name())),
+                            ("mapped_by", Param::from("painter")),
+                            (
+                                "measured_cpu",
+                                pl.measured_vcpu
+                                    .map_or(Param::from("unpinned"), |c| Param::from(c as u64)),
+                            ),
+                        ];
+                        if let Some(mut m) =
+                            latency_metric(MetricName::PioExit, &params, &v, true, None)
+                        {
+                            let cpu =
+                                |c: Option<usize>| c.map_or("unpinned".into(), |c| c.to_string());
+                            m.note = Some(format!(
+                                "guest-timed `in al, 0x300` with load {} ({} framebuffer pages mapped, streamed over for {} ms); measured vCPU on CPU {}, painter vCPU on CPU {}, control thread on CPU {}",
+                                load.name(),
+                                pl.painted_pages,
+                                pl.painter_ms,
+                                cpu(pl.measured_vcpu),
+                                cpu(pl.painter_vcpu),
+                                pl.control.map_or("?".into(), |c| c.to_string()),
+                            ));
+                            sink.metrics.push(m);
+                        }
+                    }
+                    Err(e) => sink.skip(
+                        MetricName::PioExit,
+                        format!("load={} accounting={word}: {e}", load.name()),
+                    ),
+                }
+            }
+        }
+    }
+    let reps = if cx.quick { 15 } else { 60 };
+    for pages in [1u64, 4096] {
+        cx.progress
+            .step(&format!("hv.revoke_force vcpus=2 pages={pages}"));
+        let params = [
+            ("pages", Param::from(pages)),
+            ("vcpus", Param::from(2u64)),
+            ("vcpu_state", Param::from("running")),
+        ];
+        match w::smp::revoke_force(pages, 2, reps) {
+            Ok(v) => {
+                if let Some(mut m) =
+                    latency_metric(MetricName::RevokeForce, &params, &v, false, None)
+                {
+                    m.note = Some(
+                        "forced revoke of mapped frames both vCPUs painted; both keep running \
+                         (quiesce covers both)"
+                            .into(),
+                    );
+                    sink.metrics.push(m);
+                }
+            }
+            Err(e) => sink.skip(
+                MetricName::RevokeForce,
+                format!("vcpus=2 pages={pages}: {e}"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_metrics_keep_signed_values() {
+        let m =
+            derived_metric(MetricName::BindIrqDelta, &[], &[-20.0, 10.0, 30.0]).expect("values");
+        assert_eq!((m.p50, m.min, m.max, m.count), (10.0, -20.0, 30.0, 3));
+        assert!(derived_metric(MetricName::BindIrqDelta, &[], &[]).is_none());
+        assert!(cpus_note(&[1, 1]).contains("CPU 1"));
+        assert!(cpus_note(&[0, 1]).contains("span"));
+    }
+}
