@@ -20,6 +20,7 @@
 //! | 5 | `QUERY` | space (0 ioport, 1 iomem, 2 irq), unit | out0 = [`query bits`](QUERY_HELD) |
 //! | 6 | `BLOCK` | timeout µs (capped at [`BLOCK_MAX_US`]) | wait for a pending event bit |
 //! | 7 | `DOMID` | — | status = the caller's domain id |
+//! | 8 | `VCPU_ID` | — | status = the calling vCPU's index in its domain (`0..vcpus`) |
 //!
 //! Status: 0 = ok; 1–16 = the accountant's error codes
 //! ([`crate::acct::errno_of`]: 1 `bad-range`, 2 `out-of-range`, 3

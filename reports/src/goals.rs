@@ -210,6 +210,74 @@ fn radix_vs_linear(r: &Results, limit: f64) -> Option<Measured> {
     })
 }
 
+/// radix-bound over bitmap, the worst grant count.
+fn bound_vs_bitmap(r: &Results, limit: f64) -> Option<Measured> {
+    let b = radix_points(r, "radix-bound");
+    let m = radix_points(r, "bitmap");
+    b.iter()
+        .filter_map(|x| {
+            let g = pu(x, "grants")?;
+            let y = m.iter().find(|y| pu(y, "grants") == Some(g))?;
+            (y.p50 > 0.0).then(|| (x.p50 / y.p50, g, x.p50, y.p50))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(ratio, g, x, y)| Measured {
+            value: ratio,
+            limit,
+            detail: format!("worst at {g} grants: {} vs bitmap {}", fmt_ns(x), fmt_ns(y)),
+        })
+}
+
+/// radix-bound, largest p50 over smallest.
+fn bound_flat(r: &Results, limit: f64) -> Option<Measured> {
+    let v = radix_points(r, "radix-bound");
+    let max = v.iter().max_by(|a, b| a.p50.total_cmp(&b.p50))?;
+    let min = v.iter().min_by(|a, b| a.p50.total_cmp(&b.p50))?;
+    (v.len() > 1 && min.p50 > 0.0).then(|| Measured {
+        value: max.p50 / min.p50,
+        limit,
+        detail: format!(
+            "max {} ({} grants) / min {} ({} grants)",
+            fmt_ns(max.p50),
+            pu(max, "grants").unwrap_or(0),
+            fmt_ns(min.p50),
+            pu(min, "grants").unwrap_or(0)
+        ),
+    })
+}
+
+/// btree over radix-bound at 4,096 grants.
+fn btree_vs_bound(r: &Results, limit: f64) -> Option<Measured> {
+    let at = |imp: &str| {
+        r.find(
+            MetricName::PortCheck,
+            &[("impl", imp.into()), ("grants", 4096u64.into())],
+        )
+    };
+    let (b, t) = (at("radix-bound")?, at("btree")?);
+    (b.p50 > 0.0).then(|| Measured {
+        value: t.p50 / b.p50,
+        limit,
+        detail: format!("btree {} vs radix-bound {}", fmt_ns(t.p50), fmt_ns(b.p50)),
+    })
+}
+
+fn bind_irq_delta(r: &Results, limit: f64) -> Option<Measured> {
+    let m = r.named(MetricName::BindIrqDelta).next()?;
+    let ci = m
+        .ci95
+        .map_or(String::new(), |[a, b]| format!(", 95 % CI {a:.0} … {b:.0} ns"));
+    Some(Measured {
+        value: m.p50,
+        limit,
+        detail: format!(
+            "{} over a bare KVM_IRQFD assign (median of {} paired rounds{ci})",
+            fmt_ns(m.p50),
+            m.count
+        ),
+    })
+}
+
 fn instructions_equal(r: &Results, limit: f64) -> Option<Measured> {
     let mut v: Vec<&Metric> = r.named(MetricName::PortCheckInstructions).collect();
     v.sort_by_key(|m| pu(m, "grants").unwrap_or(0));
@@ -477,6 +545,50 @@ pub const GOALS: &[Goal] = &[
         limit: 1.2,
         unit: "×",
         eval: radix_flat_tight,
+    },
+    Goal {
+        id: "bound-vs-bitmap",
+        kind: Kind::Target,
+        metric: MetricName::PortCheck,
+        what: "the vCPU-held radix check (radix-bound) over a flat 8 KiB bitmap, worst grant count",
+        why: "a check as cheap as the VT-x I/O-bitmap / Jailhouse design",
+        bound: Bound::AtMost,
+        limit: 1.3,
+        unit: "×",
+        eval: bound_vs_bitmap,
+    },
+    Goal {
+        id: "bound-flat",
+        kind: Kind::Target,
+        metric: MetricName::PortCheck,
+        what: "radix-bound, largest p50 / smallest over 1 … 65,536 grants",
+        why: "a fixed number of loads: flat as a bitmap",
+        bound: Bound::AtMost,
+        limit: 1.2,
+        unit: "×",
+        eval: bound_flat,
+    },
+    Goal {
+        id: "btree-vs-bound",
+        kind: Kind::Target,
+        metric: MetricName::PortCheck,
+        what: "a BTreeMap range lookup (rust-vmm / Firecracker bus style) over radix-bound, at 4,096 grants",
+        why: "the radix tree must beat a range search where there are many ranges",
+        bound: Bound::AtLeast,
+        limit: 10.0,
+        unit: "×",
+        eval: btree_vs_bound,
+    },
+    Goal {
+        id: "bind-irq-delta",
+        kind: Kind::Target,
+        metric: MetricName::BindIrqDelta,
+        what: "interrupt bind over its bare KVM_IRQFD assign (median of paired rounds)",
+        why: "the floor is only about 0.3 µs: the accountant's share must stay small",
+        bound: Bound::AtMost,
+        limit: 150.0,
+        unit: "ns",
+        eval: bind_irq_delta,
     },
     Goal {
         id: "radix-instructions",
