@@ -166,6 +166,12 @@ pub struct DomainStats {
     pub events: u64,
     /// Exits handled by its vCPU.
     pub exits: u64,
+    /// Port exits (hypercalls included) that arrived as native `KVM_EXIT_IO`
+    /// (VT-x, AMD-V).
+    pub native_port_exits: u64,
+    /// Port exits (hypercalls included) that arrived through PVM's #GP
+    /// fallback; zero on VT-x and AMD-V.
+    pub trapped_port_exits: u64,
     /// KVM memslots it uses for I/O memory.
     pub io_slots: usize,
     /// Frames whose use ended but whose memslot KVM refused to delete; each
@@ -242,6 +248,8 @@ impl Domain {
             bad_hypercalls: l(&self.stats.bad_hypercalls),
             events: l(&self.stats.events),
             exits: self.ctl.exits(),
+            native_port_exits: self.ctl.native_port_exits(),
+            trapped_port_exits: self.ctl.trapped_port_exits(),
             io_slots: lock(&self.slots).slot_count(),
             stuck_frames: l(&self.stats.stuck_frames),
         }

@@ -24,6 +24,18 @@ pub struct VcpuCtl {
     thread: Mutex<Option<libc::pthread_t>>,
     done: AtomicBool,
     exits: AtomicU64,
+    native_port_exits: AtomicU64,
+    trapped_port_exits: AtomicU64,
+}
+
+/// How a port access reached the hypervisor: evidence of which exit path a
+/// host exercised (VT-x and AMD-V exit natively; PVM traps, see `pvio`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitPath {
+    /// A `KVM_EXIT_IO` from the CPU's own I/O intercept.
+    Native,
+    /// The guest's #GP stub forwarded a faulting `in`/`out` (PVM).
+    PvmTrap,
 }
 
 impl VcpuCtl {
@@ -87,6 +99,16 @@ impl VcpuCtl {
     /// Exits handled so far.
     pub fn exits(&self) -> u64 {
         self.exits.load(Ordering::Relaxed)
+    }
+
+    /// Port exits (hypercalls included) that arrived as native `KVM_EXIT_IO`.
+    pub fn native_port_exits(&self) -> u64 {
+        self.native_port_exits.load(Ordering::Relaxed)
+    }
+
+    /// Port exits (hypercalls included) forwarded by the PVM #GP fallback.
+    pub fn trapped_port_exits(&self) -> u64 {
+        self.trapped_port_exits.load(Ordering::Relaxed)
     }
 
     /// Asks the vCPU to stop and kicks it out of `KVM_RUN` with a signal,
@@ -186,6 +208,11 @@ pub fn run(vcpu: &mut VcpuFd, ram: &HostMem, env: &mut impl ExitEnv, ctl: &VcpuC
 }
 
 fn decide(env: &mut impl ExitEnv, ctl: &VcpuCtl, exit: Exit) -> Action {
+    decide_via(env, ctl, exit, ExitPath::Native)
+}
+
+fn decide_via(env: &mut impl ExitEnv, ctl: &VcpuCtl, exit: Exit, path: ExitPath) -> Action {
+    let is_port = matches!(exit, Exit::IoIn { .. } | Exit::IoOut { .. });
     // Only checked port accesses are in-flight sections: a hypercall takes
     // the control-plane lock, which a quiescing control plane holds.
     let section = matches!(
@@ -200,8 +227,15 @@ fn decide(env: &mut impl ExitEnv, ctl: &VcpuCtl, exit: Exit) -> Action {
     if section {
         ctl.leave();
     }
-    tracepoints::tp!(exit_record(env.domain(), exit).since(t0));
+    tracepoints::tp!(exit_record(env.domain(), exit)
+        .trapped(is_port && path == ExitPath::PvmTrap)
+        .since(t0));
     ctl.exits.fetch_add(1, Ordering::Relaxed);
+    match (is_port, path) {
+        (true, ExitPath::Native) => ctl.native_port_exits.fetch_add(1, Ordering::Relaxed),
+        (true, ExitPath::PvmTrap) => ctl.trapped_port_exits.fetch_add(1, Ordering::Relaxed),
+        (false, _) => 0,
+    };
     a
 }
 
@@ -213,7 +247,7 @@ fn run_loop(vcpu: &mut VcpuFd, ram: &HostMem, env: &mut impl ExitEnv, ctl: &Vcpu
         let action = match vcpu.run() {
             Ok(VcpuExit::IoOut(layout::PIO_TRAP_PORT, _)) => match Trap::read(ram) {
                 Ok(trap) => {
-                    let a = decide(env, ctl, trap.exit());
+                    let a = decide_via(env, ctl, trap.exit(), ExitPath::PvmTrap);
                     let done = match a {
                         Action::ReplyIo(v) => trap.complete(ram, Some(v)),
                         Action::Resume => trap.complete(ram, None),
