@@ -2,6 +2,7 @@
 
 mod bench;
 mod gate;
+mod nested;
 mod replay;
 mod report;
 mod scenario;
@@ -15,6 +16,7 @@ tasks:
   report [RESULTS...]                   regenerate the HTML report from results files
   gate [--baseline FILE] [--results FILE]  fail on a regression against the baseline
   replay FILE [--tracker NAME] [--trace OUT.json]  replay an accountant trace (SPEC section 3)
+  nested [host|vmx|svm|all] [--only TEST...] [--full]  the hv suite on VT-x/AMD-V emulators
   scenario seed [--accounting on|off]   the original proposal's scenario on real guests
   scenario trace FILE [--accounting on|off]  apply a trace through the hypervisor, check its #=> lines
 ";
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         "gate" => gate::run(rest),
         "replay" => replay::run(rest),
         "scenario" => scenario::run(rest),
+        "nested" => nested::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS
