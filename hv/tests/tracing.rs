@@ -35,7 +35,10 @@ fn vm_exits_hypercalls_and_memslots_are_traced() {
     );
     hv::host::check_exit_path(hv.host().kind, native, trapped).unwrap();
     let s = hv.stats(d(0)).unwrap();
-    assert_eq!((native, trapped), (s.native_port_exits, s.trapped_port_exits));
+    assert_eq!(
+        (native, trapped),
+        (s.native_port_exits, s.trapped_port_exits)
+    );
     let hc = recs.iter().find(|r| r.kind == Kind::Hypercall).unwrap();
     assert_eq!((hc.extra, hc.value), (hv::hypercall::op::MAP_IOMEM, 0));
     let slot = recs.iter().find(|r| r.kind == Kind::MemslotAdd).unwrap();

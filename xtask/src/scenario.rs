@@ -283,7 +283,10 @@ fn seed_one(m: Accounting) -> Result<(bool, bool), HvError> {
         }
     }
     println!();
-    Ok((double || (m == Accounting::On && handed_out > 0), path.is_ok()))
+    Ok((
+        double || (m == Accounting::On && handed_out > 0),
+        path.is_ok(),
+    ))
 }
 
 fn trace(file: &str, m: Accounting) -> ExitCode {
