@@ -1362,6 +1362,79 @@ mod tests {
         assert_eq!(modinfo_depends(b"nothing here"), "");
     }
 
+    fn built() -> Built {
+        let bin = |name: &str, tests: &[&str]| TestBin {
+            name: name.into(),
+            path: PathBuf::from(format!("/b/{name}")),
+            tests: tests.iter().map(|t| t.to_string()).collect(),
+        };
+        Built {
+            tests: vec![
+                bin("raw_vm", &["raw_cpl3_guest_port_io_and_mmio_exits"]),
+                bin(
+                    "domains",
+                    &[
+                        "dom0_driver_maps_the_page_and_drives_the_ports",
+                        "revoke_without_force_drains_until_unmap",
+                        "destroy_releases_everything",
+                    ],
+                ),
+            ],
+            xtask: PathBuf::from("/b/xtask"),
+            bench: PathBuf::from("/b/ioacct-bench"),
+        }
+    }
+
+    #[test]
+    fn plans_run_everything_but_what_they_list_with_a_reason() {
+        let b = built();
+        let ids = |p: &Plan| -> Vec<String> {
+            p.steps
+                .iter()
+                .filter(|s| s.is_test())
+                .map(|s| s.id.clone())
+                .collect()
+        };
+        for be in [Backend::Host, Backend::Svm] {
+            let p = plan(be, &b, &[], false);
+            assert_eq!(ids(&p).len(), 4, "{be:?}");
+            assert!(p.skipped.is_empty());
+            let rest: Vec<&str> = p.steps.iter().skip(4).map(|s| s.id.as_str()).collect();
+            assert_eq!(rest, ["scenario-on", "scenario-off", "bench"]);
+        }
+        assert_eq!(
+            plan(Backend::Host, &b, &[], false).steps[0].program,
+            "/b/raw_vm"
+        );
+        assert_eq!(
+            plan(Backend::Svm, &b, &[], false).steps[0].program,
+            "/x/t-raw_vm"
+        );
+        // VT-x: the subset; the rest listed with its reason; subset tests
+        // that no binary has are failures.
+        let p = plan(Backend::Vmx, &b, &[], false);
+        assert_eq!(
+            ids(&p),
+            [
+                "raw_vm::raw_cpl3_guest_port_io_and_mmio_exits",
+                "domains::dom0_driver_maps_the_page_and_drives_the_ports"
+            ]
+        );
+        assert_eq!(p.skipped.len(), 2);
+        assert!(p.skipped.iter().any(|(id, why)| id
+            .ends_with("revoke_without_force_drains_until_unmap")
+            && *why == VMX_SKIP[0].reason));
+        assert_eq!(p.missing.len(), VMX_SUBSET.len() - 2);
+        // --full: all but the skip list; --only naming a skipped test runs it.
+        let p = plan(Backend::Vmx, &b, &[], true);
+        assert_eq!((ids(&p).len(), p.skipped.len()), (3, 1));
+        let p = plan(Backend::Vmx, &b, &["revoke_without".into()], false);
+        assert_eq!(
+            ids(&p),
+            ["domains::revoke_without_force_drains_until_unmap"]
+        );
+    }
+
     #[test]
     fn emulated_back_ends_list_what_they_skip_and_amd_v_skips_nothing() {
         assert!(skips(Backend::Svm).is_empty());
