@@ -296,8 +296,14 @@ fn drive(
                 kernel = Some(fetch_kernel(&work)?);
             }
             let k = kernel.as_ref().ok_or("no kernel")?;
-            // One directory per machine shape, so two shapes can run at once.
-            let dir = work.join(format!("{}-{cpus}cpu", b.name()));
+            // One directory per machine shape and selection, so that two
+            // can run at once.
+            let sel = match (only.is_empty(), full) {
+                (false, _) => "only",
+                (true, true) => "full",
+                (true, false) => "default",
+            };
+            let dir = work.join(format!("{}-{cpus}cpu-{sel}", b.name()));
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let stall = stall.unwrap_or(b.stall());
             run_emulated(b, &dir, k, &built, &plan.steps, cpus, stall)?
@@ -1309,12 +1315,16 @@ debug: action=ignore
     let cmds = work.join("bochs.cmds");
     std::fs::write(&cmds, "c\n").map_err(|e| e.to_string())?;
     let inner = format!("bochs -q -f {} -rc {}", rc.display(), cmds.display());
+    // `script` must keep draining the terminal: at end of input it stops,
+    // the terminal's buffer fills with Bochs' status-line updates and Bochs
+    // blocks writing to it, guest and all. A pipe that stays open (the
+    // returned `Child` holds its write end) and never delivers a byte.
     Command::new("script")
         .args(["-q", "-e", "-c", &inner])
         .arg(work.join("bochs-term.log"))
         .env("TERM", "xterm")
         .process_group(0)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
