@@ -1208,7 +1208,7 @@ fn watch(child: &mut std::process::Child, log: &Path, stall: Duration) -> bool {
     }
 }
 
-/// Kills the emulator's whole process group (Bochs runs under `script`).
+/// Kills the emulator's whole process group.
 fn kill_group(child: &mut std::process::Child) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: the child was spawned as the leader of its own process
@@ -1243,7 +1243,7 @@ fn qemu(k: &Kernel, img: &Path, log: &Path, cpus: u32) -> Res<std::process::Chil
 
 /// Bochs boots from an ISO (isolinux); its debugger-enabled build stops at
 /// a prompt unless its command file says `c`, and its `term` display needs
-/// a terminal, which `script` provides.
+/// a terminal ([`drained_pty`]).
 fn bochs(work: &Path, k: &Kernel, img: &Path, log: &Path, cpus: u32) -> Res<std::process::Child> {
     let iso_dir = work.join("vmx-iso");
     if iso_dir.exists() {
@@ -1314,21 +1314,72 @@ debug: action=ignore
     .map_err(|e| e.to_string())?;
     let cmds = work.join("bochs.cmds");
     std::fs::write(&cmds, "c\n").map_err(|e| e.to_string())?;
-    let inner = format!("bochs -q -f {} -rc {}", rc.display(), cmds.display());
-    // `script` must keep draining the terminal: at end of input it stops,
-    // the terminal's buffer fills with Bochs' status-line updates and Bochs
-    // blocks writing to it, guest and all. A pipe that stays open (the
-    // returned `Child` holds its write end) and never delivers a byte.
-    Command::new("script")
-        .args(["-q", "-e", "-c", &inner])
-        .arg(work.join("bochs-term.log"))
+    let tty = drained_pty()?;
+    let (tin, tout) = (
+        tty.try_clone().map_err(|e| format!("pty: {e}"))?,
+        tty.try_clone().map_err(|e| format!("pty: {e}"))?,
+    );
+    Command::new("bochs")
+        .arg("-q")
+        .arg("-f")
+        .arg(&rc)
+        .arg("-rc")
+        .arg(&cmds)
         .env("TERM", "xterm")
+        .env("COLUMNS", "80")
+        .env("LINES", "25")
         .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdin(Stdio::from(tin))
+        .stdout(Stdio::from(tout))
+        .stderr(Stdio::from(tty))
         .spawn()
-        .map_err(|e| format!("script/bochs: {e}"))
+        .map_err(|e| format!("bochs: {e}"))
+}
+
+/// A pseudo-terminal for Bochs' `term` display (its only display without
+/// X), whose output a thread reads and discards. It must be drained: once
+/// the terminal's buffer is full Bochs blocks writing its screen updates,
+/// and the guest with it (`script` with no terminal of its own stops
+/// reading, which is how a Bochs guest "hangs" under it). Returns the
+/// terminal side.
+fn drained_pty() -> Res<std::os::fd::OwnedFd> {
+    use std::io::Read as _;
+    use std::os::fd::FromRawFd as _;
+    let (mut m, mut s) = (-1, -1);
+    // SAFETY: openpty stores two new descriptors in `m` and `s`; the name,
+    // termios and window-size arguments may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!("openpty: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: openpty succeeded, so both are open descriptors that nothing
+    // else owns; each is wrapped exactly once.
+    let (master, slave) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(m),
+            std::os::fd::OwnedFd::from_raw_fd(s),
+        )
+    };
+    let mut master = std::fs::File::from(master);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once Bochs, the last holder of the terminal side,
+        // has exited.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    Ok(slave)
 }
 
 #[cfg(test)]
