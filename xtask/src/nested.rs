@@ -1319,7 +1319,7 @@ debug: action=ignore
         tty.try_clone().map_err(|e| format!("pty: {e}"))?,
         tty.try_clone().map_err(|e| format!("pty: {e}"))?,
     );
-    Command::new("bochs")
+    let child = Command::new("bochs")
         .arg("-q")
         .arg("-f")
         .arg(&rc)
@@ -1333,15 +1333,65 @@ debug: action=ignore
         .stdout(Stdio::from(tout))
         .stderr(Stdio::from(tty))
         .spawn()
-        .map_err(|e| format!("bochs: {e}"))
+        .map_err(|e| format!("bochs: {e}"))?;
+    drain_own_ptys(child.id());
+    Ok(child)
 }
 
-/// A pseudo-terminal for Bochs' `term` display (its only display without
-/// X), whose output a thread reads and discards. It must be drained: once
-/// the terminal's buffer is full Bochs blocks writing its screen updates,
-/// and the guest with it (`script` with no terminal of its own stops
-/// reading, which is how a Bochs guest "hangs" under it). Returns the
-/// terminal side.
+/// Debian's Bochs (built with its debugger) draws the `term` display into
+/// a pseudo-terminal it opens itself and that nobody reads: after some
+/// 20 KiB of screen updates Bochs blocks writing to it, and the guest
+/// stops dead in the middle of whatever test runs (seen as "hangs" of
+/// tests that happened to be running then). A thread finds the terminals
+/// Bochs opened (`/dev/ptmx` descriptors, `tty-index` in their fdinfo),
+/// and reads and discards their other side until Bochs exits.
+fn drain_own_ptys(pid: u32) {
+    use std::io::Read as _;
+    std::thread::spawn(move || {
+        let mut draining: Vec<(String, std::fs::File)> = Vec::new();
+        let mut buf = [0u8; 4096];
+        let proc_fd = PathBuf::from(format!("/proc/{pid}/fd"));
+        while proc_fd.exists() {
+            if let Ok(rd) = std::fs::read_dir(&proc_fd) {
+                for e in rd.flatten() {
+                    let is_ptmx =
+                        std::fs::read_link(e.path()).is_ok_and(|l| l == Path::new("/dev/ptmx"));
+                    let info = std::fs::read_to_string(format!(
+                        "/proc/{pid}/fdinfo/{}",
+                        e.file_name().to_string_lossy()
+                    ))
+                    .unwrap_or_default();
+                    let index = info
+                        .lines()
+                        .find_map(|l| l.strip_prefix("tty-index:"))
+                        .map(|i| i.trim().to_string());
+                    if let (true, Some(i)) = (is_ptmx, index) {
+                        let name = format!("/dev/pts/{i}");
+                        if draining.iter().all(|(n, _)| *n != name) {
+                            use std::os::unix::fs::OpenOptionsExt as _;
+                            if let Ok(f) = std::fs::OpenOptions::new()
+                                .read(true)
+                                .write(true)
+                                .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+                                .open(&name)
+                            {
+                                draining.push((name, f));
+                            }
+                        }
+                    }
+                }
+            }
+            for (_, f) in draining.iter_mut() {
+                while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+}
+
+/// A pseudo-terminal for Bochs' standard streams (its `term` display, the
+/// only one without X, refuses to start without a terminal), whose output
+/// a thread reads and discards. Returns the terminal side.
 fn drained_pty() -> Res<std::os::fd::OwnedFd> {
     use std::io::Read as _;
     use std::os::fd::FromRawFd as _;
