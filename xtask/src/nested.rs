@@ -1194,6 +1194,13 @@ fn watch(child: &mut std::process::Child, log: &Path, stall: Duration) -> bool {
                 last_work = work;
                 last_change = Instant::now();
             }
+            // Done: a Bochs guest's few seconds before powering off are
+            // minutes of wall time; the serial log is complete already.
+            if marks.contains(&"NESTED end") {
+                std::thread::sleep(Duration::from_secs(3));
+                kill_group(child);
+                return false;
+            }
             // Progress: echo the runner's lines as they come.
             for l in marks.iter().skip(shown) {
                 eprintln!("  {l}");
