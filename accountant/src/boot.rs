@@ -10,7 +10,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::num::RawRange;
+use crate::model::Quotas;
+use crate::num::{Num, RawRange};
+use crate::trace::quote;
 use crate::{Error, Space, UnitRange};
 
 /// Who may use unheld units by default right.
@@ -36,6 +38,8 @@ pub struct BootOptions {
     pub dom0: Vec<UnitRange>,
     /// `dom0_ioports_disable=`: ports the default I/O domain may not use by default right.
     pub ioports_disable: Vec<UnitRange>,
+    /// `quota_frames=`, `quota_records=`: every domain's limits.
+    pub quotas: Quotas,
 }
 
 /// Why a boot line was refused. Nothing was booted.
@@ -62,9 +66,9 @@ pub enum BootError {
 impl fmt::Display for BootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BootError::UnknownOption(o) => write!(f, "unknown boot option `{o}`"),
+            BootError::UnknownOption(o) => write!(f, "unknown boot option `{}`", quote(o)),
             BootError::BadValue { option, value } => {
-                write!(f, "bad value `{value}` for boot option `{option}`")
+                write!(f, "bad value `{}` for boot option `{option}`", quote(value))
             }
             BootError::Apply { option, error } => write!(f, "boot option `{option}`: {error}"),
         }
@@ -118,6 +122,19 @@ impl BootOptions {
                 "dom0_ioports" => o.dom0.extend(list(key, value, Space::IoPort)?),
                 "dom0_iomem" => o.dom0.extend(list(key, value, Space::IoMem)?),
                 "dom0_irqs" => o.dom0.extend(list(key, value, Space::Irq)?),
+                "quota_frames" | "quota_records" => {
+                    let n = Num::parse(value).and_then(|n| n.get()).ok_or_else(|| {
+                        BootError::BadValue {
+                            option: key.to_string(),
+                            value: value.to_string(),
+                        }
+                    })?;
+                    if key == "quota_frames" {
+                        o.quotas.frames = n;
+                    } else {
+                        o.quotas.records = n;
+                    }
+                }
                 "dom0_ioports_disable" => {
                     o.ioports_disable.extend(list(key, value, Space::IoPort)?)
                 }
@@ -141,6 +158,9 @@ mod tests {
         assert_eq!(o.ram.len(), 1);
         assert_eq!(o.reserve.len(), 4);
         assert_eq!(o.io_default, IoDefault::Dom0);
+        assert_eq!(o.quotas, Quotas::default());
+        let q = BootOptions::parse("quota_frames=0x100 quota_records=3").expect("valid");
+        assert_eq!((q.quotas.frames, q.quotas.records), (0x100, 3));
     }
 
     #[test]
@@ -161,6 +181,10 @@ mod tests {
             "dom0_ioports=0x10000",
             "ram=1,,2",
             "reserve_iomem=0x10000000000",
+            "quota_frames=",
+            "quota_records=-1",
+            "quota_frames=0x1_0",
+            "quota_records=99999999999999999999",
         ] {
             assert!(
                 matches!(BootOptions::parse(bad), Err(BootError::BadValue { .. })),

@@ -41,6 +41,8 @@ extern crate alloc;
 extern crate std;
 
 pub mod boot;
+pub mod exec;
+mod index;
 pub mod mem;
 pub mod model;
 pub mod num;
@@ -51,10 +53,11 @@ pub mod track;
 pub mod types;
 
 pub use boot::{BootError, BootOptions, IoDefault};
-pub use model::{Accountant, Revoked, Teardown, TeardownItem, UnitInfo, Violation};
+pub use exec::{execute, Control};
+pub use model::{Accountant, Quotas, Revoked, Teardown, TeardownItem, UnitInfo, Violation};
 pub use ports::PortChecker;
 pub use track::{Run, TrackError, Tracker, TrackerKind, TrackerStats};
-pub use types::{DomId, Error, ErrorCode, Mode, Space, UnitRange, MAX_DOMID};
+pub use types::{DomId, Error, ErrorCode, Mode, QuotaKind, Space, UnitRange, MAX_DOMID};
 
 // The hypervisor keeps the accountant behind a mutex and hands each vCPU
 // thread a checker: these must stay true.

@@ -33,17 +33,20 @@
 //! SPEC's error precedence, so a failed operation changes nothing.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::boot::{BootError, BootOptions, IoDefault};
+use crate::index::RangeSet;
 use crate::ports::{PortChecker, PortTable};
 use crate::segs::SegMap;
-use crate::track::{new_tracker, Run, TrackError, Tracker, TrackerKind, TrackerStats};
-use crate::{DomId, Error, Mode, Space, UnitRange};
+use crate::track::{
+    new_tracker, new_tracker_with_limit, Run, TrackError, Tracker, TrackerKind, TrackerStats,
+};
+use crate::{DomId, Error, Mode, QuotaKind, Space, UnitRange};
 use tracepoints::{tp, Kind, Outcome, Record};
 
 fn tp_space(s: Space) -> tracepoints::Space {
@@ -80,6 +83,7 @@ fn tp_outcome<T>(r: &Result<T, Error>) -> Outcome {
         Err(C::NotGranted) => Outcome::NotGranted,
         Err(C::NotMapped) => Outcome::NotMapped,
         Err(C::NotBound) => Outcome::NotBound,
+        Err(C::Quota) => Outcome::Quota,
         Err(C::NoMemory) => Outcome::NoMemory,
     }
 }
@@ -259,10 +263,73 @@ fn track_err(space: Space, e: TrackError) -> Error {
     }
 }
 
+/// Per-domain limits (SPEC section 2, level 10), the same for every domain,
+/// domain 0 included. Only `map` checks them: unmap, unbind and every
+/// teardown succeed whatever the counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// Frames mapped, in pages: every live mapping of a frame counts one
+    /// (boot option `quota_frames=`).
+    pub frames: u64,
+    /// Tracking records: the maximal runs of frames of equal non-zero use
+    /// count in the domain's mappings — what `slab-extent` keeps one record
+    /// for (boot option `quota_records=`). Per-page trackers keep one record
+    /// per mapped frame, which the frames quota bounds. An unmap in the
+    /// middle of a run adds a run and may take a domain past this limit (it
+    /// never fails); the next map that would add a run is then refused.
+    pub records: u64,
+}
+
+impl Quotas {
+    /// Default frames quota: an 8 GiB BAR (2 Mi pages) plus 256 MiB for the
+    /// platform's other devices.
+    pub const DEFAULT_FRAMES: u64 = (2 << 20) + (64 << 10);
+    /// Default records quota: 65,536 runs (about 3 MiB of `slab-extent`
+    /// records, a few MiB more in a hypervisor's own per-run state).
+    pub const DEFAULT_RECORDS: u64 = 64 << 10;
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            frames: Quotas::DEFAULT_FRAMES,
+            records: Quotas::DEFAULT_RECORDS,
+        }
+    }
+}
+
+/// What a domain has: its counts against [`Quotas`] and the per-domain index
+/// of where it holds or drains units (a superset: ranges it was granted and
+/// has not revoked without draining), so that `destroy` and `check` visit
+/// only those.
+#[derive(Clone, Debug, Default)]
+struct DomState {
+    frames: u64,
+    records: u64,
+    held: [RangeSet; 3],
+}
+
+/// Maximal runs of equal non-zero count in `segs` (ascending, disjoint).
+fn count_runs(segs: impl Iterator<Item = (u64, u64, u32)>) -> u64 {
+    let mut n = 0;
+    let mut prev: Option<(u64, u32)> = None;
+    for (s, e, c) in segs {
+        let joins = prev.is_some_and(|(pe, pc)| pc == c && pe.checked_add(1) == Some(s));
+        if c != 0 && !joins {
+            n += 1;
+        }
+        prev = Some((e, c));
+    }
+    n
+}
+
 /// The I/O resource accountant. See the module docs for the state machine.
 pub struct Accountant {
     spaces: [SegMap<Unit>; 3],
     domains: BTreeSet<DomId>,
+    doms: BTreeMap<DomId, DomState>,
+    quotas: Quotas,
+    quota_refusals: u64,
     default_dom: Option<DomId>,
     iomem: Box<dyn Tracker + Send>,
     irq: Box<dyn Tracker + Send>,
@@ -283,11 +350,25 @@ impl Accountant {
     /// An accountant booted with no options (`boot` alone): domain 0 is the
     /// default I/O domain, nothing is reserved.
     pub fn new(tracker: TrackerKind) -> Accountant {
+        Accountant::with_page_limit(tracker, None)
+    }
+
+    /// Like [`Accountant::new`], with the MMIO tracker's page source limited
+    /// to `page_limit` live pages (fault injection: operations that create
+    /// state then fail with `no-memory`; teardowns still succeed, taking the
+    /// few records a split needs beyond the limit).
+    pub fn with_page_limit(tracker: TrackerKind, page_limit: Option<u64>) -> Accountant {
         let a = Accountant {
             spaces: Space::ALL.map(|s| SegMap::new(s.max_unit(), Unit::default())),
             domains: BTreeSet::from([DomId::DOM0]),
+            doms: BTreeMap::from([(DomId::DOM0, DomState::default())]),
+            quotas: Quotas::default(),
+            quota_refusals: 0,
             default_dom: Some(DomId::DOM0),
-            iomem: new_tracker(tracker),
+            iomem: match page_limit {
+                Some(_) => new_tracker_with_limit(tracker, page_limit),
+                None => new_tracker(tracker),
+            },
             irq: new_tracker(TrackerKind::SlabExtent),
             ports: Arc::new(PortTable::new()),
         };
@@ -298,7 +379,18 @@ impl Accountant {
     /// Boots from parsed options, applying them in the SPEC's order; any
     /// failure fails the whole boot.
     pub fn boot(opts: &BootOptions, tracker: TrackerKind) -> Result<Accountant, BootError> {
-        let mut a = Accountant::new(tracker);
+        Accountant::boot_with_page_limit(opts, tracker, None)
+    }
+
+    /// [`Accountant::boot`] with a page limit on the MMIO tracker (see
+    /// [`Accountant::with_page_limit`]).
+    pub fn boot_with_page_limit(
+        opts: &BootOptions,
+        tracker: TrackerKind,
+        page_limit: Option<u64>,
+    ) -> Result<Accountant, BootError> {
+        let mut a = Accountant::with_page_limit(tracker, page_limit);
+        a.quotas = opts.quotas;
         let apply = |option: &'static str| move |error: Error| BootError::Apply { option, error };
         for r in &opts.ram {
             a.spaces[Space::IoMem.index()].update(r.first(), r.last(), |u| u.ram = true);
@@ -320,6 +412,70 @@ impl Accountant {
                 .map_err(apply("dom0 grant"))?;
         }
         Ok(a)
+    }
+
+    /// The per-domain limits.
+    pub fn quotas(&self) -> Quotas {
+        self.quotas
+    }
+
+    /// Changes the per-domain limits. Lowering one below what a domain
+    /// already has takes nothing away; its next map that needs more is refused.
+    pub fn set_quotas(&mut self, q: Quotas) {
+        self.quotas = q;
+    }
+
+    /// `d`'s counts against its quotas: (frames mapped, records), or `None`
+    /// if `d` does not exist.
+    pub fn quota_usage(&self, d: DomId) -> Option<(u64, u64)> {
+        self.doms.get(&d).map(|s| (s.frames, s.records))
+    }
+
+    /// Maps refused with `quota` so far.
+    pub fn quota_refusals(&self) -> u64 {
+        self.quota_refusals
+    }
+
+    /// Runs of `d`'s iomem uses within `lo..=hi` around `a..=b` (`lo <= a`,
+    /// `b <= hi`), before and after `f` is applied to the counts of `a..=b`.
+    fn runs_around(&self, d: DomId, a: u64, b: u64, f: impl Fn(u32) -> u32) -> (u64, u64) {
+        let (lo, hi) = (
+            a.saturating_sub(1),
+            b.saturating_add(1).min(Space::IoMem.max_unit()),
+        );
+        let mut segs: Vec<(u64, u64, u32)> = Vec::new();
+        let mut next = lo;
+        self.iomem.runs(d, lo, hi, &mut |run| {
+            if run.first > next {
+                segs.push((next, run.first - 1, 0));
+            }
+            segs.push((run.first, run.last, run.count));
+            next = run.last + 1;
+        });
+        if next <= hi {
+            segs.push((next, hi, 0));
+        }
+        let before = count_runs(segs.iter().copied());
+        let after = count_runs(segs.iter().flat_map(|&(s, e, c)| {
+            let mut parts: [Option<(u64, u64, u32)>; 3] = [None; 3];
+            if s < a {
+                parts[0] = Some((s, e.min(a - 1), c));
+            }
+            if e >= a && s <= b {
+                parts[1] = Some((s.max(a), e.min(b), f(c)));
+            }
+            if e > b {
+                parts[2] = Some((s.max(b + 1), e, c));
+            }
+            parts.into_iter().flatten()
+        }));
+        (before, after)
+    }
+
+    /// Bytes of nodes in the port table (see the `ports` module docs: a
+    /// destroyed domain's nodes are kept for its id).
+    pub fn port_table_bytes(&self) -> u64 {
+        self.ports.node_bytes()
     }
 
     /// A lock-free port checker sharing this accountant's radix tree.
@@ -435,6 +591,12 @@ impl Accountant {
 
     /// Removes `d`'s uses within `first..=last` of `space`, appending them to `out`.
     fn tear_down(&mut self, d: DomId, space: Space, first: u64, last: u64, out: &mut Teardown) {
+        let (before, after) = if space == Space::IoMem {
+            self.runs_around(d, first, last, |_| 0)
+        } else {
+            (0, 0)
+        };
+        let start = out.len();
         if let Some(t) = self.uses_mut(space) {
             t.clear(d, first, last, &mut |run: Run| {
                 tp!(Record::new(Kind::Teardown)
@@ -450,6 +612,16 @@ impl Accountant {
                 })
             });
         }
+        if space == Space::IoMem {
+            let frames: u64 = out[start..]
+                .iter()
+                .map(|t| (t.last - t.first + 1).saturating_mul(u64::from(t.count)))
+                .sum();
+            if let Some(st) = self.doms.get_mut(&d) {
+                st.frames = st.frames.saturating_sub(frames);
+                st.records = (st.records + after).saturating_sub(before);
+            }
+        }
     }
 
     /// `create D`.
@@ -457,6 +629,7 @@ impl Accountant {
         if !self.domains.insert(d) {
             return Err(Error::DomainExists(d));
         }
+        self.doms.insert(d, DomState::default());
         Ok(())
     }
 
@@ -471,14 +644,18 @@ impl Accountant {
         for space in [Space::IoMem, Space::Irq] {
             self.tear_down(d, space, 0, space.max_unit(), &mut teardown);
         }
+        let st = self.doms.remove(&d).unwrap_or_default();
         let mut ports_held: Vec<(u64, u64)> = Vec::new();
         for space in Space::ALL {
+            // Only where the index says `d` may hold or drain something.
             let mut pieces: Vec<(u64, u64)> = Vec::new();
-            self.spaces[space.index()].for_each(0, space.max_unit(), |s, e, u| {
-                if u.holds(d).is_some() || u.drains(d) {
-                    pieces.push((s, e));
-                }
-            });
+            for (first, last) in st.held[space.index()].iter() {
+                self.spaces[space.index()].for_each(first, last, |s, e, u| {
+                    if u.holds(d).is_some() || u.drains(d) {
+                        pieces.push((s, e));
+                    }
+                });
+            }
             for &(s, e) in &pieces {
                 self.spaces[space.index()].update(s, e, |u| {
                     u.holders.retain(|(h, _)| *h != d);
@@ -680,6 +857,9 @@ impl Accountant {
             u.draining.retain(|x| *x != d);
             u.add_holder(d, mode);
         });
+        if let Some(st) = self.doms.get_mut(&d) {
+            st.held[r.space().index()].insert(r.first(), r.last());
+        }
         self.sync_ports(r, &[dd, Some(d)]);
         Ok(teardown)
     }
@@ -709,6 +889,15 @@ impl Accountant {
                 segs.update(run.first, run.last, |u| u.add_draining(d));
             }
         }
+        if let Some(st) = self.doms.get_mut(&d) {
+            let held = &mut st.held[r.space().index()];
+            held.remove(r.first(), r.last());
+            if !force {
+                for run in &runs {
+                    held.insert(run.first, run.last);
+                }
+            }
+        }
         self.sync_ports(r, &[Some(d), self.default_dom]);
         Ok(Revoked {
             pending: !force && !runs.is_empty(),
@@ -732,15 +921,46 @@ impl Accountant {
         });
         worst.result()?;
         let space = r.space();
+        let mut counts = None;
+        if space == Space::IoMem {
+            let (frames, records) = self.quota_usage(d).unwrap_or((0, 0));
+            let q = self.quotas;
+            let len = r.last() - r.first() + 1;
+            let (before, after) = self.runs_around(d, r.first(), r.last(), |c| c.saturating_add(1));
+            let refuse = |kind, limit| Error::Quota {
+                dom: d,
+                kind,
+                limit,
+            };
+            let err = if frames.saturating_add(len) > q.frames {
+                Some(refuse(QuotaKind::Frames, q.frames))
+            } else if after > before && records + (after - before) > q.records {
+                Some(refuse(QuotaKind::Records, q.records))
+            } else {
+                None
+            };
+            if let Some(e) = err {
+                self.quota_refusals += 1;
+                return Err(e);
+            }
+            counts = Some((frames + len, (records + after).saturating_sub(before)));
+        }
         match self.uses_mut(space) {
             Some(t) => t
                 .map(d, r.first(), r.last())
-                .map_err(|e| track_err(space, e)),
-            None => Err(Error::BadRange {
-                first: r.first(),
-                last: r.last(),
-            }),
+                .map_err(|e| track_err(space, e))?,
+            None => {
+                return Err(Error::BadRange {
+                    first: r.first(),
+                    last: r.last(),
+                })
+            }
         }
+        if let (Some((frames, records)), Some(st)) = (counts, self.doms.get_mut(&d)) {
+            st.frames = frames;
+            st.records = records;
+        }
+        Ok(())
     }
 
     /// One less use of every unit of `r` by `d`; draining ends where the last use ended.
@@ -748,12 +968,18 @@ impl Accountant {
         self.need(d)?;
         self.not_ram(r)?;
         let space = r.space();
+        let around = (space == Space::IoMem)
+            .then(|| self.runs_around(d, r.first(), r.last(), |c| c.saturating_sub(1)));
         let t = self.uses_mut(space).ok_or(Error::BadRange {
             first: r.first(),
             last: r.last(),
         })?;
         t.unmap(d, r.first(), r.last())
             .map_err(|e| track_err(space, e))?;
+        if let (Some((before, after)), Some(st)) = (around, self.doms.get_mut(&d)) {
+            st.frames = st.frames.saturating_sub(r.last() - r.first() + 1);
+            st.records = (st.records + after).saturating_sub(before);
+        }
         let mut drained: Vec<(u64, u64)> = Vec::new();
         self.segs(r).for_each(r.first(), r.last(), |s, e, u| {
             if u.drains(d) {
@@ -863,7 +1089,11 @@ impl Accountant {
         Ok(info)
     }
 
-    /// Verifies the invariants of SPEC section 2 over the whole state.
+    /// Verifies the invariants of SPEC section 2 over the whole state, in
+    /// time proportional to the segments plus what the domains hold and use
+    /// (not segments × domains): one pass over the segments for what they
+    /// record, one over each domain's uses, one over each domain's port
+    /// index.
     pub fn check_invariants(&self) -> Result<(), Violation> {
         for space in Space::ALL {
             let segs = &self.spaces[space.index()];
@@ -882,16 +1112,8 @@ impl Accountant {
                 if bad.is_some() {
                     return;
                 }
-                let users = || {
-                    self.domains
-                        .iter()
-                        .copied()
-                        .filter(move |d| t.is_some_and(|t| t.any(*d, s, e)))
-                };
                 if u.reserved && (!u.holders.is_empty() || !u.draining.is_empty()) {
                     bad = Some(v(1, s, None, "reserved unit held or draining"));
-                } else if let Some(d) = users().find(|_| u.reserved) {
-                    bad = Some(v(1, s, Some(d), "reserved unit used by a domain"));
                 } else if !u.reserved && u.hv_uses != 0 {
                     bad = Some(v(1, s, None, "hypervisor use of an unreserved unit"));
                 } else if u.holders.iter().any(|(_, m)| *m == Mode::Exclusive)
@@ -929,30 +1151,85 @@ impl Accountant {
                         return;
                     }
                 }
-                // Every use is covered (invariant 3).
-                for d in users() {
-                    if u.holds(d).is_some() || u.drains(d) || self.default_ok(d, space, u) {
-                        continue;
-                    }
-                    bad = Some(v(3, s, Some(d), "use not covered by a grant"));
-                    return;
-                }
-                // Port bits agree with the model (invariant 7).
-                if space == Space::IoPort {
-                    for d in &self.domains {
-                        let want = u.holds(*d).is_some() || self.default_ok(*d, space, u);
-                        if let Some(p) =
-                            self.ports.first_mismatch(d.get(), s as u16, e as u16, want)
-                        {
-                            let p = u64::from(p);
-                            bad = Some(v(7, p, Some(*d), "port check disagrees with the state"));
-                            return;
-                        }
-                    }
-                }
             });
             if let Some(b) = bad {
                 return Err(b);
+            }
+            // Every use is of an unreserved unit and covered (invariants 1, 3):
+            // each domain's runs, against the segments they overlap.
+            if let Some(t) = t {
+                for d in &self.domains {
+                    let mut runs: Vec<(u64, u64)> = Vec::new();
+                    t.runs(*d, 0, space.max_unit(), &mut |run| {
+                        runs.push((run.first, run.last))
+                    });
+                    for (first, last) in runs {
+                        segs.for_each(first, last, |s, _, u| {
+                            if bad.is_some() {
+                                return;
+                            }
+                            if u.reserved {
+                                bad = Some(v(1, s, Some(*d), "reserved unit used by a domain"));
+                            } else if !(u.holds(*d).is_some()
+                                || u.drains(*d)
+                                || self.default_ok(*d, space, u))
+                            {
+                                bad = Some(v(3, s, Some(*d), "use not covered by a grant"));
+                            }
+                        });
+                        if let Some(b) = bad {
+                            return Err(b);
+                        }
+                    }
+                }
+            }
+            // Port bits agree with the model (invariant 7): the default I/O
+            // domain over every segment; any other domain over the segments
+            // its index covers, and no bit at all outside them.
+            if space == Space::IoPort {
+                for d in &self.domains {
+                    let mismatch = |s: u64, e: u64, want: bool| {
+                        self.ports
+                            .first_mismatch(d.get(), s as u16, e as u16, want)
+                            .map(|p| {
+                                v(
+                                    7,
+                                    u64::from(p),
+                                    Some(*d),
+                                    "port check disagrees with the state",
+                                )
+                            })
+                    };
+                    let seg_check = |first: u64, last: u64, bad: &mut Option<Violation>| {
+                        segs.for_each(first, last, |s, e, u| {
+                            if bad.is_none() {
+                                let want = u.holds(*d).is_some() || self.default_ok(*d, space, u);
+                                *bad = mismatch(s, e, want);
+                            }
+                        });
+                    };
+                    if self.default_dom == Some(*d) {
+                        seg_check(0, space.max_unit(), &mut bad);
+                    } else {
+                        let mut next = 0u64;
+                        let held = self.doms.get(d).map(|st| &st.held[space.index()]);
+                        for (first, last) in held.into_iter().flat_map(|h| h.iter()) {
+                            if bad.is_none() && first > next {
+                                bad = mismatch(next, first - 1, false);
+                            }
+                            if bad.is_none() {
+                                seg_check(first, last, &mut bad);
+                            }
+                            next = last + 1;
+                        }
+                        if bad.is_none() && next <= space.max_unit() {
+                            bad = mismatch(next, space.max_unit(), false);
+                        }
+                    }
+                    if let Some(b) = bad {
+                        return Err(b);
+                    }
+                }
             }
         }
         Ok(())
@@ -1214,6 +1491,29 @@ mod tests {
                 .map_err(|e| e.code()),
             Err(crate::ErrorCode::Conflict)
         );
+        assert_eq!(a.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn port_table_memory_is_per_id_and_reused() {
+        let mut a = Accountant::boot(
+            &BootOptions::parse("io_default=none").expect("valid"),
+            TrackerKind::SlabExtent,
+        )
+        .expect("boots");
+        let base = a.port_table_bytes();
+        let d = DomId::new(300).expect("valid");
+        let per_id = 2048 + 256 * 32;
+        for round in 0..3 {
+            a.create(d).expect("fresh");
+            a.grant(d, UnitRange::all(Space::IoPort), Mode::Exclusive, false)
+                .expect("free");
+            // One new directory (ids 256..=511) the first time, then nothing.
+            assert_eq!(a.port_table_bytes(), base + 2048 + per_id, "round {round}");
+            a.destroy(d).expect("exists");
+            assert_eq!(a.port_table_bytes(), base + 2048 + per_id);
+            assert!(!a.port_checker().check(300, 0x80, 1));
+        }
         assert_eq!(a.check_invariants(), Ok(()));
     }
 

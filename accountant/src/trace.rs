@@ -1,9 +1,19 @@
 //! Trace text (SPEC section 3): parsing one line into an [`Op`], and a
-//! [`Replay`] that applies a trace to a fresh accountant, one output line per op.
+//! [`Replay`] that applies a trace to a fresh accountant, one output line per op
+//! (each op run by [`crate::exec::execute`]).
 //!
 //! Parsing is purely syntactic: numbers of any size parse, and are checked
 //! against their space when the op runs, so that an out-of-range number is
 //! the op's `err out-of-range`, not a malformed line.
+//!
+//! **Bounds.** A line is at most [`MAX_LINE`] bytes (4 MiB, so that a
+//! 10⁶-digit number is still a number); [`LineReader`] streams a trace line
+//! by line in memory bounded by that, and reports a longer line as a
+//! malformed line without reading the rest of it. Parsing a line takes time
+//! linear in its length and keeps at most six of its words. Error messages
+//! quote at most [`QUOTE_CHARS`] characters of a word, escaped
+//! ([`quote`]), never raw control bytes. A UTF-8 byte-order mark before the
+//! first line is skipped.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -11,9 +21,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::boot::BootOptions;
-use crate::model::{describe_teardown, Accountant};
+use crate::model::Accountant;
 use crate::num::{Num, RawRange};
-use crate::{DomId, Error, Mode, Space, TrackerKind, UnitRange};
+use crate::{Mode, Space, TrackerKind};
 
 /// One parsed trace op.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,16 +104,37 @@ impl fmt::Display for TraceError {
     }
 }
 
+/// The longest line a trace may have, in bytes (without its newline).
+pub const MAX_LINE: usize = 4 << 20;
+
+/// The most characters of a word an error message quotes.
+pub const QUOTE_CHARS: usize = 40;
+
+/// `w` for an error message: at most [`QUOTE_CHARS`] characters, control
+/// and other non-printing characters escaped (`\u{0}`, `\n`…), and, if cut,
+/// followed by how long it was.
+pub fn quote(w: &str) -> String {
+    let mut s = String::new();
+    for (i, c) in w.chars().enumerate() {
+        if i == QUOTE_CHARS {
+            s.push_str(&format!("… ({} bytes)", w.len()));
+            break;
+        }
+        s.extend(c.escape_debug());
+    }
+    s
+}
+
 fn num(w: &str) -> Result<Num, String> {
-    Num::parse(w).ok_or_else(|| format!("`{w}` is not a number"))
+    Num::parse(w).ok_or_else(|| format!("`{}` is not a number", quote(w)))
 }
 
 fn range(w: &str) -> Result<RawRange, String> {
-    RawRange::parse(w).ok_or_else(|| format!("`{w}` is not a range"))
+    RawRange::parse(w).ok_or_else(|| format!("`{}` is not a range", quote(w)))
 }
 
 fn space(w: &str) -> Result<Space, String> {
-    Space::from_name(w).ok_or_else(|| format!("`{w}` is not a space (ioport, iomem, irq)"))
+    Space::from_name(w).ok_or_else(|| format!("`{}` is not a space (ioport, iomem, irq)", quote(w)))
 }
 
 fn only(w: &str, want: Space, op: &str) -> Result<(), String> {
@@ -118,22 +149,34 @@ fn force(w: Option<&&str>) -> Result<bool, String> {
     match w {
         None => Ok(false),
         Some(&"force") => Ok(true),
-        Some(w) => Err(format!("expected `force` or nothing, got `{w}`")),
+        Some(w) => Err(format!("expected `force` or nothing, got `{}`", quote(w))),
     }
 }
 
+/// The most words any op takes, the op included.
+const MAX_WORDS: usize = 6;
+
 /// Parses the code part of one line (comments already stripped, not blank).
+/// Time linear in its length; at most [`MAX_WORDS`] words are kept.
 pub fn parse_op(code: &str) -> Result<Op, String> {
-    let w: Vec<&str> = code.split_whitespace().collect();
+    let mut words = code.split_whitespace();
+    let w: Vec<&str> = words.by_ref().take(MAX_WORDS).collect();
+    let more = words.count();
     let Some((&op, args)) = w.split_first() else {
         return Err("empty line".to_string());
     };
+    let op = match op {
+        "boot" | "create" | "destroy" | "reserve" | "unreserve" | "hvmap" | "hvunmap" | "grant"
+        | "revoke" | "map" | "unmap" | "bind" | "unbind" | "access" | "query" | "check" => op,
+        _ => return Err(format!("unknown op `{}`", quote(op))),
+    };
+    let got = args.len() + more;
     let arity = |min: usize, max: usize| -> Result<(), String> {
-        if args.len() < min || args.len() > max {
+        if got < min || got > max {
             Err(if min == max {
-                format!("`{op}` takes {min} words, got {}", args.len())
+                format!("`{op}` takes {min} words, got {got}")
             } else {
-                format!("`{op}` takes {min} to {max} words, got {}", args.len())
+                format!("`{op}` takes {min} to {max} words, got {got}")
             })
         } else {
             Ok(())
@@ -142,6 +185,7 @@ pub fn parse_op(code: &str) -> Result<Op, String> {
     Ok(match op {
         "boot" => {
             let opts = code.trim_start().strip_prefix("boot").unwrap_or("");
+            // Every boot option is one word; the words were only counted above.
             Op::Boot(BootOptions::parse(opts).map_err(|e| e.to_string())?)
         }
         "create" | "destroy" => {
@@ -223,104 +267,128 @@ pub fn parse_op(code: &str) -> Result<Op, String> {
             arity(0, 0)?;
             Op::Check
         }
-        _ => return Err(format!("unknown op `{op}`")),
+        _ => return Err(format!("unknown op `{}`", quote(op))),
     })
 }
 
-fn dom(n: &Num) -> Result<DomId, Error> {
-    DomId::new(n.saturated())
+/// Where [`LineReader`] gets its bytes (`std::io::Read` in a `std` caller).
+pub trait ReadBytes {
+    /// The error of a failed read.
+    type Error;
+    /// Reads some bytes into `buf`; `Ok(0)` at the end.
+    fn read_bytes(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error>;
 }
 
-fn ok_or_err(r: Result<String, Error>) -> String {
-    match r {
-        Ok(s) => s,
-        Err(e) => format!("err {e}"),
-    }
+/// Why [`LineReader::next_line`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineError<E> {
+    /// Line `line` is longer than [`MAX_LINE`]; `start` is its first bytes,
+    /// quoted.
+    TooLong {
+        /// 1-based line number.
+        line: usize,
+        /// The first bytes, escaped.
+        start: String,
+    },
+    /// The source failed.
+    Read(E),
 }
 
-fn ok_with(t: &crate::model::Teardown) -> String {
-    if t.is_empty() {
-        "ok".to_string()
-    } else {
-        format!("ok {}", describe_teardown(t))
-    }
-}
-
-/// Runs one op (not `boot`) and returns its output line.
-pub fn execute(a: &mut Accountant, op: &Op) -> String {
-    let unit = |r: &RawRange, s: Space| r.check(s);
-    ok_or_err(match op {
-        Op::Boot(_) => Ok("err boot-twice".to_string()),
-        Op::Create(d) => dom(d).and_then(|d| a.create(d)).map(|_| "ok".to_string()),
-        Op::Destroy(d) => dom(d).and_then(|d| a.destroy(d)).map(|t| ok_with(&t)),
-        Op::Reserve(s, r) => unit(r, *s).and_then(|r| a.reserve(r)).map(|_| "ok".into()),
-        Op::Unreserve(s, r) => unit(r, *s)
-            .and_then(|r| a.unreserve(r))
-            .map(|_| "ok".into()),
-        Op::HvMap(s, r) => unit(r, *s).and_then(|r| a.hvmap(r)).map(|_| "ok".into()),
-        Op::HvUnmap(s, r) => unit(r, *s).and_then(|r| a.hvunmap(r)).map(|_| "ok".into()),
-        Op::Grant {
-            dom: d,
-            space,
-            range,
-            mode,
-            force,
-        } => dom(d)
-            .and_then(|d| Ok((d, unit(range, *space)?)))
-            .and_then(|(d, r)| a.grant(d, r, *mode, *force))
-            .map(|t| ok_with(&t)),
-        Op::Revoke {
-            dom: d,
-            space,
-            range,
-            force,
-        } => dom(d)
-            .and_then(|d| Ok((d, unit(range, *space)?)))
-            .and_then(|(d, r)| a.revoke(d, r, *force))
-            .map(|rv| {
-                if rv.pending {
-                    "pending".to_string()
-                } else {
-                    ok_with(&rv.teardown)
-                }
+impl<E> LineError<E> {
+    /// The malformed-line error this is, for [`LineError::TooLong`].
+    pub fn trace_error(&self) -> Option<TraceError> {
+        match self {
+            LineError::TooLong { line, start } => Some(TraceError {
+                line: *line,
+                msg: format!("line longer than {MAX_LINE} bytes (starts with `{start}`)"),
             }),
-        Op::Map(d, r) | Op::Unmap(d, r) | Op::Bind(d, r) | Op::Unbind(d, r) => {
-            let space = if matches!(op, Op::Map(..) | Op::Unmap(..)) {
-                Space::IoMem
-            } else {
-                Space::Irq
-            };
-            dom(d)
-                .and_then(|d| Ok((d, unit(r, space)?)))
-                .and_then(|(d, r)| match op {
-                    Op::Map(..) => a.map(d, r),
-                    Op::Unmap(..) => a.unmap(d, r),
-                    Op::Bind(..) => a.bind(d, r),
-                    _ => a.unbind(d, r),
-                })
-                .map(|_| "ok".to_string())
+            LineError::Read(_) => None,
         }
-        Op::Access {
-            dom: d,
-            port,
-            width,
-        } => dom(d)
-            .and_then(|d| a.access(d, port.saturated(), width.saturated()))
-            .map(|allowed| if allowed { "allow" } else { "deny" }.to_string()),
-        Op::Query(s, u) => UnitRange::one(*s, u.saturated())
-            .and_then(|r| a.query(*s, r.first()))
-            .map(|info| format!("state {info}")),
-        Op::Check => match a.check_invariants() {
-            Ok(()) => Ok("ok".to_string()),
-            Err(v) => Ok(format!("err invariant {v}")),
-        },
-    })
+    }
+}
+
+/// Reads a trace line by line in bounded memory: one 64 KiB chunk plus at
+/// most [`MAX_LINE`] bytes of the current line, whatever the input.
+pub struct LineReader<R> {
+    src: R,
+    chunk: Vec<u8>,
+    pos: usize,
+    len: usize,
+    line: Vec<u8>,
+    number: usize,
+    eof: bool,
+}
+
+impl<R: ReadBytes> LineReader<R> {
+    /// A reader over `src`.
+    pub fn new(src: R) -> Self {
+        LineReader {
+            src,
+            chunk: alloc::vec![0; 64 << 10],
+            pos: 0,
+            len: 0,
+            line: Vec::new(),
+            number: 0,
+            eof: false,
+        }
+    }
+
+    /// The next line without its `\n` (or `\r\n`), `Ok(None)` at the end.
+    pub fn next_line(&mut self) -> Result<Option<&[u8]>, LineError<R::Error>> {
+        self.line.clear();
+        loop {
+            if self.pos == self.len {
+                if self.eof {
+                    break;
+                }
+                self.len = self
+                    .src
+                    .read_bytes(&mut self.chunk)
+                    .map_err(LineError::Read)?;
+                self.pos = 0;
+                if self.len == 0 {
+                    self.eof = true;
+                    break;
+                }
+            }
+            let avail = &self.chunk[self.pos..self.len];
+            let (piece, done) = match avail.iter().position(|b| *b == b'\n') {
+                Some(i) => (&avail[..i], i + 1),
+                None => (avail, avail.len()),
+            };
+            let newline = done > piece.len();
+            if self.line.len() + piece.len() > MAX_LINE {
+                let take = MAX_LINE - self.line.len();
+                self.line.extend_from_slice(&piece[..take]);
+                let start = String::from_utf8_lossy(&self.line[..self.line.len().min(QUOTE_CHARS)]);
+                return Err(LineError::TooLong {
+                    line: self.number + 1,
+                    start: quote(&start),
+                });
+            }
+            self.line.extend_from_slice(piece);
+            self.pos += done;
+            if newline {
+                self.number += 1;
+                if self.line.last() == Some(&b'\r') {
+                    self.line.pop();
+                }
+                return Ok(Some(&self.line));
+            }
+        }
+        if self.line.is_empty() {
+            return Ok(None);
+        }
+        self.number += 1;
+        Ok(Some(&self.line))
+    }
 }
 
 /// Replays a trace line by line.
 #[derive(Debug)]
 pub struct Replay {
     tracker: TrackerKind,
+    page_limit: Option<u64>,
     acct: Option<Accountant>,
     line: usize,
 }
@@ -328,11 +396,28 @@ pub struct Replay {
 impl Replay {
     /// A replay that will boot with the given MMIO tracker.
     pub fn new(tracker: TrackerKind) -> Replay {
+        Replay::with_page_limit(tracker, None)
+    }
+
+    /// A replay whose MMIO tracker may hold at most `page_limit` pages
+    /// (fault injection; see [`Accountant::with_page_limit`]).
+    pub fn with_page_limit(tracker: TrackerKind, page_limit: Option<u64>) -> Replay {
         Replay {
             tracker,
+            page_limit,
             acct: None,
             line: 0,
         }
+    }
+
+    /// Feeds the next line as bytes (invalid UTF-8 replaced, a byte-order
+    /// mark before the first line skipped); see [`Replay::feed`].
+    pub fn feed_bytes(&mut self, bytes: &[u8]) -> Result<Option<String>, TraceError> {
+        let bytes = match (self.line, bytes.strip_prefix(b"\xef\xbb\xbf")) {
+            (0, Some(rest)) => rest,
+            _ => bytes,
+        };
+        self.feed(&String::from_utf8_lossy(bytes))
     }
 
     /// The accountant, once booted.
@@ -353,13 +438,14 @@ impl Replay {
         let op = parse_op(code).map_err(err)?;
         match (&mut self.acct, op) {
             (None, Op::Boot(opts)) => {
-                let a = Accountant::boot(&opts, self.tracker).map_err(|e| err(e.to_string()))?;
+                let a = Accountant::boot_with_page_limit(&opts, self.tracker, self.page_limit)
+                    .map_err(|e| err(e.to_string()))?;
                 self.acct = Some(a);
                 Ok(Some("ok".to_string()))
             }
             (None, _) => Err(err("the first op must be `boot`".to_string())),
             (Some(_), Op::Boot(_)) => Err(err("`boot` only as the first op".to_string())),
-            (Some(a), op) => Ok(Some(execute(a, &op))),
+            (Some(a), op) => Ok(Some(crate::exec::execute(a, &op))),
         }
     }
 }

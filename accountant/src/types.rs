@@ -231,6 +231,9 @@ pub enum ErrorCode {
     NotMapped,
     /// Unbind of a line the domain has not bound.
     NotBound,
+    /// A per-domain limit (frames mapped, tracking records) would be
+    /// exceeded; nothing changed.
+    Quota,
     /// An allocation failed (the page source is exhausted); nothing changed.
     NoMemory,
 }
@@ -253,12 +256,13 @@ impl ErrorCode {
             ErrorCode::NotGranted => "not-granted",
             ErrorCode::NotMapped => "not-mapped",
             ErrorCode::NotBound => "not-bound",
+            ErrorCode::Quota => "quota",
             ErrorCode::NoMemory => "no-memory",
         }
     }
 
-    /// Precedence level of SPEC section 2 (1 = checked first). `NoMemory` is
-    /// not a checked condition; it ranks after all of them.
+    /// Precedence level of SPEC section 2 (1 = checked first). `Quota` and
+    /// `NoMemory` rank after every other condition.
     pub const fn level(self) -> u8 {
         match self {
             ErrorCode::BadRange | ErrorCode::OutOfRange => 1,
@@ -270,7 +274,7 @@ impl ErrorCode {
             ErrorCode::InUse => 7,
             ErrorCode::NotGranted => 8,
             ErrorCode::NotMapped | ErrorCode::NotBound => 9,
-            ErrorCode::NoMemory => 10,
+            ErrorCode::Quota | ErrorCode::NoMemory => 10,
         }
     }
 }
@@ -354,8 +358,38 @@ pub enum Error {
         /// The unit.
         unit: u64,
     },
+    /// A number of more than 64 bits (beyond every space): `out-of-range`.
+    TooLarge,
+    /// `dom` would exceed its `limit` of `kind`.
+    Quota {
+        /// The domain.
+        dom: DomId,
+        /// Which limit.
+        kind: QuotaKind,
+        /// The limit.
+        limit: u64,
+    },
     /// The page source is exhausted.
     NoMemory,
+}
+
+/// The per-domain limits (SPEC section 2, level 10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuotaKind {
+    /// Frames mapped, in pages: every live mapping of a frame counts one.
+    Frames,
+    /// Tracking records the domain's mappings and bindings need.
+    Records,
+}
+
+impl QuotaKind {
+    /// The name in error details and boot options.
+    pub const fn name(self) -> &'static str {
+        match self {
+            QuotaKind::Frames => "frames",
+            QuotaKind::Records => "records",
+        }
+    }
 }
 
 impl Error {
@@ -363,7 +397,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::BadRange { .. } => ErrorCode::BadRange,
-            Error::OutOfRange { .. } => ErrorCode::OutOfRange,
+            Error::OutOfRange { .. } | Error::TooLarge => ErrorCode::OutOfRange,
             Error::NoSuchDomain(_) => ErrorCode::NoSuchDomain,
             Error::DomainExists(_) => ErrorCode::DomainExists,
             Error::NotPermitted(_) => ErrorCode::NotPermitted,
@@ -376,6 +410,7 @@ impl Error {
             Error::NotGranted { .. } => ErrorCode::NotGranted,
             Error::NotMapped { .. } => ErrorCode::NotMapped,
             Error::NotBound { .. } => ErrorCode::NotBound,
+            Error::Quota { .. } => ErrorCode::Quota,
             Error::NoMemory => ErrorCode::NoMemory,
         }
     }
@@ -403,6 +438,10 @@ impl fmt::Display for Error {
                 user: Some(d),
             } => write!(f, " at {unit:#x} used by {d}"),
             Error::InUse { unit, user: None } => write!(f, " at {unit:#x} used by the hypervisor"),
+            Error::TooLarge => f.write_str(" (a number of more than 64 bits)"),
+            Error::Quota { dom, kind, limit } => {
+                write!(f, " {dom} {} limit {limit}", kind.name())
+            }
             Error::NoMemory => Ok(()),
         }
     }

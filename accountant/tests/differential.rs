@@ -3,7 +3,10 @@
 //! reference model written here from SPEC section 2. After every op: the
 //! outputs agree, the invariants hold, and the observable state of every unit
 //! in the windows (holders, draining, uses, reservation, port checks) agrees;
-//! a failed op leaves that state exactly as it was.
+//! a failed op leaves that state exactly as it was. Boot lines sometimes set
+//! small quotas (`quota_frames=`, `quota_records=`), which the reference
+//! model applies by its own definition: frames = the domain's iomem use
+//! counts summed; records = maximal runs of frames of equal non-zero count.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -37,6 +40,8 @@ struct Reference {
     units: HashMap<(Space, u64), U>,
     doms: BTreeSet<u16>,
     default: Option<u16>,
+    /// (frames, records) limits of every domain.
+    quotas: (u64, u64),
 }
 
 type Out = Result<&'static str, &'static str>;
@@ -89,7 +94,7 @@ impl Reference {
     }
     /// The lowest-level error over units, by the SPEC's order.
     fn worst(errs: impl IntoIterator<Item = &'static str>) -> Result<(), &'static str> {
-        const ORDER: [&str; 9] = [
+        const ORDER: [&str; 10] = [
             "reserved",
             "not-reserved",
             "conflict",
@@ -98,6 +103,7 @@ impl Reference {
             "not-granted",
             "not-mapped",
             "not-bound",
+            "quota",
             "no-memory",
         ];
         match errs
@@ -173,6 +179,9 @@ impl Reference {
         Self::worst(errs)?;
         for x in units {
             let u = self.um(s, x);
+            if u.holders.get(&d) == Some(&mode) {
+                continue; // left as it is: no teardown of another domain's use either
+            }
             if let Some(dd) = dd {
                 if !u.holders.contains_key(&dd) {
                     u.uses.remove(&dd);
@@ -228,10 +237,39 @@ impl Reference {
             }
         }
         Self::worst(errs)?;
+        if s == Space::IoMem {
+            let (frames, runs) = self.usage(d, None);
+            let (_, after) = self.usage(d, Some((a, b)));
+            if frames + units.len() as u64 > self.quotas.0
+                || (after > runs && after > self.quotas.1)
+            {
+                return Err("quota");
+            }
+        }
         for x in units {
             *self.um(s, x).uses.entry(d).or_insert(0) += 1;
         }
         Ok("ok")
+    }
+
+    /// `d`'s iomem frames mapped (counts summed) and maximal runs of equal
+    /// non-zero count, after one more use of `extra` if given.
+    fn usage(&self, d: u16, extra: Option<(u64, u64)>) -> (u64, u64) {
+        let mut frames = 0;
+        let mut runs = 0;
+        let mut prev = 0u32;
+        for x in 0..=12u64 {
+            let mut n = self.u(Space::IoMem, x).uses.get(&d).copied().unwrap_or(0);
+            if extra.is_some_and(|(a, b)| (a..=b).contains(&x)) {
+                n += 1;
+            }
+            frames += u64::from(n);
+            if n != 0 && n != prev {
+                runs += 1;
+            }
+            prev = n;
+        }
+        (frames, runs)
     }
 
     fn drop_use(&mut self, d: u64, s: Space, a: u64, b: u64) -> Out {
@@ -524,6 +562,7 @@ struct Boot {
     disable: Option<(u64, u64)>,
     reserve: Vec<(Space, u64, u64)>,
     dom0: Vec<(Space, u64, u64)>,
+    quotas: Option<(u64, u64)>,
 }
 
 fn boot() -> impl Strategy<Value = Boot> {
@@ -541,13 +580,15 @@ fn boot() -> impl Strategy<Value = Boot> {
             any_range().prop_filter("valid", |r| r.1 <= r.2 && r.2 <= r.0.max_unit()),
             0..3,
         ),
+        proptest::option::of((0u64..16, 0u64..4)),
     )
-        .prop_map(|(none, ram, disable, reserve, dom0)| Boot {
+        .prop_map(|(none, ram, disable, reserve, dom0, quotas)| Boot {
             none,
             ram,
             disable: disable.map(|(_, a, b)| (a, b)),
             reserve,
             dom0,
+            quotas,
         })
 }
 
@@ -578,6 +619,9 @@ fn boot_line(b: &Boot) -> String {
     for (sp, a, e) in &b.dom0 {
         s += &format!(" {}={a}-{e}", key("dom0", *sp));
     }
+    if let Some((f, r)) = b.quotas {
+        s += &format!(" quota_frames={f} quota_records={r}");
+    }
     s
 }
 
@@ -587,6 +631,10 @@ fn boot_reference(b: &Boot) -> Option<Reference> {
         units: HashMap::new(),
         doms: BTreeSet::from([0]),
         default: (!b.none).then_some(0),
+        quotas: b.quotas.unwrap_or((
+            accountant::Quotas::DEFAULT_FRAMES,
+            accountant::Quotas::DEFAULT_RECORDS,
+        )),
     };
     if let Some((a, e)) = b.ram {
         for x in a..=e {

@@ -11,7 +11,7 @@
 //! compares across runs (STYLE 12: judge within-run ratios).
 
 use hdrhistogram::Histogram;
-use reports::{CounterStatus, Metric, Percentiles};
+use reports::{CounterStatus, Metric, MetricName, Percentiles};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -50,18 +50,38 @@ impl Plan {
     };
 }
 
-/// Operations of the [`reference`] workload per unit of its argument.
+/// The reference workload's name in `results.json` (`run.reference`).
+/// Normalized values are in units of this workload; a new reference gets a
+/// new name, because its values are not comparable with the old one's.
+pub const REFERENCE_NAME: &str = "mul-add-black-box/2";
+
+/// What one unit of [`reference`] is.
+pub const REFERENCE_UNIT: &str = "one 64-bit multiply-add whose result passes through \
+     black_box (a store and a reload), each depending on the previous";
+
+/// Runs `iters` units of the reference workload.
+///
+/// Every iteration's result goes through `black_box`, so the compiler can
+/// neither fold iterations together (a plain multiply-add chain with
+/// constant factors is collapsed eight at a time by LLVM) nor hoist them:
+/// one unit is one multiply, one add and one store-to-load round trip, all
+/// dependent — core work with no cache misses, which tracks the core clock
+/// and scheduling, not the code under test.
 #[inline(never)]
 pub fn reference(iters: u64) -> u64 {
-    // A dependent multiply-add chain: pure core work, no memory traffic, so
-    // it tracks the core clock and scheduling, not the code under test.
     let mut x = black_box(0x9e37_79b9_7f4a_7c15u64);
     for _ in 0..iters {
-        x = x
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        x = black_box(
+            x.wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407),
+        );
     }
-    black_box(x)
+    x
+}
+
+/// Nanoseconds per [`reference`] unit now (median of nine timed calls).
+pub fn reference_ns_per_unit() -> f64 {
+    per_iter_ns(reference_unit, Duration::from_micros(200))
 }
 
 /// A busy wait of `iters` loop iterations (each one opaque to the
@@ -123,6 +143,13 @@ pub struct Measured {
     pub norm: Vec<f64>,
     /// Operations per batch.
     pub batch_ops: u64,
+    /// The CPU each batch ran on.
+    pub cpus: Vec<u32>,
+}
+
+/// The CPU the calling thread is on (`u32::MAX`: unknown).
+pub fn cpu_now() -> u32 {
+    hv::affinity::current_cpu().unwrap_or(u32::MAX)
 }
 
 /// Times `op(i)` (i = 0, 1, 2, …) in batches per `plan`, each batch followed
@@ -224,6 +251,7 @@ impl Calibrated {
             let ref_unit = (t2 - t1).as_nanos().max(1) as f64 / self.ref_iters as f64;
             out.ns_per_op.push(per_op);
             out.norm.push(per_op / ref_unit);
+            out.cpus.push(cpu_now());
             if start.elapsed() > budget && taken >= 5 {
                 break;
             }
@@ -304,12 +332,12 @@ pub fn summarize_hist(h: &Histogram<u64>, scale: f64) -> Option<(Percentiles, f6
 
 /// Builds a timing metric from per-batch samples.
 pub fn timing_metric(
-    name: &str,
+    name: MetricName,
     params: &[(&str, reports::Param)],
     m: &Measured,
 ) -> Option<Metric> {
     let (p, min, spectrum) = hdr_summary(&m.ns_per_op)?;
-    let mut out = Metric::new(name, "ns", params);
+    let mut out = Metric::new(name, params);
     out.value = p.p50;
     out.p50 = p.p50;
     out.p90 = p.p90;
@@ -320,9 +348,29 @@ pub fn timing_metric(
     out.count = m.ns_per_op.len() as u64;
     out.samples = m.ns_per_op.iter().map(|v| round4(*v)).collect();
     out.norm_samples = m.norm.iter().map(|v| round4(*v)).collect();
+    out.cpus = m.cpus.clone();
     out.spectrum = spectrum;
     out.note = Some(format!("{} ops per batch", m.batch_ops));
     Some(out)
+}
+
+/// A 95 % percentile-bootstrap interval of the median of `v` (2,000
+/// resamples from a fixed seed, so the same values give the same interval);
+/// `None` for fewer than 3 finite values.
+pub fn bootstrap_median_ci(v: &[f64], seed: u64) -> Option<[f64; 2]> {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 3 {
+        return None;
+    }
+    let mut rng = reports::stats::SplitMix64::new(seed);
+    let mut meds: Vec<f64> = (0..2000)
+        .map(|_| {
+            let s: Vec<f64> = (0..v.len()).map(|_| v[rng.below(v.len())]).collect();
+            reports::stats::median(&s).unwrap_or(0.0)
+        })
+        .collect();
+    meds.sort_by(f64::total_cmp);
+    Some([round4(meds[49]), round4(meds[1949])])
 }
 
 /// Rounds to 4 significant digits (keeps results.json compact).

@@ -18,8 +18,9 @@ pub mod harness;
 pub mod linear;
 pub mod suites;
 
-use reports::{Results, RunInfo, SCHEMA};
-use std::io::Write;
+use hv::affinity::{self, CpuSet};
+use reports::{MetricName, Placement, Reference, Results, RunInfo, SCHEMA};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -36,23 +37,91 @@ pub struct RunOptions {
     pub progress: bool,
     /// The harness arguments, recorded in the results.
     pub args: Vec<String>,
+    /// `--cpus`: the first CPU for the measuring (control) thread, the rest
+    /// for vCPU threads (all on it when only one is given); `None`: the
+    /// default placement ([`default_placement`]).
+    pub cpus: Option<CpuSet>,
 }
 
-/// A progress display on stderr: step number, total, elapsed time.
+/// The measuring thread's CPU and the vCPU threads' CPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cpus {
+    /// The measuring / control-plane thread.
+    pub measure: CpuSet,
+    /// Every vCPU thread.
+    pub vcpus: CpuSet,
+    /// How this was chosen.
+    pub how: String,
+}
+
+/// Splits a `--cpus` list: first CPU measures, the rest run vCPUs.
+pub fn split_cpus(list: &CpuSet) -> Cpus {
+    let c = list.cpus();
+    let rest = if c.len() > 1 {
+        CpuSet::parse(
+            &c[1..]
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .unwrap_or_else(|_| CpuSet::one(c[0]))
+    } else {
+        CpuSet::one(c[0])
+    };
+    Cpus {
+        measure: CpuSet::one(c[0]),
+        vcpus: rest,
+        how: format!("--cpus {list}"),
+    }
+}
+
+/// The default placement for the CPUs this process may use: the measuring
+/// thread on the first, vCPU threads on the others (on a 2-CPU host: CPU 0
+/// and CPU 1). CPU 0 first because there a memslot delete's SRCU grace
+/// periods cost about 4 µs, against about 60 µs from CPU 1 (a new VM's SRCU
+/// callbacks run on CPU 0), and the control thread is the one that deletes.
+pub fn default_placement(allowed: &CpuSet) -> Cpus {
+    let mut p = split_cpus(allowed);
+    p.how = if allowed.cpus().len() > 1 {
+        format!(
+            "default for CPUs {allowed}: measuring thread on the first, vCPU threads on the rest"
+        )
+    } else {
+        format!("default: only CPU {allowed} is allowed, so every thread shares it")
+    };
+    p
+}
+
+/// A progress display on stderr: step, accurate total, elapsed time and an
+/// estimate of the time left. On a terminal it is an `indicatif` bar; into
+/// a file or pipe, one plain line per step.
 pub struct Progress {
     total: usize,
     done: usize,
     start: Instant,
+    bar: Option<indicatif::ProgressBar>,
     show: bool,
 }
 
 impl Progress {
-    /// A display for about `total` steps.
+    /// A display for `total` steps.
     pub fn new(total: usize) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "[{pos:>3}/{len:3} {elapsed_precise} ETA {eta}] {bar:30} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
         Progress {
             total,
             done: 0,
             start: Instant::now(),
+            bar,
             show: true,
         }
     }
@@ -61,86 +130,158 @@ impl Progress {
     pub fn silent(total: usize) -> Progress {
         Progress {
             show: false,
+            bar: None,
             ..Progress::new(total)
         }
+    }
+
+    /// Steps announced so far.
+    pub fn done(&self) -> usize {
+        self.done
     }
 
     /// Announces the next step.
     pub fn step(&mut self, what: &str) {
         self.done += 1;
-        if self.show {
-            let mut e = std::io::stderr().lock();
-            // A failed write to stderr only loses the display.
-            let _ = writeln!(
-                e,
-                "[{:>3}/{:<3} {:>6.1}s] {what}",
-                self.done,
-                self.total.max(self.done),
-                self.start.elapsed().as_secs_f64()
-            );
+        if !self.show {
+            return;
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(self.done as u64 - 1);
+            b.set_message(what.to_owned());
+            return;
+        }
+        let el = self.start.elapsed();
+        let eta = if self.done > 1 {
+            let per = el.as_secs_f64() / (self.done - 1) as f64;
+            format!(
+                "ETA {:>4.0}s",
+                per * (self.total.saturating_sub(self.done - 1)) as f64
+            )
+        } else {
+            "ETA    ?".to_owned()
+        };
+        let mut e = std::io::stderr().lock();
+        // A failed write to stderr only loses the display.
+        let _ = writeln!(
+            e,
+            "[{:>3}/{:<3} {:>6.1}s {eta}] {what}",
+            self.done,
+            self.total,
+            el.as_secs_f64()
+        );
+    }
+
+    /// Ends the display.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
         }
     }
 }
 
-/// A suite: the metric names it emits (prefixes; `--only` selects a suite
-/// when one of them and the filter are prefixes of each other), its progress
-/// steps, and the function that runs it.
+/// A suite: the metric names it emits (`--only` selects a suite when one of
+/// them and the filter are prefixes of each other), its progress steps, and
+/// the function that runs it.
 type Suite = (
-    &'static [&'static str],
+    &'static [MetricName],
     usize,
     fn(&mut suites::Ctx, &mut suites::Sink),
 );
 
+/// The CPUs the process could use when the run started, before it pinned
+/// its measuring thread (what the placement probe visits).
+pub static ALLOWED: std::sync::OnceLock<CpuSet> = std::sync::OnceLock::new();
+
 /// Runs the selected suites and returns the results.
 pub fn run(opts: &RunOptions) -> Results {
     let start = Instant::now();
+    let mut warnings = Vec::new();
+    let allowed = affinity::current_affinity().unwrap_or_else(|| CpuSet::one(0));
+    let cpus = match &opts.cpus {
+        Some(list) => split_cpus(list),
+        None => default_placement(&allowed),
+    };
+    // Before pinning: the host's CPU count and the CPUs the process may use.
     let (counters, status) = harness::HwCounters::probe();
-    let host = reports::host::collect(status, &opts.tree);
+    if !status.available {
+        warnings.push(format!("hardware counters unavailable: {}", status.detail));
+    }
+    let virt = hv::host::detect().kind.name();
+    let mut host = reports::host::collect(status, virt, &opts.tree);
+    let _ = ALLOWED.set(allowed.clone());
+    let refused = affinity::pin_current(&cpus.measure).err();
+    if let Some(errno) = refused {
+        warnings.push(format!(
+            "the measuring thread could not be pinned to CPU {} (errno {errno}): the scheduler \
+             placed it, and samples may span CPUs",
+            cpus.measure
+        ));
+    }
+    if opts.progress {
+        eprintln!(
+            "ioacct-bench: measuring thread on CPU {}, vCPU threads on CPU {} ({})",
+            cpus.measure, cpus.vcpus, cpus.how
+        );
+    }
+    host.affinity = Placement {
+        measure: cpus.measure.to_string(),
+        vcpus: cpus.vcpus.to_string(),
+        how: cpus.how.clone(),
+        refused,
+    };
+    let ref_ns = harness::reference_ns_per_unit();
+    // A unit is a dependent multiply, add and store-to-load round trip: well
+    // over a cycle. Much less means the compiler folded it.
+    if ref_ns < 0.3 {
+        warnings.push(format!(
+            "the reference workload took {ref_ns:.3} ns per unit, too little for its \
+             dependent chain: normalized values are suspect"
+        ));
+    }
     let q = opts.quick;
     let g = suites::grant_points(q).len();
     let p = suites::page_points(q).len();
     let all: [Suite; 7] = [
         (
-            &["accountant.port_check"],
+            &[MetricName::PortCheck],
             g + suites::PORT_CHECK_ROUNDS,
             suites::port_check,
         ),
         (
-            &["accountant.map", "accountant.unmap"],
+            &[MetricName::Map, MetricName::Unmap],
             suites::RANGE_ROUNDS,
             suites::map_unmap,
         ),
         (
-            &[
-                "accountant.tracking_bytes",
-                "accountant.tracking_allocations",
-            ],
+            &[MetricName::TrackingBytes, MetricName::TrackingAllocations],
             3 * p,
             suites::tracking,
         ),
         (
-            &["accountant.grant", "accountant.revoke"],
+            &[MetricName::Grant, MetricName::Revoke],
             suites::RANGE_ROUNDS,
             suites::grant_revoke,
         ),
-        (&["tracepoints.overhead"], 1, suites::tracepoints),
+        (&[MetricName::TracepointOverhead], 1, suites::tracepoints),
         (
-            &["accountant.port_check_instructions"],
+            &[MetricName::PortCheckInstructions],
             2,
             suites::port_check_instructions,
         ),
         (
-            &["hv."],
-            1 + 2 * suites::TRACKED_PAGES.len() + if q { 8 } else { 15 },
-            suites::hv,
+            suites::hv::EMITS,
+            suites::hv::steps_for(q, opts.only.as_deref()),
+            suites::hv::hv,
         ),
     ];
     let selected: Vec<&Suite> = all
         .iter()
         .filter(|s| {
-            opts.only
-                .as_deref()
-                .is_none_or(|o| s.0.iter().any(|e| e.starts_with(o) || o.starts_with(e)))
+            opts.only.as_deref().is_none_or(|o| {
+                s.0.iter()
+                    .any(|e| e.as_str().starts_with(o) || o.starts_with(e.as_str()))
+            })
         })
         .collect();
     let steps = selected.iter().map(|s| s.1).sum();
@@ -159,10 +300,30 @@ pub fn run(opts: &RunOptions) -> Results {
         } else {
             Progress::silent(steps)
         },
+        placement: hv::workloads::Setup {
+            vcpu_cpus: Some(cpus.vcpus.clone()),
+        },
+        only: opts.only.clone(),
+        placement_home: Some(cpus.measure.clone()),
     };
     let mut sink = suites::Sink::default();
     for s in selected {
         (s.2)(&mut cx, &mut sink);
+    }
+    cx.progress.finish();
+    if cx.progress.done() != steps {
+        warnings.push(format!(
+            "progress counted {} steps of {steps} declared",
+            cx.progress.done()
+        ));
+    }
+    for m in &sink.metrics {
+        let mut seen: Vec<u32> = m.cpus.iter().copied().filter(|c| *c != u32::MAX).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() > 1 {
+            warnings.push(format!("{}: samples taken on CPUs {seen:?}", m.key()));
+        }
     }
     let mut knobs = std::collections::BTreeMap::new();
     if let Some(p) = inject {
@@ -176,6 +337,12 @@ pub fn run(opts: &RunOptions) -> Results {
             wall_secs: harness::round4(start.elapsed().as_secs_f64()),
             args: opts.args.clone(),
             knobs,
+            reference: Reference {
+                name: harness::REFERENCE_NAME.to_owned(),
+                unit: harness::REFERENCE_UNIT.to_owned(),
+                ns_per_unit: harness::round4(ref_ns),
+            },
+            warnings,
         },
         metrics: sink.metrics,
         not_measured: sink.not_measured,

@@ -16,7 +16,7 @@
 
 use accountant::{
     Accountant, BootError, BootOptions, DomId, Error, ErrorCode, IoDefault, Mode, PortChecker,
-    Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange,
+    Quotas, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -237,6 +237,13 @@ impl Acct {
             Accounting::Off => Inner::Off(Arc::new(RwLock::new(XenCaps::boot(&opts)))),
         };
         Ok(Acct { inner })
+    }
+
+    /// Sets every domain's limits (accounting on; Xen's behaviour has none).
+    pub fn set_quotas(&mut self, q: Quotas) {
+        if let Inner::On(a) = &mut self.inner {
+            a.set_quotas(q);
+        }
     }
 
     /// Which mode this is.
@@ -510,6 +517,7 @@ pub fn errno_of(code: ErrorCode) -> u32 {
         ErrorCode::NotMapped => 13,
         ErrorCode::NotBound => 14,
         ErrorCode::NoMemory => 15,
+        ErrorCode::Quota => 16,
     }
 }
 

@@ -141,6 +141,14 @@ pub trait ExitEnv {
     fn domain(&self) -> u16 {
         0
     }
+    /// Whether checked port accesses run inside the vCPU's in-flight
+    /// section, so that a revocation can wait them out
+    /// ([`crate::vcpu::VcpuCtl::quiesce`]). Part of what accounting costs:
+    /// without accounting (Xen's behaviour) a revocation promises nothing
+    /// about accesses already checked, and there is no section.
+    fn quiesces(&self) -> bool {
+        true
+    }
 }
 
 impl Exit {

@@ -173,6 +173,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_combination_of_facts() {
+        // (kvm_pvm module, vmx flag, svm flag) -> kind: the PVM module is
+        // authoritative (a PVM host may still show the L0 CPU's flags);
+        // then VT-x, then AMD-V.
+        let table = [
+            ((false, false, false), VirtKind::Unknown),
+            ((false, false, true), VirtKind::AmdV),
+            ((false, true, false), VirtKind::VtX),
+            ((false, true, true), VirtKind::VtX),
+            ((true, false, false), VirtKind::Pvm),
+            ((true, false, true), VirtKind::Pvm),
+            ((true, true, false), VirtKind::Pvm),
+            ((true, true, true), VirtKind::Pvm),
+        ];
+        for ((pvm, vmx, svm), want) in table {
+            assert_eq!(classify(pvm, vmx, svm), want, "{pvm} {vmx} {svm}");
+        }
+        assert_eq!(
+            [
+                VirtKind::Pvm,
+                VirtKind::VtX,
+                VirtKind::AmdV,
+                VirtKind::Unknown
+            ]
+            .map(VirtKind::name),
+            ["pvm", "vt-x", "amd-v", "unknown"]
+        );
+    }
+
+    #[test]
     fn pvm_wins_over_cpu_flags() {
         assert_eq!(classify(true, true, false), VirtKind::Pvm);
         assert_eq!(classify(false, true, false), VirtKind::VtX);

@@ -9,17 +9,20 @@
 //! in-flight port accesses ([`VcpuCtl::quiesce`]) while holding it.
 
 use crate::acct::{errno_of, Accounting, Acct, Checker};
+use crate::affinity::{self, CpuSet};
 use crate::exit::{ExitEnv, MmioOutcome, StopReason};
 use crate::guest::Program;
 use crate::host::HostInfo;
 use crate::hypercall::{self, Op, Rejected};
 use crate::layout;
 use crate::mem::{MemError, PAGE_SIZE};
-use crate::memslot::{SlotError, SlotOps, SlotTable};
+use crate::memslot::{Backings, SlotError, SlotOps, SlotTable};
 use crate::platform::{self, DeviceCounters, Platform, PortEffect};
 use crate::vcpu::{self, VcpuCtl};
 use crate::vm::{GuestVm, VmError};
-use accountant::{DomId, Error, Mode, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange};
+use accountant::{
+    DomId, Error, Mode, Quotas, Revoked, Space, Teardown, TrackerKind, UnitInfo, UnitRange,
+};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use std::collections::BTreeMap;
@@ -43,6 +46,21 @@ pub struct Config {
     pub fb_bytes: u64,
     /// Guest RAM per domain (default 4 MiB).
     pub ram_bytes: u64,
+    /// Every domain's limits (frames mapped, tracking records); `None`: the
+    /// boot line's `quota_frames=` / `quota_records=`, else
+    /// [`Quotas::default`] (an 8 GiB BAR plus the platform's devices; 65,536
+    /// runs). A map past one is refused with status 16 (`quota`) and
+    /// counted in [`DomainStats::quota_refusals`]. With accounting off
+    /// (Xen's behaviour) there are no quotas.
+    pub quotas: Option<Quotas>,
+    /// CPUs every vCPU thread is pinned to (default: none, the scheduler
+    /// places them). The bench pins them away from its measuring thread.
+    pub vcpu_cpus: Option<CpuSet>,
+    /// Exits per vCPU the exit-handler probe holds between two reads (default
+    /// 0: no probe). With a probe every checked port exit's handler time is
+    /// recorded in TSC ticks, tracepoints on or off
+    /// ([`Hypervisor::take_handler_ticks`]).
+    pub handler_probe: usize,
 }
 
 impl Default for Config {
@@ -53,6 +71,9 @@ impl Default for Config {
             tracker: TrackerKind::SlabExtent,
             fb_bytes: platform::DEFAULT_FB_BYTES,
             ram_bytes: layout::DEFAULT_RAM,
+            quotas: None,
+            vcpu_cpus: None,
+            handler_probe: 0,
         }
     }
 }
@@ -144,6 +165,7 @@ struct Stats {
     bad_hypercalls: AtomicU64,
     events: AtomicU64,
     stuck_frames: AtomicU64,
+    quota_refusals: AtomicU64,
 }
 
 /// A snapshot of a domain's counters.
@@ -177,6 +199,10 @@ pub struct DomainStats {
     /// Frames whose use ended but whose memslot KVM refused to delete; each
     /// such refusal stopped the domain's vCPU.
     pub stuck_frames: u64,
+    /// `MAP_IOMEM` calls refused because a quota would be exceeded.
+    pub quota_refusals: u64,
+    /// The CPU its vCPU thread started on (after pinning), if it started.
+    pub vcpu_cpu: Option<u32>,
 }
 
 struct Domain {
@@ -252,6 +278,8 @@ impl Domain {
             trapped_port_exits: self.ctl.trapped_port_exits(),
             io_slots: lock(&self.slots).slot_count(),
             stuck_frames: l(&self.stats.stuck_frames),
+            quota_refusals: l(&self.stats.quota_refusals),
+            vcpu_cpu: self.ctl.start_cpu(),
         }
     }
 }
@@ -372,6 +400,9 @@ struct Env<'a> {
 impl ExitEnv for Env<'_> {
     fn port_allowed(&self, port: u16, size: u8) -> bool {
         self.sh.checker.check(self.dom.id.get(), port, size)
+    }
+    fn quiesces(&self) -> bool {
+        self.sh.cfg.accounting == Accounting::On
     }
     fn port_read(&mut self, port: u16, _size: u8) -> Option<u32> {
         self.sh.platform.port_read(self.dom.id.get(), port)
@@ -526,7 +557,12 @@ impl Shared {
                 };
                 let s = match r {
                     Ok(s) => s,
-                    Err(HvError::Acct(e)) => errno_of(e.code()),
+                    Err(HvError::Acct(e)) => {
+                        if e.code() == accountant::ErrorCode::Quota {
+                            dom.stats.quota_refusals.fetch_add(1, Ordering::Relaxed);
+                        }
+                        errno_of(e.code())
+                    }
                     Err(_) => hypercall::E_HV,
                 };
                 (s, !is_value && s != 0)
@@ -763,6 +799,9 @@ impl Hypervisor {
         let kvm = Kvm::new().map_err(|e| HvError::NoKvm(e.errno()))?;
         let mut acct = Acct::boot(&cfg.boot_line, cfg.accounting, cfg.tracker)
             .map_err(|e| HvError::Boot(e.to_string()))?;
+        if let Some(q) = cfg.quotas {
+            acct.set_quotas(q);
+        }
         let hv_ports = UnitRange::new(
             Space::IoPort,
             layout::HV_PORTS.0 as u64,
@@ -853,7 +892,9 @@ impl Hypervisor {
         let tsc_khz = vcpu.get_tsc_khz().unwrap_or(0);
         let dom = Arc::new(Domain {
             id: d,
-            slots: Mutex::new(SlotTable::new(gvm.max_slots.min(self.sh.max_slots))),
+            // The highest slot id stays free for the bench's bare-KVM floors
+            // (`floor_memslot_add`).
+            slots: Mutex::new(SlotTable::new(probe_slot(&gvm, self.sh.max_slots))),
             ctl: VcpuCtl::default(),
             stats: Stats::default(),
             wake: Mutex::new(0),
@@ -864,6 +905,9 @@ impl Hypervisor {
             tsc_khz,
             gvm,
         });
+        if self.sh.cfg.handler_probe > 0 {
+            dom.ctl.enable_probe(self.sh.cfg.handler_probe);
+        }
         self.sh
             .domains
             .write()
@@ -891,6 +935,12 @@ impl Hypervisor {
         let h = std::thread::Builder::new()
             .name(format!("vcpu-d{}", d.get()))
             .spawn(move || {
+                if let Some(cpus) = &sh.cfg.vcpu_cpus {
+                    // Placement is a measurement condition, not a correctness
+                    // one: a refused pin leaves the thread where it is, and
+                    // the bench, which records every sample's CPU, says so.
+                    let _ = affinity::pin_current(cpus);
+                }
                 let mut env = Env {
                     sh: &sh,
                     dom: &dom2,
@@ -1127,6 +1177,86 @@ impl Hypervisor {
     pub fn tsc_khz(&self, d: DomId) -> u32 {
         self.sh.domain(d).map_or(0, |x| x.tsc_khz)
     }
+
+    /// Rings `d`'s doorbell: sets event bit [`DOORBELL_LINE`] on its event
+    /// page and wakes it from `BLOCK`. Bench guests wait on it between
+    /// measured steps. False if `d` has no VM.
+    pub fn notify(&self, d: DomId) -> bool {
+        let Some(dom) = self.sh.domain(d) else {
+            return false;
+        };
+        let word = layout::EVTCHN_PAGE + 8 * (DOORBELL_LINE as u64 / 64);
+        let _ = dom.gvm.ram.fetch_or_u64(word, 1u64 << (DOORBELL_LINE % 64));
+        dom.wake();
+        true
+    }
+
+    /// Exit-handler times (TSC ticks) recorded by `d`'s probe since the last
+    /// call, and the number of exits that did not fit; `None` without a
+    /// probe ([`Config::handler_probe`]) or VM. Call while the guest is
+    /// parked, not in the middle of exits.
+    pub fn take_handler_ticks(&self, d: DomId) -> Option<(Vec<u64>, u64)> {
+        let dom = self.sh.domain(d)?;
+        dom.ctl.probe().map(|p| p.take())
+    }
+
+    /// The bare KVM step inside [`Hypervisor::map`], for the bench's paired
+    /// floors: adds a memslot over `r`'s frames (which must be one platform
+    /// region, not mapped by `d` now) on `d`'s own VM, with the slot id the
+    /// slot table never uses, and returns the nanoseconds of that ioctl
+    /// alone. Touches neither the accountant nor the slot table.
+    pub fn floor_memslot_add(&self, d: DomId, r: UnitRange) -> Result<u64, HvError> {
+        if r.space() != Space::IoMem {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        let bk = self
+            .sh
+            .platform
+            .backing(r.first())
+            .filter(|b| b.region_last >= r.last())
+            .ok_or(HvError::Slots(SlotError::BadRange))?;
+        let id = probe_slot(&dom.gvm, self.sh.max_slots);
+        let mut ops = KvmSlots(&dom.gvm.vm, d.get());
+        let t = Instant::now();
+        let res = ops.add_raw(id, r.first(), r.last(), bk.host);
+        let ns = t.elapsed().as_nanos() as u64;
+        res.map_err(|errno| {
+            HvError::Vm(VmError::Kvm {
+                what: "floor memslot add",
+                errno,
+            })
+        })?;
+        Ok(ns)
+    }
+
+    /// Deletes the memslot [`Hypervisor::floor_memslot_add`] added for `r`,
+    /// and returns the nanoseconds of that ioctl alone.
+    pub fn floor_memslot_delete(&self, d: DomId, r: UnitRange) -> Result<u64, HvError> {
+        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        let id = probe_slot(&dom.gvm, self.sh.max_slots);
+        let mut ops = KvmSlots(&dom.gvm.vm, d.get());
+        let t = Instant::now();
+        let res = ops.del_raw(id, r.first());
+        let ns = t.elapsed().as_nanos() as u64;
+        res.map_err(|errno| {
+            HvError::Vm(VmError::Kvm {
+                what: "floor memslot delete",
+                errno,
+            })
+        })?;
+        Ok(ns)
+    }
+}
+
+/// The event line bench guests wait on ([`Hypervisor::notify`]); no device
+/// uses it.
+pub const DOORBELL_LINE: u32 = 1023;
+
+/// The memslot id kept for [`Hypervisor::floor_memslot_add`]: the highest
+/// one; the domain's slot table gets the ids below it.
+fn probe_slot(gvm: &GuestVm, max_slots: u32) -> u32 {
+    gvm.max_slots.min(max_slots).saturating_sub(1).max(1)
 }
 
 impl Drop for Hypervisor {

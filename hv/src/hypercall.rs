@@ -20,10 +20,11 @@
 //! | 6 | `BLOCK` | timeout µs (capped at [`BLOCK_MAX_US`]) | wait for a pending event bit |
 //! | 7 | `DOMID` | — | status = the caller's domain id |
 //!
-//! Status: 0 = ok; 1–15 = the accountant's error codes in SPEC precedence
-//! order ([`crate::acct::errno_of`]: 1 `bad-range`, 2 `out-of-range`, 3
+//! Status: 0 = ok; 1–16 = the accountant's error codes
+//! ([`crate::acct::errno_of`]: 1 `bad-range`, 2 `out-of-range`, 3
 //! `no-such-domain`, …, 12 `not-granted`, 13 `not-mapped`, 14 `not-bound`, 15
-//! `no-memory`); [`E_BAD_OP`], [`E_HV`], [`E_TIMEOUT`], [`E_FAULT`]. Any
+//! `no-memory`, 16 `quota`: a per-domain limit on frames mapped or tracking
+//! records, see [`crate::hv::Config::quotas`]); [`E_BAD_OP`], [`E_HV`], [`E_TIMEOUT`], [`E_FAULT`]. Any
 //! other access to the hypercall port (a narrower `in`, an `out`) is
 //! malformed: it reads all ones, is dropped and counted. Hostile arguments
 //! only ever produce a status.

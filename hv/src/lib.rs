@@ -81,10 +81,14 @@
 //!   [`exit::handle_exit`].
 //! * [`vm`], [`guest`], [`layout`], [`mem`] — building a CPL3 long-mode VM.
 //! * [`acct`] — the only module that touches the accountant's API.
+//! * [`exec`] — the hypervisor as a back end of the accountant's one trace
+//!   executor (`cargo xtask scenario trace`).
 
 #![deny(missing_docs)]
 
 pub mod acct;
+pub mod affinity;
+pub mod exec;
 pub mod exit;
 pub mod guest;
 pub mod host;

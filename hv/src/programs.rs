@@ -528,6 +528,99 @@ pub fn faulter(kind: FaultKind) -> Result<Program, GuestError> {
     })
 }
 
+/// Request counter a host writes for [`on_request`] guests.
+pub const SI_REQ: u64 = START_INFO + 56;
+/// The last request an [`on_request`] guest has finished.
+pub const SI_ACK: u64 = START_INFO + 64;
+
+/// What an [`on_request`] guest does for each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Writes the request number to the first word of each of `pages` pages
+    /// from `first_frame` (one touch per page).
+    Paint {
+        /// First frame.
+        first_frame: u64,
+        /// Pages to touch.
+        pages: u64,
+    },
+    /// `count` times `in al, port`.
+    PortReads {
+        /// The port.
+        port: u16,
+        /// Reads per request.
+        count: u64,
+    },
+}
+
+/// Where an [`on_request`] guest waits between requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Parked in a blocking `BLOCK` hypercall: the vCPU thread is outside
+    /// `KVM_RUN` (woken by [`crate::Hypervisor::notify`]).
+    Parked,
+    /// Spinning in guest mode on [`SI_REQ`] (`pause` loop, no exits).
+    Running,
+}
+
+/// A bench guest that does `work` once per request: whenever [`SI_REQ`]
+/// differs from [`SI_ACK`] it does the work and stores the request in
+/// [`SI_ACK`]; in between it waits as `wait` says. Exit code 0 on
+/// [`SI_STOP`].
+pub fn on_request(work: Work, wait: Wait) -> Result<Program, GuestError> {
+    let (w0, w1) = match work {
+        Work::Paint { first_frame, pages } => (first_frame, pages),
+        Work::PortReads { port, count } => (port as u64, count),
+    };
+    Program::assemble([w0, w1, (wait == Wait::Parked) as u64, 0], |a| {
+        let mut top = a.create_label();
+        let mut idle = a.create_label();
+        let mut end = a.create_label();
+        let mut body = a.create_label();
+        a.set_label(&mut top)?;
+        a.cmp(qword_ptr(SI_STOP), 0)?;
+        a.jne(end)?;
+        a.mov(r15, qword_ptr(SI_REQ))?;
+        a.cmp(r15, qword_ptr(SI_ACK))?;
+        a.je(idle)?;
+        match work {
+            Work::Paint { first_frame, pages } => {
+                a.mov(rbx, first_frame * PAGE_SIZE)?;
+                a.mov(rcx, pages.max(1))?;
+                a.set_label(&mut body)?;
+                a.mov(qword_ptr(rbx), r15)?;
+                a.add(rbx, PAGE_SIZE as i32)?;
+                a.dec(rcx)?;
+                a.jnz(body)?;
+            }
+            Work::PortReads { port, count } => {
+                a.mov(r12, count.max(1))?;
+                a.set_label(&mut body)?;
+                a.mov(edx, port as u32)?;
+                a.in_(al, dx)?;
+                a.dec(r12)?;
+                a.jnz(body)?;
+            }
+        }
+        a.mov(qword_ptr(SI_ACK), r15)?;
+        a.jmp(top)?;
+        a.set_label(&mut idle)?;
+        match wait {
+            Wait::Parked => {
+                a.mov(rbx, BLOCK_MAX_US)?;
+                hcall(a, op::BLOCK, rbx, 0, 0)?;
+                for i in 0..16u64 {
+                    a.mov(qword_ptr(EVTCHN_PAGE + 8 * i), 0)?;
+                }
+            }
+            Wait::Running => a.pause()?,
+        }
+        a.jmp(top)?;
+        a.set_label(&mut end)?;
+        done_imm(a, 0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,11 @@ pub struct VcpuCtl {
     exits: AtomicU64,
     native_port_exits: AtomicU64,
     trapped_port_exits: AtomicU64,
+    /// Handler timing for the bench (see [`HandlerProbe`]); unset: one load.
+    probe: OnceLock<HandlerProbe>,
+    /// The CPU the vCPU thread ran on when it entered [`run`], plus one
+    /// (0: not started, or unknown).
+    cpu: AtomicU64,
 }
 
 /// How a port access reached the hypervisor: evidence of which exit path a
@@ -38,7 +43,80 @@ pub enum ExitPath {
     PvmTrap,
 }
 
+/// Times the exit handler of every checked port exit in TSC ticks,
+/// independently of the tracepoints (so an enabled tracepoint's cost is not
+/// part of what it measures). One per vCPU: the vCPU thread is its only
+/// writer; a reader takes the ticks while the vCPU is not handling exits
+/// (its guest parked). Bounded: past its capacity, exits are counted as
+/// dropped, not recorded.
+#[derive(Debug)]
+pub struct HandlerProbe {
+    ticks: Box<[AtomicU64]>,
+    len: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl HandlerProbe {
+    /// A probe for up to `capacity` exits between two [`HandlerProbe::take`]s.
+    pub fn new(capacity: usize) -> HandlerProbe {
+        HandlerProbe {
+            ticks: (0..capacity.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            len: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, ticks: u64) {
+        let i = self.len.load(Ordering::Relaxed);
+        match self.ticks.get(i as usize) {
+            Some(slot) => {
+                slot.store(ticks, Ordering::Relaxed);
+                // Publishes the slot: a reader that sees the new length sees it.
+                self.len.store(i + 1, Ordering::Release);
+            }
+            None => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The ticks recorded since the last call, and how many exits did not
+    /// fit; resets both. Call while the vCPU handles no exits.
+    pub fn take(&self) -> (Vec<u64>, u64) {
+        let n = self.len.load(Ordering::Acquire) as usize;
+        let v = self.ticks[..n.min(self.ticks.len())]
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .collect();
+        self.len.store(0, Ordering::Release);
+        (v, self.dropped.swap(0, Ordering::Relaxed))
+    }
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` reads the time-stamp counter; it has no memory effects
+    // and every x86-64 CPU has it.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 impl VcpuCtl {
+    /// Turns on handler timing for this vCPU (once; later calls keep the
+    /// first probe). Call before the vCPU starts.
+    pub fn enable_probe(&self, capacity: usize) -> &HandlerProbe {
+        self.probe.get_or_init(|| HandlerProbe::new(capacity))
+    }
+
+    /// The CPU the vCPU thread was on when it started (after any pinning).
+    pub fn start_cpu(&self) -> Option<u32> {
+        let c = self.cpu.load(Ordering::Relaxed);
+        (c > 0).then(|| (c - 1) as u32)
+    }
+
+    /// The handler probe, if enabled.
+    pub fn probe(&self) -> Option<&HandlerProbe> {
+        self.probe.get()
+    }
+
     fn enter(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         // Store-buffering (Dekker) pattern with `quiesce`: here "write seq,
@@ -197,6 +275,9 @@ impl Drop for Finish<'_> {
 /// Runs the vCPU until the guest stops or the host stops it.
 pub fn run(vcpu: &mut VcpuFd, ram: &HostMem, env: &mut impl ExitEnv, ctl: &VcpuCtl) -> StopReason {
     let _finish = Finish(ctl);
+    if let Some(c) = crate::affinity::current_cpu() {
+        ctl.cpu.store(u64::from(c) + 1, Ordering::Relaxed);
+    }
     // A failure leaves kicks disabled (see `stop_and_wait`); the hypervisor
     // refuses to start vCPUs in that case, before getting here.
     let _ = install_kick_handler();
@@ -215,17 +296,23 @@ fn decide_via(env: &mut impl ExitEnv, ctl: &VcpuCtl, exit: Exit, path: ExitPath)
     let is_port = matches!(exit, Exit::IoIn { .. } | Exit::IoOut { .. });
     // Only checked port accesses are in-flight sections: a hypercall takes
     // the control-plane lock, which a quiescing control plane holds.
-    let section = matches!(
+    let checked = matches!(
         exit,
         Exit::IoIn { port, .. } | Exit::IoOut { port, .. } if port != layout::HCALL_PORT
     );
+    let section = checked && env.quiesces();
     let t0 = tracepoints::start();
+    let probe = ctl.probe.get().filter(|_| checked);
+    let p0 = if probe.is_some() { rdtsc() } else { 0 };
     if section {
         ctl.enter();
     }
     let a = handle_exit(env, exit);
     if section {
         ctl.leave();
+    }
+    if let Some(p) = probe {
+        p.record(rdtsc().wrapping_sub(p0));
     }
     tracepoints::tp!(exit_record(env.domain(), exit)
         .trapped(is_port && path == ExitPath::PvmTrap)

@@ -21,7 +21,8 @@
 //!   results alone (the radix check stays flat in the grant count, the
 //!   default tracker does not make one allocation per page).
 
-use crate::schema::{Metric, Param, Results};
+use crate::goals;
+use crate::schema::{Metric, Results};
 use crate::stats;
 use std::collections::BTreeMap;
 
@@ -383,104 +384,46 @@ pub fn compare(
     }
 }
 
-/// Largest allowed p50(most grants) / p50(fewest grants) of the radix port
-/// check: a fixed number of loads whatever the grant count, with room for
-/// cache misses on the larger tree (a linear list grows ~1000× over the same
-/// range).
-pub const RADIX_FLATNESS_LIMIT: f64 = 4.0;
+pub use crate::goals::RADIX_FLATNESS_LIMIT;
 
-/// Checks properties that hold within one run, whatever the machine:
-/// the radix check does not grow with the number of grants, and the default
-/// tracker maps a large contiguous range with far fewer allocations than
-/// pages. Each check is skipped (not listed) when its metrics are absent.
+/// The invariants of [`crate::goals::GOALS`] (properties that hold within
+/// one run, whatever the machine), judged on `r`: a broken one is a
+/// regression. Goals whose metrics are absent are not listed.
 pub fn invariants(r: &Results) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let radix: Vec<&Metric> = r
-        .named("accountant.port_check")
-        .filter(|m| m.param("impl") == Some(&Param::from("radix")))
-        .collect();
-    let by_grants = |m: &&&Metric| m.param("grants").and_then(Param::as_u64).unwrap_or(0);
-    if let (Some(lo), Some(hi)) = (
-        radix.iter().min_by_key(by_grants),
-        radix.iter().max_by_key(by_grants),
-    ) {
-        if lo.key() != hi.key() && lo.p50 > 0.0 {
-            let ratio = hi.p50 / lo.p50;
-            out.push(Finding {
+    goals::evaluate(r)
+        .into_iter()
+        .filter(|e| e.goal.kind == goals::Kind::Invariant)
+        .filter_map(|e| {
+            let m = e.measured.clone()?;
+            Some(Finding {
                 key: format!(
-                    "invariant: radix port check flat (p50 at {} / at {} grants <= {RADIX_FLATNESS_LIMIT})",
-                    by_grants(&hi),
-                    by_grants(&lo)
+                    "invariant {}: {} {} {} ({})",
+                    e.goal.id,
+                    e.goal.what,
+                    e.goal.bound.symbol(),
+                    m.limit,
+                    m.detail
                 ),
-                baseline: Some(RADIX_FLATNESS_LIMIT),
-                current: Some(ratio),
-                ratio: Some(ratio),
-                p: None,
-                threshold: None,
-                verdict: if ratio <= RADIX_FLATNESS_LIMIT {
-                    Verdict::Same
-                } else {
-                    Verdict::Regression
-                },
-            });
-        }
-    }
-    // Instruction counts are deterministic: the check must execute the same
-    // instructions whatever the number of grants (a fixed number of loads).
-    let counted: Vec<&Metric> = r.named("accountant.port_check_instructions").collect();
-    if let (Some(lo), Some(hi)) = (
-        counted.iter().min_by_key(by_grants),
-        counted.iter().max_by_key(by_grants),
-    ) {
-        if lo.key() != hi.key() && lo.value > 0.0 {
-            let ratio = hi.value / lo.value;
-            out.push(Finding {
-                key: format!(
-                    "invariant: radix port check instructions at {} grants = at {} grants",
-                    by_grants(&hi),
-                    by_grants(&lo)
-                ),
-                baseline: Some(lo.value),
-                current: Some(hi.value),
-                ratio: Some(ratio),
-                p: None,
-                threshold: None,
-                verdict: if (ratio - 1.0).abs() <= 0.01 {
-                    Verdict::Same
-                } else {
-                    Verdict::Regression
-                },
-            });
-        }
-    }
-    for m in r.named("accountant.tracking_allocations") {
-        let pages = m.param("pages").and_then(Param::as_u64).unwrap_or(0);
-        if m.param("tracker") == Some(&Param::from("slab-extent")) && pages >= 65_536 {
-            let limit = pages as f64 / 64.0;
-            out.push(Finding {
-                key: format!(
-                    "invariant: slab-extent allocations for {pages} contiguous pages <= pages/64"
-                ),
-                baseline: Some(limit),
+                baseline: Some(m.limit),
                 current: Some(m.value),
-                ratio: Some(m.value / limit),
+                ratio: e.ratio(),
                 p: None,
                 threshold: None,
-                verdict: if m.value <= limit {
+                verdict: if e.met() == Some(true) {
                     Verdict::Same
                 } else {
                     Verdict::Regression
                 },
-            });
-        }
-    }
-    out
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::{Host, RunInfo, SCHEMA};
+    use crate::{MetricName, Param};
 
     fn results(metrics: Vec<Metric>) -> Results {
         Results {
@@ -495,8 +438,7 @@ mod tests {
     fn timing(scale: f64, seed: u64) -> Metric {
         let mut rng = stats::SplitMix64::new(seed);
         let mut m = Metric::new(
-            "accountant.port_check",
-            "ns",
+            MetricName::PortCheck,
             &[("impl", "radix".into()), ("grants", 16u64.into())],
         );
         m.norm_samples = (0..200)
@@ -529,7 +471,7 @@ mod tests {
     #[test]
     fn other_metrics_need_the_wider_effect() {
         let rename = |mut m: Metric| {
-            m.name = "accountant.revoke".into();
+            m.name = MetricName::Revoke.as_str().into();
             m
         };
         let b = results(vec![rename(timing(1.0, 1))]);
@@ -569,8 +511,7 @@ mod tests {
     fn instruction_count_must_not_grow_with_grants() {
         let count = |grants: u64, v: f64| {
             Metric::exact(
-                "accountant.port_check_instructions",
-                "instructions",
+                MetricName::PortCheckInstructions,
                 &[("impl", "radix".into()), ("grants", grants.into())],
                 v,
             )
@@ -604,7 +545,7 @@ mod tests {
     fn millisecond_timings_need_a_wider_effect() {
         let slow = |scale: f64, seed: u64| {
             let mut m = timing(scale, seed);
-            m.name = "accountant.unmap".into();
+            m.name = MetricName::Unmap.as_str().into();
             m.value = 2e5 * scale; // ns: a 200 µs operation
             m
         };
@@ -625,7 +566,7 @@ mod tests {
         .failed());
         let fast = |scale: f64, seed: u64| {
             let mut m = timing(scale, seed);
-            m.name = "accountant.unmap".into();
+            m.name = MetricName::Unmap.as_str().into();
             m
         };
         let b = results(vec![fast(1.0, 1)]);
@@ -653,31 +594,16 @@ mod tests {
             ("tracker", Param::from("slab-extent")),
             ("pages", 1u64.into()),
         ];
-        let b = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            4096.0,
-        )]);
-        let same = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            4096.0,
-        )]);
-        let more = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            8192.0,
-        )]);
+        let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
+        let same = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
+        let more = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 8192.0)]);
         assert!(!compare(&b, &same, &GateConfig::default(), None).failed());
         assert!(compare(&b, &more, &GateConfig::default(), None).failed());
     }
 
     #[test]
     fn missing_fails_unless_allowed_and_absolute_does_not() {
-        let mut abs = Metric::new("hv.pio_exit", "ns", &[("accounting", "on".into())]);
+        let mut abs = Metric::new(MetricName::PioExit, &[("accounting", "on".into())]);
         abs.value = 100.0;
         let mut abs2 = abs.clone();
         abs2.value = 500.0;
@@ -704,18 +630,8 @@ mod tests {
             ("tracker", Param::from("slab-extent")),
             ("pages", 1u64.into()),
         ];
-        let b = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            1.0,
-        )]);
-        let c = results(vec![Metric::exact(
-            "accountant.tracking_bytes",
-            "bytes",
-            &p,
-            2.0,
-        )]);
+        let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 1.0)]);
+        let c = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 2.0)]);
         let g = compare(
             &b,
             &c,
@@ -729,8 +645,7 @@ mod tests {
     fn radix_flatness_invariant() {
         let mk = |grants: u64, p50: f64| {
             let mut m = Metric::new(
-                "accountant.port_check",
-                "ns",
+                MetricName::PortCheck,
                 &[("impl", "radix".into()), ("grants", grants.into())],
             );
             m.p50 = p50;

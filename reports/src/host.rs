@@ -49,19 +49,13 @@ impl CpuInfo {
     }
 }
 
-/// Which hardware virtualization KVM uses here: `vt-x` (vmx flag), `amd-v`
-/// (svm flag), `pvm` (no flag but the `kvm_pvm` module is loaded: software
-/// virtualization) or `none`.
-pub fn virtualization(cpu: &CpuInfo, pvm_module_present: bool) -> &'static str {
-    if cpu.has("vmx") {
-        "vt-x"
-    } else if cpu.has("svm") {
-        "amd-v"
-    } else if pvm_module_present {
-        "pvm"
-    } else {
-        "none"
+/// Turbo state from intel_pstate's `no_turbo` or cpufreq's `boost`.
+fn turbo() -> Option<String> {
+    if let Some(v) = read_trim("/sys/devices/system/cpu/intel_pstate/no_turbo") {
+        return Some(if v == "1" { "off" } else { "on" }.to_owned());
     }
+    read_trim("/sys/devices/system/cpu/cpufreq/boost")
+        .map(|v| if v == "1" { "on" } else { "off" }.to_owned())
 }
 
 fn read_trim(path: &str) -> Option<String> {
@@ -109,11 +103,12 @@ pub fn rfc3339_utc(secs: u64) -> String {
     )
 }
 
-/// Collects the host description; `counters` comes from the harness's probe
-/// and `tree` is the source tree whose commit is recorded.
-pub fn collect(counters: CounterStatus, tree: &Path) -> Host {
+/// Collects the host description; `counters` comes from the harness's probe,
+/// `virtualization` from the hypervisor's own detector (`hv::host::detect`,
+/// the one place that decides it: this crate does not guess), and `tree` is
+/// the source tree whose commit is recorded.
+pub fn collect(counters: CounterStatus, virtualization: &str, tree: &Path) -> Host {
     let cpu = CpuInfo::parse(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default());
-    let pvm = Path::new("/sys/module/kvm_pvm").exists();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -130,7 +125,7 @@ pub fn collect(counters: CounterStatus, tree: &Path) -> Host {
         } else {
             cpu.vendor.clone()
         },
-        virtualization: virtualization(&cpu, pvm).to_owned(),
+        virtualization: virtualization.to_owned(),
         nested: cpu.has("hypervisor"),
         kernel: read_trim("/proc/sys/kernel/osrelease").unwrap_or_else(unknown),
         commit: git_commit(tree),
@@ -142,6 +137,8 @@ pub fn collect(counters: CounterStatus, tree: &Path) -> Host {
             .unwrap_or_else(unknown),
         invariant_tsc: cpu.has("constant_tsc") && cpu.has("nonstop_tsc"),
         governor: read_trim("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        turbo: turbo(),
+        affinity: Default::default(),
         counters,
     }
 }
@@ -158,18 +155,6 @@ mod tests {
         assert_eq!(c.vendor, "GenuineIntel");
         assert_eq!(c.model, "Intel(R) Xeon(R)");
         assert!(c.has("vmx") && c.has("hypervisor") && !c.has("svm"));
-    }
-
-    #[test]
-    fn virtualization_kinds() {
-        let mk = |f: &str| CpuInfo {
-            flags: vec![f.to_owned()],
-            ..CpuInfo::default()
-        };
-        assert_eq!(virtualization(&mk("vmx"), true), "vt-x");
-        assert_eq!(virtualization(&mk("svm"), false), "amd-v");
-        assert_eq!(virtualization(&mk("fpu"), true), "pvm");
-        assert_eq!(virtualization(&mk("fpu"), false), "none");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! exit table, the comparison); [`render`] only lays it out. The output is
 //! one file: styles inline, charts inline SVG, no script, no network.
 
-use crate::charts::{self, Series, XLabels};
+use crate::charts::{self, Axis, Series};
 use crate::gate::{self, GateConfig, Verdict};
+use crate::goals;
+use crate::names::MetricName;
 use crate::schema::{CounterStatus, Metric, NotMeasured, Param, Results, RunInfo};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -29,13 +31,17 @@ pub fn escape(s: &str) -> String {
 /// One row of the goals summary.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct GoalRow {
+    /// The goal's id (`reports::goals::GOALS`).
+    pub id: String,
     /// What is measured.
     pub metric: String,
+    /// `target` (reported) or `invariant (gated)`.
+    pub kind: String,
     /// The goal it is held to (and where the goal comes from).
     pub goal: String,
     /// What this run measured.
     pub measured: String,
-    /// `met`, `MISSED` or `not measured`.
+    /// `met`, `MISSED` (a target), `BROKEN` (an invariant) or `not measured`.
     pub status: String,
 }
 
@@ -48,6 +54,14 @@ pub struct Chart {
     pub svg: String,
     /// How to read it.
     pub caption: String,
+    /// `(series, colour)`, laid out under the chart.
+    pub legend: Vec<(String, String)>,
+    /// x-axis ticks and labels (log axes).
+    pub x_ticks: Vec<(f64, String)>,
+    /// y-axis ticks and labels (log axes).
+    pub y_ticks: Vec<(f64, String)>,
+    /// The data's `(x0, x1, y0, y1)`, if drawn.
+    pub data_range: Option<(f64, f64, f64, f64)>,
 }
 
 /// One line of the full metrics table.
@@ -101,6 +115,29 @@ pub struct ExitRow {
     pub raw_p50: Option<f64>,
     /// 99th percentile before correction, ns (`None` when not corrected).
     pub raw_p99: Option<f64>,
+    /// Which side timed it: `guest` (round trip) or `hypervisor` (handler).
+    pub side: String,
+    /// Mean and standard deviation of the kept samples, ns.
+    pub mean_sd: Option<(f64, f64)>,
+    /// Share of its side's total exit time (count × mean), percent.
+    pub share: Option<f64>,
+    /// p50 with accounting on minus the same row with it off, ns.
+    pub on_minus_off: Option<f64>,
+}
+
+/// One number of the headline block.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Headline {
+    /// What it answers.
+    pub label: String,
+    /// The number, with its unit.
+    pub value: String,
+    /// How it was obtained and what it is compared with.
+    pub detail: String,
+    /// The metric (key) it was computed from, or empty.
+    pub metric: String,
+    /// The value as a number, equal to that metric's p50 (or value).
+    pub number: Option<f64>,
 }
 
 /// One line of the baseline comparison.
@@ -132,6 +169,8 @@ pub struct Context {
     pub counters: CounterStatus,
     /// Run information.
     pub run: RunInfo,
+    /// The answer first: what accounting costs, per exit, bind and revoke.
+    pub headline: Vec<Headline>,
     /// Goals summary.
     pub goals: Vec<GoalRow>,
     /// Charts in display order.
@@ -158,26 +197,70 @@ fn ps<'a>(m: &'a Metric, k: &str) -> Option<&'a str> {
     m.param(k).and_then(Param::as_str)
 }
 
-/// Groups metrics of one name into series by the `by` parameter, x from the
-/// numeric `x` parameter, y from `y(metric)`.
-fn series_by(
+fn goals(r: &Results) -> Vec<GoalRow> {
+    goals::evaluate(r)
+        .into_iter()
+        .map(|e| {
+            let g = &e.goal;
+            let status = match (e.met(), g.kind) {
+                (None, _) => "not measured",
+                (Some(true), _) => "met",
+                (Some(false), goals::Kind::Target) => "MISSED",
+                (Some(false), goals::Kind::Invariant) => "BROKEN",
+            };
+            let limit = e.measured.as_ref().map_or(g.limit, |m| m.limit);
+            GoalRow {
+                id: g.id.to_owned(),
+                metric: g.metric.as_str().to_owned(),
+                kind: match g.kind {
+                    goals::Kind::Target => "target",
+                    goals::Kind::Invariant => "invariant (gated)",
+                }
+                .to_owned(),
+                goal: format!("{}: {} {limit} {}", g.what, g.bound.symbol(), g.unit),
+                measured: e.measured.as_ref().map_or_else(
+                    || "–".to_owned(),
+                    |m| {
+                        let v = if matches!(g.unit, "ratio" | "×" | "fraction") {
+                            format!("{:.3}", m.value)
+                        } else {
+                            n(m.value)
+                        };
+                        format!("{v} {} ({})", g.unit, m.detail)
+                    },
+                ),
+                status: status.to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn chart(title: &str, d: charts::Drawn, caption: &str) -> Chart {
+    Chart {
+        title: title.to_owned(),
+        svg: d.svg,
+        caption: caption.to_owned(),
+        legend: d.legend,
+        x_ticks: d.x_ticks,
+        y_ticks: d.y_ticks,
+        data_range: d.data_range,
+    }
+}
+
+/// One series per metric matching `pred`, x from the numeric param `x`,
+/// named by `label`.
+fn series_where(
     r: &Results,
-    name: &str,
-    by: &str,
+    name: MetricName,
     x: &str,
+    pred: impl Fn(&Metric) -> bool,
+    label: impl Fn(&Metric) -> String,
     y: impl Fn(&Metric) -> f64,
-    suffix: &str,
 ) -> Vec<Series> {
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for m in r.named(name) {
+    for m in r.named(name).filter(|m| pred(m)) {
         let Some(xv) = pu(m, x) else { continue };
-        let label = m
-            .param(by)
-            .map_or_else(|| name.to_owned(), |p| p.to_string());
-        groups
-            .entry(format!("{label}{suffix}"))
-            .or_default()
-            .push((xv as f64, y(m)));
+        groups.entry(label(m)).or_default().push((xv as f64, y(m)));
     }
     groups
         .into_iter()
@@ -188,292 +271,186 @@ fn series_by(
         .collect()
 }
 
-fn fmt_ns(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2} ms", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.2} µs", v / 1e3)
-    } else {
-        format!("{v:.2} ns")
-    }
-}
-
-/// The typical service time: the median before coordinated-omission
-/// correction when the metric was corrected (the corrected median also
-/// counts the accesses a stall delayed, which on a shared machine says more
-/// about the neighbours than about the code).
-fn typical(m: &Metric) -> f64 {
-    m.uncorrected.map_or(m.p50, |u| u.p50)
-}
-
-fn goal(metric: &str, goal: &str, measured: Option<(String, bool)>) -> GoalRow {
-    let (measured, status) = match measured {
-        Some((m, ok)) => (m, if ok { "met" } else { "MISSED" }.to_owned()),
-        None => ("–".to_owned(), "not measured".to_owned()),
-    };
-    GoalRow {
-        metric: metric.to_owned(),
-        goal: goal.to_owned(),
-        measured,
-        status,
-    }
-}
-
-fn goals(r: &Results) -> Vec<GoalRow> {
-    let mut out = Vec::new();
-    let radix: Vec<&Metric> = r
-        .named("accountant.port_check")
-        .filter(|m| ps(m, "impl") == Some("radix"))
-        .collect();
-    let lo = radix.iter().min_by_key(|m| pu(m, "grants"));
-    let hi = radix.iter().max_by_key(|m| pu(m, "grants"));
-    out.push(goal(
-        "accountant.port_check (radix)",
-        &format!(
-            "fixed number of loads whatever the grants (SPEC 4): p50 at most grants / at fewest ≤ {}",
-            gate::RADIX_FLATNESS_LIMIT
-        ),
-        match (lo, hi) {
-            (Some(l), Some(h)) if l.p50 > 0.0 => {
-                let ratio = h.p50 / l.p50;
-                Some((
-                    format!(
-                        "{} → {} ({} → {} grants): ×{ratio:.2}",
-                        fmt_ns(l.p50),
-                        fmt_ns(h.p50),
-                        pu(l, "grants").unwrap_or(0),
-                        pu(h, "grants").unwrap_or(0)
-                    ),
-                    ratio <= gate::RADIX_FLATNESS_LIMIT,
-                ))
-            }
-            _ => None,
-        },
-    ));
-    let max_grants = r
-        .named("accountant.port_check")
-        .filter_map(|m| pu(m, "grants"))
-        .max();
-    let at = |imp: &str| {
-        max_grants.and_then(|g| {
-            r.find(
-                "accountant.port_check",
-                &[("impl", imp.into()), ("grants", g.into())],
-            )
-        })
-    };
-    out.push(goal(
-        "accountant.port_check radix vs linear",
-        "radix faster than the original linear access list at the largest grant count",
-        match (at("radix"), at("linear")) {
-            (Some(rx), Some(li)) if rx.p50 > 0.0 => Some((
-                format!(
-                    "{} vs {} at {} grants: ×{:.0} faster",
-                    fmt_ns(rx.p50),
-                    fmt_ns(li.p50),
-                    max_grants.unwrap_or(0),
-                    li.p50 / rx.p50
-                ),
-                rx.p50 < li.p50,
-            )),
-            _ => None,
-        },
-    ));
-    let allocs = r.find(
-        "accountant.tracking_allocations",
-        &[
-            ("tracker", "slab-extent".into()),
-            ("pages", 65_536u64.into()),
-        ],
-    );
-    out.push(goal(
-        "accountant.tracking_allocations (slab-extent, 65,536 pages = 256 MiB)",
-        "mapping a 256 MiB framebuffer must not cost 65,536 allocations (SPEC 4)",
-        allocs.map(|m| (format!("{:.0} allocations", m.value), m.value < 65_536.0)),
-    ));
-    let max_pages = r
-        .named("accountant.tracking_bytes")
-        .filter_map(|m| pu(m, "pages"))
-        .max();
-    let bytes = |t: &str| {
-        max_pages.and_then(|p| {
-            r.find(
-                "accountant.tracking_bytes",
-                &[("tracker", t.into()), ("pages", p.into())],
-            )
-        })
-    };
-    out.push(goal(
-        "accountant.tracking_bytes",
-        "slab-extent uses less tracking memory than xmalloc-page for a contiguous mapping",
-        match (bytes("slab-extent"), bytes("xmalloc-page")) {
-            (Some(e), Some(x)) => Some((
-                format!(
-                    "{} vs {} bytes at {} pages",
-                    e.value,
-                    x.value,
-                    max_pages.unwrap_or(0)
-                ),
-                e.value < x.value,
-            )),
-            _ => None,
-        },
-    ));
-    let tp = |s: &str| r.find("tracepoints.overhead", &[("state", s.into())]);
-    out.push(goal(
-        "tracepoints.overhead (disabled)",
-        "about one predictable branch: within 1 ns of a plain relaxed load (STYLE 8)",
-        match (tp("disabled"), tp("baseline")) {
-            (Some(d), Some(b)) => Some((
-                format!("{} vs relaxed load {}", fmt_ns(d.p50), fmt_ns(b.p50)),
-                d.p50 - b.p50 <= 1.0,
-            )),
-            _ => None,
-        },
-    ));
-    out.push(goal(
-        "tracepoints.overhead (enabled)",
-        "recorded into a per-thread ring with a TSC timestamp: shown for scale",
-        tp("enabled").map(|e| (fmt_ns(e.p50), true)),
-    ));
-    let pio = |acc: &str, pages: u64| {
-        r.find(
-            "hv.pio_exit",
-            &[
-                ("accounting", acc.into()),
-                ("mmio_tracked_pages", pages.into()),
-            ],
-        )
-    };
-    out.push(goal(
-        "hv.pio_exit accounting cost",
-        "accounting on vs off, no MMIO tracked, uncorrected medians: the check is small next to the exit (≤ 10 %)",
-        match (pio("on", 0), pio("off", 0)) {
-            (Some(on), Some(off)) if typical(off) > 0.0 => Some((
-                format!(
-                    "{} vs {} ({:+.1} %)",
-                    fmt_ns(typical(on)),
-                    fmt_ns(typical(off)),
-                    (typical(on) / typical(off) - 1.0) * 100.0
-                ),
-                typical(on) / typical(off) <= 1.10,
-            )),
-            _ => None,
-        },
-    ));
-    let big = r
-        .named("hv.pio_exit")
-        .filter_map(|m| pu(m, "mmio_tracked_pages"))
-        .max()
-        .filter(|p| *p > 0);
-    out.push(goal(
-        "hv.pio_exit vs tracked MMIO",
-        "port exits do not slow down with the most framebuffer MMIO tracked, uncorrected medians (≤ 10 %)",
-        match (big.and_then(|b| pio("on", b)), pio("on", 0)) {
-            (Some(b), Some(z)) if typical(z) > 0.0 => Some((
-                format!(
-                    "{} with {} pages vs {} with none",
-                    fmt_ns(typical(b)),
-                    big.unwrap_or(0),
-                    fmt_ns(typical(z))
-                ),
-                typical(b) / typical(z) <= 1.10,
-            )),
-            _ => None,
-        },
-    ));
-    let bind_max = r
-        .named("hv.bind")
-        .max_by_key(|m| pu(m, "pages").unwrap_or(0));
-    out.push(goal(
-        "hv.bind at framebuffer scale",
-        "bind time of the largest mapping, shown with its growth (see chart)",
-        bind_max.map(|m| {
-            (
-                format!(
-                    "{} for {} pages",
-                    fmt_ns(m.p50),
-                    pu(m, "pages").unwrap_or(0)
-                ),
-                true,
-            )
-        }),
-    ));
-    out.push(goal(
-        "cargo xtask bench --quick",
-        "finishes in under 5 minutes on 2 cores (SPEC 5)",
-        (r.run.quick && r.run.wall_secs > 0.0).then(|| {
-            (
-                format!("{:.0} s of measuring", r.run.wall_secs),
-                r.run.wall_secs < 300.0,
-            )
-        }),
-    ));
-    out
-}
-
-fn charts(r: &Results) -> Vec<Chart> {
-    let mut out = Vec::new();
+fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
+    let mut book = charts::ColorBook::default();
     let p50 = |m: &Metric| m.p50;
-    out.push(Chart {
-        title: "Port check against grants".into(),
-        svg: charts::log_log(
-            "accountant.port_check: p50 ns per check",
+    let mut out = Vec::new();
+    let impl_of = |m: &Metric| ps(m, "impl").unwrap_or("?").to_owned();
+    let mut port = series_where(r, MetricName::PortCheck, "grants", |_| true, impl_of, p50);
+    if let Some(b) = base {
+        port.extend(series_where(
+            b,
+            MetricName::PortCheck,
             "grants",
-            "ns per check",
-            XLabels::Count,
-            &series_by(r, "accountant.port_check", "impl", "grants", p50, ""),
+            |m| ps(m, "impl") == Some("radix"),
+            |m| format!("{} (baseline)", impl_of(m)),
+            p50,
+        ));
+    }
+    out.push(chart(
+        "Port check against grants",
+        charts::log_log(
+            &mut book,
+            "accountant.port_check: p50 per check",
+            "grants",
+            "time per check",
+            Axis::Count,
+            Axis::Ns,
+            &port,
         ),
-        caption: "Radix tree (fixed number of loads) against the original linear access list \
-                  scanned per check; log-log."
-            .into(),
-    });
-    let mut bind = series_by(r, "hv.bind", "tracker", "pages", p50, " (hv.bind)");
-    bind.extend(series_by(
-        r,
-        "accountant.map",
-        "tracker",
-        "pages",
-        p50,
-        " (accountant.map)",
+        "radix: the accountant's check through the domain id; radix-bound: the vCPU-held \
+         checker of one domain; bitmap: a flat per-domain 8 KiB bitmap; btree: a BTreeMap \
+         range lookup; linear: the original access list, scanned per check. Dashed: the \
+         baseline's radix check. Log-log.",
     ));
-    out.push(Chart {
-        title: "Bind / map time against mapping size".into(),
-        svg: charts::log_log(
-            "time to bind or map N pages (p50)",
+    let mut bind = series_where(
+        r,
+        MetricName::Bind,
+        "pages",
+        |_| true,
+        |_| "hv.bind".into(),
+        p50,
+    );
+    bind.extend(series_where(
+        r,
+        MetricName::MemslotAdd,
+        "pages",
+        |_| true,
+        |_| "hv.memslot_add (floor)".into(),
+        p50,
+    ));
+    if let Some(b) = base {
+        bind.extend(series_where(
+            b,
+            MetricName::Bind,
+            "pages",
+            |_| true,
+            |_| "hv.bind (baseline)".into(),
+            p50,
+        ));
+    }
+    out.push(chart(
+        "Bind against its KVM floor",
+        charts::log_log(
+            &mut book,
+            "hv.bind vs bare memslot add (p50)",
             "pages (4 KiB)",
-            "ns",
-            XLabels::Count,
+            "time per bind",
+            Axis::Count,
+            Axis::Ns,
             &bind,
         ),
-        caption: "hv.bind: guest-visible bind of N framebuffer pages through the hypervisor; \
-                  accountant.map: the accountant's map of N pages with each tracker. Log-log: \
-                  slope 1 is linear in the size."
-            .into(),
-    });
-    out.push(Chart {
-        title: "Tracker memory".into(),
-        svg: charts::log_log(
-            "tracking bytes after mapping N contiguous pages",
+        "hv.bind: Hypervisor::map of N framebuffer pages (accountant map + slot table + \
+         memslot add); the floor: the bare memslot add of the same frames on the same VM, \
+         measured in the same rounds.",
+    ));
+    let state = |m: &Metric| ps(m, "vcpu_state").unwrap_or("?").to_owned();
+    let mut rev = series_where(
+        r,
+        MetricName::RevokeForce,
+        "pages",
+        |_| true,
+        |m| format!("hv.revoke_force {}", state(m)),
+        p50,
+    );
+    rev.extend(series_where(
+        r,
+        MetricName::MemslotDelete,
+        "pages",
+        |m| ps(m, "paired_with") == Some("revoke_force"),
+        |m| format!("hv.memslot_delete {} (floor)", state(m)),
+        p50,
+    ));
+    out.push(chart(
+        "Forced revoke against its KVM floor",
+        charts::log_log(
+            &mut book,
+            "hv.revoke_force vs bare memslot delete (p50)",
+            "pages (4 KiB)",
+            "time per revoke",
+            Axis::Count,
+            Axis::Ns,
+            &rev,
+        ),
+        "A forced revoke of N mapped pages the guest touched just before, with its vCPU \
+         parked in a blocking hypercall or running in guest mode, beside the bare memslot \
+         delete of the same touched frames in the same state.",
+    ));
+    let mut ratios = Vec::new();
+    for (name, label) in [
+        (MetricName::BindOverFloor, "bind / memslot add"),
+        (MetricName::UnmapOverFloor, "unmap / memslot delete"),
+    ] {
+        ratios.extend(series_where(
+            r,
+            name,
             "pages",
-            "bytes",
-            XLabels::Count,
-            &series_by(
+            |_| true,
+            |_| label.into(),
+            p50,
+        ));
+    }
+    ratios.extend(series_where(
+        r,
+        MetricName::RevokeForceOverFloor,
+        "pages",
+        |_| true,
+        |m| format!("forced revoke / memslot delete, {}", state(m)),
+        p50,
+    ));
+    out.push(chart(
+        "Hypervisor steps over their floors",
+        charts::log_log(
+            &mut book,
+            "per-round ratio, median",
+            "pages (4 KiB)",
+            "step / floor",
+            Axis::Count,
+            Axis::Ratio,
+            &ratios,
+        ),
+        "Each point is the median of the per-round ratios of a paired measurement; ×1 \
+         would mean the hypervisor adds nothing to KVM's own step.",
+    ));
+    let tracker = |m: &Metric| ps(m, "tracker").unwrap_or("?").to_owned();
+    out.push(chart(
+        "Accountant map against size, per tracker",
+        charts::log_log(
+            &mut book,
+            "accountant.map of N pages (p50)",
+            "pages (4 KiB)",
+            "time per map",
+            Axis::Count,
+            Axis::Ns,
+            &series_where(r, MetricName::Map, "pages", |_| true, tracker, p50),
+        ),
+        "The accountant's map alone, with each MMIO tracker. Log-log: slope 1 is linear in \
+         the size.",
+    ));
+    out.push(chart(
+        "Tracker memory",
+        charts::log_log(
+            &mut book,
+            "tracking bytes after mapping N contiguous pages",
+            "pages (4 KiB)",
+            "tracking memory",
+            Axis::Count,
+            Axis::Bytes,
+            &series_where(
                 r,
-                "accountant.tracking_bytes",
-                "tracker",
+                MetricName::TrackingBytes,
                 "pages",
+                |_| true,
+                tracker,
                 |m| m.value,
-                "",
             ),
         ),
-        caption: "xmalloc-page (record + allocator header per page) vs slab-page (slab record \
-                  per page) vs slab-extent (one record per run)."
-            .into(),
-    });
+        "xmalloc-page (record + allocator header per page) vs slab-page (slab record per \
+         page) vs slab-extent (one record per run).",
+    ));
     let mut tp: Vec<(String, f64)> = Vec::new();
     for state in ["baseline", "disabled", "enabled"] {
-        if let Some(m) = r.find("tracepoints.overhead", &[("state", state.into())]) {
+        if let Some(m) = r.find(MetricName::TracepointOverhead, &[("state", state.into())]) {
             let label = if state == "baseline" {
                 "relaxed load (baseline)".to_owned()
             } else {
@@ -482,32 +459,31 @@ fn charts(r: &Results) -> Vec<Chart> {
             tp.push((label, m.p50));
         }
     }
-    out.push(Chart {
-        title: "Tracepoint overhead".into(),
-        svg: charts::bars("tracepoint cost per hit (p50)", "ns", &tp),
-        caption: "A disabled tracepoint against a plain relaxed atomic load (tracing's \
-                  baseline); enabled: the event is written to the per-thread ring."
-            .into(),
-    });
-    // Percentile spectra for every metric that carries one.
-    // Per-exit latencies first; micro-benchmark spectra are of batch means
-    // (one point per batch), shown for the radix check and tracepoints only.
-    let spectra: [(&str, Option<(&str, &str)>); 4] = [
-        ("hv.pio_exit", None),
-        ("hv.port_exit", None),
-        ("accountant.port_check", Some(("impl", "radix"))),
-        ("tracepoints.overhead", None),
+    out.push(chart(
+        "Tracepoint overhead",
+        charts::bars(&mut book, "tracepoint cost per hit (p50)", Axis::Ns, &tp),
+        "A disabled tracepoint against a plain relaxed atomic load (tracing's baseline); \
+         enabled: the event is written to the per-thread ring.",
+    ));
+    // Percentile spectra: per-exit latencies, then micro-benchmark batch
+    // means (one point per batch) for the radix check at every grant count.
+    type Spectrum<'a> = (MetricName, Option<(&'a str, &'a str)>, Axis);
+    let spectra: [Spectrum; 4] = [
+        (MetricName::PioExit, None, Axis::Ns),
+        (MetricName::ExitHandler, None, Axis::Ns),
+        (MetricName::PortCheck, Some(("impl", "radix")), Axis::Ns),
+        (MetricName::TracepointOverhead, None, Axis::Ns),
     ];
-    for (name, filter) in spectra {
+    for (name, filter, axis) in spectra {
         let series: Vec<Series> = r
             .named(name)
             .filter(|m| !m.spectrum.is_empty())
             .filter(|m| filter.is_none_or(|(k, v)| ps(m, k) == Some(v)))
-            .take(8)
             .map(|m| Series {
                 name: m
                     .params
                     .iter()
+                    .filter(|(k, _)| filter.is_none_or(|(fk, _)| fk != k.as_str()))
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(" "),
@@ -522,46 +498,372 @@ fn charts(r: &Results) -> Vec<Chart> {
         if series.is_empty() {
             continue;
         }
-        out.push(Chart {
-            title: format!("Latency spectrum: {name}"),
-            svg: charts::log_log(
+        out.push(chart(
+            &format!("Latency spectrum: {name}"),
+            charts::log_log(
+                &mut book,
                 &format!("{name} percentile spectrum"),
                 "percentile (log 1/(1-p))",
-                "ns",
-                XLabels::Percentile,
+                "latency",
+                Axis::Percentile,
+                axis,
                 &series,
             ),
-            caption: "Each point is a percentile from the HDR histogram; the x axis stretches \
-                      the tail (90 %, 99 %, 99.9 % ... equally spaced)."
-                .into(),
-        });
+            "Each point is a percentile from the HDR histogram, from the median (50 %) on; \
+             the x axis stretches the tail (90 %, 99 %, 99.9 % equally spaced).",
+        ));
+    }
+    out
+}
+
+/// The Method section: how each kind of number was taken, with the
+/// placement and reference facts of this run.
+fn method(r: &Results) -> Vec<String> {
+    let a = &r.host.affinity;
+    let mut out = Vec::new();
+    let probe: Vec<String> = r
+        .named(MetricName::MemslotDelete)
+        .filter(|m| ps(m, "paired_with") == Some("placement"))
+        .map(|m| {
+            format!(
+                "{} from CPU {}",
+                goals::fmt_ns(m.p50),
+                pu(m, "control_cpu").unwrap_or(0)
+            )
+        })
+        .collect();
+    out.push(format!(
+        "Placement: the measuring (control-plane) thread ran on CPU {}, every vCPU thread on \
+         CPU {} ({}); every sample records the CPU it was taken on (sched_getcpu), and a \
+         metric whose samples span CPUs is listed under warnings. Placement matters for KVM \
+         itself: a memslot delete waits for SRCU grace periods, and on a small host a new \
+         VM's SRCU callbacks run on CPU 0, so the same delete costs different amounts from \
+         different CPUs{}. Measuring the bare step and the hypervisor step on different CPUs \
+         (or letting the scheduler move the thread between them) distorts their ratio.",
+        if a.measure.is_empty() {
+            "(not pinned)"
+        } else {
+            &a.measure
+        },
+        if a.vcpus.is_empty() {
+            "(not pinned)"
+        } else {
+            &a.vcpus
+        },
+        if a.how.is_empty() {
+            "placement not recorded"
+        } else {
+            &a.how
+        },
+        if probe.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " — measured in this run, a bare delete of one touched page: {}",
+                probe.join(", ")
+            )
+        }
+    ));
+    out.push(
+        "Floors are paired: every round measures the bare KVM step (memslot add or delete) \
+         and the hypervisor step that contains it (hv.bind, hv.unmap, hv.revoke_force) back \
+         to back, on the same pinned thread, against the same VM, with its vCPU in the same \
+         state (parked in a blocking hypercall, or running in guest mode), the floor first in \
+         even rounds; *_over_floor metrics are the per-round ratios, with a 95 % bootstrap \
+         interval of their median."
+            .to_owned(),
+    );
+    out.push(
+        "Accounting cost (hv.accounting_cost): two hypervisors, accounting on and off (off is \
+         Xen's behaviour: the domain's I/O-port rangeset under a read lock, no in-flight \
+         section for revocation), each with a guest doing port reads on request; each round \
+         asks both in alternating order and takes the median exit-handler time of each side \
+         from the hypervisor's handler probe (two TSC reads around the handler, recorded \
+         whatever the tracepoints do). Tracepoints stay off on both sides, so no tracepoint \
+         cost is in the difference; the probe's own cost is on both sides and cancels."
+            .to_owned(),
+    );
+    out.push(format!(
+        "Micro-benchmarks time batches of operations with the monotonic clock \
+         (clock_gettime via the vDSO); each sample is one batch's time per operation, \
+         followed by the reference workload `{}` ({}; {} ns per unit on this run): a \
+         normalized sample is the operation's time in reference units, and the gate judges \
+         these within-run ratios. Port checks, maps, grants and revokes are sampled in 12 \
+         rounds interleaved across all their configurations, so a passing disturbance on a \
+         shared machine touches a slice of every metric instead of all of one.",
+        r.run.reference.name, r.run.reference.unit, r.run.reference.ns_per_unit
+    ));
+    out.push(
+        "Port exits (hv.pio_exit) are timed by the guest (lfence; rdtsc around one `in`), \
+         normalized by the median bare-KVM exit of the same run. Coordinated omission: \
+         closed-loop guest port-access loops are corrected with HdrHistogram's \
+         expected-interval correction (interval = the uncorrected median); uncorrected \
+         percentiles are kept beside them. Micro-benchmark batches have no intended \
+         schedule, so there is no omission to correct."
+            .to_owned(),
+    );
+    out.push(format!(
+        "Hardware counters: {}",
+        if r.host.counters.detail.is_empty() {
+            "not probed".to_owned()
+        } else {
+            r.host.counters.detail.clone()
+        }
+    ));
+    for w in &r.run.warnings {
+        out.push(format!("Warning: {w}"));
     }
     out
 }
 
 fn exit_table(r: &Results) -> Vec<ExitRow> {
-    r.named("hv.port_exit")
-        .map(|m| ExitRow {
-            port: m
-                .params
-                .iter()
-                .map(|(k, v)| match (k.as_str(), v) {
-                    ("port", Param::Int(p)) => format!("port={p:#06x}"),
-                    _ => format!("{k}={v}"),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-            count: m.count,
-            min: m.min,
-            p50: m.p50,
-            p90: m.p90,
-            p99: m.p99,
-            p999: m.p999,
-            max: m.max,
-            raw_p50: m.uncorrected.map(|u| u.p50),
-            raw_p99: m.uncorrected.map(|u| u.p99),
+    let source = |row: &Metric| {
+        let side = ps(row, "side");
+        let name = if side == Some("hypervisor") {
+            MetricName::ExitHandler
+        } else {
+            MetricName::PioExit
+        };
+        let mut params = row.params.clone();
+        params.remove("port");
+        params.remove("side");
+        r.named(name).find(move |m| m.params == params)
+    };
+    let mean_sd = |m: &Metric| {
+        let n = m.samples.len() as f64;
+        (n >= 2.0).then(|| {
+            let mean = m.samples.iter().sum::<f64>() / n;
+            let var = m.samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            (mean, var.sqrt())
         })
-        .collect()
+    };
+    let rows: Vec<&Metric> = r.named(MetricName::PortExit).collect();
+    let mut out: Vec<ExitRow> = rows
+        .iter()
+        .map(|m| {
+            let src = source(m);
+            let off = (ps(m, "accounting") == Some("on"))
+                .then(|| {
+                    rows.iter().find(|o| {
+                        ps(o, "accounting") == Some("off")
+                            && o.params
+                                .iter()
+                                .all(|(k, v)| k == "accounting" || m.param(k) == Some(v))
+                    })
+                })
+                .flatten();
+            ExitRow {
+                port: m
+                    .params
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "side")
+                    .map(|(k, v)| match (k.as_str(), v) {
+                        ("port", Param::Int(p)) => format!("port={p:#06x}"),
+                        _ => format!("{k}={v}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                count: m.count,
+                min: m.min,
+                p50: m.p50,
+                p90: m.p90,
+                p99: m.p99,
+                p999: m.p999,
+                max: m.max,
+                raw_p50: m.uncorrected.map(|u| u.p50),
+                raw_p99: m.uncorrected.map(|u| u.p99),
+                side: ps(m, "side").unwrap_or("guest").to_owned(),
+                mean_sd: src.and_then(mean_sd),
+                share: None,
+                on_minus_off: off.map(|o| m.p50 - o.p50),
+            }
+        })
+        .collect();
+    for side in ["guest", "hypervisor"] {
+        let total: f64 = out
+            .iter()
+            .filter(|x| x.side == side)
+            .filter_map(|x| x.mean_sd.map(|(mean, _)| mean * x.count as f64))
+            .sum();
+        for x in out.iter_mut().filter(|x| x.side == side) {
+            x.share = x
+                .mean_sd
+                .filter(|_| total > 0.0)
+                .map(|(mean, _)| 100.0 * mean * x.count as f64 / total);
+        }
+    }
+    out
+}
+
+fn headline(r: &Results) -> Vec<Headline> {
+    let ns = goals::fmt_ns;
+    let mut out = Vec::new();
+    let ci = |m: &Metric, unit: &str| {
+        m.ci95.map_or(String::new(), |[a, b]| {
+            format!("95 % CI {} … {}{unit}", n(a), n(b))
+        })
+    };
+    if let Some(m) = r.find(
+        MetricName::AccountingCost,
+        &[("mmio_tracked_pages", 0u64.into()), ("load", "none".into())],
+    ) {
+        let off = r.find(
+            MetricName::ExitHandler,
+            &[
+                ("accounting", "off".into()),
+                ("mmio_tracked_pages", 0u64.into()),
+            ],
+        );
+        out.push(Headline {
+            label: "Accounting per port exit (hypervisor side)".into(),
+            value: format!("{:+.1} ns", m.p50),
+            detail: format!(
+                "exit handler with accounting on minus off, median of {} paired rounds ({}){}",
+                m.count,
+                ci(m, " ns"),
+                off.filter(|o| o.p50 > 0.0)
+                    .map_or(String::new(), |o| format!(
+                        "; {:+.1} % of the {} handler without accounting (Xen's rangeset check)",
+                        100.0 * m.p50 / o.p50,
+                        ns(o.p50)
+                    ))
+            ),
+            metric: m.key(),
+            number: Some(m.p50),
+        });
+    }
+    let over = |name: MetricName,
+                params: &[(&str, Param)],
+                step: MetricName,
+                floor: MetricName,
+                label: &str,
+                out: &mut Vec<Headline>| {
+        let Some(m) = r.find(name, params) else {
+            return;
+        };
+        let own: Vec<(&str, Param)> = params.to_vec();
+        let st = r.find(step, &own);
+        let fl = r.named(floor).find(|f| {
+            own.iter().all(|(k, v)| f.param(k) == Some(v))
+                && f.param("paired_with").is_none_or(|p| {
+                    Some(p.to_string()) == step.as_str().strip_prefix("hv.").map(str::to_owned)
+                })
+        });
+        let delta = match (st, fl) {
+            (Some(s), Some(f)) => format!(
+                "; {} against the bare {} (+{})",
+                ns(s.p50),
+                ns(f.p50),
+                ns(s.p50 - f.p50)
+            ),
+            _ => String::new(),
+        };
+        out.push(Headline {
+            label: label.to_owned(),
+            value: format!("×{:.3} its KVM floor", m.p50),
+            detail: format!("median of {} paired rounds ({}){delta}", m.count, ci(m, "")),
+            metric: m.key(),
+            number: Some(m.p50),
+        });
+    };
+    over(
+        MetricName::BindOverFloor,
+        &[("pages", 1u64.into())],
+        MetricName::Bind,
+        MetricName::MemslotAdd,
+        "Bind of 1 page of I/O memory",
+        &mut out,
+    );
+    over(
+        MetricName::BindOverFloor,
+        &[("pages", 65_536u64.into())],
+        MetricName::Bind,
+        MetricName::MemslotAdd,
+        "Bind of a 256 MiB framebuffer",
+        &mut out,
+    );
+    if let Some(m) = r.named(MetricName::BindIrqDelta).next() {
+        out.push(Headline {
+            label: "Bind of an interrupt line".into(),
+            value: format!("{:+.0} ns", m.p50),
+            detail: format!(
+                "over a bare KVM_IRQFD assign, median of {} paired rounds ({})",
+                m.count,
+                ci(m, " ns")
+            ),
+            metric: m.key(),
+            number: Some(m.p50),
+        });
+    }
+    for st in ["parked", "running"] {
+        over(
+            MetricName::RevokeForceOverFloor,
+            &[("pages", 1u64.into()), ("vcpu_state", st.into())],
+            MetricName::RevokeForce,
+            MetricName::MemslotDelete,
+            &format!("Forced revoke of 1 page, vCPU {st}"),
+            &mut out,
+        );
+    }
+    let at = |name: MetricName, t: &str| {
+        r.find(name, &[("tracker", t.into()), ("pages", 65_536u64.into())])
+    };
+    if let (Some(eb), Some(ea)) = (
+        at(MetricName::TrackingBytes, "slab-extent"),
+        at(MetricName::TrackingAllocations, "slab-extent"),
+    ) {
+        let other = |t: &str| match (
+            at(MetricName::TrackingBytes, t),
+            at(MetricName::TrackingAllocations, t),
+        ) {
+            (Some(b), Some(a)) => format!(
+                "{t} {} in {} allocations",
+                charts::bytes(b.value),
+                n(a.value)
+            ),
+            _ => format!("{t} not measured"),
+        };
+        out.push(Headline {
+            label: "Tracking a 256 MiB framebuffer (65,536 pages)".into(),
+            value: format!(
+                "{} in {:.0} allocation(s)",
+                charts::bytes(eb.value),
+                ea.value
+            ),
+            detail: format!(
+                "slab-extent (the default) against {} and {}",
+                other("xmalloc-page"),
+                other("slab-page")
+            ),
+            metric: eb.key(),
+            number: Some(eb.value),
+        });
+    }
+    let h = &r.host;
+    out.push(Headline {
+        label: "Measured on".into(),
+        value: h.virtualization.clone(),
+        detail: format!(
+            "{} ({}), {} CPUs, kernel {}; measuring thread on CPU {}, vCPUs on CPU {}",
+            h.cpu_model,
+            h.cpu_vendor,
+            h.cpus,
+            h.kernel,
+            if h.affinity.measure.is_empty() {
+                "?"
+            } else {
+                &h.affinity.measure
+            },
+            if h.affinity.vcpus.is_empty() {
+                "?"
+            } else {
+                &h.affinity.vcpus
+            }
+        ),
+        metric: String::new(),
+        number: None,
+    });
+    out
 }
 
 impl Context {
@@ -661,44 +963,15 @@ impl Context {
                 (Some(rows), summary)
             }
         };
-        let method = vec![
-            "Micro-benchmarks time batches of operations with the monotonic clock \
-             (clock_gettime via the vDSO); each sample is one batch's time per operation, \
-             and each batch is followed by a fixed reference workload whose time normalizes \
-             it (norm_samples, in reference units): the gate judges these within-run ratios. \
-             Port checks, maps, grants and revokes are sampled in 12 rounds interleaved across \
-             all their configurations, so a passing disturbance on the shared machine touches \
-             a slice of every metric instead of all of one."
-                .to_owned(),
-            "Port exits (hv.pio_exit) are timed by the guest (lfence; rdtsc around one `in`), \
-             normalized for the gate by the median bare-KVM exit of the same run. The \
-             hypervisor side of the same exits (hv.exit_handler, rows with side=hypervisor) \
-             is the duration the VmExit tracepoint records around the exit handler, taken in \
-             a separate, shorter pass with tracing on."
-                .to_owned(),
-            "Coordinated omission: micro-benchmark batches issue the next operation as soon \
-             as the previous returns and record batch means, with no intended schedule, so \
-             there is no omission to correct. Closed-loop guest port-access loops are \
-             corrected with HdrHistogram's expected-interval correction (interval = the \
-             uncorrected median), so a stall counts the accesses it delayed; uncorrected \
-             percentiles are kept beside them."
-                .to_owned(),
-            format!(
-                "Hardware counters: {}",
-                if results.host.counters.detail.is_empty() {
-                    "not probed".to_owned()
-                } else {
-                    results.host.counters.detail.clone()
-                }
-            ),
-        ];
+        let method = method(results);
         Context {
             title: format!("ioacct benchmark report — {}", results.host.date),
             host,
             counters: results.host.counters.clone(),
             run: results.run.clone(),
+            headline: headline(results),
             goals: goals(results),
-            charts: charts(results),
+            charts: charts(results, baseline),
             exit_table: exit_table(results),
             metrics,
             not_measured: results.not_measured.clone(),
@@ -712,17 +985,72 @@ impl Context {
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;\
 font-size:13px;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}\
-th{background:#eee}.met{color:#176017;font-weight:bold}.MISSED,.REGRESSION{color:#b00;\
+th{background:#eee}.met{color:#176017;font-weight:bold}.MISSED,.BROKEN,.REGRESSION{color:#b00;\
 font-weight:bold}.nm{color:#777}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444;\
-max-width:720px}code{background:#f4f4f4}";
+max-width:720px}code{background:#f4f4f4}.headline{background:#f6f8fb;border:1px solid #cdd;\
+padding:0.5em 1em}.headline td.big{font-size:20px;font-weight:bold;white-space:nowrap}\
+.toc ol{columns:2}.tocchart{display:inline-block;margin-right:1em;font-size:13px}\
+.legend{font-size:13px;max-width:720px}.key{display:inline-block;margin-right:1.2em}\
+.sw{display:inline-block;width:14px;height:4px;margin-right:4px;vertical-align:middle}";
 
-fn n(v: f64) -> String {
-    if v == 0.0 || (v.abs() >= 0.01 && v.abs() < 1e7) {
-        let s = format!("{v:.2}");
-        s.strip_suffix(".00").map_or(s.clone(), str::to_owned)
-    } else {
-        format!("{v:.3e}")
+/// A number for a table: integers (and anything ≥ 1000) with thousands
+/// separators and no decimals, others with up to 3 significant decimals;
+/// never scientific notation.
+pub fn n(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".to_owned();
     }
+    let a = v.abs();
+    if a >= 1000.0 || (v.fract() == 0.0 && a < 1e15) {
+        let digits = format!("{:.0}", a);
+        let mut out = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        return if v < 0.0 { format!("-{out}") } else { out };
+    }
+    let decimals = if a >= 10.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else if a >= 0.001 {
+        (2 - a.log10().floor() as i32).clamp(3, 6) as usize
+    } else {
+        6
+    };
+    let mut s = format!("{v:.decimals$}");
+    while s.contains('.') && s.ends_with('0') {
+        s.pop();
+    }
+    if s.ends_with('.') {
+        s.pop();
+    }
+    s
+}
+
+/// A p-value in plain notation.
+pub fn p_plain(p: f64) -> String {
+    if p < 0.0001 {
+        "< 0.0001".to_owned()
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+/// The anchor of a chart.
+fn chart_id(title: &str) -> String {
+    let mut id = String::from("chart-");
+    for ch in title.chars() {
+        if ch.is_ascii_alphanumeric() {
+            id.push(ch.to_ascii_lowercase());
+        } else if !id.ends_with('-') {
+            id.push('-');
+        }
+    }
+    id
 }
 
 /// Lays out a context as one self-contained HTML document.
@@ -753,7 +1081,40 @@ pub fn render(c: &Context) -> String {
             )
         }
     ));
-    h.push_str("<h2 id=\"summary\">Summary against goals</h2>\n<table><tr><th>metric</th><th>goal</th><th>measured</th><th>status</th></tr>\n");
+    h.push_str(
+        "<section class=\"headline\" id=\"headline\"><h2>What I/O accounting costs</h2>\n<table>\n",
+    );
+    for x in &c.headline {
+        h.push_str(&format!(
+            "<tr><th>{}</th><td class=\"big\">{}</td><td>{}</td></tr>\n",
+            e(&x.label),
+            e(&x.value),
+            e(&x.detail)
+        ));
+    }
+    h.push_str("</table></section>\n<nav class=\"toc\"><b>Contents</b><ol>");
+    for (id, t) in [
+        ("summary", "Summary against goals"),
+        ("host", "Host"),
+        ("charts", "Charts"),
+        ("exits", "Per-exit table"),
+        ("comparison", "Comparison with baseline"),
+        ("not-measured", "Not measured"),
+        ("method", "Method"),
+        ("metrics", "All metrics"),
+    ] {
+        h.push_str(&format!("<li><a href=\"#{id}\">{t}</a></li>"));
+    }
+    h.push_str("</ol>");
+    for ch in &c.charts {
+        h.push_str(&format!(
+            "<span class=\"tocchart\"><a href=\"#{}\">{}</a></span>",
+            chart_id(&ch.title),
+            e(&ch.title)
+        ));
+    }
+    h.push_str("</nav>\n");
+    h.push_str("<h2 id=\"summary\">Summary against goals</h2>\n<p>A <b>target</b> is reported as met or missed and never fails CI; an <b>invariant</b> is gated: a broken one fails <code>cargo xtask gate</code>. Both are computed from this file by the same definitions the gate uses (<code>reports::goals</code>).</p>\n<table><tr><th>metric</th><th>kind</th><th>goal</th><th>measured</th><th>status</th></tr>\n");
     for g in &c.goals {
         let class = if g.status == "not measured" {
             "nm"
@@ -761,8 +1122,9 @@ pub fn render(c: &Context) -> String {
             &g.status
         };
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",
             e(&g.metric),
+            e(&g.kind),
             e(&g.goal),
             e(&g.measured),
             e(class),
@@ -788,24 +1150,48 @@ pub fn render(c: &Context) -> String {
     ));
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
     for ch in &c.charts {
+        let legend: String = ch
+            .legend
+            .iter()
+            .map(|(name, color)| {
+                format!(
+                    "<span class=\"key\"><span class=\"sw\" style=\"background:{}\"></span>{}</span>",
+                    e(color),
+                    e(name)
+                )
+            })
+            .collect();
         h.push_str(&format!(
-            "<figure><h3>{}</h3>{}<figcaption>{}</figcaption></figure>\n",
+            "<figure id=\"{}\"><h3>{}</h3>{}<div class=\"legend\">{legend}</div><figcaption>{}</figcaption></figure>\n",
+            chart_id(&ch.title),
             e(&ch.title),
             ch.svg,
             e(&ch.caption)
         ));
     }
-    h.push_str("<h2 id=\"exits\">Per-port exit table</h2>\n");
+    h.push_str("<h2 id=\"exits\">Per-exit table</h2>\n<p>As <code>perf kvm stat --event=ioport</code> lays it out (which does not work under PVM): one row per port and configuration; guest rows are the round trip the guest timed, hypervisor rows the exit handler alone. Times in ns.</p>\n");
     if c.exit_table.is_empty() {
         h.push_str(
             "<p class=\"nm\">No per-port exits recorded in this run (see Not measured).</p>\n",
         );
     } else {
-        h.push_str("<table><tr><th>port</th><th>count</th><th>min ns</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>raw p50</th><th>raw p99</th></tr>\n");
+        h.push_str("<table><tr><th>side</th><th>exit</th><th>exits</th><th>time %</th><th>mean ± sd (ns)</th><th>min (ns)</th><th>p50 (ns)</th><th>p99 (ns)</th><th>max (ns)</th><th>p50 on − off (ns)</th><th>raw p50 (ns)</th><th>raw p99 (ns)</th></tr>\n");
         for x in &c.exit_table {
+            let dash = || "–".to_owned();
             h.push_str(&format!(
-                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
-                e(&x.port), x.count, n(x.min), n(x.p50), n(x.p90), n(x.p99), n(x.p999), n(x.max), x.raw_p50.map_or("–".to_owned(), n), x.raw_p99.map_or("–".to_owned(), n)
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
+                e(&x.side),
+                e(&x.port),
+                n(x.count as f64),
+                x.share.map_or_else(dash, |v| format!("{v:.1}")),
+                x.mean_sd.map_or_else(dash, |(m, sd)| format!("{} ± {}", n(m), n(sd))),
+                n(x.min),
+                n(x.p50),
+                n(x.p99),
+                n(x.max),
+                x.on_minus_off.map_or_else(dash, |d| format!("{d:+.1}")),
+                x.raw_p50.map_or_else(dash, n),
+                x.raw_p99.map_or_else(dash, n)
             ));
         }
         h.push_str("</table>\n");

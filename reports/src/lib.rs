@@ -10,12 +10,15 @@
 
 pub mod charts;
 pub mod gate;
+pub mod goals;
 pub mod host;
 pub mod html;
+pub mod names;
 pub mod schema;
 pub mod stats;
 
+pub use names::{MetricName, Unit};
 pub use schema::{
-    CounterStatus, Host, LoadError, Metric, NotMeasured, Param, Percentiles, Results, RunInfo,
-    SCHEMA,
+    CounterStatus, Host, LoadError, Metric, NotMeasured, Param, Percentiles, Placement, Reference,
+    Results, RunInfo, SCHEMA,
 };

@@ -6,6 +6,7 @@
 //! test needs. Measurements that could not be made are listed in
 //! `not_measured` with the reason, never filled with invented numbers.
 
+use crate::names::MetricName;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,6 +44,42 @@ pub struct RunInfo {
     /// Environment knobs that change results (e.g. the injected slowdown).
     #[serde(default)]
     pub knobs: BTreeMap<String, String>,
+    /// The workload normalized samples are divided by.
+    #[serde(default)]
+    pub reference: Reference,
+    /// Things a reader of these numbers must know (samples of one metric
+    /// taken on several CPUs, a refused pin, a missing counter).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// The reference workload behind `norm_samples`: a normalized sample is the
+/// operation's time divided by the time of one reference unit measured
+/// right after it, so it is "reference units per operation".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    /// Its name and version; normalized values from references of different
+    /// names are not comparable.
+    pub name: String,
+    /// What one unit is.
+    pub unit: String,
+    /// Nanoseconds per unit at the start of this run (for scale only).
+    pub ns_per_unit: f64,
+}
+
+/// Where the measuring thread and the vCPU threads ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// CPUs the measuring (control-plane) thread was pinned to, `taskset`
+    /// style; empty if not pinned.
+    pub measure: String,
+    /// CPUs the vCPU threads were pinned to; empty if not pinned.
+    pub vcpus: String,
+    /// How the placement was chosen (`--cpus`, or the default and why).
+    pub how: String,
+    /// The pin was refused (errno), so the scheduler placed the thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<i32>,
 }
 
 /// The machine a result was taken on.
@@ -73,6 +110,12 @@ pub struct Host {
     pub invariant_tsc: bool,
     /// CPU frequency governor of cpu0, if cpufreq is exposed.
     pub governor: Option<String>,
+    /// Turbo / boost state (`on`, `off`), if the kernel exposes it.
+    #[serde(default)]
+    pub turbo: Option<String>,
+    /// Thread placement of the run.
+    #[serde(default)]
+    pub affinity: Placement,
     /// Hardware performance counters: available or why not.
     pub counters: CounterStatus,
 }
@@ -203,6 +246,13 @@ pub struct Metric {
     /// Free-form remark shown in the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The CPU each entry of `samples` was taken on (`sched_getcpu` of the
+    /// thread that took it); empty where not recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
+    /// A 95 % bootstrap confidence interval of the headline value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<[f64; 2]>,
 }
 
 /// A percentile summary.
@@ -231,10 +281,10 @@ pub struct NotMeasured {
 
 impl Metric {
     /// A metric with a name, unit and parameters and nothing measured yet.
-    pub fn new(name: &str, unit: &str, params: &[(&str, Param)]) -> Metric {
+    pub fn new(name: MetricName, params: &[(&str, Param)]) -> Metric {
         Metric {
-            name: name.to_owned(),
-            unit: unit.to_owned(),
+            name: name.as_str().to_owned(),
+            unit: name.unit().as_str().to_owned(),
             params: params
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -244,8 +294,8 @@ impl Metric {
     }
 
     /// An exact, reproducible value (bytes, counts).
-    pub fn exact(name: &str, unit: &str, params: &[(&str, Param)], value: f64) -> Metric {
-        let mut m = Metric::new(name, unit, params);
+    pub fn exact(name: MetricName, params: &[(&str, Param)], value: f64) -> Metric {
+        let mut m = Metric::new(name, params);
         m.deterministic = true;
         m.value = value;
         m.p50 = value;
@@ -258,7 +308,17 @@ impl Metric {
         m
     }
 
-    /// The identity of this metric across runs: name plus sorted parameters.
+    /// Whether this is a `name` metric.
+    pub fn is(&self, name: MetricName) -> bool {
+        self.name == name.as_str()
+    }
+
+    /// The typed name, if this build knows it.
+    pub fn metric_name(&self) -> Option<MetricName> {
+        MetricName::parse(&self.name)
+    }
+
+    /// Name and parameters, `name k=v k=v` (the metric's identity).
     pub fn key(&self) -> String {
         let mut k = self.name.clone();
         for (name, v) in &self.params {
@@ -340,14 +400,14 @@ impl Results {
     }
 
     /// Metrics with a given name.
-    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Metric> + 'a {
-        self.metrics.iter().filter(move |m| m.name == name)
+    pub fn named(&self, name: MetricName) -> impl Iterator<Item = &Metric> + '_ {
+        self.metrics.iter().filter(move |m| m.is(name))
     }
 
     /// The metric with this name whose parameters include all of `params`.
-    pub fn find(&self, name: &str, params: &[(&str, Param)]) -> Option<&Metric> {
+    pub fn find(&self, name: MetricName, params: &[(&str, Param)]) -> Option<&Metric> {
         self.metrics
             .iter()
-            .find(|m| m.name == name && params.iter().all(|(k, v)| m.param(k) == Some(v)))
+            .find(|m| m.is(name) && params.iter().all(|(k, v)| m.param(k) == Some(v)))
     }
 }

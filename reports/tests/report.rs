@@ -5,12 +5,14 @@
 //! but fails under `CI=true`, where it must be.
 
 use reports::html::{report, Context};
-use reports::{CounterStatus, Host, Metric, NotMeasured, Param, Results, RunInfo, SCHEMA};
+use reports::{
+    CounterStatus, Host, Metric, MetricName, NotMeasured, Param, Results, RunInfo, SCHEMA,
+};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn timing(name: &str, params: &[(&str, Param)], p50: f64) -> Metric {
-    let mut m = Metric::new(name, "ns", params);
+fn timing(name: MetricName, params: &[(&str, Param)], p50: f64) -> Metric {
+    let mut m = Metric::new(name, params);
     m.value = p50;
     m.p50 = p50;
     m.p90 = p50 * 1.1;
@@ -33,12 +35,12 @@ fn fixture() -> Results {
     let mut metrics = Vec::new();
     for g in [1u64, 256, 65_536] {
         metrics.push(timing(
-            "accountant.port_check",
+            MetricName::PortCheck,
             &[("impl", "radix".into()), ("grants", g.into())],
             3.0,
         ));
         metrics.push(timing(
-            "accountant.port_check",
+            MetricName::PortCheck,
             &[("impl", "linear".into()), ("grants", g.into())],
             g as f64 / 8.0 + 1.0,
         ));
@@ -51,22 +53,24 @@ fn fixture() -> Results {
         for p in [1u64, 65_536] {
             let params = [("tracker", Param::from(t)), ("pages", Param::from(p))];
             metrics.push(Metric::exact(
-                "accountant.tracking_bytes",
-                "bytes",
+                MetricName::TrackingBytes,
                 &params,
                 4096.0 + per_page * p as f64,
             ));
             metrics.push(Metric::exact(
-                "accountant.tracking_allocations",
-                "count",
+                MetricName::TrackingAllocations,
                 &params,
                 if per_page > 0.0 { p as f64 } else { 1.0 },
             ));
-            metrics.push(timing("accountant.map", &params, 20.0 * p as f64));
+            metrics.push(timing(MetricName::Map, &params, 20.0 * p as f64));
         }
     }
     for (s, v) in [("baseline", 0.4), ("disabled", 0.5), ("enabled", 12.0)] {
-        metrics.push(timing("tracepoints.overhead", &[("state", s.into())], v));
+        metrics.push(timing(
+            MetricName::TracepointOverhead,
+            &[("state", s.into())],
+            v,
+        ));
     }
     for (acc, pages, v) in [
         ("on", 0u64, 5100.0),
@@ -74,7 +78,7 @@ fn fixture() -> Results {
         ("on", 65_536, 5150.0),
     ] {
         metrics.push(timing(
-            "hv.pio_exit",
+            MetricName::PioExit,
             &[
                 ("accounting", acc.into()),
                 ("mmio_tracked_pages", pages.into()),
@@ -82,7 +86,35 @@ fn fixture() -> Results {
             v,
         ));
     }
-    let mut exit = timing("hv.port_exit", &[("port", 0x3f8u64.into())], 4900.0);
+    let mut cost = timing(
+        MetricName::AccountingCost,
+        &[("mmio_tracked_pages", 0u64.into()), ("load", "none".into())],
+        54.0,
+    );
+    cost.samples = vec![50.0, 54.0, 58.0];
+    cost.ci95 = Some([50.0, 58.0]);
+    metrics.push(cost);
+    for pages in [1u64, 65_536] {
+        let params = [("pages", Param::from(pages))];
+        let floor = 5000.0 + pages as f64 / 2.0;
+        metrics.push(timing(MetricName::MemslotAdd, &params, floor));
+        metrics.push(timing(MetricName::Bind, &params, floor + 200.0));
+        let mut ratio = timing(MetricName::BindOverFloor, &params, 1.0 + 200.0 / floor);
+        ratio.unit = "ratio".into();
+        metrics.push(ratio);
+    }
+    for st in ["parked", "running"] {
+        let own = [
+            ("pages", Param::from(1u64)),
+            ("vcpu_state", Param::from(st)),
+        ];
+        let mut floor_params = own.to_vec();
+        floor_params.push(("paired_with", Param::from("revoke_force")));
+        metrics.push(timing(MetricName::MemslotDelete, &floor_params, 16_000.0));
+        metrics.push(timing(MetricName::RevokeForce, &own, 17_000.0));
+        metrics.push(timing(MetricName::RevokeForceOverFloor, &own, 1.0625));
+    }
+    let mut exit = timing(MetricName::PortExit, &[("port", 0x3f8u64.into())], 4900.0);
     exit.count = 12_345;
     metrics.push(exit);
     Results {
@@ -99,6 +131,8 @@ fn fixture() -> Results {
             clocksource: "tsc".into(),
             invariant_tsc: true,
             governor: None,
+            turbo: None,
+            affinity: Default::default(),
             counters: CounterStatus {
                 available: false,
                 errno: Some(2),
@@ -121,7 +155,7 @@ fn fixture() -> Results {
 fn slower_copy(r: &Results) -> Results {
     let mut s = r.clone();
     for m in &mut s.metrics {
-        if m.name == "accountant.port_check" && m.param("impl") == Some(&Param::from("radix")) {
+        if m.is(MetricName::PortCheck) && m.param("impl") == Some(&Param::from("radix")) {
             for v in &mut m.norm_samples {
                 *v *= 1.2;
             }
@@ -130,39 +164,86 @@ fn slower_copy(r: &Results) -> Results {
     s
 }
 
+fn status(c: &Context, id: &str) -> Option<String> {
+    c.goals
+        .iter()
+        .find(|g| g.id == id)
+        .map(|g| g.status.clone())
+}
+
 #[test]
 fn context_judges_goals() {
     let c = Context::build(&fixture(), None);
-    let status = |prefix: &str| {
-        c.goals
-            .iter()
-            .find(|g| g.metric.starts_with(prefix))
-            .map(|g| g.status.clone())
-    };
+    for id in [
+        "radix-flat",
+        "radix-flat-tight",
+        "radix-vs-linear",
+        "extent-allocations",
+        "extent-bytes",
+        "tracepoint-disabled",
+        "tracepoint-enabled",
+        "pio-vs-tracked",
+        "quick-wall",
+    ] {
+        assert_eq!(status(&c, id).as_deref(), Some("met"), "{id}");
+    }
+    // 54 ns against a 25 ns target.
+    assert_eq!(status(&c, "accounting-cost").as_deref(), Some("MISSED"));
+    // 1 + 200 / 5000.5 = ×1.04 against ×1.03.
+    assert_eq!(status(&c, "bind-over-floor").as_deref(), Some("MISSED"));
     assert_eq!(
-        status("accountant.port_check (radix)").as_deref(),
+        status(&c, "revoke-parked-over-floor").as_deref(),
         Some("met")
     );
+    let mut bare = fixture();
+    bare.metrics.retain(|m| !m.is(MetricName::BindOverFloor));
     assert_eq!(
-        status("accountant.port_check radix vs linear").as_deref(),
-        Some("met")
-    );
-    assert_eq!(
-        status("accountant.tracking_allocations").as_deref(),
-        Some("met")
-    );
-    assert_eq!(
-        status("tracepoints.overhead (disabled)").as_deref(),
-        Some("met")
-    );
-    assert_eq!(
-        status("hv.pio_exit accounting cost").as_deref(),
-        Some("met")
+        status(&Context::build(&bare, None), "bind-over-floor").as_deref(),
+        Some("not measured")
     );
     assert_eq!(c.exit_table.len(), 1);
     assert_eq!(c.exit_table[0].count, 12_345);
     assert!(c.comparison.is_none());
     assert_eq!(c.not_measured.len(), 1);
+}
+
+/// The accounting-cost goal follows the metric: scaled ×10 it stays missed,
+/// scaled ÷10 (5.4 ns) it is met.
+#[test]
+fn goals_follow_their_metric() {
+    let scaled = |k: f64| {
+        let mut r = fixture();
+        for m in &mut r.metrics {
+            if m.is(MetricName::AccountingCost) {
+                for v in [&mut m.value, &mut m.p50, &mut m.p90, &mut m.p99, &mut m.max] {
+                    *v *= k;
+                }
+                m.samples.iter_mut().for_each(|v| *v *= k);
+            }
+        }
+        Context::build(&r, None)
+    };
+    assert_eq!(
+        status(&scaled(10.0), "accounting-cost").as_deref(),
+        Some("MISSED")
+    );
+    assert_eq!(
+        status(&scaled(0.1), "accounting-cost").as_deref(),
+        Some("met")
+    );
+    // A broken invariant is BROKEN, not MISSED.
+    let mut r = fixture();
+    for m in &mut r.metrics {
+        if m.is(MetricName::TrackingAllocations)
+            && m.param("tracker") == Some(&Param::from("slab-extent"))
+        {
+            m.value = 65_536.0;
+        }
+    }
+    assert_eq!(
+        status(&Context::build(&r, None), "extent-allocations").as_deref(),
+        Some("BROKEN")
+    );
 }
 
 #[test]
@@ -249,4 +330,70 @@ fn chromium_renders_report() {
     // The charts survive parsing as SVG elements with drawn content.
     assert!(dom.matches("<svg").count() >= 5);
     assert!(dom.contains("<polyline") || dom.contains("<path"));
+}
+
+/// Every log axis of every chart has at least two labelled ticks inside the
+/// data's range (where the data spans a range), and every label is drawn.
+#[test]
+fn every_log_axis_is_labelled_where_the_data_is() {
+    let c = Context::build(&fixture(), Some(&fixture()));
+    let mut axes = 0;
+    for ch in &c.charts {
+        let Some((x0, x1, y0, y1)) = ch.data_range else {
+            continue;
+        };
+        for (ticks, lo, hi) in [(&ch.x_ticks, x0, x1), (&ch.y_ticks, y0, y1)] {
+            let inside = ticks
+                .iter()
+                .filter(|(v, _)| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9))
+                .count();
+            let want = if hi > lo { 2 } else { 1 };
+            assert!(
+                inside >= want,
+                "{}: {inside} ticks in {lo}..{hi}: {ticks:?}",
+                ch.title
+            );
+            for (_, label) in ticks {
+                assert!(
+                    ch.svg.contains(&reports::html::escape(label)),
+                    "{}: label {label} not drawn",
+                    ch.title
+                );
+            }
+            axes += 1;
+        }
+        assert!(!ch.legend.is_empty(), "{} has a legend", ch.title);
+    }
+    assert!(axes >= 10, "{axes} log axes checked");
+}
+
+/// Each headline number is the metric it names.
+#[test]
+fn headline_numbers_are_their_metrics() {
+    let r = fixture();
+    let c = Context::build(&r, None);
+    let mut checked = 0;
+    for h in &c.headline {
+        let Some(v) = h.number else { continue };
+        let m = r
+            .metrics
+            .iter()
+            .find(|m| m.key() == h.metric)
+            .unwrap_or_else(|| panic!("{}: metric {} exists", h.label, h.metric));
+        let want = if m.deterministic { m.value } else { m.p50 };
+        assert_eq!(v, want, "{}", h.label);
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} headline numbers");
+    assert!(c.headline[0].label.starts_with("Accounting per port exit"));
+    let html = report(&r, None);
+    let head = html
+        .find("What I/O accounting costs")
+        .expect("headline block");
+    let toc = html.find("Contents").expect("table of contents");
+    let summary = html.find("Summary against goals").expect("summary");
+    assert!(
+        head < toc && toc < summary,
+        "headline, then contents, then the rest"
+    );
 }

@@ -210,13 +210,15 @@ pub enum Outcome {
     NotBound = 29,
     /// `no-memory`.
     NoMemory = 30,
+    /// `quota`.
+    Quota = 31,
     /// The event has no result (a VM exit, a lost-records marker).
     None = 255,
 }
 
 impl Outcome {
     /// The error outcomes in the accountant's `ErrorCode` declaration order.
-    pub const ERRORS: [Outcome; 15] = [
+    pub const ERRORS: [Outcome; 16] = [
         Outcome::BadRange,
         Outcome::OutOfRange,
         Outcome::NoSuchDomain,
@@ -231,11 +233,12 @@ impl Outcome {
         Outcome::NotGranted,
         Outcome::NotMapped,
         Outcome::NotBound,
+        Outcome::Quota,
         Outcome::NoMemory,
     ];
 
     /// The error outcome at position `index` of the accountant's `ErrorCode`
-    /// enum (`BadRange` = 0 ... `NoMemory` = 14); `None` past the end.
+    /// enum (`BadRange` = 0 ... `NoMemory` = 15); `None` past the end.
     pub const fn from_error_index(index: u8) -> Option<Outcome> {
         if (index as usize) < Outcome::ERRORS.len() {
             Some(Outcome::ERRORS[index as usize])
@@ -244,10 +247,10 @@ impl Outcome {
         }
     }
 
-    /// True for the error outcomes (`16..=30`).
+    /// True for the error outcomes (`16..=31`).
     pub const fn is_error(self) -> bool {
         let v = self as u8;
-        v >= 16 && v <= 30
+        v >= 16 && v <= 31
     }
 
     /// The word the replay output uses: `ok`, `pending`, `allow`, `deny`, the
@@ -273,6 +276,7 @@ impl Outcome {
             Outcome::NotMapped => "not-mapped",
             Outcome::NotBound => "not-bound",
             Outcome::NoMemory => "no-memory",
+            Outcome::Quota => "quota",
             Outcome::None => "-",
         }
     }
@@ -560,8 +564,9 @@ mod tests {
     fn error_index_follows_accountant_order() {
         assert_eq!(Outcome::from_error_index(0), Some(Outcome::BadRange));
         assert_eq!(Outcome::from_error_index(8), Some(Outcome::Conflict));
-        assert_eq!(Outcome::from_error_index(14), Some(Outcome::NoMemory));
-        assert_eq!(Outcome::from_error_index(15), None);
+        assert_eq!(Outcome::from_error_index(14), Some(Outcome::Quota));
+        assert_eq!(Outcome::from_error_index(15), Some(Outcome::NoMemory));
+        assert_eq!(Outcome::from_error_index(16), None);
         assert!(Outcome::NotBound.is_error());
         assert!(!Outcome::Allow.is_error());
         assert!(!Outcome::None.is_error());

@@ -71,25 +71,33 @@ fn chrome_json_parses_and_has_the_events() {
         .as_array()
         .expect("traceEvents is an array");
     let by_name = |n: &str| -> Vec<&Value> { events.iter().filter(|e| e["name"] == n).collect() };
+    // Issued from a thread that is no vCPU: the control plane's process.
     let map = by_name("map");
     assert_eq!(map.len(), 1);
     assert_eq!(map[0]["ph"], "X");
-    assert_eq!(map[0]["pid"], 3);
-    assert_eq!(map[0]["args"]["first"], 0x1000);
-    assert_eq!(map[0]["args"]["last"], 0x10ff);
+    assert_eq!(map[0]["pid"], chrome::CONTROL_PID);
+    assert_eq!(map[0]["args"]["domain"], "d3");
+    assert_eq!(map[0]["args"]["range"], "iomem 0x1000-0x10ff");
+    assert!(
+        map[0]["args"].get("width").is_none(),
+        "only meaningful args"
+    );
     assert!(map[0]["dur"].as_f64().expect("dur is a number") > 0.0);
     assert_eq!(map[0]["ts"], 0.0, "earliest record is time 0");
-    let checks = by_name("port_check");
-    assert_eq!(checks.len(), 2);
-    assert!(checks.iter().all(|e| e["ph"] == "i" && e["s"] == "t"));
-    assert_eq!(checks[1]["args"]["outcome"], "deny");
-    assert_eq!(checks[1]["args"]["width"], 4);
-    let bind = by_name("bind");
+    let allowed = by_name("port_check");
+    let denied = by_name("port_check ✗ deny");
+    assert_eq!((allowed.len(), denied.len()), (1, 1));
+    assert!(denied[0]["ph"] == "i" && denied[0]["s"] == "t");
+    assert_eq!(denied[0]["args"]["outcome"], "deny");
+    assert_eq!(denied[0]["args"]["port"], "0x60-0x63");
+    assert_eq!(denied[0]["args"]["width"], 4);
+    let bind = by_name("bind ✗ not-granted");
     assert_eq!(
         (bind[0]["ph"].as_str(), bind[0]["args"]["outcome"].as_str()),
         (Some("X"), Some("not-granted"))
     );
-    assert_eq!(by_name("vm_exit")[0]["args"]["extra"], 2);
+    let exit = by_name("vm_exit io");
+    assert_eq!(exit[0]["args"]["port"], "0x60");
     let lost = by_name("lost_records");
     assert_eq!(
         (lost[0]["s"].as_str(), lost[0]["args"]["lost"].as_u64()),
@@ -103,27 +111,23 @@ fn chrome_json_parses_and_has_the_events() {
         .collect();
     assert_eq!(ts.len(), 6);
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
-    // Track names: one process per domain, named.
     let procs: Vec<&str> = events
         .iter()
         .filter(|e| e["name"] == "process_name")
         .filter_map(|e| e["args"]["name"].as_str())
         .collect();
-    assert_eq!(
-        procs,
-        ["domain 3", "domain 5", "tracepoints (lost records)"]
-    );
-    // Thread tracks carry the OS thread's name (libtest names the test
+    assert_eq!(procs, ["control plane", "tracepoints (lost records)"]);
+    // The track carries the OS thread's name (libtest names the test
     // thread after the test).
     let me = records[0].thread;
     let tname = events
         .iter()
-        .find(|e| e["name"] == "thread_name" && e["pid"] == 5 && e["tid"] == me)
+        .find(|e| e["name"] == "thread_name" && e["pid"] == chrome::CONTROL_PID && e["tid"] == me)
         .and_then(|e| e["args"]["name"].as_str())
-        .expect("domain 5 has a track for this thread");
+        .expect("the control plane has a track for this thread");
     assert_eq!(
         tname,
-        format!("chrome_json_parses_and_has_the_events ({me})")
+        "control plane (chrome_json_parses_and_has_the_events)"
     );
 }
 
@@ -185,8 +189,8 @@ fn tracing_bridge_forwards_drained_records_with_fields() {
     assert_eq!(bind["mode"], "exclusive");
     assert_eq!(bind["outcome"], "not-granted");
     assert_eq!(bind["message"], "bind");
-    assert_eq!(got[2].1["first"], "96");
-    assert_eq!(got[2].1["last"], "99");
+    assert_eq!(got[2].1["first"], "0x60", "ports in hex");
+    assert_eq!(got[2].1["last"], "0x63");
     assert_eq!(got[2].1["duration_ns"], "0");
     assert_ne!(got[0].1["duration_ns"], "0");
 }

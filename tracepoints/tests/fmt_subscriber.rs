@@ -51,7 +51,7 @@ fn rust_log_selects_and_prints_events_on_stderr() {
         stderr.contains("space=\"iomem\"") || stderr.contains("space=iomem"),
         "stderr: {stderr}"
     );
-    assert!(stderr.contains("last=31"), "stderr: {stderr}");
+    assert!(stderr.contains("last=0x1f"), "addresses in hex: {stderr}");
     assert!(
         !stderr.contains("port_check"),
         "filtered out by RUST_LOG: {stderr}"

@@ -27,14 +27,65 @@ use reports::Results;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask gate [--baseline FILE] [--results FILE] [--only PREFIX] \
-[--alpha P] [--min-effect F] [--confirm N] [--allow-missing]\n       cargo xtask gate --demo [--runs N] [--baseline FILE]\n       \
-cargo xtask gate --make-baseline [--runs N] [--out FILE]";
-
 const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
 const DEMO_METRIC: &str = "accountant.port_check";
 
-struct Args {
+/// `cargo xtask gate`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 pass, 1 a regression (or a failed demo), 2 bad usage or unreadable files."
+)]
+pub struct Args {
+    /// The baseline results file [default: bench/baseline.json]; with --demo, the A/A reference.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// The results file to judge [default: target/bench/results.json].
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["demo", "make_baseline"])]
+    results: Option<PathBuf>,
+    /// Judge only the metrics whose name starts with PREFIX.
+    #[arg(long, value_name = "PREFIX")]
+    only: Option<String>,
+    /// Significance level of the one-sided Mann-Whitney test, in (0, 1) [default: 0.01].
+    #[arg(long, value_name = "P", value_parser = probability)]
+    alpha: Option<f64>,
+    /// Smallest slowdown that counts as a regression, as a fraction [default: 0.10; the port check is held to 0.05].
+    #[arg(long, value_name = "F", value_parser = fraction)]
+    min_effect: Option<f64>,
+    /// Re-measure each regressed metric N times (0 to 5) in fresh runs; fail only if it reproduces every time.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=5))]
+    confirm: u8,
+    /// Do not fail on a baseline metric the results lack (a host without /dev/kvm, valgrind).
+    #[arg(long)]
+    allow_missing: bool,
+    /// Show the gate is trustworthy: N A/A runs and N runs with an injected 10 % port-check slowdown.
+    #[arg(long, conflicts_with = "make_baseline")]
+    demo: bool,
+    /// Run the quick benchmark N times and write the first run, annotated with its noise, as the baseline.
+    #[arg(long)]
+    make_baseline: bool,
+    /// With --make-baseline: where to write it [default: bench/baseline.json].
+    #[arg(long, value_name = "FILE", requires = "make_baseline")]
+    out: Option<PathBuf>,
+    /// With --demo or --make-baseline: how many runs (1 to 1000) [default: 20 for --demo, 5 for --make-baseline].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    runs: Option<u16>,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    s.parse()
+        .ok()
+        .filter(|p: &f64| *p > 0.0 && *p < 1.0)
+        .ok_or_else(|| "takes a probability in (0, 1)".to_string())
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    s.parse()
+        .ok()
+        .filter(|p: &f64| *p >= 0.0 && *p < 10.0)
+        .ok_or_else(|| "takes a fraction, e.g. 0.10".to_string())
+}
+
+struct Opts {
     baseline: Option<PathBuf>,
     results: Option<PathBuf>,
     only: Option<String>,
@@ -46,81 +97,26 @@ struct Args {
     confirm: usize,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut a = Args {
-        baseline: None,
-        results: None,
-        only: None,
-        cfg: GateConfig::default(),
-        demo: false,
-        make_baseline: false,
-        out: None,
-        runs: None,
-        confirm: 0,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--baseline" => a.baseline = Some(PathBuf::from(value()?)),
-            "--results" => a.results = Some(PathBuf::from(value()?)),
-            "--only" => a.only = Some(value()?),
-            "--alpha" => {
-                a.cfg.alpha = value()?
-                    .parse()
-                    .ok()
-                    .filter(|p: &f64| *p > 0.0 && *p < 1.0)
-                    .ok_or("--alpha takes a probability in (0, 1)")?
-            }
-            "--min-effect" => {
-                a.cfg.min_effect = value()?
-                    .parse()
-                    .ok()
-                    .filter(|p: &f64| *p >= 0.0 && *p < 10.0)
-                    .ok_or("--min-effect takes a fraction, e.g. 0.10")?
-            }
-            "--confirm" => {
-                a.confirm = value()?
-                    .parse()
-                    .ok()
-                    .filter(|n| (0..=5).contains(n))
-                    .ok_or("--confirm takes a count from 0 to 5")?
-            }
-            "--allow-missing" => a.cfg.allow_missing = true,
-            "--demo" => a.demo = true,
-            "--make-baseline" => a.make_baseline = true,
-            "--out" => a.out = Some(PathBuf::from(value()?)),
-            "--runs" => {
-                a.runs = Some(
-                    value()?
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or("--runs takes a count from 1 to 1000")?,
-                )
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(a)
-}
-
 /// Runs the task.
-pub fn run(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
+pub fn run(args: Args) -> ExitCode {
+    let mut cfg = GateConfig::default();
+    if let Some(p) = args.alpha {
+        cfg.alpha = p;
     }
-    let a = match parse(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("xtask gate: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    if let Some(f) = args.min_effect {
+        cfg.min_effect = f;
+    }
+    cfg.allow_missing = args.allow_missing;
+    let a = Opts {
+        baseline: args.baseline,
+        results: args.results,
+        only: args.only,
+        cfg,
+        demo: args.demo,
+        make_baseline: args.make_baseline,
+        out: args.out,
+        runs: args.runs.map(usize::from),
+        confirm: usize::from(args.confirm),
     };
     if a.demo {
         return demo(&a);
@@ -161,7 +157,7 @@ pub fn run(args: &[String]) -> ExitCode {
 /// reproduces in every one. A false alarm then needs N + 1 independent
 /// unlucky runs; a real regression shows every time. Returns whether the
 /// gate passes after confirmation.
-fn confirm(root: &Path, base: &Results, a: &Args, first: &reports::gate::GateReport) -> bool {
+fn confirm(root: &Path, base: &Results, a: &Opts, first: &reports::gate::GateReport) -> bool {
     use reports::gate::Verdict;
     let mut failing: Vec<String> = first
         .findings
@@ -274,7 +270,7 @@ fn bench_once(
     Results::load(out).map_err(|e| e.to_string())
 }
 
-fn demo(a: &Args) -> ExitCode {
+fn demo(a: &Opts) -> ExitCode {
     let root = report::root();
     let dir = root.join("target/bench/demo");
     if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -365,7 +361,7 @@ fn demo(a: &Args) -> ExitCode {
 
 /// Runs the quick benchmark several times and writes the first run,
 /// annotated with each timing's between-run noise, as the baseline.
-fn make_baseline(a: &Args) -> ExitCode {
+fn make_baseline(a: &Opts) -> ExitCode {
     let root = report::root();
     let runs = a.runs.unwrap_or(5).max(2);
     let dir = root.join("target/bench/baseline-runs");

@@ -1,49 +1,115 @@
-//! `cargo xtask`: the one front door. `main` only dispatches, one module per task.
+//! `cargo xtask`: the one front door. `main` only parses (clap) and
+//! dispatches, one module per task; each module owns its `Args`.
+//!
+//! Adding a task: a module with `pub struct Args` (`#[derive(clap::Args)]`,
+//! a doc comment per option) and `pub fn run(Args) -> ExitCode`, then one
+//! `mod` line, one [`Task`] variant and one match arm here.
 
 mod bench;
+mod conformance;
 mod gate;
 mod nested;
 mod replay;
 mod report;
 mod scenario;
+mod tap;
 
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <task> [args]
+/// ioacct's tasks: measure, report, gate, and run traces through the
+/// accountant or the hypervisor.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+pub struct Cli {
+    /// The task to run.
+    #[command(subcommand)]
+    pub task: Task,
+}
 
-tasks:
-  bench [--quick]                       run the benchmarks, write target/bench/{results.json,report.html}
-  report [RESULTS...]                   regenerate the HTML report from results files
-  gate [--baseline FILE] [--results FILE]  fail on a regression against the baseline
-  replay FILE [--tracker NAME] [--trace OUT.json]  replay an accountant trace (SPEC section 3)
-  nested [host|vmx|svm|all] [--only TEST...] [--full]  the hv suite on VT-x/AMD-V emulators
-  scenario seed [--accounting on|off]   the original proposal's scenario on real guests
-  scenario trace FILE [--accounting on|off]  apply a trace through the hypervisor, check its #=> lines
-";
+/// One variant per task module.
+#[derive(Subcommand, Debug)]
+pub enum Task {
+    /// Build and run the benchmarks (release), write target/bench/{results.json,report.html}.
+    Bench(bench::Args),
+    /// Re-render the HTML report from a results file (and a baseline).
+    Report(report::Args),
+    /// Compare results with the baseline; exit 1 on a regression beyond noise.
+    Gate(gate::Args),
+    /// Replay an accountant trace (SPEC section 3): one output line per op.
+    Replay(replay::Args),
+    /// Run the original scenario, or a trace, on real KVM guests.
+    Scenario(scenario::Args),
+    /// Run every trace in spec/conformance/ and check its `#=>` expectations.
+    Conformance(conformance::Args),
+    /// Run the hv suite on VT-x (Bochs) and AMD-V (QEMU) guests, and on the host.
+    Nested(nested::Args),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (task, rest) = match args.split_first() {
-        Some((t, r)) => (t.as_str(), r),
-        None => {
-            eprint!("{USAGE}");
-            return ExitCode::from(2);
+    match Cli::parse().task {
+        Task::Bench(a) => bench::run(a),
+        Task::Report(a) => report::run(a),
+        Task::Gate(a) => gate::run(a),
+        Task::Replay(a) => replay::run(a),
+        Task::Scenario(a) => scenario::run(a),
+        Task::Conformance(a) => conformance::run(a),
+        Task::Nested(a) => nested::run(&a.args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_option_has_a_description() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(a.get_help().is_some(), "{path} {id} has no description");
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no description",
+                    sub.get_name()
+                );
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
         }
-    };
-    match task {
-        "bench" => bench::run(rest),
-        "report" => report::run(rest),
-        "gate" => gate::run(rest),
-        "replay" => replay::run(rest),
-        "scenario" => scenario::run(rest),
-        "nested" => nested::run(rest),
-        "help" | "--help" | "-h" => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        other => {
-            eprintln!("xtask: unknown task `{other}`\n{USAGE}");
-            ExitCode::from(2)
-        }
+        walk(&Cli::command(), "xtask");
+    }
+
+    #[test]
+    fn usage_errors_are_exit_2_help_is_exit_0() {
+        let parse =
+            |v: &[&str]| Cli::try_parse_from(std::iter::once("xtask").chain(v.iter().copied()));
+        let code = |v: &[&str]| parse(v).err().map(|e| e.exit_code());
+        assert_eq!(code(&["bench", "--quick"]), None);
+        assert_eq!(code(&["bench", "--frobnicate"]), Some(2));
+        assert_eq!(
+            code(&["scenario", "seed", "--accounting", "maybe"]),
+            Some(2)
+        );
+        assert_eq!(code(&["scenario"]), Some(2));
+        assert_eq!(code(&["gate", "--alpha", "2"]), Some(2));
+        assert_eq!(code(&["gate", "--runs", "0"]), Some(2));
+        assert_eq!(code(&["replay"]), Some(2));
+        assert_eq!(code(&["replay", "--help"]), Some(0));
+        assert_eq!(code(&["scenario", "trace", "--help"]), Some(0));
+        assert_eq!(code(&[]), Some(2));
     }
 }

@@ -71,6 +71,14 @@ const PACKAGES: &[(&str, &str)] = &[
 /// each module's `depends=` and loaded first).
 const MODULES: &[&str] = &["kvm-amd", "kvm-intel"];
 
+/// `cargo xtask nested`'s arguments, parsed by [`run`] (see [`USAGE`]).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// [host|vmx|svm|all] [--only TEST...] [--full] [--cpus N] [--stall SECS]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
 /// A back end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -590,7 +598,8 @@ fn bench_smoke() -> ExitCode {
             ok = false;
         }
     };
-    show(format!("hv.bare_exit n={N}"), N, w::bare_exit(N));
+    let setup = w::Setup::default();
+    show(format!("hv.bare_exit n={N}"), N, w::bare_exit(N, &setup));
     for acc in [Accounting::On, Accounting::Off] {
         for pages in [0u64, 65536] {
             show(
@@ -599,15 +608,20 @@ fn bench_smoke() -> ExitCode {
                     acc.name()
                 ),
                 N,
-                w::pio_exit(acc, pages, N),
+                w::pio_exit(acc, pages, N, &setup),
             );
         }
     }
-    show("hv.bind pages=256".into(), 3, w::bind(256, 3));
+    // Paired workloads: the step samples (the floor is the bare KVM call).
+    show(
+        "hv.bind pages=256".into(),
+        3,
+        w::paired::bind(256, 3, &setup).map(|p| p.step),
+    );
     show(
         "hv.revoke_force pages=256".into(),
         3,
-        w::revoke_force(256, 3),
+        w::paired::revoke_force(256, 3, w::paired::VcpuState::Parked, &setup).map(|p| p.step),
     );
     if ok {
         ExitCode::SUCCESS

@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask report [RESULTS [BASELINE]] [--baseline FILE] [--out FILE]";
-
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -28,46 +26,32 @@ pub fn render(results: &Path, baseline: Option<&Path>, out: &Path) -> Result<(),
     std::fs::write(out, html).map_err(|e| format!("{}: {e}", out.display()))
 }
 
+/// `cargo xtask report`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The results file [default: target/bench/results.json].
+    #[arg(value_name = "RESULTS")]
+    results: Option<PathBuf>,
+    /// A baseline results file to compare with (same as --baseline).
+    #[arg(value_name = "BASELINE", conflicts_with = "baseline")]
+    baseline_file: Option<PathBuf>,
+    /// A baseline results file to compare with.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Where to write the HTML [default: report.html next to RESULTS].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
 /// Runs the task.
-pub fn run(args: &[String]) -> ExitCode {
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut baseline: Option<PathBuf> = None;
-    let mut out: Option<PathBuf> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--baseline" | "--out" => {
-                let Some(v) = it.next() else {
-                    eprintln!("xtask report: {a} needs a file\n{USAGE}");
-                    return ExitCode::from(2);
-                };
-                if a == "--out" {
-                    out = Some(PathBuf::from(v));
-                } else {
-                    baseline = Some(PathBuf::from(v));
-                }
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            f if !f.starts_with('-') => files.push(PathBuf::from(f)),
-            other => {
-                eprintln!("xtask report: unknown argument `{other}`\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if files.len() > 2 {
-        eprintln!("xtask report: at most RESULTS and BASELINE\n{USAGE}");
-        return ExitCode::from(2);
-    }
-    let results = files
-        .first()
-        .cloned()
+pub fn run(a: Args) -> ExitCode {
+    let results = a
+        .results
         .unwrap_or_else(|| root().join("target/bench/results.json"));
-    let baseline = baseline.or_else(|| files.get(1).cloned());
-    let out = out.unwrap_or_else(|| results.with_file_name("report.html"));
+    let baseline = a.baseline.or(a.baseline_file);
+    let out = a
+        .out
+        .unwrap_or_else(|| results.with_file_name("report.html"));
     match render(&results, baseline.as_deref(), &out) {
         Ok(()) => {
             println!("report: {}", out.display());

@@ -12,44 +12,96 @@
 //!   (SPEC section 3) through the hypervisor's control plane, each `create`
 //!   starting a real VM, prints one line per op and compares it with the
 //!   `#=>` expectation when the line has one (exit 1 on a mismatch).
+use accountant::exec::execute;
 use accountant::trace::{parse_op, Op};
 use accountant::{DomId, Mode, Space, UnitRange};
 use hv::acct::Accounting;
+use hv::exec::TraceHv;
 use hv::exit::StopReason;
 use hv::hv::{Config, HvError, Hypervisor};
 use hv::platform::{self, DEVICE_A_FRAME, DEVICE_A_IRQ};
 use hv::programs::{self, SI_PROGRESS, SI_STATUS, SI_STOP};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask scenario seed [--accounting on|off]
-       cargo xtask scenario trace FILE [--accounting on|off]";
+use crate::tap::Tap;
+
+/// `cargo xtask scenario`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum What {
+    /// The original proposal's scenario, narrated: two domains and device A, accounting off then on.
+    #[command(
+        after_help = "Exit status: 0 when the accounting-on run shows no double access and hands out none of the hypervisor's devices; 1 when it does; 2 when it could not run.
+With accounting off the run prints `verdict: DOUBLE ACCESS` and still exits 0: that is the demonstration of the problem, not a failure."
+    )]
+    Seed {
+        /// Run one mode only (on or off) [default: off, then on].
+        #[arg(long, value_name = "on|off", value_parser = accounting)]
+        accounting: Option<Accounting>,
+        /// Record the run as Chrome trace JSON: one process per domain, a track per vCPU (open in Perfetto).
+        #[arg(long, value_name = "OUT.json")]
+        trace: Option<PathBuf>,
+    },
+    /// Apply a trace through the hypervisor's control plane (real VMs), check its `#=>` lines.
+    #[command(
+        after_help = "Prints the same lines as `cargo xtask replay FILE` (one executor). Exit status: 0 all lines match their #=> expectation, 1 some differ, 2 a malformed trace or no VM."
+    )]
+    Trace {
+        /// The trace (SPEC section 3); each `create` starts a real VM.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Accounting on or off [default: on].
+        #[arg(long, value_name = "on|off", value_parser = accounting, default_value = "on")]
+        accounting: Accounting,
+        /// Record the run as Chrome trace JSON: one process per domain, a track per vCPU (open in Perfetto).
+        #[arg(long, value_name = "OUT.json")]
+        trace: Option<PathBuf>,
+    },
+}
+
+fn accounting(s: &str) -> Result<Accounting, String> {
+    Accounting::from_name(s).ok_or_else(|| "takes on or off".to_string())
+}
 
 /// Runs the task.
-pub fn run(args: &[String]) -> ExitCode {
-    let mut modes = vec![Accounting::Off, Accounting::On];
-    let mut rest = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--accounting" {
-            match it.next().and_then(|m| Accounting::from_name(m)) {
-                Some(m) => modes = vec![m],
-                None => {
-                    eprintln!("scenario: --accounting takes on or off\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            }
-        } else {
-            rest.push(a.as_str());
+pub fn run(args: Args) -> ExitCode {
+    match args.what {
+        What::Seed { accounting, trace } => {
+            let modes = match accounting {
+                Some(m) => vec![m],
+                None => vec![Accounting::Off, Accounting::On],
+            };
+            let mut tap = Tap::start(trace.as_deref(), "scenario seed");
+            let code = seed(&modes, tap.as_mut());
+            finish(tap, "scenario seed", code)
+        }
+        What::Trace {
+            file,
+            accounting,
+            trace: out,
+        } => {
+            let mut tap = Tap::start(out.as_deref(), "scenario trace");
+            let code = trace(&file, accounting, tap.as_mut());
+            finish(tap, "scenario trace", code)
         }
     }
-    match rest.as_slice() {
-        ["seed"] => seed(&modes),
-        ["trace", file] => trace(file, modes.last().copied().unwrap_or_default()),
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+}
+
+fn finish(tap: Option<Tap>, task: &str, code: ExitCode) -> ExitCode {
+    match tap.map(|t| t.finish(task)) {
+        Some(Err(e)) => {
+            eprintln!("{task}: {e}");
+            ExitCode::FAILURE
         }
+        _ => code,
     }
 }
 
@@ -73,13 +125,34 @@ fn outcome<T>(r: &Result<T, HvError>) -> String {
     }
 }
 
-/// Lets domain `d` make `turns` more loop turns (or gives up after 10 s).
-fn run_for(hv: &Hypervisor, d: DomId, turns: u64) {
+/// Lets domain `d` make `turns` more loop turns (or gives up after 10 s),
+/// draining the tracepoints meanwhile.
+fn run_for(hv: &Hypervisor, d: DomId, turns: u64, mut tap: Option<&mut Tap>) {
     let start = hv.read_guest_u64(d, SI_PROGRESS).unwrap_or(0);
     let end = Instant::now() + Duration::from_secs(10);
     while hv.read_guest_u64(d, SI_PROGRESS).unwrap_or(0) < start + turns && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(1));
+        if let Some(t) = tap.as_deref_mut() {
+            t.pump();
+        }
     }
+}
+
+/// Prints a narration line after the events that led to it (a closed
+/// stdout loses the narration, not the run).
+macro_rules! say {
+    ($tap:expr) => {{
+        if let Some(t) = $tap.as_deref_mut() {
+            t.pump();
+        }
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($tap:expr, $($t:tt)*) => {{
+        if let Some(t) = $tap.as_deref_mut() {
+            t.pump();
+        }
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
 }
 
 struct Evidence {
@@ -97,10 +170,13 @@ fn evidence(hv: &Hypervisor, d: u16) -> Evidence {
     }
 }
 
-fn seed(modes: &[Accounting]) -> ExitCode {
+fn seed(modes: &[Accounting], mut tap: Option<&mut Tap>) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for &m in modes {
-        match seed_one(m) {
+        if let Some(t) = tap.as_deref_mut() {
+            t.next_run(&format!("accounting {}", m.name()));
+        }
+        match seed_one(m, tap.as_deref_mut()) {
             Ok((double, path_ok)) => {
                 if (double && m == Accounting::On) || !path_ok {
                     code = ExitCode::from(1);
@@ -117,13 +193,14 @@ fn seed(modes: &[Accounting]) -> ExitCode {
 
 /// Returns whether a double access was observed, and whether the port exits
 /// took the path this host must use (`hv::host::check_exit_path`).
-fn seed_one(m: Accounting) -> Result<(bool, bool), HvError> {
+fn seed_one(m: Accounting, mut tap: Option<&mut Tap>) -> Result<(bool, bool), HvError> {
     let hv = Hypervisor::boot(Config {
         accounting: m,
         ..Config::default()
     })?;
     let h = hv.host();
-    println!(
+    say!(
+        tap,
         "=== seed scenario, accounting {} — host: {} ({}; kvm_pvm module {}, vmx {}, svm {}), kernel {}",
         m.name(),
         h.kind.name(),
@@ -133,55 +210,64 @@ fn seed_one(m: Accounting) -> Result<(bool, bool), HvError> {
         h.cpu_svm,
         h.kernel
     );
-    println!("boot {}", platform::SEED_BOOT);
+    say!(tap, "boot {}", platform::SEED_BOOT);
     let (d0, d1) = (dom(0), dom(1));
     let page = mem(DEVICE_A_FRAME);
     let ports = range(Space::IoPort, 0x300, 0x307);
     let irq = range(Space::Irq, DEVICE_A_IRQ as u64, DEVICE_A_IRQ as u64);
 
-    println!("\n1. dom0's driver maps device A's page (frame {DEVICE_A_FRAME:#x}) and talks on ports 0x300-0x307");
+    say!(tap, "\n1. dom0's driver maps device A's page (frame {DEVICE_A_FRAME:#x}) and talks on ports 0x300-0x307");
     hv.create_domain(d0, &programs::driver(0)?)?;
-    run_for(&hv, d0, 200);
+    run_for(&hv, d0, 200, tap.as_deref_mut());
     let status = hv.read_guest_u64(d0, SI_STATUS).unwrap_or(u64::MAX);
     let e0 = evidence(&hv, 0);
-    println!(
+    say!(
+        tap,
         "   dom0 MAP_IOMEM hypercall: status {status}; device A has seen {} port accesses from dom0; dom0's record in the page is at seq {}",
         e0.ports, e0.page_seq
     );
 
-    println!("\n2. a driver domain (d1) is created and granted the same");
+    say!(
+        tap,
+        "\n2. a driver domain (d1) is created and granted the same"
+    );
     hv.create_domain_paused(d1, &programs::driver(0)?, hv::layout::DEFAULT_RAM)?;
     let g_page = hv.grant(d1, page, Mode::Exclusive, false);
-    println!(
+    say!(
+        tap,
         "   grant d1 iomem {DEVICE_A_FRAME:#x} exclusive        → {}",
         outcome(&g_page)
     );
     if g_page.is_err() {
         let g = hv.grant(d1, page, Mode::Exclusive, true);
         let td = g.as_ref().map(|t| t.len()).unwrap_or(0);
-        println!(
+        say!(
+        tap,
             "   grant d1 iomem {DEVICE_A_FRAME:#x} exclusive force  → {} ({td} use(s) torn down; dom0's memslots now {:?})",
             outcome(&g),
             hv.io_slots(d0)
         );
     }
-    println!(
+    say!(
+        tap,
         "   grant d1 ioport 0x300-0x307 exclusive → {}",
         outcome(&hv.grant(d1, ports, Mode::Exclusive, false))
     );
     let g_irq = hv.grant(d1, irq, Mode::Exclusive, false);
-    println!(
+    say!(
+        tap,
         "   grant d1 irq 11 exclusive             → {}",
         outcome(&g_irq)
     );
     let granted = (evidence(&hv, 0), Instant::now());
     hv.start(d1)?;
-    run_for(&hv, d1, 200);
-    run_for(&hv, d0, 200);
+    run_for(&hv, d1, 200, tap.as_deref_mut());
+    run_for(&hv, d0, 200, tap.as_deref_mut());
     let s1 = hv.read_guest_u64(d1, SI_STATUS).unwrap_or(u64::MAX);
     let (a0, a1) = (evidence(&hv, 0), evidence(&hv, 1));
-    println!("   d1 MAP_IOMEM hypercall: status {s1}");
-    println!(
+    say!(tap, "   d1 MAP_IOMEM hypercall: status {s1}");
+    say!(
+        tap,
         "   since d1's exclusive grant: device A saw {} port accesses from dom0 and {} from d1; page records advanced dom0 +{}, d1 +{}",
         a0.ports - granted.0.ports,
         a1.ports,
@@ -189,29 +275,40 @@ fn seed_one(m: Accounting) -> Result<(bool, bool), HvError> {
         a1.page_seq
     );
     let d0_stats = hv.stats(d0).unwrap_or_default();
-    println!(
+    say!(
+        tap,
         "   dom0 at the hypervisor: {} port accesses denied, {} page accesses denied",
-        d0_stats.denied_ports, d0_stats.denied_mmio
+        d0_stats.denied_ports,
+        d0_stats.denied_mmio
     );
 
-    println!("\n3. dom0's permission for the page and ports is revoked");
+    say!(
+        tap,
+        "\n3. dom0's permission for the page and ports is revoked"
+    );
     let r_page = hv.revoke(d0, page, false);
-    println!(
+    say!(
+        tap,
         "   revoke d0 iomem {DEVICE_A_FRAME:#x}        → {}",
         outcome(&r_page)
     );
     let r_ports = hv.revoke(d0, ports, false);
-    println!("   revoke d0 ioport 0x300-0x307 → {}", outcome(&r_ports));
+    say!(
+        tap,
+        "   revoke d0 ioport 0x300-0x307 → {}",
+        outcome(&r_ports)
+    );
     let revoked = evidence(&hv, 0);
-    run_for(&hv, d0, 200);
+    run_for(&hv, d0, 200, tap.as_deref_mut());
     let after = evidence(&hv, 0);
-    println!(
+    say!(
+        tap,
         "   after the revocations dom0's page record advanced +{} and device A saw +{} port accesses from dom0",
         after.page_seq - revoked.page_seq,
         after.ports - revoked.ports
     );
 
-    println!("\n4. the hypervisor's own devices are asked for");
+    say!(tap, "\n4. the hypervisor's own devices are asked for");
     let mut handed_out = 0;
     for (what, r) in [
         ("iomem 0xfee00 (local APIC)", mem(platform::LAPIC_FRAME)),
@@ -224,7 +321,7 @@ fn seed_one(m: Accounting) -> Result<(bool, bool), HvError> {
     ] {
         let g = hv.grant(d1, r, Mode::Exclusive, true);
         handed_out += g.is_ok() as u32;
-        println!("   grant d1 {what:34} force → {}", outcome(&g));
+        say!(tap, "   grant d1 {what:34} force → {}", outcome(&g));
     }
 
     for d in [d0, d1] {
@@ -233,16 +330,17 @@ fn seed_one(m: Accounting) -> Result<(bool, bool), HvError> {
     for d in [d0, d1] {
         let r = hv.wait(d, Duration::from_secs(10));
         if r != Some(StopReason::Done(0)) {
-            println!("   {d} stopped: {r:?}");
+            say!(tap, "   {d} stopped: {r:?}");
         }
     }
     let fin = (evidence(&hv, 0), evidence(&hv, 1));
     let double_ports = fin.0.ports - granted.0.ports;
     let double_page = fin.0.page_seq - granted.0.page_seq;
     let double = (double_ports > 0 || double_page > 0) && fin.1.ports + fin.1.page_seq > 0;
-    println!("\nevidence (device A counters, page records):");
+    say!(tap, "\nevidence (device A counters, page records):");
     for (d, c) in hv.device_a_counters() {
-        println!(
+        say!(
+            tap,
             "   d{d}: {} port reads, {} port writes; page record seq {}",
             c.port_reads,
             c.port_writes,
@@ -250,11 +348,15 @@ fn seed_one(m: Accounting) -> Result<(bool, bool), HvError> {
         );
     }
     if double {
-        println!(
+        say!(
+        tap,
             "verdict: DOUBLE ACCESS — after d1 was granted device A exclusively, dom0 still reached it ({double_ports} port accesses, {double_page} page writes landed)"
         );
     } else {
-        println!("verdict: no double access — once d1 held device A, nothing from dom0 reached it");
+        say!(
+            tap,
+            "verdict: no double access — once d1 held device A, nothing from dom0 reached it"
+        );
     }
     let (native, trapped) = [d0, d1]
         .iter()
@@ -263,7 +365,8 @@ fn seed_one(m: Accounting) -> Result<(bool, bool), HvError> {
             (n + s.native_port_exits, t + s.trapped_port_exits)
         });
     let path = hv::host::check_exit_path(h.kind, native, trapped);
-    println!(
+    say!(
+        tap,
         "exit path on {}: {native} native port exits, {trapped} pvm-trapped — {}",
         h.kind.name(),
         match &path {
@@ -272,33 +375,41 @@ fn seed_one(m: Accounting) -> Result<(bool, bool), HvError> {
         }
     );
     if handed_out > 0 {
-        println!("verdict: {handed_out} of the hypervisor's own resources were handed to d1");
+        say!(
+            tap,
+            "verdict: {handed_out} of the hypervisor's own resources were handed to d1"
+        );
     } else {
-        println!("verdict: the hypervisor's own devices could not be handed out");
+        say!(
+            tap,
+            "verdict: the hypervisor's own devices could not be handed out"
+        );
     }
     if m == Accounting::On {
         if let Err(v) = hv.check_invariants() {
-            println!("verdict: accountant invariant violated: {v:?}");
+            say!(tap, "verdict: accountant invariant violated: {v:?}");
             return Ok((true, path.is_ok()));
         }
     }
-    println!();
+    say!(tap);
     Ok((
         double || (m == Accounting::On && handed_out > 0),
         path.is_ok(),
     ))
 }
 
-fn trace(file: &str, m: Accounting) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
+fn trace(path: &Path, m: Accounting, mut tap: Option<&mut Tap>) -> ExitCode {
+    let file = path.display();
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("scenario trace: {file}: {e}");
             return ExitCode::from(2);
         }
     };
-    let mut hv: Option<Hypervisor> = None;
+    let mut hv: Option<TraceHv> = None;
     let mut mismatches = 0;
+    let mut stdout = std::io::stdout().lock();
     for (i, line) in text.lines().enumerate() {
         let (code, comment) = match line.split_once('#') {
             Some((c, k)) => (c.trim(), Some(k)),
@@ -310,30 +421,37 @@ fn trace(file: &str, m: Accounting) -> ExitCode {
         let op = match parse_op(code) {
             Ok(op) => op,
             Err(e) => {
-                eprintln!("{file}: line {}: {e}", i + 1);
+                eprintln!("{file}:{}: {e}", i + 1);
                 return ExitCode::from(2);
             }
         };
-        let out = match (&op, &hv) {
+        let out = match (&op, &mut hv) {
             (Op::Boot(_), None) => {
                 let line = code.trim_start().strip_prefix("boot").unwrap_or("").trim();
-                match boot_for_trace(line, m) {
+                match TraceHv::boot(line, m) {
                     Ok(h) => {
                         hv = Some(h);
                         "ok".to_string()
                     }
                     Err(e) => {
-                        eprintln!("{file}: line {}: {e}", i + 1);
+                        eprintln!("{file}:{}: {e}", i + 1);
                         return ExitCode::from(2);
                     }
                 }
             }
-            (_, None) | (Op::Boot(_), Some(_)) => {
-                eprintln!("{file}: line {}: a trace starts with one `boot`", i + 1);
+            (_, None) => {
+                eprintln!("{file}:{}: the first op must be `boot`", i + 1);
                 return ExitCode::from(2);
             }
-            (op, Some(h)) => apply(h, op),
+            (Op::Boot(_), Some(_)) => {
+                eprintln!("{file}:{}: `boot` only as the first op", i + 1);
+                return ExitCode::from(2);
+            }
+            (op, Some(h)) => execute(h, op),
         };
+        if let Some(t) = tap.as_deref_mut() {
+            t.pump();
+        }
         let expect = comment
             .and_then(|c| c.trim_start().strip_prefix("=>"))
             .map(|e| e.split_whitespace().take(2).collect::<Vec<_>>());
@@ -343,15 +461,19 @@ fn trace(file: &str, m: Accounting) -> ExitCode {
             Some(e) => got.first() == e.first(),
             None => true,
         };
-        if ok {
-            println!("{out}");
+        let written = if ok {
+            writeln!(stdout, "{out}")
         } else {
             mismatches += 1;
-            println!(
+            writeln!(
+                stdout,
                 "{out}    <-- line {}: expected {}",
                 i + 1,
                 expect.unwrap_or_default().join(" ")
-            );
+            )
+        };
+        if written.is_err() {
+            return ExitCode::FAILURE;
         }
     }
     if mismatches > 0 {
@@ -359,104 +481,5 @@ fn trace(file: &str, m: Accounting) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-fn boot_for_trace(line: &str, m: Accounting) -> Result<Hypervisor, HvError> {
-    let hv = Hypervisor::boot(Config {
-        accounting: m,
-        boot_line: line.to_string(),
-        fb_bytes: 16 << 20,
-        ..Config::default()
-    })?;
-    hv.create_domain(DomId::DOM0, &programs::idle()?)?;
-    Ok(hv)
-}
-
-fn err(e: &HvError) -> String {
-    match e {
-        HvError::Acct(e) => format!("err {} {e}", e.code()),
-        e => format!("err hypervisor {e}"),
-    }
-}
-
-fn res(r: Result<(), HvError>) -> String {
-    r.map_or_else(|e| err(&e), |_| "ok".to_string())
-}
-
-fn apply(hv: &Hypervisor, op: &Op) -> String {
-    let did = |n: &accountant::num::Num| DomId::new(n.saturated()).map_err(HvError::Acct);
-    let r = |sp: Space, rr: &accountant::num::RawRange| rr.check(sp).map_err(HvError::Acct);
-    match op {
-        Op::Boot(_) => "err hypervisor booted twice".to_string(),
-        Op::Create(n) => res(did(n).and_then(|d| hv.create_domain(d, &programs::idle()?))),
-        Op::Destroy(n) => res(did(n).and_then(|d| hv.destroy_domain(d).map(|_| ()))),
-        Op::Reserve(s, rr) => res(r(*s, rr).and_then(|x| hv.reserve(x))),
-        Op::Unreserve(s, rr) => res(r(*s, rr).and_then(|x| hv.unreserve(x))),
-        Op::HvMap(s, rr) => res(r(*s, rr).and_then(|x| hv.hvmap(x))),
-        Op::HvUnmap(s, rr) => res(r(*s, rr).and_then(|x| hv.hvunmap(x))),
-        Op::Grant {
-            dom,
-            space,
-            range,
-            mode,
-            force,
-        } => match did(dom).and_then(|d| Ok((d, r(*space, range)?))) {
-            Ok((d, x)) => match hv.grant(d, x, *mode, *force) {
-                Ok(td) if td.is_empty() => "ok".to_string(),
-                Ok(td) => format!("ok {}", accountant::model::describe_teardown(&td)),
-                Err(e) => err(&e),
-            },
-            Err(e) => err(&e),
-        },
-        Op::Revoke {
-            dom,
-            space,
-            range,
-            force,
-        } => match did(dom).and_then(|d| Ok((d, r(*space, range)?))) {
-            Ok((d, x)) => match hv.revoke(d, x, *force) {
-                Ok(rv) if rv.pending => "pending".to_string(),
-                Ok(rv) if rv.teardown.is_empty() => "ok".to_string(),
-                Ok(rv) => format!("ok {}", accountant::model::describe_teardown(&rv.teardown)),
-                Err(e) => err(&e),
-            },
-            Err(e) => err(&e),
-        },
-        Op::Map(n, rr) => res(did(n).and_then(|d| hv.map(d, r(Space::IoMem, rr)?))),
-        Op::Unmap(n, rr) => res(did(n).and_then(|d| hv.unmap(d, r(Space::IoMem, rr)?))),
-        Op::Bind(n, rr) => res(did(n).and_then(|d| hv.bind(d, r(Space::Irq, rr)?))),
-        Op::Unbind(n, rr) => res(did(n).and_then(|d| hv.unbind(d, r(Space::Irq, rr)?))),
-        Op::Access { dom, port, width } => {
-            match did(dom).and_then(|d| hv.access(d, port.saturated(), width.saturated())) {
-                Ok(true) => "allow".to_string(),
-                Ok(false) => "deny".to_string(),
-                Err(e) => err(&e),
-            }
-        }
-        Op::Query(s, u) => match hv.query(*s, u.saturated()) {
-            Some(Ok(i)) => format!("state {i:?}"),
-            Some(Err(e)) => err(&HvError::Acct(e)),
-            None => "state (accounting off: no accountant state)".to_string(),
-        },
-        Op::Check => match hv.check_invariants() {
-            Ok(()) => "ok".to_string(),
-            Err(v) => format!("err invariant {v:?}"),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bad_arguments_exit_2_without_running_anything() {
-        let s = |v: &[&str]| run(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
-        assert_eq!(s(&[]), ExitCode::from(2));
-        assert_eq!(s(&["seed", "--accounting"]), ExitCode::from(2));
-        assert_eq!(s(&["seed", "--accounting", "maybe"]), ExitCode::from(2));
-        assert_eq!(s(&["nope"]), ExitCode::from(2));
-        assert_eq!(s(&["trace", "/nonexistent/file.trace"]), ExitCode::from(2));
     }
 }

@@ -20,6 +20,10 @@
 //! ([`crate::mem::Slab::reserve`]); if the page source refuses, nothing
 //! changed. After the reservation every allocation succeeds.
 //!
+//! `unmap` is a teardown too: if the page source refuses the records its
+//! splits need (at most two), it takes them beyond the page limit for that
+//! one call, so that a domain can always finish unmapping and draining.
+//!
 //! `clear` cannot fail by contract, yet clearing strictly inside one record
 //! leaves two pieces: one new record. The tracker therefore holds one
 //! **spare record** at all times after the first successful `map`/`unmap`
@@ -302,7 +306,18 @@ impl Tracker for SlabExtent {
         };
         let head = head.expect("the coverage walk found a record at `first`");
         let new = u64::from(get(head).first < first) + u64::from(get(tail).last > last);
-        self.reserve(new)?;
+        if self.reserve(new).is_err() {
+            // An unmap is a teardown and never fails for lack of memory
+            // (SPEC level 10): at the page limit, the (at most two) records
+            // its splits need, and the spare, are taken beyond the limit.
+            let limit = self.slab.cache().page_source().limit();
+            self.slab.set_page_limit(None);
+            let r = self.reserve(new);
+            self.slab.set_page_limit(limit);
+            if r.is_err() {
+                alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<ExtentRec>());
+            }
+        }
         // Pass 2: split at both ends (allocations first), then decrement.
         let mut start = head;
         let mut tail = tail;

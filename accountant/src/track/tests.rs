@@ -317,6 +317,42 @@ fn extent_fragmentation_hits_the_limit_cleanly() {
 }
 
 #[test]
+fn unmap_in_the_middle_never_fails_at_the_limit() {
+    for kind in TrackerKind::ALL {
+        let mut t = make(kind, Some(1));
+        let dom = d(1);
+        // Fill the page: map single frames with gaps until the limit refuses.
+        let mut mapped = Vec::new();
+        let mut f = 0u64;
+        while t.map(dom, f, f + 9).is_ok() {
+            mapped.push(f);
+            f += 11;
+        }
+        assert!(!mapped.is_empty(), "{kind:?}: nothing fits in one page");
+        assert_eq!(t.map(dom, f, f + 9), Err(TrackError::NoMemory));
+        // Every unmap of a middle frame splits an extent: none may fail.
+        for &m in &mapped {
+            t.unmap(dom, m + 5, m + 5).expect("an unmap never runs out");
+            t.unmap(dom, m + 2, m + 2).expect("an unmap never runs out");
+            t.check().expect("consistent");
+        }
+        let left: u64 = {
+            let mut n = 0;
+            t.runs(dom, 0, f, &mut |r| n += r.last - r.first + 1);
+            n
+        };
+        assert_eq!(left, 8 * mapped.len() as u64, "{kind:?}");
+        for &m in &mapped {
+            t.unmap(dom, m, m + 1).expect("mapped");
+            t.unmap(dom, m + 3, m + 4).expect("mapped");
+            t.unmap(dom, m + 6, m + 9).expect("mapped");
+        }
+        assert!(!t.any(dom, 0, f), "{kind:?}");
+        t.check().expect("consistent");
+    }
+}
+
+#[test]
 fn overflow_is_reported_and_changes_nothing() {
     for kind in TrackerKind::ALL {
         let mut t = make(kind, None);

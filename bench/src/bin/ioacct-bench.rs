@@ -5,7 +5,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: ioacct-bench [--quick] [--out FILE] [--only PREFIX] [--no-progress]";
+const USAGE: &str =
+    "usage: ioacct-bench [--quick] [--out FILE] [--only PREFIX] [--cpus LIST] [--no-progress]
+
+  --quick        fewer parameter points and samples (about two minutes on two cores)
+  --out FILE     where to write results.json (default target/bench/results.json)
+  --only PREFIX  only the metric families whose names start with PREFIX (e.g. hv.)
+  --cpus LIST    pin the measuring thread to the first CPU of LIST and every vCPU
+                 thread to the rest (e.g. 0,1 or 2,3-7; one CPU: all on it); default:
+                 the first allowed CPU measures, the other allowed CPUs run vCPUs
+  --no-progress  print nothing while measuring";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +43,7 @@ fn main() -> ExitCode {
         tree: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         progress: true,
         args: args.clone(),
+        cpus: None,
     };
     let mut out = PathBuf::from("target/bench/results.json");
     let mut it = args.iter();
@@ -52,6 +62,17 @@ fn main() -> ExitCode {
                 Some(p) => opts.only = Some(p.clone()),
                 None => {
                     eprintln!("ioacct-bench: --only needs a prefix\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--cpus" => match it.next().map(|l| hv::affinity::CpuSet::parse(l)) {
+                Some(Ok(set)) => opts.cpus = Some(set),
+                Some(Err(e)) => {
+                    eprintln!("ioacct-bench: --cpus: {e}\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+                None => {
+                    eprintln!("ioacct-bench: --cpus needs a CPU list\n{USAGE}");
                     return ExitCode::from(2);
                 }
             },

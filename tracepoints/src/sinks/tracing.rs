@@ -11,7 +11,12 @@
 //!
 //! Fields: `domain`, `space`, `first`, `last`, `mode`, `outcome`, `width`,
 //! `forced`, `duration_ns` (0 for instants), `thread`, `extra`, `value`,
-//! `tsc`. The event message is the kind name.
+//! `tsc`; `first`, `last` and `value` (ports, frames, data) in hex. The
+//! event message is the kind name.
+//!
+//! To see events as they happen, interleaved with what a tool prints for
+//! each operation, drain and [`forward`] after every operation (as
+//! `cargo xtask replay` and `scenario` do) rather than once at the end.
 //!
 //! Two ways in: [`forward`] replays drained records (after a
 //! [`crate::Collector`] drain), or [`install_live`] makes every emitted
@@ -24,6 +29,15 @@ use ::tracing::{event, Level};
 use crate::clock::Calibration;
 use crate::{Kind, Record};
 
+/// Shows a number as `0x…` in a `tracing` field.
+struct Hex(u64);
+
+impl core::fmt::Display for Hex {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
 macro_rules! per_kind {
     ($r:expr, $cal:expr; $($kind:ident => $target:literal),* $(,)?) => {
         match $r.kind {
@@ -32,8 +46,8 @@ macro_rules! per_kind {
                 Level::TRACE,
                 domain = $r.domain,
                 space = $r.space.name(),
-                first = $r.first,
-                last = $r.last,
+                first = %Hex($r.first),
+                last = %Hex($r.last),
                 mode = $r.mode.name(),
                 outcome = $r.outcome.name(),
                 width = $r.width,
@@ -41,7 +55,7 @@ macro_rules! per_kind {
                 duration_ns = $cal.ticks_to_ns($r.duration),
                 thread = $r.thread,
                 extra = $r.extra,
-                value = $r.value,
+                value = %Hex($r.value),
                 tsc = $r.tsc,
                 "{}",
                 $r.kind.name()

@@ -8,27 +8,30 @@
 //! | [`pio_exit`] | `hv.pio_exit` | guest-timed (`lfence; rdtsc`) round trip of one `in al, 0x300`, accounting on or off, with N framebuffer pages tracked by the accountant |
 //! | [`bare_exit`] | (baseline) | the same instruction in a bare VM whose exit handler only answers |
 //! | [`bare_mmio_exit`] | (reference) | a CPL3 load from an unmapped address: the cheapest exit to user space (no #GP trap on PVM) |
-//! | [`bind`] | `hv.bind` | `Hypervisor::map` of N framebuffer pages into a domain (accountant `map` + one memslot add) |
-//! | [`memslot_add`] | (baseline) | one `KVM_SET_USER_MEMORY_REGION` add of N pages |
-//! | [`revoke_force`] | `hv.revoke_force` | forced revoke of N mapped pages a live guest has touched (accountant + memslot delete + quiesce) |
-//! | [`memslot_delete`] | (baseline) | one memslot delete of N pages a guest has touched (its vCPU still open) |
+//! | [`paired::bind`] | `hv.bind`, `hv.memslot_add`, `hv.bind_over_floor` | `Hypervisor::map` of N framebuffer pages, paired with a bare memslot add on the same VM |
+//! | [`paired::unmap`] | `hv.unmap`, `hv.unmap_over_floor` | `Hypervisor::unmap` of N touched pages, paired with a bare memslot delete |
+//! | [`paired::revoke_force`] | `hv.revoke_force`, `hv.revoke_force_over_floor` | forced revoke of N touched pages (vCPU parked or running), paired with a bare memslot delete |
+//! | [`paired::accounting_cost`] | `hv.accounting_cost`, `hv.exit_handler` | exit-handler time with accounting on minus off, per round |
 //!
 //! On PVM a CPL3 `in` reaches the hypervisor through the #GP trap path
 //! ([`crate::pvio`]); the bare baseline goes through the same path, so the
 //! difference is the hypervisor's own work (accountant check, device model).
 //! Every function takes the sample count; none of them asserts a speed.
 
+pub mod paired;
+
+pub use paired::Setup;
+
 use crate::acct::Accounting;
 use crate::exit::{ExitEnv, MmioOutcome, StopReason};
 use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
-use crate::mem::{HostMem, PAGE_SIZE};
+use crate::mem::PAGE_SIZE;
 use crate::platform::{DEVICE_A_DATA, DEVICE_A_PORTS, FB_FRAME};
 use crate::programs;
 use crate::vcpu::{self, VcpuCtl};
 use crate::vm::{GuestVm, VmError};
 use accountant::{DomId, Mode, Space, UnitRange};
-use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::Kvm;
 use std::time::{Duration, Instant};
 
@@ -95,10 +98,16 @@ fn stopped(what: &'static str, r: Option<StopReason>) -> Result<(), HvError> {
 /// `n` PIO exit round trips (ns) of `in al, 0x300` from a domain holding
 /// device A's ports, with `accounting` on or off and `tracked_pages`
 /// framebuffer pages mapped by domain 0 (so the accountant tracks them).
-pub fn pio_exit(accounting: Accounting, tracked_pages: u64, n: usize) -> Result<Vec<u64>, HvError> {
+pub fn pio_exit(
+    accounting: Accounting,
+    tracked_pages: u64,
+    n: usize,
+    setup: &Setup,
+) -> Result<Vec<u64>, HvError> {
     let hv = Hypervisor::boot(Config {
         accounting,
         fb_bytes: fb_bytes_for(tracked_pages),
+        vcpu_cpus: setup.vcpu_cpus.clone(),
         ..Config::default()
     })?;
     if tracked_pages > 0 {
@@ -152,20 +161,36 @@ fn kvm() -> Result<Kvm, HvError> {
     Kvm::new().map_err(|e| HvError::NoKvm(e.errno()))
 }
 
-fn run_bare(vm: &GuestVm, vcpu: &mut kvm_ioctls::VcpuFd) -> Result<(), HvError> {
-    let ctl = VcpuCtl::default();
-    let r = vcpu::run(vcpu, &vm.ram, &mut Bare, &ctl);
+/// Runs a bare VM's vCPU to completion on a thread placed like the
+/// hypervisor's vCPU threads.
+fn run_bare(vm: &GuestVm, vcpu: &mut kvm_ioctls::VcpuFd, setup: &Setup) -> Result<(), HvError> {
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            if let Some(cpus) = &setup.vcpu_cpus {
+                let _ = crate::affinity::pin_current(cpus);
+            }
+            let ctl = VcpuCtl::default();
+            vcpu::run(vcpu, &vm.ram, &mut Bare, &ctl)
+        })
+        .join()
+    })
+    .map_err(|_| {
+        HvError::Vm(VmError::Kvm {
+            what: "bare vCPU thread panicked",
+            errno: 0,
+        })
+    })?;
     stopped("bare guest", Some(r))
 }
 
 /// `n` bare exit round trips (ns): the guest of [`pio_exit`] in a VM with no
 /// accountant and no device model.
-pub fn bare_exit(n: usize) -> Result<Vec<u64>, HvError> {
+pub fn bare_exit(n: usize, setup: &Setup) -> Result<Vec<u64>, HvError> {
     let kvm = kvm()?;
     let prog = programs::port_loop(DEVICE_A_DATA, n as u64)?;
     let (vm, mut vcpu) = GuestVm::new(&kvm, ram_for_samples(n), 4, 1, &prog)?;
     let khz = vcpu.get_tsc_khz().unwrap_or(0);
-    run_bare(&vm, &mut vcpu)?;
+    run_bare(&vm, &mut vcpu, setup)?;
     let mut buf = vec![0u8; n * 8];
     vm.ram
         .read(layout::DATA, &mut buf)
@@ -181,12 +206,12 @@ pub fn bare_exit(n: usize) -> Result<Vec<u64>, HvError> {
 /// no memslot, answered by a handler that does nothing else. On PVM this is
 /// the cheapest way for CPL3 code to reach user space (no #GP trap), the
 /// reference that shows what the port trap path adds.
-pub fn bare_mmio_exit(n: usize) -> Result<Vec<u64>, HvError> {
+pub fn bare_mmio_exit(n: usize, setup: &Setup) -> Result<Vec<u64>, HvError> {
     let kvm = kvm()?;
     let prog = programs::mmio_loop(0xfed0_0000, n as u64)?;
     let (vm, mut vcpu) = GuestVm::new(&kvm, ram_for_samples(n), 4, 1, &prog)?;
     let khz = vcpu.get_tsc_khz().unwrap_or(0);
-    run_bare(&vm, &mut vcpu)?;
+    run_bare(&vm, &mut vcpu, setup)?;
     let mut buf = vec![0u8; n * 8];
     vm.ram
         .read(layout::DATA, &mut buf)
@@ -198,132 +223,6 @@ pub fn bare_mmio_exit(n: usize) -> Result<Vec<u64>, HvError> {
     Ok(to_ns(&cycles, khz))
 }
 
-/// `reps` bind times (ns): `Hypervisor::map` of `pages` framebuffer pages
-/// into a domain holding them (accountant map + memslot add); each is
-/// unmapped again between samples.
-pub fn bind(pages: u64, reps: usize) -> Result<Vec<u64>, HvError> {
-    let hv = Hypervisor::boot(Config {
-        fb_bytes: fb_bytes_for(pages),
-        ..Config::default()
-    })?;
-    let r = fb_range(pages)?;
-    hv.create_domain_paused(d(1), &programs::spinner()?, layout::DEFAULT_RAM)?;
-    hv.grant(d(1), r, Mode::Exclusive, false)?;
-    let mut out = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t = Instant::now();
-        hv.map(d(1), r)?;
-        out.push(t.elapsed().as_nanos() as u64);
-        hv.unmap(d(1), r)?;
-    }
-    Ok(out)
-}
-
-fn slot(id: u32, gpa: u64, size: u64, host: u64) -> kvm_userspace_memory_region {
-    kvm_userspace_memory_region {
-        slot: id,
-        flags: 0,
-        guest_phys_addr: gpa,
-        memory_size: size,
-        userspace_addr: host,
-    }
-}
-
-/// `reps` bare memslot adds (ns) of `pages` pages.
-pub fn memslot_add(pages: u64, reps: usize) -> Result<Vec<u64>, HvError> {
-    let kvm = kvm()?;
-    let (vm, _vcpu) = GuestVm::new(&kvm, layout::DEFAULT_RAM, 4, 1, &programs::spinner()?)?;
-    let bytes = pages.max(1) * PAGE_SIZE;
-    let mem = HostMem::new(bytes).map_err(HvError::Mem)?;
-    let host = mem
-        .host_addr(0)
-        .ok_or(HvError::Mem(crate::mem::MemError::BadSize(0)))?;
-    let gpa = FB_FRAME * PAGE_SIZE;
-    let mut out = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t = Instant::now();
-        // SAFETY: `mem` is a live mapping of `bytes` bytes that outlives the
-        // slot: it is deleted below, and `vm` is dropped before `mem`... and
-        // in any case before this function returns.
-        unsafe { vm.vm.set_user_memory_region(slot(1, gpa, bytes, host)) }
-            .map_err(crate::vm::kvm_err("memslot add"))?;
-        out.push(t.elapsed().as_nanos() as u64);
-        // SAFETY: size 0 deletes the slot; no memory is handed over.
-        unsafe { vm.vm.set_user_memory_region(slot(1, gpa, 0, 0)) }
-            .map_err(crate::vm::kvm_err("memslot delete"))?;
-    }
-    drop(vm);
-    drop(mem);
-    Ok(out)
-}
-
-fn map_gib_for(pages: u64) -> u64 {
-    ((FB_FRAME + pages.max(1)) * PAGE_SIZE)
-        .div_ceil(1 << 30)
-        .max(4)
-}
-
-/// `reps` forced-revoke times (ns) of `pages` framebuffer pages that a
-/// guest mapped and touched (one write per page) before the revoke.
-pub fn revoke_force(pages: u64, reps: usize) -> Result<Vec<u64>, HvError> {
-    let hv = Hypervisor::boot(Config {
-        fb_bytes: fb_bytes_for(pages),
-        ..Config::default()
-    })?;
-    let r = fb_range(pages)?;
-    let mut out = Vec::with_capacity(reps);
-    for i in 0..reps {
-        let id = d(1 + (i % 1000) as u16);
-        let painter = programs::fb_painter_linger(FB_FRAME, pages.max(1), 0x5a5a_0000 + i as u64)?;
-        hv.create_domain_paused(id, &painter, layout::DEFAULT_RAM)?;
-        hv.grant(id, r, Mode::Exclusive, false)?;
-        hv.map(id, r)?;
-        hv.start(id)?;
-        let end = Instant::now() + WAIT;
-        while hv.read_guest_u64(id, programs::SI_PROGRESS) != Some(1) {
-            if Instant::now() > end || hv.wait(id, Duration::ZERO).is_some() {
-                return Err(HvError::Vm(VmError::Kvm {
-                    what: "painter guest",
-                    errno: 0,
-                }));
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let t = Instant::now();
-        hv.revoke(id, r, true)?;
-        out.push(t.elapsed().as_nanos() as u64);
-        hv.destroy_domain(id)?;
-    }
-    Ok(out)
-}
-
-/// `reps` bare memslot deletes (ns) of `pages` pages a guest touched.
-pub fn memslot_delete(pages: u64, reps: usize) -> Result<Vec<u64>, HvError> {
-    let kvm = kvm()?;
-    let bytes = pages.max(1) * PAGE_SIZE;
-    let mem = HostMem::new(bytes).map_err(HvError::Mem)?;
-    let host = mem
-        .host_addr(0)
-        .ok_or(HvError::Mem(crate::mem::MemError::BadSize(0)))?;
-    let gpa = FB_FRAME * PAGE_SIZE;
-    let mut out = Vec::with_capacity(reps);
-    for i in 0..reps {
-        let painter = programs::fb_painter(FB_FRAME, pages.max(1), i as u64, 1)?;
-        let (vm, mut vcpu) =
-            GuestVm::new(&kvm, layout::DEFAULT_RAM, map_gib_for(pages), 1, &painter)?;
-        // SAFETY: `mem` outlives `vm` (dropped at the end of this iteration).
-        unsafe { vm.vm.set_user_memory_region(slot(1, gpa, bytes, host)) }
-            .map_err(crate::vm::kvm_err("memslot add"))?;
-        run_bare(&vm, &mut vcpu)?;
-        let t = Instant::now();
-        // SAFETY: size 0 deletes the slot; no memory is handed over.
-        unsafe { vm.vm.set_user_memory_region(slot(1, gpa, 0, 0)) }
-            .map_err(crate::vm::kvm_err("memslot delete"))?;
-        out.push(t.elapsed().as_nanos() as u64);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +232,5 @@ mod tests {
         assert_eq!(to_ns(&[3_000, 30], 3_000_000), vec![1_000, 10]);
         assert_eq!(ram_for_samples(10), layout::DEFAULT_RAM);
         assert_eq!(ram_for_samples(1 << 20), layout::DATA + (8 << 20));
-        assert_eq!(map_gib_for(FB_SCALE_PAGES), 5);
     }
 }

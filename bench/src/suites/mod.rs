@@ -1,10 +1,12 @@
 //! The measurement suites behind `results.json`: each function measures one
 //! family of metrics and appends them (or a `NotMeasured` with the reason).
 
+pub mod hv;
+
 use crate::harness::{self, Calibrated, HwCounters, Measured, Plan, Reference};
 use crate::linear::LinearAccessList;
 use accountant::{Accountant, BootOptions, DomId, Mode, Space, TrackerKind, UnitRange};
-use reports::{Metric, NotMeasured, Param};
+use reports::{Metric, MetricName, NotMeasured, Param};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -18,9 +20,9 @@ pub struct Sink {
 }
 
 impl Sink {
-    fn skip(&mut self, name: &str, reason: impl Into<String>) {
+    fn skip(&mut self, name: MetricName, reason: impl Into<String>) {
         self.not_measured.push(NotMeasured {
-            name: name.to_owned(),
+            name: name.as_str().to_owned(),
             reason: reason.into(),
         });
     }
@@ -38,6 +40,13 @@ pub struct Ctx {
     pub inject: Option<f64>,
     /// Progress display.
     pub progress: crate::Progress,
+    /// Where the hypervisor workloads' vCPU threads run.
+    pub placement: ::hv::workloads::Setup,
+    /// `--only`: the metric-name prefix selected, if any.
+    pub only: Option<String>,
+    /// The CPU(s) the measuring thread is pinned to, to return to after a
+    /// suite moved it.
+    pub placement_home: Option<::hv::affinity::CpuSet>,
 }
 
 /// Grant counts of the port-check sweep.
@@ -148,12 +157,12 @@ pub fn port_check(cx: &mut Ctx, sink: &mut Sink) {
                     });
                 } else {
                     sink.skip(
-                        "accountant.port_check",
+                        MetricName::PortCheck,
                         format!("{n} grants: a granted port was denied; not timed"),
                     );
                 }
             }
-            Err(e) => sink.skip("accountant.port_check", format!("{n} grants: {e}")),
+            Err(e) => sink.skip(MetricName::PortCheck, format!("{n} grants: {e}")),
         }
     }
     let mut slots: Vec<(&PortPoint, &'static str, Calibrated, Measured)> = Vec::new();
@@ -211,7 +220,7 @@ pub fn port_check(cx: &mut Ctx, sink: &mut Sink) {
             ("impl", Param::from(*imp)),
             ("grants", Param::from(p.grants)),
         ];
-        let Some(mut metric) = harness::timing_metric("accountant.port_check", &params, m) else {
+        let Some(mut metric) = harness::timing_metric(MetricName::PortCheck, &params, m) else {
             continue;
         };
         if let Some(hw) = cx.counters.as_mut() {
@@ -319,10 +328,13 @@ impl RangeBench {
             }
             let f = (t1 - t0).as_nanos() as f64;
             let u = (t2 - t1).as_nanos() as f64;
+            let cpu = harness::cpu_now();
             self.fwd.ns_per_op.push(f / b);
             self.fwd.norm.push(f / b / rt);
+            self.fwd.cpus.push(cpu);
             self.back.ns_per_op.push(u / b);
             self.back.norm.push(u / b / rt);
+            self.back.cpus.push(cpu);
             taken += 1;
             if start.elapsed() > budget {
                 break;
@@ -401,7 +413,7 @@ pub fn map_unmap(cx: &mut Ctx, sink: &mut Sink) {
                     },
                     RangeBench::new(ranges),
                 )),
-                Err(e) => sink.skip("accountant.map", format!("{} {pages}: {e}", kind.name())),
+                Err(e) => sink.skip(MetricName::Map, format!("{} {pages}: {e}", kind.name())),
             }
         }
     }
@@ -433,7 +445,7 @@ pub fn map_unmap(cx: &mut Ctx, sink: &mut Sink) {
     );
     for (c, e) in failed {
         sink.skip(
-            "accountant.map",
+            MetricName::Map,
             format!("{} {}: {e}", c.kind.name(), c.pages),
         );
     }
@@ -442,13 +454,10 @@ pub fn map_unmap(cx: &mut Ctx, sink: &mut Sink) {
             ("tracker", Param::from(c.kind.name())),
             ("pages", Param::from(c.pages)),
         ];
+        sink.metrics
+            .extend(harness::timing_metric(MetricName::Map, &params, &bench.fwd));
         sink.metrics.extend(harness::timing_metric(
-            "accountant.map",
-            &params,
-            &bench.fwd,
-        ));
-        sink.metrics.extend(harness::timing_metric(
-            "accountant.unmap",
+            MetricName::Unmap,
             &params,
             &bench.back,
         ));
@@ -481,22 +490,20 @@ pub fn tracking(cx: &mut Ctx, sink: &mut Sink) {
             ];
             match result {
                 Ok((bytes, after, before)) => {
-                    let mut b =
-                        Metric::exact("accountant.tracking_bytes", "bytes", &params, bytes as f64);
+                    let mut b = Metric::exact(MetricName::TrackingBytes, &params, bytes as f64);
                     b.note = Some(format!(
                         "{} live records, {} record bytes, {} pages from the page source",
                         after.records, after.record_bytes, after.pages
                     ));
                     sink.metrics.push(b);
                     sink.metrics.push(Metric::exact(
-                        "accountant.tracking_allocations",
-                        "count",
+                        MetricName::TrackingAllocations,
                         &params,
                         after.allocations.saturating_sub(before.allocations) as f64,
                     ));
                 }
                 Err(e) => sink.skip(
-                    "accountant.tracking_bytes",
+                    MetricName::TrackingBytes,
                     format!("{} {pages}: {e}", kind.name()),
                 ),
             }
@@ -525,7 +532,7 @@ pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
         })();
         match setup {
             Ok((ranges, acct, dom)) => configs.push(((pages, acct, dom), RangeBench::new(ranges))),
-            Err(e) => sink.skip("accountant.grant", format!("{pages} pages: {e}")),
+            Err(e) => sink.skip(MetricName::Grant, format!("{pages} pages: {e}")),
         }
     }
     let mut failed = Vec::new();
@@ -557,7 +564,7 @@ pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
         },
     );
     for ((pages, _, _), e) in failed {
-        sink.skip("accountant.grant", format!("{pages} pages: {e}"));
+        sink.skip(MetricName::Grant, format!("{pages} pages: {e}"));
     }
     for ((pages, _, _), bench) in &configs {
         let params = [
@@ -565,12 +572,12 @@ pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
             ("pages", Param::from(*pages)),
         ];
         sink.metrics.extend(harness::timing_metric(
-            "accountant.grant",
+            MetricName::Grant,
             &params,
             &bench.fwd,
         ));
         sink.metrics.extend(harness::timing_metric(
-            "accountant.revoke",
+            MetricName::Revoke,
             &params,
             &bench.back,
         ));
@@ -606,6 +613,7 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
         ] {
             m.ns_per_op.push(v);
             m.norm.push(v / rt);
+            m.cpus.push(harness::cpu_now());
         }
         if start.elapsed() > cx.plan.budget * 2 && base.ns_per_op.len() >= 5 {
             break;
@@ -613,7 +621,8 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
     }
     for (state, m) in [("baseline", &base), ("disabled", &off), ("enabled", &on)] {
         let params = [("state", Param::from(state))];
-        if let Some(mut metric) = harness::timing_metric("tracepoints.overhead", &params, m) {
+        if let Some(mut metric) = harness::timing_metric(MetricName::TracepointOverhead, &params, m)
+        {
             metric.note = Some(match state {
                 "baseline" => "relaxed load of a false flag and a branch".to_owned(),
                 "disabled" => "tp! compiled in, tracing off".to_owned(),
@@ -621,283 +630,6 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
             });
             sink.metrics.push(metric);
         }
-    }
-}
-
-/// Pushes a port-0x300 latency metric and its row of the per-port exit
-/// table (`hv.port_exit`: the same percentiles without the samples), tagged
-/// with `side` when it is not what the guest saw.
-fn push_with_exit_row(sink: &mut Sink, m: Metric, side: Option<&str>) {
-    let mut row = m.clone();
-    row.name = "hv.port_exit".into();
-    row.params.insert("port".into(), Param::from(0x300u64));
-    if let Some(side) = side {
-        row.params.insert("side".into(), Param::from(side));
-    }
-    row.samples.clear();
-    row.norm_samples.clear();
-    row.spectrum.clear();
-    sink.metrics.push(m);
-    sink.metrics.push(row);
-}
-
-/// Guest-timed PIO exits per configuration (quick / full).
-fn exit_samples(quick: bool) -> usize {
-    if quick {
-        20_000
-    } else {
-        200_000
-    }
-}
-
-/// Framebuffer MMIO tracked during port exits: none, 256 MiB (the default
-/// framebuffer) and 4 GiB.
-pub const TRACKED_PAGES: [u64; 3] = [0, 65_536, 1_048_576];
-
-/// Keeps at most `max` evenly strided values.
-fn strided(v: &[u64], max: usize) -> Vec<u64> {
-    let step = v.len().div_ceil(max.max(1)).max(1);
-    v.iter().step_by(step).copied().collect()
-}
-
-/// A latency metric from raw per-operation samples (ns). With `co`, the
-/// main percentiles are corrected for coordinated omission (the guest loop is
-/// closed: a stalled access delays the ones behind it) using the
-/// uncorrected median as the expected interval; the uncorrected ones are
-/// kept. With `norm_by`, the kept samples are also divided by that
-/// same-run baseline median (a within-run ratio for the gate).
-pub fn latency_metric(
-    name: &str,
-    params: &[(&str, Param)],
-    samples: &[u64],
-    co: bool,
-    norm_by: Option<f64>,
-) -> Option<Metric> {
-    let mut raw = hdrhistogram::Histogram::<u64>::new(3).ok()?;
-    for &v in samples {
-        raw.record(v.max(1)).ok()?;
-    }
-    let (up, umin, uspec) = harness::summarize_hist(&raw, 1.0)?;
-    let (p, min, spectrum) = if co {
-        let mut h = hdrhistogram::Histogram::<u64>::new(3).ok()?;
-        let interval = raw.value_at_quantile(0.5).max(1);
-        for &v in samples {
-            h.record_correct(v.max(1), interval).ok()?;
-        }
-        harness::summarize_hist(&h, 1.0)?
-    } else {
-        (up, umin, uspec)
-    };
-    let mut m = Metric::new(name, "ns", params);
-    m.value = p.p50;
-    m.p50 = p.p50;
-    m.p90 = p.p90;
-    m.p99 = p.p99;
-    m.p999 = p.p999;
-    m.max = p.max;
-    m.min = min;
-    m.count = samples.len() as u64;
-    m.spectrum = spectrum;
-    if co {
-        m.uncorrected = Some(up);
-    }
-    let kept = strided(samples, 2000);
-    m.samples = kept.iter().map(|v| *v as f64).collect();
-    if let Some(b) = norm_by.filter(|b| *b > 0.0) {
-        m.norm_samples = kept
-            .iter()
-            .map(|v| harness::round4(*v as f64 / b))
-            .collect();
-    }
-    Some(m)
-}
-
-fn median_u64(v: &[u64]) -> Option<f64> {
-    let f: Vec<f64> = v.iter().map(|x| *x as f64).collect();
-    reports::stats::median(&f)
-}
-
-/// `hv.*`: the hypervisor workloads on real guests (`hv::workloads`):
-/// guest-timed port exits with accounting on and off and 0 / 256 MiB / 4 GiB
-/// of framebuffer tracked, bind time against size, forced revoke, each with
-/// its bare-KVM counterpart (`hv.bare_exit`, `hv.memslot_add`,
-/// `hv.memslot_delete`). Port exits are normalized by the bare exit's median
-/// of the same run (the gate's input); bind and revoke, a handful of
-/// millisecond-scale samples each, are too noisy for that and are shown, not
-/// gated.
-pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
-    use hv::acct::Accounting;
-    use hv::workloads as w;
-    let all = ["hv.pio_exit", "hv.port_exit", "hv.bind", "hv.revoke_force"];
-    if !std::path::Path::new("/dev/kvm").exists() {
-        for name in all {
-            sink.skip(name, "/dev/kvm is absent on this host");
-        }
-        return;
-    }
-    let n = exit_samples(cx.quick);
-    cx.progress.step(&format!("hv.bare_exit n={n}"));
-    let bare = match w::bare_exit(n) {
-        Ok(v) => {
-            sink.metrics
-                .extend(latency_metric("hv.bare_exit", &[], &v, true, None));
-            median_u64(&v)
-        }
-        Err(e) => {
-            sink.skip("hv.bare_exit", format!("bare KVM exit loop failed: {e}"));
-            None
-        }
-    };
-    for tracked in TRACKED_PAGES {
-        for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
-            cx.progress.step(&format!(
-                "hv.pio_exit accounting={word} mmio_tracked_pages={tracked} n={n}"
-            ));
-            let params = [
-                ("accounting", Param::from(word)),
-                ("mmio_tracked_pages", Param::from(tracked)),
-            ];
-            match w::pio_exit(acc, tracked, n) {
-                Ok(v) => {
-                    if let Some(mut m) = latency_metric("hv.pio_exit", &params, &v, true, bare) {
-                        m.note = Some(
-                            "guest-timed (lfence; rdtsc) round trip of `in al, 0x300`; \
-                             percentiles corrected for coordinated omission"
-                                .into(),
-                        );
-                        push_with_exit_row(sink, m, None);
-                    }
-                }
-                Err(e) => sink.skip(
-                    "hv.pio_exit",
-                    format!("accounting={word} tracked={tracked}: {e}"),
-                ),
-            }
-        }
-    }
-    // The hypervisor side of the same exits: the VmExit tracepoint times the
-    // exit handler (accountant check and device model). A separate, shorter
-    // pass with tracing on, so the guest-timed samples above stay untraced.
-    let collector = tracepoints::Collector::install();
-    for tracked in TRACKED_PAGES {
-        for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
-            cx.progress.step(&format!(
-                "hv.exit_handler accounting={word} mmio_tracked_pages={tracked} n={}",
-                n / 4
-            ));
-            collector.clear();
-            tracepoints::enable();
-            let run = w::pio_exit(acc, tracked, n / 4);
-            tracepoints::disable();
-            let records = collector.drain();
-            if let Err(e) = run {
-                sink.skip(
-                    "hv.exit_handler",
-                    format!("accounting={word} tracked={tracked}: {e}"),
-                );
-                continue;
-            }
-            let cal = collector.calibration();
-            let handler: Vec<u64> = records
-                .iter()
-                .filter(|r| {
-                    r.kind == tracepoints::Kind::VmExit
-                        && r.space == tracepoints::Space::IoPort
-                        && r.first == 0x300
-                        && r.is_timed()
-                })
-                .map(|r| cal.ticks_to_ns(r.duration).max(1))
-                .collect();
-            let params = [
-                ("accounting", Param::from(word)),
-                ("mmio_tracked_pages", Param::from(tracked)),
-            ];
-            match latency_metric("hv.exit_handler", &params, &handler, false, None) {
-                Some(mut m) => {
-                    m.note = Some(
-                        "hypervisor side: the VmExit tracepoint's duration around the exit \
-                         handler (port check and device A), for `in al, 0x300`"
-                            .into(),
-                    );
-                    push_with_exit_row(sink, m, Some("hypervisor"));
-                }
-                None => sink.skip(
-                    "hv.exit_handler",
-                    format!(
-                        "accounting={word} tracked={tracked}: no timed VmExit records \
-                         (tracepoints lost: {:?})",
-                        collector.stats()
-                    ),
-                ),
-            }
-        }
-    }
-    let bind_points: &[u64] = if cx.quick {
-        &[1, 16, 256, 4096, 65_536]
-    } else {
-        &[1, 4, 16, 64, 256, 1024, 4096, 16_384, 65_536, 262_144]
-    };
-    let reps = if cx.quick { 15 } else { 60 };
-    for &pages in bind_points {
-        cx.progress.step(&format!("hv.bind pages={pages}"));
-        bare_then_hv(
-            sink,
-            pages,
-            ("hv.memslot_add", w::memslot_add(pages, reps)),
-            ("hv.bind", w::bind(pages, reps)),
-            "bare memslot add",
-        );
-    }
-    let revoke_points: &[u64] = if cx.quick {
-        &[1, 4096, 65_536]
-    } else {
-        &[1, 64, 4096, 65_536, 262_144]
-    };
-    let reps = if cx.quick { 6 } else { 30 };
-    for &pages in revoke_points {
-        cx.progress.step(&format!("hv.revoke_force pages={pages}"));
-        bare_then_hv(
-            sink,
-            pages,
-            ("hv.memslot_delete", w::memslot_delete(pages, reps)),
-            ("hv.revoke_force", w::revoke_force(pages, reps)),
-            "bare memslot delete",
-        );
-    }
-}
-
-/// Records a bare-KVM step and the hypervisor step that contains it, for
-/// `pages` pages, noting the bare step's p50 on the hypervisor's metric so
-/// the accountant's share shows; a failed measurement is listed as not
-/// measured.
-fn bare_then_hv(
-    sink: &mut Sink,
-    pages: u64,
-    bare: (&str, Result<Vec<u64>, hv::hv::HvError>),
-    step: (&str, Result<Vec<u64>, hv::hv::HvError>),
-    bare_words: &str,
-) {
-    let params = [("pages", Param::from(pages))];
-    let base = match bare.1 {
-        Ok(v) => {
-            sink.metrics
-                .extend(latency_metric(bare.0, &params, &v, false, None));
-            median_u64(&v)
-        }
-        Err(e) => {
-            sink.skip(bare.0, format!("{pages} pages: {e}"));
-            None
-        }
-    };
-    match step.1 {
-        Ok(v) => {
-            let mut m = latency_metric(step.0, &params, &v, false, None);
-            if let (Some(m), Some(b)) = (m.as_mut(), base) {
-                m.note = Some(format!("{bare_words} of the same size: p50 {b:.0} ns"));
-            }
-            sink.metrics.extend(m);
-        }
-        Err(e) => sink.skip(step.0, format!("{pages} pages: {e}")),
     }
 }
 
@@ -952,7 +684,7 @@ const CALLGRIND_CHECKS: (u64, u64) = (1_000, 101_000);
 /// counted by callgrind (deterministic for one binary: the gate compares it
 /// exactly). Skipped, and said so, where valgrind is not installed.
 pub fn port_check_instructions(cx: &mut Ctx, sink: &mut Sink) {
-    const NAME: &str = "accountant.port_check_instructions";
+    const NAME: MetricName = MetricName::PortCheckInstructions;
     for grants in [1u64, 65_536] {
         cx.progress
             .step(&format!("{NAME} grants={grants} (callgrind)"));
@@ -966,8 +698,7 @@ pub fn port_check_instructions(cx: &mut Ctx, sink: &mut Sink) {
                     ("impl", Param::from("radix")),
                     ("grants", Param::from(grants)),
                 ];
-                let mut m =
-                    Metric::exact(NAME, "instructions", &params, harness::round4(per_check));
+                let mut m = Metric::exact(NAME, &params, harness::round4(per_check));
                 m.note = Some(format!(
                     "callgrind: (Ir with {hi} checks - Ir with {lo}) / {}",
                     hi - lo
@@ -989,33 +720,6 @@ pub fn port_check_instructions(cx: &mut Ctx, sink: &mut Sink) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn latency_metric_corrects_stalls() {
-        // 999 fast accesses and one stall of 1000 intervals: uncorrected the
-        // stall is one sample; corrected it also stands for the accesses it
-        // delayed, which moves the upper percentiles.
-        let mut v = vec![100u64; 999];
-        v.push(100_000);
-        let m = latency_metric("hv.pio_exit", &[], &v, true, Some(50.0)).expect("non-empty");
-        let raw = m.uncorrected.expect("corrected metrics keep the raw ones");
-        assert!(raw.p99 < 110.0, "{raw:?}");
-        assert!(m.p99 > 10_000.0, "{m:?}");
-        assert_eq!(m.count, 1000);
-        assert_eq!(m.samples.len(), 1000);
-        assert_eq!(m.norm_samples[0], 2.0);
-        let plain = latency_metric("hv.bind", &[], &v, false, None).expect("non-empty");
-        assert!(plain.uncorrected.is_none() && plain.norm_samples.is_empty());
-        assert!(plain.p99 < 110.0);
-    }
-
-    #[test]
-    fn strided_bounds_kept_samples() {
-        let v: Vec<u64> = (0..10_001).collect();
-        let s = strided(&v, 2000);
-        assert!(s.len() <= 2000 && s.len() > 1000, "{}", s.len());
-        assert_eq!(s[0], 0);
-    }
 
     #[test]
     fn granted_ports_spread_and_distinct() {
@@ -1049,6 +753,9 @@ mod tests {
             counters: None,
             inject: None,
             progress: crate::Progress::silent(1),
+            placement: ::hv::workloads::Setup::default(),
+            only: None,
+            placement_home: None,
         };
         let mut sink = Sink::default();
         tracking(&mut cx, &mut sink);
@@ -1057,7 +764,7 @@ mod tests {
             sink.metrics
                 .iter()
                 .find(|m| {
-                    m.name == "accountant.tracking_allocations"
+                    m.is(MetricName::TrackingAllocations)
                         && m.param("tracker") == Some(&Param::from(t))
                         && m.param("pages") == Some(&Param::from(65_536u64))
                 })

@@ -1,0 +1,659 @@
+//! `hv.*`: the hypervisor workloads on real guests (`hv::workloads`).
+//!
+//! * Guest-timed port exits (`hv.pio_exit`, accounting on and off, 0 /
+//!   256 MiB / 4 GiB of framebuffer tracked) beside a bare exit
+//!   (`hv.bare_exit`): the round trip a guest sees.
+//! * The accounting's own cost per exit (`hv.accounting_cost`): the exit
+//!   handler with accounting on minus off, paired per round, from the
+//!   handler probe (tracepoints off on both sides), and the two sides'
+//!   handler times (`hv.exit_handler`).
+//! * Bind, unmap and forced revoke, each paired per round with the bare
+//!   memslot add or delete it contains, on the same VM with its vCPU in the
+//!   same state, alternating which goes first: `hv.bind` / `hv.memslot_add`
+//!   → `hv.bind_over_floor`; `hv.unmap` / `hv.memslot_delete` →
+//!   `hv.unmap_over_floor`; `hv.revoke_force` / `hv.memslot_delete` →
+//!   `hv.revoke_force_over_floor`, with the vCPU parked in a blocking
+//!   hypercall and running in guest mode.
+//!
+//! Every sample records the CPU of the thread that took it (the vCPU's for
+//! guest-timed exits, the control thread's otherwise).
+
+use super::{Ctx, Sink};
+use crate::harness;
+use hv::acct::Accounting;
+use hv::workloads::{self as w, paired};
+use reports::{Metric, MetricName, Param};
+
+/// Guest-timed PIO exits per configuration (quick / full).
+fn exit_samples(quick: bool) -> usize {
+    if quick {
+        20_000
+    } else {
+        200_000
+    }
+}
+
+/// Framebuffer MMIO tracked during port exits: none, 256 MiB (the default
+/// framebuffer) and 4 GiB.
+pub const TRACKED_PAGES: [u64; 3] = [0, 65_536, 1_048_576];
+
+/// Sizes of the bind sweep.
+pub fn bind_points(quick: bool) -> &'static [u64] {
+    if quick {
+        &[1, 16, 256, 4096, 65_536]
+    } else {
+        &[1, 4, 16, 64, 256, 1024, 4096, 16_384, 65_536, 262_144]
+    }
+}
+
+/// One point of the unmap / forced-revoke sweep.
+#[derive(Clone, Copy, Debug)]
+pub struct DeletePoint {
+    /// Pages mapped, touched and removed.
+    pub pages: u64,
+    /// Paired rounds.
+    pub rounds: usize,
+    /// Also measure `hv.unmap` and the revoke with the vCPU running (not only
+    /// the revoke with the vCPU parked).
+    pub all_states: bool,
+}
+
+const fn dp(pages: u64, rounds: usize, all_states: bool) -> DeletePoint {
+    DeletePoint {
+        pages,
+        rounds,
+        all_states,
+    }
+}
+
+/// The unmap / forced-revoke sweep. Every round paints every page twice (once
+/// per side), at tens of microseconds per first touch under shadow paging,
+/// so the large sizes get few rounds, and framebuffer scale (65,536 pages and
+/// more) is left to the full run.
+pub fn delete_points(quick: bool) -> &'static [DeletePoint] {
+    const QUICK: [DeletePoint; 2] = [dp(1, 30, true), dp(4096, 10, true)];
+    const FULL: [DeletePoint; 5] = [
+        dp(1, 100, true),
+        dp(64, 60, true),
+        dp(4096, 40, true),
+        dp(65_536, 10, true),
+        dp(262_144, 4, false),
+    ];
+    if quick {
+        &QUICK
+    } else {
+        &FULL
+    }
+}
+
+/// Rounds of the accounting-cost pairing and port exits per round and side.
+fn cost_plan(quick: bool) -> (usize, u64) {
+    if quick {
+        (30, 200)
+    } else {
+        (100, 500)
+    }
+}
+
+/// CPUs the placement probe visits: every CPU the process may use, at
+/// most four.
+fn probe_cpus() -> Vec<usize> {
+    crate::ALLOWED
+        .get()
+        .cloned()
+        .or_else(hv::affinity::current_affinity)
+        .map(|s| s.cpus().iter().copied().take(4).collect())
+        .unwrap_or_default()
+}
+
+/// The suite's parts: the metrics each emits, and its progress steps.
+fn parts(quick: bool) -> [(&'static [MetricName], usize); 5] {
+    [
+        (
+            &[
+                MetricName::BareExit,
+                MetricName::PioExit,
+                MetricName::PortExit,
+            ],
+            1 + 2 * TRACKED_PAGES.len(),
+        ),
+        (
+            &[
+                MetricName::AccountingCost,
+                MetricName::ExitHandler,
+                MetricName::PortExit,
+            ],
+            TRACKED_PAGES.len(),
+        ),
+        (
+            &[
+                MetricName::Bind,
+                MetricName::MemslotAdd,
+                MetricName::BindOverFloor,
+            ],
+            bind_points(quick).len(),
+        ),
+        (
+            &[
+                MetricName::HvUnmap,
+                MetricName::MemslotDelete,
+                MetricName::UnmapOverFloor,
+                MetricName::RevokeForce,
+                MetricName::RevokeForceOverFloor,
+            ],
+            delete_points(quick)
+                .iter()
+                .map(|p| if p.all_states { 3 } else { 1 })
+                .sum::<usize>(),
+        ),
+        (&[MetricName::MemslotDelete], probe_cpus().len()),
+    ]
+}
+
+fn selects(only: Option<&str>, names: &[MetricName]) -> bool {
+    only.is_none_or(|o| {
+        names
+            .iter()
+            .any(|n| n.as_str().starts_with(o) || o.starts_with(n.as_str()))
+    })
+}
+
+/// Steps this suite announces with `--only` (for the progress total).
+pub fn steps_for(quick: bool, only: Option<&str>) -> usize {
+    parts(quick)
+        .iter()
+        .filter(|(names, _)| selects(only, names))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The metric names this suite emits.
+pub const EMITS: &[MetricName] = &[
+    MetricName::BareExit,
+    MetricName::PioExit,
+    MetricName::PortExit,
+    MetricName::ExitHandler,
+    MetricName::AccountingCost,
+    MetricName::Bind,
+    MetricName::MemslotAdd,
+    MetricName::BindOverFloor,
+    MetricName::HvUnmap,
+    MetricName::MemslotDelete,
+    MetricName::UnmapOverFloor,
+    MetricName::RevokeForce,
+    MetricName::RevokeForceOverFloor,
+];
+
+/// Runs the suite.
+pub fn hv(cx: &mut Ctx, sink: &mut Sink) {
+    if !std::path::Path::new("/dev/kvm").exists() {
+        for name in EMITS {
+            sink.skip(*name, "/dev/kvm is absent on this host");
+        }
+        return;
+    }
+    let run: [fn(&mut Ctx, &mut Sink); 5] =
+        [exits, accounting_cost, binds, deletes, placement_probe];
+    for ((names, _), part) in parts(cx.quick).iter().zip(run) {
+        if selects(cx.only.as_deref(), names) {
+            part(cx, sink);
+        }
+    }
+}
+
+fn exits(cx: &mut Ctx, sink: &mut Sink) {
+    let n = exit_samples(cx.quick);
+    let setup = cx.placement.clone();
+    let vcpu_cpu = setup.vcpu_cpus.as_ref().map(|c| c.cpus()[0] as u32);
+    cx.progress.step(&format!("hv.bare_exit n={n}"));
+    let bare = match w::bare_exit(n, &setup) {
+        Ok(v) => {
+            let m = latency_metric(MetricName::BareExit, &[], &v, true, None);
+            sink.metrics.extend(m.map(|m| on_cpu(m, vcpu_cpu)));
+            median_u64(&v)
+        }
+        Err(e) => {
+            sink.skip(
+                MetricName::BareExit,
+                format!("bare KVM exit loop failed: {e}"),
+            );
+            None
+        }
+    };
+    for tracked in TRACKED_PAGES {
+        for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
+            cx.progress.step(&format!(
+                "hv.pio_exit accounting={word} mmio_tracked_pages={tracked} n={n}"
+            ));
+            let params = [
+                ("accounting", Param::from(word)),
+                ("mmio_tracked_pages", Param::from(tracked)),
+                ("load", Param::from("none")),
+            ];
+            match w::pio_exit(acc, tracked, n, &setup) {
+                Ok(v) => {
+                    if let Some(mut m) =
+                        latency_metric(MetricName::PioExit, &params, &v, true, bare)
+                    {
+                        m.note = Some(
+                            "guest-timed (lfence; rdtsc) round trip of `in al, 0x300`; \
+                             percentiles corrected for coordinated omission; normalized by \
+                             the same run's bare-exit median"
+                                .into(),
+                        );
+                        push_with_exit_row(sink, on_cpu(m, vcpu_cpu), None);
+                    }
+                }
+                Err(e) => sink.skip(
+                    MetricName::PioExit,
+                    format!("accounting={word} tracked={tracked}: {e}"),
+                ),
+            }
+        }
+    }
+}
+
+fn accounting_cost(cx: &mut Ctx, sink: &mut Sink) {
+    let (rounds, per) = cost_plan(cx.quick);
+    let setup = cx.placement.clone();
+    for tracked in TRACKED_PAGES {
+        cx.progress.step(&format!(
+            "hv.accounting_cost mmio_tracked_pages={tracked} ({rounds} rounds x {per} exits x 2)"
+        ));
+        let c = match paired::accounting_cost(tracked, rounds, per, &setup) {
+            Ok(c) => c,
+            Err(e) => {
+                for name in [MetricName::AccountingCost, MetricName::ExitHandler] {
+                    sink.skip(name, format!("mmio_tracked_pages={tracked}: {e}"));
+                }
+                continue;
+            }
+        };
+        let params = [
+            ("mmio_tracked_pages", Param::from(tracked)),
+            ("load", Param::from("none")),
+        ];
+        let deltas = c.deltas();
+        if let Some(mut m) = value_metric(MetricName::AccountingCost, &params, &deltas, &c.cpu) {
+            m.note = Some(format!(
+                "per round: median exit-handler time with accounting on minus off ({per} port \
+                 exits each side, alternating order, tracepoints off on both sides; handler \
+                 timed by the hv handler probe); vCPU threads on CPU {:?} / {:?}; {} exits not \
+                 recorded",
+                c.vcpu_cpu.0, c.vcpu_cpu.1, c.dropped
+            ));
+            sink.metrics.push(m);
+        }
+        for (word, all, cpu) in [
+            ("on", &c.all_on, c.vcpu_cpu.0),
+            ("off", &c.all_off, c.vcpu_cpu.1),
+        ] {
+            let params = [
+                ("accounting", Param::from(word)),
+                ("mmio_tracked_pages", Param::from(tracked)),
+                ("load", Param::from("none")),
+            ];
+            if let Some(mut m) = latency_metric(MetricName::ExitHandler, &params, all, false, None)
+            {
+                m.note = Some(
+                    "hypervisor side: the exit handler of `in al, 0x300` (port check and \
+                     device A) timed by the handler probe, tracepoints off"
+                        .into(),
+                );
+                push_with_exit_row(sink, on_cpu(m, cpu), Some("hypervisor"));
+            }
+        }
+    }
+}
+
+fn binds(cx: &mut Ctx, sink: &mut Sink) {
+    let rounds = if cx.quick { 40 } else { 200 };
+    let setup = cx.placement.clone();
+    for &pages in bind_points(cx.quick) {
+        cx.progress
+            .step(&format!("hv.bind pages={pages} ({rounds} paired rounds)"));
+        let params = [("pages", Param::from(pages))];
+        match paired::bind(pages, rounds, &setup) {
+            Ok(p) => push_pairs(
+                sink,
+                &p,
+                (
+                    MetricName::MemslotAdd,
+                    MetricName::Bind,
+                    MetricName::BindOverFloor,
+                ),
+                &params,
+                "bare memslot add of the same frames on the same VM",
+            ),
+            Err(e) => sink.skip(MetricName::Bind, format!("{pages} pages: {e}")),
+        }
+    }
+}
+
+fn deletes(cx: &mut Ctx, sink: &mut Sink) {
+    let setup = cx.placement.clone();
+    for point in delete_points(cx.quick) {
+        let (pages, rounds) = (point.pages, point.rounds);
+        if !point.all_states {
+            revoke(cx, sink, pages, rounds, paired::VcpuState::Parked);
+            continue;
+        }
+        cx.progress
+            .step(&format!("hv.unmap pages={pages} ({rounds} paired rounds)"));
+        let params = [
+            ("pages", Param::from(pages)),
+            ("vcpu_state", Param::from("parked")),
+            ("paired_with", Param::from("unmap")),
+        ];
+        match paired::unmap(pages, rounds, &setup) {
+            Ok(p) => push_pairs(
+                sink,
+                &p,
+                (
+                    MetricName::MemslotDelete,
+                    MetricName::HvUnmap,
+                    MetricName::UnmapOverFloor,
+                ),
+                &params,
+                "bare memslot delete of the same touched frames on the same VM",
+            ),
+            Err(e) => sink.skip(MetricName::HvUnmap, format!("{pages} pages: {e}")),
+        }
+        for state in [paired::VcpuState::Parked, paired::VcpuState::Running] {
+            revoke(cx, sink, pages, rounds, state);
+        }
+    }
+}
+
+/// Why placement matters, measured: the bare memslot delete of one touched
+/// page with the control thread on each CPU in turn (the vCPU parked, on its
+/// usual CPU). `hv.memslot_delete` with `paired_with=placement` and
+/// `control_cpu`.
+fn placement_probe(cx: &mut Ctx, sink: &mut Sink) {
+    let rounds = if cx.quick { 16 } else { 60 };
+    let home = hv::affinity::current_affinity();
+    for cpu in probe_cpus() {
+        cx.progress.step(&format!(
+            "hv.memslot_delete pages=1 control_cpu={cpu} (placement probe, {rounds} rounds)"
+        ));
+        if let Err(errno) = hv::affinity::pin_current(&hv::affinity::CpuSet::one(cpu)) {
+            sink.skip(
+                MetricName::MemslotDelete,
+                format!("placement probe: CPU {cpu} refused (errno {errno})"),
+            );
+            continue;
+        }
+        let params = [
+            ("pages", Param::from(1u64)),
+            ("vcpu_state", Param::from("parked")),
+            ("paired_with", Param::from("placement")),
+            ("control_cpu", Param::from(cpu as u64)),
+        ];
+        match paired::unmap(1, rounds, &cx.placement) {
+            Ok(p) => sink.metrics.extend(
+                latency_metric(MetricName::MemslotDelete, &params, &p.floor, false, None).map(
+                    |mut m| {
+                        m.cpus = p.cpu.clone();
+                        m.note = Some(format!(
+                            "bare memslot delete of 1 touched page with the control thread \
+                             pinned to CPU {cpu} (vCPU parked on CPU {:?})",
+                            p.vcpu_cpu
+                        ));
+                        m
+                    },
+                ),
+            ),
+            Err(e) => sink.skip(
+                MetricName::MemslotDelete,
+                format!("placement probe on CPU {cpu}: {e}"),
+            ),
+        }
+    }
+    // Back to the measuring CPU for whatever runs next.
+    if let Some(h) = cx.placement_home.as_ref().or(home.as_ref()) {
+        let _ = hv::affinity::pin_current(h);
+    }
+}
+
+fn revoke(cx: &mut Ctx, sink: &mut Sink, pages: u64, rounds: usize, state: paired::VcpuState) {
+    cx.progress.step(&format!(
+        "hv.revoke_force pages={pages} vcpu_state={} ({rounds} paired rounds)",
+        state.name()
+    ));
+    let params = [
+        ("pages", Param::from(pages)),
+        ("vcpu_state", Param::from(state.name())),
+        ("paired_with", Param::from("revoke_force")),
+    ];
+    match paired::revoke_force(pages, rounds, state, &cx.placement) {
+        Ok(p) => push_pairs(
+            sink,
+            &p,
+            (
+                MetricName::MemslotDelete,
+                MetricName::RevokeForce,
+                MetricName::RevokeForceOverFloor,
+            ),
+            &params,
+            "bare memslot delete of the same touched frames on the same VM, vCPU in the same \
+             state",
+        ),
+        Err(e) => sink.skip(
+            MetricName::RevokeForce,
+            format!("{pages} pages {}: {e}", state.name()),
+        ),
+    }
+}
+
+/// Pushes the floor, the step and their per-round ratio. The floor and step
+/// keep the params (the floor also says what it was paired with); the ratio
+/// drops `paired_with`, which its name already says.
+fn push_pairs(
+    sink: &mut Sink,
+    p: &paired::Paired,
+    (floor, step, ratio): (MetricName, MetricName, MetricName),
+    params: &[(&str, Param)],
+    floor_words: &str,
+) {
+    let own: Vec<(&str, Param)> = params
+        .iter()
+        .filter(|(k, _)| *k != "paired_with")
+        .cloned()
+        .collect();
+    let with_cpus = |mut m: Metric| {
+        m.cpus = p.cpu.clone();
+        m
+    };
+    sink.metrics.extend(
+        latency_metric(floor, params, &p.floor, false, None).map(|mut m| {
+            m.note = Some(format!("{floor_words}; paired per round with {step}"));
+            with_cpus(m)
+        }),
+    );
+    sink.metrics.extend(
+        latency_metric(step, &own, &p.step, false, None).map(|mut m| {
+            m.note = Some(format!(
+                "paired per round with {floor} ({floor_words}), alternating order"
+            ));
+            with_cpus(m)
+        }),
+    );
+    let ratios = p.ratios();
+    if let Some(mut m) = value_metric(ratio, &own, &ratios, &p.cpu) {
+        m.norm_samples = m.samples.clone();
+        m.note = Some(format!(
+            "{step} / {floor} per round ({} rounds, the same thread, VM and vCPU state; floor \
+             first in even rounds); vCPU thread on CPU {:?}",
+            ratios.len(),
+            p.vcpu_cpu
+        ));
+        sink.metrics.push(m);
+    }
+}
+
+/// A metric whose samples are per-round values (ratios, deltas): headline the
+/// median, with a 95 % bootstrap interval of it.
+fn value_metric(
+    name: MetricName,
+    params: &[(&str, Param)],
+    v: &[f64],
+    cpus: &[u32],
+) -> Option<Metric> {
+    let mut sorted: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    let mut m = Metric::new(name, params);
+    m.p50 = reports::stats::median(&sorted).unwrap_or(0.0);
+    m.value = m.p50;
+    m.p90 = q(0.9);
+    m.p99 = q(0.99);
+    m.p999 = q(0.999);
+    m.max = q(1.0);
+    m.min = q(0.0);
+    m.count = sorted.len() as u64;
+    m.samples = v.iter().map(|x| harness::round4(*x)).collect();
+    m.cpus = cpus.to_vec();
+    m.ci95 = harness::bootstrap_median_ci(v, 0xc195);
+    Some(m)
+}
+
+/// Marks every sample of `m` as taken on `cpu` (guest-timed samples: the
+/// pinned vCPU thread's CPU).
+fn on_cpu(mut m: Metric, cpu: Option<u32>) -> Metric {
+    if let Some(c) = cpu {
+        m.cpus = vec![c; m.samples.len()];
+    }
+    m
+}
+
+/// Pushes a port-0x300 latency metric and its row of the per-port exit
+/// table (`hv.port_exit`: the same percentiles without the samples), tagged
+/// with `side` when it is not what the guest saw.
+fn push_with_exit_row(sink: &mut Sink, m: Metric, side: Option<&str>) {
+    let mut row = m.clone();
+    row.name = MetricName::PortExit.as_str().into();
+    row.params.insert("port".into(), Param::from(0x300u64));
+    if let Some(side) = side {
+        row.params.insert("side".into(), Param::from(side));
+    }
+    row.samples.clear();
+    row.norm_samples.clear();
+    row.spectrum.clear();
+    row.cpus.clear();
+    sink.metrics.push(m);
+    sink.metrics.push(row);
+}
+
+/// Keeps at most `max` evenly strided values.
+fn strided(v: &[u64], max: usize) -> Vec<u64> {
+    let step = v.len().div_ceil(max.max(1)).max(1);
+    v.iter().step_by(step).copied().collect()
+}
+
+fn median_u64(v: &[u64]) -> Option<f64> {
+    let f: Vec<f64> = v.iter().map(|x| *x as f64).collect();
+    reports::stats::median(&f)
+}
+
+/// A latency metric from raw per-operation samples (ns). With `co`, the
+/// main percentiles are corrected for coordinated omission (the guest loop is
+/// closed: a stalled access delays the ones behind it) using the
+/// uncorrected median as the expected interval; the uncorrected ones are
+/// kept. With `norm_by`, the kept samples are also divided by that
+/// same-run baseline median (a within-run ratio for the gate).
+pub fn latency_metric(
+    name: MetricName,
+    params: &[(&str, Param)],
+    samples: &[u64],
+    co: bool,
+    norm_by: Option<f64>,
+) -> Option<Metric> {
+    let mut raw = hdrhistogram::Histogram::<u64>::new(3).ok()?;
+    for &v in samples {
+        raw.record(v.max(1)).ok()?;
+    }
+    let (up, umin, uspec) = harness::summarize_hist(&raw, 1.0)?;
+    let (p, min, spectrum) = if co {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).ok()?;
+        let interval = raw.value_at_quantile(0.5).max(1);
+        for &v in samples {
+            h.record_correct(v.max(1), interval).ok()?;
+        }
+        harness::summarize_hist(&h, 1.0)?
+    } else {
+        (up, umin, uspec)
+    };
+    let mut m = Metric::new(name, params);
+    m.value = p.p50;
+    m.p50 = p.p50;
+    m.p90 = p.p90;
+    m.p99 = p.p99;
+    m.p999 = p.p999;
+    m.max = p.max;
+    m.min = min;
+    m.count = samples.len() as u64;
+    m.spectrum = spectrum;
+    if co {
+        m.uncorrected = Some(up);
+    }
+    let kept = strided(samples, 2000);
+    m.samples = kept.iter().map(|v| *v as f64).collect();
+    if let Some(b) = norm_by.filter(|b| *b > 0.0) {
+        m.norm_samples = kept
+            .iter()
+            .map(|v| harness::round4(*v as f64 / b))
+            .collect();
+    }
+    Some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_metric_corrects_stalls() {
+        // 999 fast accesses and one stall of 1000 intervals: uncorrected the
+        // stall is one sample; corrected it also stands for the accesses it
+        // delayed, which moves the upper percentiles.
+        let mut v = vec![100u64; 999];
+        v.push(100_000);
+        let m = latency_metric(MetricName::PioExit, &[], &v, true, Some(50.0)).expect("non-empty");
+        let raw = m.uncorrected.expect("corrected metrics keep the raw ones");
+        assert!(raw.p99 < 110.0, "{raw:?}");
+        assert!(m.p99 > 10_000.0, "{m:?}");
+        assert_eq!(m.count, 1000);
+        assert_eq!(m.samples.len(), 1000);
+        assert_eq!(m.norm_samples[0], 2.0);
+        let plain = latency_metric(MetricName::Bind, &[], &v, false, None).expect("non-empty");
+        assert!(plain.uncorrected.is_none() && plain.norm_samples.is_empty());
+        assert!(plain.p99 < 110.0);
+    }
+
+    #[test]
+    fn strided_bounds_kept_samples() {
+        let v: Vec<u64> = (0..10_001).collect();
+        let s = strided(&v, 2000);
+        assert!(s.len() <= 2000 && s.len() > 1000, "{}", s.len());
+        assert_eq!(s[0], 0);
+    }
+
+    #[test]
+    fn value_metrics_headline_the_median_with_an_interval() {
+        let v = [1.0, 1.2, 1.1, 0.9, 1.05, 1.02, 0.98];
+        let m = value_metric(MetricName::BindOverFloor, &[], &v, &[0; 7]).expect("values");
+        assert_eq!(m.value, 1.02);
+        assert_eq!(m.min, 0.9);
+        assert_eq!(m.max, 1.2);
+        assert_eq!(m.unit, "ratio");
+        let [lo, hi] = m.ci95.expect("an interval");
+        assert!(
+            lo <= m.value && m.value <= hi && lo >= 0.9 && hi <= 1.2,
+            "{lo} {hi}"
+        );
+        assert!(value_metric(MetricName::BindOverFloor, &[], &[f64::NAN], &[]).is_none());
+    }
+}

@@ -1,0 +1,424 @@
+//! Paired measurements: each hypervisor step beside the bare KVM step it
+//! contains, measured in the same round, on the same thread, against the
+//! same VM, with its vCPU in the same state, in alternating order.
+//!
+//! | function | step | floor |
+//! |---|---|---|
+//! | [`bind`] | `Hypervisor::map` of N framebuffer pages | a memslot add of the same frames on the domain's own VM |
+//! | [`unmap`] | `Hypervisor::unmap` of N pages the guest just touched | a memslot delete of the same touched frames |
+//! | [`revoke_force`] | a forced revoke of N touched pages | a memslot delete of the same touched frames |
+//! | [`accounting_cost`] | the exit handler with accounting on | the same handler with accounting off |
+//!
+//! The caller pins the calling (control) thread; vCPU threads are pinned by
+//! [`Setup::vcpu_cpus`]. Every round records the CPU the control thread was
+//! on (`sched_getcpu`), so a sample taken elsewhere shows.
+//!
+//! Why same VM and alternating order: a memslot delete waits for SRCU grace
+//! periods whose cost depends on which CPU runs the VM's SRCU callbacks and
+//! whether the vCPU is in guest mode; two loops over two VMs, or all floors
+//! first, measure different conditions and their ratio is not the cost of
+//! the hypervisor's own work.
+
+use super::{d, fb_bytes_for, fb_range, WAIT};
+use crate::acct::Accounting;
+use crate::affinity::{current_cpu, CpuSet};
+use crate::hv::{Config, HvError, Hypervisor};
+use crate::layout;
+use crate::platform::{DEVICE_A_DATA, DEVICE_A_PORTS, FB_FRAME};
+use crate::programs::{self, Wait, Work, SI_ACK, SI_REQ};
+use crate::vm::VmError;
+use accountant::{DomId, Mode, Space, UnitRange};
+use std::time::{Duration, Instant};
+
+/// Placement of the vCPU threads (the caller pins itself).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Setup {
+    /// CPUs the vCPU threads are pinned to.
+    pub vcpu_cpus: Option<CpuSet>,
+}
+
+/// The state of the domain's vCPU while a revoke runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcpuState {
+    /// Parked in a blocking hypercall (its thread is outside `KVM_RUN`).
+    Parked,
+    /// Running in guest mode (spinning, no exits).
+    Running,
+}
+
+impl VcpuState {
+    /// `parked` / `running`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VcpuState::Parked => "parked",
+            VcpuState::Running => "running",
+        }
+    }
+}
+
+/// Per-round pairs: `floor[i]` and `step[i]` were measured back to back in
+/// round `i` (floor first when `floor_first[i]`), on CPU `cpu[i]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Paired {
+    /// The bare KVM step, ns.
+    pub floor: Vec<u64>,
+    /// The hypervisor step, ns.
+    pub step: Vec<u64>,
+    /// The control thread's CPU in each round (`u32::MAX`: unknown).
+    pub cpu: Vec<u32>,
+    /// Whether the floor went first in that round.
+    pub floor_first: Vec<bool>,
+    /// The CPU the domain's vCPU thread started on.
+    pub vcpu_cpu: Option<u32>,
+}
+
+impl Paired {
+    /// `step / floor` per round.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.floor
+            .iter()
+            .zip(&self.step)
+            .map(|(f, s)| *s as f64 / (*f).max(1) as f64)
+            .collect()
+    }
+
+    fn push(&mut self, floor: u64, step: u64, floor_first: bool) {
+        self.floor.push(floor);
+        self.step.push(step);
+        self.floor_first.push(floor_first);
+        self.cpu.push(current_cpu().unwrap_or(u32::MAX));
+    }
+}
+
+fn guest_failed(what: &'static str) -> HvError {
+    HvError::Vm(VmError::Kvm { what, errno: 0 })
+}
+
+/// A booted hypervisor with domain 1 running an [`programs::on_request`]
+/// guest, and the request counter.
+struct Bench {
+    hv: Hypervisor,
+    dom: DomId,
+    req: u64,
+}
+
+impl Bench {
+    fn new(
+        cfg: Config,
+        work: Work,
+        wait: Wait,
+        grant: Option<UnitRange>,
+    ) -> Result<Bench, HvError> {
+        let hv = Hypervisor::boot(cfg)?;
+        let dom = d(1);
+        hv.create_domain_paused(dom, &programs::on_request(work, wait)?, layout::DEFAULT_RAM)?;
+        if let Some(r) = grant {
+            hv.grant(dom, r, Mode::Exclusive, false)?;
+        }
+        hv.start(dom)?;
+        let mut b = Bench { hv, dom, req: 0 };
+        b.request(wait)?;
+        Ok(b)
+    }
+
+    /// Asks the guest for one more round of its work and waits until it is
+    /// done and, for a parked guest, back in its blocking hypercall.
+    fn request(&mut self, wait: Wait) -> Result<(), HvError> {
+        let h0 = self.hv.stats(self.dom).map_or(0, |s| s.hypercalls);
+        self.req += 1;
+        self.hv
+            .write_guest_u64(self.dom, SI_REQ, self.req)
+            .ok_or(HvError::NoVm(self.dom))?;
+        self.hv.notify(self.dom);
+        let end = Instant::now() + WAIT;
+        let mut spins = 0u32;
+        loop {
+            let acked = self.hv.read_guest_u64(self.dom, SI_ACK) == Some(self.req);
+            let parked =
+                wait == Wait::Running || self.hv.stats(self.dom).is_some_and(|s| s.hypercalls > h0);
+            if acked && parked {
+                break;
+            }
+            if Instant::now() > end || self.hv.wait(self.dom, Duration::ZERO).is_some() {
+                return Err(guest_failed("bench guest stopped answering"));
+            }
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        if wait == Wait::Parked {
+            // Counted at hypercall entry: give it the few microseconds to
+            // reach its wait.
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        Ok(())
+    }
+}
+
+fn fb_config(pages: u64, setup: &Setup) -> Config {
+    Config {
+        fb_bytes: fb_bytes_for(pages),
+        vcpu_cpus: setup.vcpu_cpus.clone(),
+        ..Config::default()
+    }
+}
+
+fn timed<T>(f: impl FnOnce() -> Result<T, HvError>) -> Result<u64, HvError> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed().as_nanos() as u64)
+}
+
+/// `rounds` pairs of (memslot add, `Hypervisor::map`) of `pages`
+/// framebuffer pages on one domain whose vCPU is parked; each is undone
+/// (untimed) before the other runs.
+pub fn bind(pages: u64, rounds: usize, setup: &Setup) -> Result<Paired, HvError> {
+    let r = fb_range(pages)?;
+    let work = Work::Paint {
+        first_frame: FB_FRAME,
+        pages: 1,
+    };
+    let b = Bench::new(fb_config(pages, setup), work, Wait::Parked, Some(r))?;
+    let mut out = Paired {
+        vcpu_cpu: b.hv.stats(b.dom).and_then(|s| s.vcpu_cpu),
+        ..Paired::default()
+    };
+    for i in 0..rounds {
+        let floor_first = i % 2 == 0;
+        let mut f = 0;
+        let mut s = 0;
+        for floor in [floor_first, !floor_first] {
+            if floor {
+                f = b.hv.floor_memslot_add(b.dom, r)?;
+                b.hv.floor_memslot_delete(b.dom, r)?;
+            } else {
+                s = timed(|| b.hv.map(b.dom, r))?;
+                b.hv.unmap(b.dom, r)?;
+            }
+        }
+        out.push(f, s, floor_first);
+    }
+    Ok(out)
+}
+
+/// `rounds` pairs of (memslot delete, `Hypervisor::unmap`) of `pages`
+/// framebuffer pages that the parked guest touched right before (one write
+/// per page through the mapping being removed).
+pub fn unmap(pages: u64, rounds: usize, setup: &Setup) -> Result<Paired, HvError> {
+    deletes(pages, rounds, setup, VcpuState::Parked, false)
+}
+
+/// `rounds` pairs of (memslot delete, forced revoke) of `pages` framebuffer
+/// pages the guest touched right before, with the guest's vCPU `state`
+/// during the delete. The revoked grant is given back (untimed) each round.
+pub fn revoke_force(
+    pages: u64,
+    rounds: usize,
+    state: VcpuState,
+    setup: &Setup,
+) -> Result<Paired, HvError> {
+    deletes(pages, rounds, setup, state, true)
+}
+
+fn deletes(
+    pages: u64,
+    rounds: usize,
+    setup: &Setup,
+    state: VcpuState,
+    revoke: bool,
+) -> Result<Paired, HvError> {
+    let r = fb_range(pages)?;
+    let wait = match state {
+        VcpuState::Parked => Wait::Parked,
+        VcpuState::Running => Wait::Running,
+    };
+    let work = Work::Paint {
+        first_frame: FB_FRAME,
+        pages: pages.max(1),
+    };
+    let mut b = Bench::new(fb_config(pages, setup), work, wait, Some(r))?;
+    let mut out = Paired {
+        vcpu_cpu: b.hv.stats(b.dom).and_then(|s| s.vcpu_cpu),
+        ..Paired::default()
+    };
+    for i in 0..rounds {
+        let floor_first = i % 2 == 0;
+        let mut f = 0;
+        let mut s = 0;
+        for floor in [floor_first, !floor_first] {
+            if floor {
+                b.hv.floor_memslot_add(b.dom, r)?;
+                b.request(wait)?;
+                f = b.hv.floor_memslot_delete(b.dom, r)?;
+            } else {
+                b.hv.map(b.dom, r)?;
+                b.request(wait)?;
+                if revoke {
+                    s = timed(|| b.hv.revoke(b.dom, r, true))?;
+                    b.hv.grant(b.dom, r, Mode::Exclusive, false)?;
+                } else {
+                    s = timed(|| b.hv.unmap(b.dom, r))?;
+                }
+            }
+        }
+        out.push(f, s, floor_first);
+    }
+    b.hv.destroy_domain(b.dom)?;
+    Ok(out)
+}
+
+/// Per-round exit-handler medians with accounting on and off.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CostRounds {
+    /// Median handler time per round with accounting on, ns.
+    pub on: Vec<f64>,
+    /// The same with accounting off, ns.
+    pub off: Vec<f64>,
+    /// The control thread's CPU in each round.
+    pub cpu: Vec<u32>,
+    /// Every handler time with accounting on, ns.
+    pub all_on: Vec<u64>,
+    /// Every handler time with accounting off, ns.
+    pub all_off: Vec<u64>,
+    /// The CPUs the two vCPU threads started on (on, off).
+    pub vcpu_cpu: (Option<u32>, Option<u32>),
+    /// Exits the handler probe could not hold (should be 0).
+    pub dropped: u64,
+}
+
+impl CostRounds {
+    /// `on - off` per round, ns.
+    pub fn deltas(&self) -> Vec<f64> {
+        self.on.iter().zip(&self.off).map(|(a, b)| a - b).collect()
+    }
+}
+
+/// The hypervisor-side cost of accounting per port exit: two hypervisors,
+/// accounting on and off, each with `tracked_pages` framebuffer pages mapped
+/// by domain 0 and a domain-1 guest that does `exits` reads of device A's
+/// port per request. Each round asks both (alternating which goes first)
+/// and takes the median of the exit-handler times the handler probe
+/// recorded — a probe independent of the tracepoints, which stay in one
+/// state (off) on both sides, so no tracepoint cost is in the difference.
+pub fn accounting_cost(
+    tracked_pages: u64,
+    rounds: usize,
+    exits: u64,
+    setup: &Setup,
+) -> Result<CostRounds, HvError> {
+    let ports = UnitRange::new(
+        Space::IoPort,
+        DEVICE_A_PORTS.0 as u64,
+        DEVICE_A_PORTS.1 as u64,
+    )?;
+    let work = Work::PortReads {
+        port: DEVICE_A_DATA,
+        count: exits,
+    };
+    let mk = |accounting| -> Result<Bench, HvError> {
+        let cfg = Config {
+            accounting,
+            handler_probe: exits as usize + 64,
+            ..fb_config(tracked_pages, setup)
+        };
+        let hv = Hypervisor::boot(cfg)?;
+        if tracked_pages > 0 {
+            hv.map(d(0), fb_range(tracked_pages)?)?;
+        }
+        let dom = d(1);
+        hv.create_domain_paused(
+            dom,
+            &programs::on_request(work, Wait::Parked)?,
+            layout::DEFAULT_RAM,
+        )?;
+        hv.grant(dom, ports, Mode::Exclusive, false)?;
+        hv.start(dom)?;
+        let mut b = Bench { hv, dom, req: 0 };
+        b.request(Wait::Parked)?;
+        Ok(b)
+    };
+    let mut sides = [mk(Accounting::On)?, mk(Accounting::Off)?];
+    let khz = [khz_of(&sides[0]), khz_of(&sides[1])];
+    let mut out = CostRounds {
+        vcpu_cpu: (
+            sides[0].hv.stats(sides[0].dom).and_then(|s| s.vcpu_cpu),
+            sides[1].hv.stats(sides[1].dom).and_then(|s| s.vcpu_cpu),
+        ),
+        ..CostRounds::default()
+    };
+    // The warm-up request's exits are not part of any round.
+    for b in &sides {
+        let _ = b.hv.take_handler_ticks(b.dom);
+    }
+    for i in 0..rounds {
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        let mut med = [0.0f64; 2];
+        for s in order {
+            let b = &mut sides[s];
+            b.request(Wait::Parked)?;
+            let (ticks, dropped) =
+                b.hv.take_handler_ticks(b.dom)
+                    .ok_or(guest_failed("handler probe missing"))?;
+            out.dropped += dropped;
+            let ns: Vec<u64> = ticks.iter().map(|t| ticks_to_ns(*t, khz[s])).collect();
+            med[s] = median(&ns);
+            if s == 0 {
+                out.all_on.extend(&ns);
+            } else {
+                out.all_off.extend(&ns);
+            }
+        }
+        out.on.push(med[0]);
+        out.off.push(med[1]);
+        out.cpu.push(current_cpu().unwrap_or(u32::MAX));
+    }
+    Ok(out)
+}
+
+fn khz_of(b: &Bench) -> u64 {
+    match b.hv.tsc_khz(b.dom) {
+        0 => super::calibrate_tsc_khz(),
+        k => u64::from(k),
+    }
+}
+
+fn ticks_to_ns(t: u64, khz: u64) -> u64 {
+    (t as u128 * 1_000_000 / khz.max(1) as u128) as u64
+}
+
+fn median(v: &[u64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2] as f64,
+        n => (s[n / 2 - 1] + s[n / 2]) as f64 / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_and_deltas_are_per_round() {
+        let p = Paired {
+            floor: vec![100, 200, 0],
+            step: vec![150, 200, 5],
+            ..Paired::default()
+        };
+        assert_eq!(p.ratios(), vec![1.5, 1.0, 5.0]);
+        let c = CostRounds {
+            on: vec![10.0, 12.0],
+            off: vec![7.0, 13.0],
+            ..CostRounds::default()
+        };
+        assert_eq!(c.deltas(), vec![3.0, -1.0]);
+        assert_eq!(median(&[5, 1, 3]), 3.0);
+        assert_eq!(median(&[4, 1, 3, 2]), 2.5);
+        assert_eq!(ticks_to_ns(3_000, 3_000_000), 1_000);
+    }
+}

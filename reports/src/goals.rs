@@ -1,0 +1,662 @@
+//! The goals every run is held to: one typed definition for the report's
+//! summary and the gate.
+//!
+//! Two kinds, kept apart:
+//!
+//! * a [`Kind::Target`] is reported as met or missed and never fails CI — an
+//!   ambition, or a property of this host more than of the code (a ratio to
+//!   a KVM floor);
+//! * a [`Kind::Invariant`] is gated: a break fails CI. Only properties that
+//!   hold within one run on any machine are invariants (a fixed instruction
+//!   count whatever the grants, an allocation count).
+//!
+//! A new, ambitious target stays a target until the baseline meets it.
+//! Every goal is computed from the results by its `eval` function against a
+//! numeric limit; nothing here is a constant "met".
+
+use crate::names::MetricName;
+use crate::schema::{Metric, Param, Results};
+
+/// Whether a goal gates CI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Reported as met or missed; never fails CI.
+    Target,
+    /// Gated: a break fails CI.
+    Invariant,
+}
+
+/// Which way a measured value must lie from the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// `measured <= limit`.
+    AtMost,
+    /// `measured < limit`.
+    Below,
+    /// `measured >= limit`.
+    AtLeast,
+}
+
+impl Bound {
+    /// Whether `measured` satisfies the bound.
+    pub fn holds(self, measured: f64, limit: f64) -> bool {
+        match self {
+            Bound::AtMost => measured <= limit,
+            Bound::Below => measured < limit,
+            Bound::AtLeast => measured >= limit,
+        }
+    }
+
+    /// `≤`, `<`, `≥`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Bound::AtMost => "≤",
+            Bound::Below => "<",
+            Bound::AtLeast => "≥",
+        }
+    }
+}
+
+/// One goal.
+#[derive(Clone, Copy, Debug)]
+pub struct Goal {
+    /// Stable identifier (`accounting-cost`, …).
+    pub id: &'static str,
+    /// Target or invariant.
+    pub kind: Kind,
+    /// The metric it is computed from.
+    pub metric: MetricName,
+    /// What is held to the limit, in words.
+    pub what: &'static str,
+    /// Why it matters, or where the limit comes from.
+    pub why: &'static str,
+    /// The direction.
+    pub bound: Bound,
+    /// The limit, in the unit of [`Evaluation::measured`].
+    pub limit: f64,
+    /// The unit of the measured value (`ns`, `ratio`, `×`, `allocations`, …).
+    pub unit: &'static str,
+    /// Computes the measured value and how it was obtained, or `None` when
+    /// the results lack what it needs.
+    pub eval: fn(&Results, f64) -> Option<Measured>,
+}
+
+/// What `eval` found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measured {
+    /// The value held to the limit.
+    pub value: f64,
+    /// The limit it was held to (usually [`Goal::limit`]; for per-size
+    /// limits such as pages / 64, the computed one).
+    pub limit: f64,
+    /// How it was obtained, for people (`61.7 ns vs 3.1 ns at 65,536 grants`).
+    pub detail: String,
+}
+
+/// A goal with its evaluation.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// The goal.
+    pub goal: Goal,
+    /// What this run measured (`None`: not measured).
+    pub measured: Option<Measured>,
+}
+
+impl Evaluation {
+    /// `Some(true)` met, `Some(false)` missed/broken, `None` not measured.
+    pub fn met(&self) -> Option<bool> {
+        self.measured
+            .as_ref()
+            .map(|m| self.goal.bound.holds(m.value, m.limit))
+    }
+
+    /// `measured / limit` (how far from the limit; > 1 misses an upper bound).
+    pub fn ratio(&self) -> Option<f64> {
+        self.measured
+            .as_ref()
+            .filter(|m| m.limit != 0.0)
+            .map(|m| m.value / m.limit)
+    }
+}
+
+fn pu(m: &Metric, k: &str) -> Option<u64> {
+    m.param(k).and_then(Param::as_u64)
+}
+
+fn ps<'a>(m: &'a Metric, k: &str) -> Option<&'a str> {
+    m.param(k).and_then(Param::as_str)
+}
+
+/// The typical service time: the median before coordinated-omission
+/// correction when the metric was corrected.
+pub fn typical(m: &Metric) -> f64 {
+    m.uncorrected.map_or(m.p50, |u| u.p50)
+}
+
+/// Formats nanoseconds with a unit scaled to the value.
+pub fn fmt_ns(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.2} s", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2} ms", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.2} µs", v / 1e3)
+    } else if a >= 10.0 {
+        format!("{v:.1} ns")
+    } else {
+        format!("{v:.2} ns")
+    }
+}
+
+fn radix_points<'a>(r: &'a Results, imp: &str) -> Vec<&'a Metric> {
+    let mut v: Vec<&Metric> = r
+        .named(MetricName::PortCheck)
+        .filter(|m| ps(m, "impl") == Some(imp))
+        .collect();
+    v.sort_by_key(|m| pu(m, "grants").unwrap_or(0));
+    v
+}
+
+/// The radix check's p50 at the most grants over at the fewest.
+fn radix_flatness(r: &Results, _: f64) -> Option<Measured> {
+    let v = radix_points(r, "radix");
+    let (lo, hi) = (v.first()?, v.last()?);
+    (lo.key() != hi.key() && lo.p50 > 0.0).then(|| Measured {
+        value: hi.p50 / lo.p50,
+        limit: RADIX_FLATNESS_LIMIT,
+        detail: format!(
+            "{} at {} grants vs {} at {}",
+            fmt_ns(hi.p50),
+            pu(hi, "grants").unwrap_or(0),
+            fmt_ns(lo.p50),
+            pu(lo, "grants").unwrap_or(0)
+        ),
+    })
+}
+
+/// The radix check's largest p50 over its smallest, over every grant count.
+fn radix_flat_tight(r: &Results, limit: f64) -> Option<Measured> {
+    let v = radix_points(r, "radix");
+    let max = v.iter().max_by(|a, b| a.p50.total_cmp(&b.p50))?;
+    let min = v.iter().min_by(|a, b| a.p50.total_cmp(&b.p50))?;
+    (v.len() > 1 && min.p50 > 0.0).then(|| Measured {
+        value: max.p50 / min.p50,
+        limit,
+        detail: format!(
+            "max {} ({} grants) / min {} ({} grants)",
+            fmt_ns(max.p50),
+            pu(max, "grants").unwrap_or(0),
+            fmt_ns(min.p50),
+            pu(min, "grants").unwrap_or(0)
+        ),
+    })
+}
+
+fn radix_vs_linear(r: &Results, limit: f64) -> Option<Measured> {
+    let rx = radix_points(r, "radix");
+    let li = radix_points(r, "linear");
+    let g = pu(rx.last()?, "grants")?;
+    let l = li.iter().find(|m| pu(m, "grants") == Some(g))?;
+    let x = rx.last()?;
+    (x.p50 > 0.0).then(|| Measured {
+        value: l.p50 / x.p50,
+        limit,
+        detail: format!(
+            "linear {} vs radix {} at {g} grants",
+            fmt_ns(l.p50),
+            fmt_ns(x.p50)
+        ),
+    })
+}
+
+fn instructions_equal(r: &Results, limit: f64) -> Option<Measured> {
+    let mut v: Vec<&Metric> = r.named(MetricName::PortCheckInstructions).collect();
+    v.sort_by_key(|m| pu(m, "grants").unwrap_or(0));
+    let (lo, hi) = (v.first()?, v.last()?);
+    (lo.key() != hi.key() && lo.value > 0.0).then(|| Measured {
+        value: (hi.value / lo.value - 1.0).abs(),
+        limit,
+        detail: format!(
+            "{} instructions at {} grants vs {} at {}",
+            hi.value,
+            pu(hi, "grants").unwrap_or(0),
+            lo.value,
+            pu(lo, "grants").unwrap_or(0)
+        ),
+    })
+}
+
+fn extent_allocations(r: &Results, _: f64) -> Option<Measured> {
+    let m = r
+        .named(MetricName::TrackingAllocations)
+        .filter(|m| ps(m, "tracker") == Some("slab-extent"))
+        .filter(|m| pu(m, "pages").is_some_and(|p| p >= 65_536))
+        .max_by_key(|m| pu(m, "pages"))?;
+    let pages = pu(m, "pages")?;
+    Some(Measured {
+        value: m.value,
+        limit: pages as f64 / 64.0,
+        detail: format!("{:.0} allocations for {pages} contiguous pages", m.value),
+    })
+}
+
+fn extent_vs_xmalloc_bytes(r: &Results, limit: f64) -> Option<Measured> {
+    let max = r
+        .named(MetricName::TrackingBytes)
+        .filter_map(|m| pu(m, "pages"))
+        .max()?;
+    let at = |t: &str| {
+        r.find(
+            MetricName::TrackingBytes,
+            &[("tracker", t.into()), ("pages", max.into())],
+        )
+    };
+    let (e, x) = (at("slab-extent")?, at("xmalloc-page")?);
+    (x.value > 0.0).then(|| Measured {
+        value: e.value / x.value,
+        limit,
+        detail: format!(
+            "slab-extent {:.0} B vs xmalloc-page {:.0} B at {max} pages",
+            e.value, x.value
+        ),
+    })
+}
+
+fn tp(r: &Results, state: &str) -> Option<f64> {
+    r.find(MetricName::TracepointOverhead, &[("state", state.into())])
+        .map(|m| m.p50)
+}
+
+fn tracepoint_disabled(r: &Results, limit: f64) -> Option<Measured> {
+    let (d, b) = (tp(r, "disabled")?, tp(r, "baseline")?);
+    Some(Measured {
+        value: d - b,
+        limit,
+        detail: format!("{} vs relaxed load {}", fmt_ns(d), fmt_ns(b)),
+    })
+}
+
+fn tracepoint_enabled(r: &Results, limit: f64) -> Option<Measured> {
+    let e = tp(r, "enabled")?;
+    Some(Measured {
+        value: e,
+        limit,
+        detail: format!("{} per recorded event", fmt_ns(e)),
+    })
+}
+
+fn accounting_cost(r: &Results, limit: f64) -> Option<Measured> {
+    let m = r.find(
+        MetricName::AccountingCost,
+        &[("mmio_tracked_pages", 0u64.into()), ("load", "none".into())],
+    )?;
+    let ci = m.ci95.map_or(String::new(), |[a, b]| {
+        format!(", 95 % CI {a:.1} … {b:.1} ns")
+    });
+    Some(Measured {
+        value: m.p50,
+        limit,
+        detail: format!(
+            "{} per exit (median over {} paired rounds{ci})",
+            fmt_ns(m.p50),
+            m.count
+        ),
+    })
+}
+
+fn ratio_at(
+    r: &Results,
+    name: MetricName,
+    params: &[(&str, Param)],
+    limit: f64,
+) -> Option<Measured> {
+    let m = r.find(name, params)?;
+    let ci = m
+        .ci95
+        .map_or(String::new(), |[a, b]| format!(", 95 % CI {a:.3} … {b:.3}"));
+    Some(Measured {
+        value: m.p50,
+        limit,
+        detail: format!("×{:.3} (median of {} paired rounds{ci})", m.p50, m.count),
+    })
+}
+
+fn bind_1(r: &Results, limit: f64) -> Option<Measured> {
+    ratio_at(
+        r,
+        MetricName::BindOverFloor,
+        &[("pages", 1u64.into())],
+        limit,
+    )
+}
+
+fn bind_fb(r: &Results, limit: f64) -> Option<Measured> {
+    ratio_at(
+        r,
+        MetricName::BindOverFloor,
+        &[("pages", 65_536u64.into())],
+        limit,
+    )
+}
+
+fn revoke_parked(r: &Results, limit: f64) -> Option<Measured> {
+    ratio_at(
+        r,
+        MetricName::RevokeForceOverFloor,
+        &[("pages", 1u64.into()), ("vcpu_state", "parked".into())],
+        limit,
+    )
+}
+
+fn revoke_running(r: &Results, limit: f64) -> Option<Measured> {
+    ratio_at(
+        r,
+        MetricName::RevokeForceOverFloor,
+        &[("pages", 1u64.into()), ("vcpu_state", "running".into())],
+        limit,
+    )
+}
+
+fn pio_tracked(r: &Results, limit: f64) -> Option<Measured> {
+    let pio = |pages: u64| {
+        r.find(
+            MetricName::PioExit,
+            &[
+                ("accounting", "on".into()),
+                ("mmio_tracked_pages", pages.into()),
+            ],
+        )
+    };
+    let big = r
+        .named(MetricName::PioExit)
+        .filter_map(|m| pu(m, "mmio_tracked_pages"))
+        .max()
+        .filter(|p| *p > 0)?;
+    let (b, z) = (pio(big)?, pio(0)?);
+    (typical(z) > 0.0).then(|| Measured {
+        value: typical(b) / typical(z),
+        limit,
+        detail: format!(
+            "{} with {big} pages tracked vs {} with none",
+            fmt_ns(typical(b)),
+            fmt_ns(typical(z))
+        ),
+    })
+}
+
+fn quick_wall(r: &Results, limit: f64) -> Option<Measured> {
+    (r.run.quick && r.run.wall_secs > 0.0).then(|| Measured {
+        value: r.run.wall_secs,
+        limit,
+        detail: format!("{:.0} s of measuring", r.run.wall_secs),
+    })
+}
+
+/// The radix check may not grow by more than this from the fewest to the
+/// most grants (a fixed number of loads: what growth there is comes from
+/// caches, as the leaves spread over more memory; a scan would grow by
+/// orders of magnitude). Gated.
+pub const RADIX_FLATNESS_LIMIT: f64 = 4.0;
+
+/// Every goal, in the order the summary shows them.
+pub const GOALS: &[Goal] = &[
+    Goal {
+        id: "accounting-cost",
+        kind: Kind::Target,
+        metric: MetricName::AccountingCost,
+        what: "accounting's cost per port exit, hypervisor side (handler with accounting on − off, no MMIO tracked)",
+        why: "a port check runs on every guest access; off is Xen's behaviour (the domain's ioport rangeset under a read lock)",
+        bound: Bound::AtMost,
+        limit: 25.0,
+        unit: "ns",
+        eval: accounting_cost,
+    },
+    Goal {
+        id: "bind-over-floor",
+        kind: Kind::Target,
+        metric: MetricName::BindOverFloor,
+        what: "bind of 1 page over its bare memslot add (p50 of paired rounds)",
+        why: "bind time is where I/O-memory accounting shows; KVM's add is the floor",
+        bound: Bound::AtMost,
+        limit: 1.03,
+        unit: "ratio",
+        eval: bind_1,
+    },
+    Goal {
+        id: "bind-fb-over-floor",
+        kind: Kind::Target,
+        metric: MetricName::BindOverFloor,
+        what: "bind of a 256 MiB framebuffer (65,536 pages) over its bare memslot add",
+        why: "framebuffer-scale binds must stay a handful of allocations and one slot",
+        bound: Bound::AtMost,
+        limit: 1.10,
+        unit: "ratio",
+        eval: bind_fb,
+    },
+    Goal {
+        id: "revoke-parked-over-floor",
+        kind: Kind::Target,
+        metric: MetricName::RevokeForceOverFloor,
+        what: "forced revoke of 1 page over its bare memslot delete, vCPU parked",
+        why: "a revoke must end the use for real; KVM's delete is the floor",
+        bound: Bound::AtMost,
+        limit: 1.10,
+        unit: "ratio",
+        eval: revoke_parked,
+    },
+    Goal {
+        id: "revoke-running-over-floor",
+        kind: Kind::Target,
+        metric: MetricName::RevokeForceOverFloor,
+        what: "forced revoke of 1 page over its bare memslot delete, vCPU running in guest mode",
+        why: "the same, with the guest running as in real use",
+        bound: Bound::AtMost,
+        limit: 1.10,
+        unit: "ratio",
+        eval: revoke_running,
+    },
+    Goal {
+        id: "radix-flat",
+        kind: Kind::Invariant,
+        metric: MetricName::PortCheck,
+        what: "radix port check p50 at the most grants / at the fewest",
+        why: "SPEC 4: a fixed number of loads whatever the number of grants",
+        bound: Bound::AtMost,
+        limit: RADIX_FLATNESS_LIMIT,
+        unit: "×",
+        eval: radix_flatness,
+    },
+    Goal {
+        id: "radix-flat-tight",
+        kind: Kind::Target,
+        metric: MetricName::PortCheck,
+        what: "radix port check, largest p50 / smallest over 1 … 65,536 grants",
+        why: "flat as a bitmap: within 20 % at every grant count",
+        bound: Bound::AtMost,
+        limit: 1.2,
+        unit: "×",
+        eval: radix_flat_tight,
+    },
+    Goal {
+        id: "radix-instructions",
+        kind: Kind::Invariant,
+        metric: MetricName::PortCheckInstructions,
+        what: "radix port check instructions, |at most grants / at fewest − 1|",
+        why: "callgrind counts are exact: the same path whatever the grants",
+        bound: Bound::AtMost,
+        limit: 0.01,
+        unit: "fraction",
+        eval: instructions_equal,
+    },
+    Goal {
+        id: "radix-vs-linear",
+        kind: Kind::Target,
+        metric: MetricName::PortCheck,
+        what: "the original linear access list over the radix check, at the most grants",
+        why: "the radix tree must beat a scan where a scan is long",
+        bound: Bound::AtLeast,
+        limit: 10.0,
+        unit: "×",
+        eval: radix_vs_linear,
+    },
+    Goal {
+        id: "extent-allocations",
+        kind: Kind::Invariant,
+        metric: MetricName::TrackingAllocations,
+        what: "slab-extent allocations for a contiguous mapping of ≥ 65,536 pages, ≤ pages / 64",
+        why: "SPEC 4: a 256 MiB framebuffer must not cost 65,536 allocations",
+        bound: Bound::AtMost,
+        limit: 1024.0,
+        unit: "allocations",
+        eval: extent_allocations,
+    },
+    Goal {
+        id: "extent-bytes",
+        kind: Kind::Target,
+        metric: MetricName::TrackingBytes,
+        what: "slab-extent tracking bytes / xmalloc-page tracking bytes, largest contiguous mapping",
+        why: "per-page records with a header are what made large framebuffers costly",
+        bound: Bound::AtMost,
+        limit: 0.01,
+        unit: "ratio",
+        eval: extent_vs_xmalloc_bytes,
+    },
+    Goal {
+        id: "tracepoint-disabled",
+        kind: Kind::Target,
+        metric: MetricName::TracepointOverhead,
+        what: "a disabled tracepoint over a plain relaxed load",
+        why: "about one predictable branch (STYLE 8)",
+        bound: Bound::AtMost,
+        limit: 1.0,
+        unit: "ns",
+        eval: tracepoint_disabled,
+    },
+    Goal {
+        id: "tracepoint-enabled",
+        kind: Kind::Target,
+        metric: MetricName::TracepointOverhead,
+        what: "an enabled tracepoint: one record into the per-thread ring",
+        why: "cheap enough to leave on while measuring a 300 ns exit handler",
+        bound: Bound::AtMost,
+        limit: 25.0,
+        unit: "ns",
+        eval: tracepoint_enabled,
+    },
+    Goal {
+        id: "pio-vs-tracked",
+        kind: Kind::Target,
+        metric: MetricName::PioExit,
+        what: "guest-seen port exit with the most framebuffer MMIO tracked / with none (uncorrected medians)",
+        why: "port checks must not slow down with MMIO tracking",
+        bound: Bound::AtMost,
+        limit: 1.10,
+        unit: "ratio",
+        eval: pio_tracked,
+    },
+    Goal {
+        id: "quick-wall",
+        kind: Kind::Target,
+        metric: MetricName::PortCheck,
+        what: "cargo xtask bench --quick, seconds of measuring",
+        why: "SPEC 5: under 5 minutes on 2 cores",
+        bound: Bound::Below,
+        limit: 300.0,
+        unit: "s",
+        eval: quick_wall,
+    },
+];
+
+/// Evaluates every goal on `r`.
+pub fn evaluate(r: &Results) -> Vec<Evaluation> {
+    GOALS
+        .iter()
+        .map(|g| Evaluation {
+            goal: *g,
+            measured: (g.eval)(r, g.limit),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Host;
+
+    fn results(metrics: Vec<Metric>) -> Results {
+        Results {
+            schema: crate::SCHEMA,
+            host: Host::default(),
+            run: Default::default(),
+            metrics,
+            not_measured: vec![],
+        }
+    }
+
+    fn cost(v: f64) -> Metric {
+        let mut m = Metric::new(
+            MetricName::AccountingCost,
+            &[("mmio_tracked_pages", 0u64.into()), ("load", "none".into())],
+        );
+        m.value = v;
+        m.p50 = v;
+        m.samples = vec![v; 5];
+        m
+    }
+
+    fn goal(id: &str) -> Goal {
+        *GOALS.iter().find(|g| g.id == id).expect("goal exists")
+    }
+
+    fn met(id: &str, r: &Results) -> Option<bool> {
+        let g = goal(id);
+        Evaluation {
+            goal: g,
+            measured: (g.eval)(r, g.limit),
+        }
+        .met()
+    }
+
+    #[test]
+    fn ids_are_unique_and_limits_finite() {
+        for (i, a) in GOALS.iter().enumerate() {
+            assert!(a.limit.is_finite(), "{}", a.id);
+            assert!(GOALS[i + 1..].iter().all(|b| b.id != a.id), "{}", a.id);
+        }
+    }
+
+    #[test]
+    fn the_accounting_cost_goal_follows_the_value() {
+        assert_eq!(
+            met("accounting-cost", &results(vec![cost(54.0)])),
+            Some(false)
+        );
+        assert_eq!(
+            met("accounting-cost", &results(vec![cost(540.0)])),
+            Some(false)
+        );
+        assert_eq!(
+            met("accounting-cost", &results(vec![cost(5.4)])),
+            Some(true)
+        );
+        assert_eq!(met("accounting-cost", &results(vec![])), None);
+    }
+
+    #[test]
+    fn allocation_invariant_scales_with_pages() {
+        let alloc = |pages: u64, v: f64| {
+            Metric::exact(
+                MetricName::TrackingAllocations,
+                &[("tracker", "slab-extent".into()), ("pages", pages.into())],
+                v,
+            )
+        };
+        let r = results(vec![alloc(262_144, 4096.0)]);
+        assert_eq!(met("extent-allocations", &r), Some(true));
+        let r = results(vec![alloc(262_144, 4097.0)]);
+        assert_eq!(met("extent-allocations", &r), Some(false));
+        assert_eq!(goal("extent-allocations").kind, Kind::Invariant);
+        assert_eq!(goal("accounting-cost").kind, Kind::Target);
+    }
+}
