@@ -143,12 +143,12 @@ fn skips(b: Backend) -> &'static [Skip] {
     }
 }
 
-/// Tests Bochs cannot run: their guest never exits, and Bochs does not take
-/// a CPU out of VMX non-root mode for the guest kernel's timer interrupt,
-/// so the kernel never runs again (its heartbeat stops) and the test never
-/// ends. Real VT-x must exit (KVM always sets external-interrupt exiting);
-/// both pass on AMD-V with one CPU. Evidence in the README's section on
-/// VT-x and AMD-V without the hardware; `--only NAME` runs them anyway.
+/// Tests Bochs does not finish: their guest never exits, and under Bochs the
+/// guest kernel's timer interrupt does not appear to take the CPU out of
+/// VMX non-root mode, so the host threads never run again. Real VT-x must
+/// exit there (KVM always sets external-interrupt exiting); both pass on
+/// AMD-V with one CPU. Evidence in the README's section on VT-x and AMD-V
+/// without the hardware; `--only NAME` runs them anyway.
 const VMX_SKIP: &[Skip] = &[
     Skip {
         test: "domains::revoke_without_force_drains_until_unmap",
