@@ -132,6 +132,27 @@ pub fn injected_slowdown() -> Option<f64> {
     (v > 0.0 && v <= 1000.0).then_some(v)
 }
 
+/// Environment variable of an injected slowdown of one range operation,
+/// `OP:PERCENT` with OP `grant` or `map` (e.g. `grant:20`). Read only by the
+/// bench harness: after each timed batch of that operation it busy-waits
+/// until the batch has taken PERCENT % longer, inside the timed region,
+/// never touching the accountant. For demonstrating the gate on an
+/// accountant operation family.
+pub const INJECT_OP_ENV: &str = "IOACCT_INJECT_OP_SLOWDOWN";
+
+/// The slowdown [`INJECT_OP_ENV`] asks for `op`, in percent (`None` when
+/// unset, for another operation, unparsable, or not in `0 < p <= 1000`).
+pub fn injected_op_slowdown(op: &str) -> Option<f64> {
+    parse_op_slowdown(&std::env::var(INJECT_OP_ENV).ok()?, op)
+}
+
+/// Parses an [`INJECT_OP_ENV`] value for `op`.
+pub fn parse_op_slowdown(v: &str, op: &str) -> Option<f64> {
+    let (name, pct) = v.trim().split_once(':')?;
+    let p: f64 = pct.trim().parse().ok()?;
+    (name.trim() == op && p > 0.0 && p <= 1000.0).then_some(p)
+}
+
 /// The raw outcome of [`measure`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Measured {
@@ -511,5 +532,15 @@ mod tests {
         let med = |v: &[f64]| reports::stats::median(v).unwrap_or(0.0);
         // 200 % requested (3x); allow wide margins for a noisy shared machine.
         assert!(med(&slow.norm) > med(&base.norm) * 1.5);
+    }
+
+    #[test]
+    fn op_slowdown_names_one_operation() {
+        assert_eq!(parse_op_slowdown("grant:20", "grant"), Some(20.0));
+        assert_eq!(parse_op_slowdown(" map : 10 ", "map"), Some(10.0));
+        assert_eq!(parse_op_slowdown("grant:20", "map"), None);
+        assert_eq!(parse_op_slowdown("grant", "grant"), None);
+        assert_eq!(parse_op_slowdown("grant:0", "grant"), None);
+        assert_eq!(parse_op_slowdown("grant:1e9", "grant"), None);
     }
 }

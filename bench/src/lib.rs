@@ -6,6 +6,8 @@
 //! * [`linear`]: the original linear access-list port check, kept here only
 //!   as the baseline the radix check is compared with.
 //! * [`suites`]: one function per metric family of SPEC section 5.
+//! * [`instructions`]: exact instruction counts of every accountant
+//!   operation under callgrind.
 //! * [`run`]: runs the suites with a progress display and returns
 //!   [`reports::Results`]; the `ioacct-bench` binary writes them to
 //!   `results.json`.
@@ -15,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod harness;
+pub mod instructions;
 pub mod linear;
 pub mod suites;
 
@@ -242,7 +245,7 @@ pub fn run(opts: &RunOptions) -> Results {
     let q = opts.quick;
     let g = suites::grant_points(q).len();
     let p = suites::page_points(q).len();
-    let all: [Suite; 7] = [
+    let all: [Suite; 8] = [
         (
             &[MetricName::PortCheck],
             g + suites::PORT_CHECK_ROUNDS,
@@ -268,6 +271,11 @@ pub fn run(opts: &RunOptions) -> Results {
             &[MetricName::PortCheckInstructions],
             2,
             suites::port_check_instructions,
+        ),
+        (
+            instructions::EMITS,
+            1,
+            instructions::accountant_instructions,
         ),
         (
             suites::hv::EMITS,
@@ -328,6 +336,9 @@ pub fn run(opts: &RunOptions) -> Results {
     let mut knobs = std::collections::BTreeMap::new();
     if let Some(p) = inject {
         knobs.insert(harness::INJECT_ENV.to_owned(), format!("{p}"));
+    }
+    if let Ok(v) = std::env::var(harness::INJECT_OP_ENV) {
+        knobs.insert(harness::INJECT_OP_ENV.to_owned(), v);
     }
     Results {
         schema: SCHEMA,

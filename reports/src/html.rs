@@ -939,11 +939,9 @@ impl Context {
                         ratio: f.ratio.map_or("–".into(), |r| format!("{r:.3}")),
                         p: f.p.map_or("–".into(), |p| format!("{p:.2e}")),
                         verdict: match &f.verdict {
-                            Verdict::Same => "ok".into(),
                             Verdict::Regression => "REGRESSION".into(),
-                            Verdict::Improvement => "improved".into(),
                             Verdict::Info(w) => format!("info: {w}"),
-                            Verdict::Missing => "missing".into(),
+                            v => v.label().to_owned(),
                         },
                     })
                     .collect();

@@ -1,5 +1,6 @@
-//! Statistics for the gate: quantiles, the Mann-Whitney U test and a
-//! permutation test of the median ratio.
+//! Statistics for the gate: quantiles, a robust spread (MAD), the
+//! Mann-Whitney U test and permutation tests of the median ratio (plain,
+//! and stratified by round for A/B runs).
 //!
 //! Samples from two runs are compared as distributions: a regression is a
 //! shift that is both significant (one-sided p below the threshold) and large
@@ -185,6 +186,104 @@ pub fn permutation_median_ratio(a: &[f64], b: &[f64], rounds: usize, seed: u64) 
     Some((at_least as f64 + 1.0) / (rounds as f64 + 1.0))
 }
 
+/// The median of `v` in linear time (reorders `v`); `None` if empty or NaN.
+fn median_in_place(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() || v.iter().any(|x| x.is_nan()) {
+        return None;
+    }
+    let n = v.len();
+    let (_, hi, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let hi = *hi;
+    if n % 2 == 1 {
+        return Some(hi);
+    }
+    let lo = v[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((lo + hi) / 2.0)
+}
+
+/// The median absolute deviation of `v` from its median, scaled by 1.4826
+/// so that it estimates the standard deviation of normal data: a spread
+/// estimate that one wild run cannot inflate (the largest deviation can).
+/// `None` if `v` is empty or holds a NaN.
+pub fn mad_sigma(v: &[f64]) -> Option<f64> {
+    let m = median(v)?;
+    let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
+    Some(1.4826 * median(&dev)?)
+}
+
+/// The outcome of [`stratified_permutation`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PermutationTest {
+    /// Median of all A samples.
+    pub median_a: f64,
+    /// Median of all B samples.
+    pub median_b: f64,
+    /// `median_b / median_a`.
+    pub ratio: f64,
+    /// One-sided p for "B is larger": the fraction of relabellings whose
+    /// ratio is at least the observed one (with the observed labelling
+    /// counted, so never 0).
+    pub p_greater: f64,
+    /// One-sided p for "B is smaller".
+    pub p_less: f64,
+}
+
+/// Permutation test of the median ratio of two sides measured in rounds
+/// (`rounds[r] = (a samples, b samples)` of round `r`): each relabelling
+/// shuffles labels only within a round, keeping each round's sizes, so a
+/// disturbance that hit one round hits both sides' share of it equally and
+/// cannot masquerade as a difference (Firecracker's `ab_test.py` approach
+/// with the interleaving kept). `None` when a side is empty or a sample is
+/// NaN. Deterministic for a seed.
+pub fn stratified_permutation(
+    rounds: &[(&[f64], &[f64])],
+    permutations: usize,
+    seed: u64,
+) -> Option<PermutationTest> {
+    let mut all_a: Vec<f64> = rounds.iter().flat_map(|r| r.0.iter().copied()).collect();
+    let mut all_b: Vec<f64> = rounds.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let median_a = median_in_place(&mut all_a)?;
+    let median_b = median_in_place(&mut all_b)?;
+    let ratio = median_b / median_a;
+    if !ratio.is_finite() {
+        return None;
+    }
+    let mut pools: Vec<(Vec<f64>, usize)> = rounds
+        .iter()
+        .map(|(a, b)| (a.iter().chain(b.iter()).copied().collect(), a.len()))
+        .collect();
+    let mut rng = SplitMix64::new(seed);
+    let (mut ge, mut le) = (0usize, 0usize);
+    for _ in 0..permutations {
+        all_a.clear();
+        all_b.clear();
+        for (pool, na) in &mut pools {
+            for i in (1..pool.len()).rev() {
+                let j = rng.below(i + 1);
+                pool.swap(i, j);
+            }
+            let (pa, pb) = pool.split_at(*na);
+            all_a.extend_from_slice(pa);
+            all_b.extend_from_slice(pb);
+        }
+        let r = median_in_place(&mut all_b)? / median_in_place(&mut all_a)?;
+        if r >= ratio {
+            ge += 1;
+        }
+        if r <= ratio {
+            le += 1;
+        }
+    }
+    let p = |k: usize| (k as f64 + 1.0) / (permutations as f64 + 1.0);
+    Some(PermutationTest {
+        median_a,
+        median_b,
+        ratio,
+        p_greater: p(ge),
+        p_less: p(le),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +341,39 @@ mod tests {
         assert!(p < 0.01, "{p}");
         let p0 = permutation_median_ratio(&a, &a, 999, 1).expect("non-empty");
         assert!(p0 > 0.2, "{p0}");
+    }
+
+    #[test]
+    fn linear_median_matches_sorting() {
+        for n in 1..30usize {
+            let v: Vec<f64> = (0..n).map(|i| ((i * 7919) % 31) as f64).collect();
+            let mut w = v.clone();
+            assert_eq!(median_in_place(&mut w), median(&v), "n={n}");
+        }
+    }
+
+    #[test]
+    fn mad_ignores_one_wild_run() {
+        let v = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 3.0];
+        let s = mad_sigma(&v).expect("non-empty");
+        assert!(s < 0.04, "{s}");
+        assert_eq!(mad_sigma(&[]), None);
+    }
+
+    #[test]
+    fn stratified_permutation_separates_and_keeps_rounds() {
+        let base: Vec<f64> = (0..60).map(|i| 10.0 + f64::from(i % 7) * 0.1).collect();
+        let slow: Vec<f64> = base.iter().map(|x| x * 1.1).collect();
+        // Round 2 is 50 % slower for both sides: a shared disturbance.
+        let base2: Vec<f64> = base.iter().map(|x| x * 1.5).collect();
+        let slow2: Vec<f64> = slow.iter().map(|x| x * 1.5).collect();
+        let t =
+            stratified_permutation(&[(&base, &slow), (&base2, &slow2)], 999, 3).expect("non-empty");
+        assert!(t.p_greater < 0.01 && t.ratio > 1.05, "{t:?}");
+        assert!(t.p_less > 0.5, "{t:?}");
+        let aa =
+            stratified_permutation(&[(&base, &base), (&base2, &base2)], 999, 3).expect("non-empty");
+        assert!(aa.p_greater > 0.1 && aa.p_less > 0.1, "{aa:?}");
+        assert_eq!(stratified_permutation(&[(&[], &base)], 9, 1), None);
     }
 }

@@ -1,39 +1,129 @@
 //! `cargo xtask gate [--baseline FILE] [--results FILE] [--only PREFIX]
-//! [--alpha P] [--min-effect F]`: compares results (default
+//! [--alpha P] [--min-effect F|N%] [--confirm N] [--allow-missing]
+//! [--cross-host] [--format md|json]`: compares results (default
 //! `target/bench/results.json`) with the committed baseline (default
-//! `bench/baseline.json`), prints a Markdown summary and exits 1 on a
-//! regression beyond noise (rules in `reports::gate`), 2 on bad usage or
-//! unreadable files.
+//! `bench/baseline.json`), prints the verdict (Markdown, or JSON with
+//! `--format json`) and exits 1 on a regression beyond noise (rules in
+//! `reports::gate`), 3 when the hosts differ and timings were therefore not
+//! judged (unless `--cross-host`), 2 on bad usage or unreadable files.
 //!
 //! `cargo xtask gate --demo [--runs N] [--baseline FILE]` shows the gate is
-//! trustworthy: it runs the port-check benchmark N times (default 20) as an
-//! A/A test against the baseline (`--baseline`, else the committed
+//! trustworthy, per gated family (the port check, an accountant operation,
+//! a hypervisor ratio): it runs that family's benchmark N times (default 20)
+//! as an A/A test against the baseline (`--baseline`, else the committed
 //! `bench/baseline.json`, else a fresh run of the same build), then N times
-//! with
-//! `IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10` (a calibrated 10 % spin the bench
-//! harness adds inside each timed batch; the accountant is untouched), and
-//! prints how many A/A runs raised an alarm and how many injected runs were
-//! caught. It exits 0 only if no A/A run alarmed and at least 19 in 20
-//! injected runs were caught.
+//! with an injected slowdown of 10 %, or twice the family's minimum effect
+//! where that is larger (`IOACCT_INJECT_PORT_CHECK_SLOWDOWN`,
+//! `IOACCT_INJECT_OP_SLOWDOWN=grant:P`: time the bench harness adds inside
+//! each timed batch; the accountant is untouched), and prints per family
+//! how many A/A runs raised an alarm and how many injected runs were caught.
+//! A family without a knob in this build is listed as not demonstrated. It
+//! exits 0 only if no A/A run alarmed and at least 95 % of the injected runs
+//! were caught (19 of 20 by default) in every demonstrated family.
 //!
 //! `cargo xtask gate --make-baseline [--runs N] [--out FILE]` runs the quick
-//! benchmark N times (default 5) and writes the first run as the baseline
-//! (default `bench/baseline.json`), each timing annotated with its measured
-//! between-run noise: the largest relative deviation of a run's median
-//! normalized sample from the median over the N runs.
+//! benchmark N times (default and minimum 6) and writes the first run as the
+//! baseline (default `bench/baseline.json`), each timing annotated with its
+//! measured between-run noise: the median absolute deviation of the runs'
+//! relative median within-run samples, scaled to a standard deviation
+//! (`reports::stats::mad_sigma`), so one disturbed run cannot widen it.
 use crate::report;
-use reports::gate::{compare, GateConfig};
-use reports::Results;
+use reports::gate::{compare, GateConfig, GateReport};
+use reports::{MetricName, Results};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+/// Fewest runs a baseline's noise estimate is made from.
+const MIN_BASELINE_RUNS: usize = 6;
+
+/// How the verdict is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Markdown for a CI page.
+    Markdown,
+    /// The findings as JSON (README, gate section).
+    Json,
+}
+
+/// Parses `--format`.
+pub fn parse_format(v: &str) -> Result<Format, String> {
+    match v {
+        "md" | "markdown" => Ok(Format::Markdown),
+        "json" => Ok(Format::Json),
+        _ => Err(format!("--format takes md or json, not `{v}`")),
+    }
+}
+
+/// Parses `--min-effect`: a fraction in (0, 1) (`0.1`) or a percentage in
+/// (0, 100) with a `%` sign (`10%`). A bare `5` is refused rather than read
+/// as 500 %.
+pub fn parse_min_effect(v: &str) -> Result<f64, String> {
+    let bad = || {
+        format!("--min-effect takes a fraction in (0, 1) such as 0.1, or a percentage such as 10%; not `{v}`")
+    };
+    let t = v.trim();
+    let f = match t.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
+        None => t.parse::<f64>().map_err(|_| bad())?,
+    };
+    if f > 0.0 && f < 1.0 {
+        Ok(f)
+    } else {
+        Err(bad())
+    }
+}
+
+/// Prints the report in `format`.
+pub fn print_report(g: &GateReport, format: Format) {
+    use std::io::Write;
+    let text = match format {
+        Format::Markdown => g.markdown(),
+        Format::Json => g.json() + "\n",
+    };
+    // A closed stdout (`| head`) only loses the output; the exit status
+    // still carries the verdict.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
-const DEMO_METRIC: &str = "accountant.port_check";
+/// `OP:PERCENT`: a slowdown of one range operation (bench harness).
+const INJECT_OP_ENV: &str = "IOACCT_INJECT_OP_SLOWDOWN";
+const INJECT_KNOBS: [&str; 2] = [INJECT_ENV, INJECT_OP_ENV];
+
+/// How to slow a family by a percentage: the environment variable and value.
+type Knob = fn(f64) -> (&'static str, String);
+
+/// A gated family the demonstration injects a slowdown into: what it is,
+/// the metric, and how to slow it by a percentage (`None`: this build has
+/// no knob for it).
+struct DemoFamily {
+    what: &'static str,
+    metric: MetricName,
+    knob: Option<Knob>,
+}
+
+const DEMO_FAMILIES: [DemoFamily; 3] = [
+    DemoFamily {
+        what: "port check",
+        metric: MetricName::PortCheck,
+        knob: Some(|pct| (INJECT_ENV, format!("{pct}"))),
+    },
+    DemoFamily {
+        what: "accountant op (grant)",
+        metric: MetricName::Grant,
+        knob: Some(|pct| (INJECT_OP_ENV, format!("grant:{pct}"))),
+    },
+    DemoFamily {
+        what: "hv ratio (bind over floor)",
+        metric: MetricName::BindOverFloor,
+        knob: None,
+    },
+];
 
 /// `cargo xtask gate`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Exit status: 0 pass, 1 a regression (or a failed demo), 2 bad usage or unreadable files."
+    after_help = "Exit status: 0 pass (also after confirmation), 1 a regression (or a failed demo), 2 bad usage or unreadable files, 3 timings not judged: the baseline's host differs (CPU model, vendor, virtualization, kernel, CPU count) and --cross-host was not given."
 )]
 pub struct Args {
     /// The baseline results file [default: bench/baseline.json]; with --demo, the A/A reference.
@@ -45,28 +135,34 @@ pub struct Args {
     /// Judge only the metrics whose name starts with PREFIX.
     #[arg(long, value_name = "PREFIX")]
     only: Option<String>,
-    /// Significance level of the one-sided Mann-Whitney test, in (0, 1) [default: 0.01].
+    /// Significance level of the one-sided test, in (0, 1) [default: 0.01].
     #[arg(long, value_name = "P", value_parser = probability)]
     alpha: Option<f64>,
-    /// Smallest slowdown that counts as a regression, as a fraction [default: 0.10; the port check is held to 0.05].
-    #[arg(long, value_name = "F", value_parser = fraction)]
+    /// Smallest slowdown that counts as a regression: a fraction in (0, 1) or a percentage such as 10% [default: 0.10; the port check is held to 0.05].
+    #[arg(long, value_name = "F|N%", value_parser = parse_min_effect)]
     min_effect: Option<f64>,
-    /// Re-measure each regressed metric N times (0 to 5) in fresh runs; fail only if it reproduces every time.
+    /// Re-measure each regressed timing N times (0 to 5) in fresh runs; fail only if it reproduces every time.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=5))]
     confirm: u8,
-    /// Do not fail on a baseline metric the results lack (a host without /dev/kvm, valgrind).
+    /// Do not fail on a baseline metric the results lack (a host without /dev/kvm).
     #[arg(long)]
     allow_missing: bool,
-    /// Show the gate is trustworthy: N A/A runs and N runs with an injected 10 % port-check slowdown.
+    /// Judge timings even when the baseline was measured on another host.
+    #[arg(long)]
+    cross_host: bool,
+    /// Output: md (Markdown for a CI page) or json (schema in the README).
+    #[arg(long, value_name = "md|json", default_value = "md", value_parser = parse_format)]
+    format: Format,
+    /// Show the gate is trustworthy, per gated family: N A/A runs and N runs with an injected slowdown.
     #[arg(long, conflicts_with = "make_baseline")]
     demo: bool,
-    /// Run the quick benchmark N times and write the first run, annotated with its noise, as the baseline.
+    /// Run the quick benchmark N times (at least 6) and write the first run, annotated with its robust noise, as the baseline.
     #[arg(long)]
     make_baseline: bool,
     /// With --make-baseline: where to write it [default: bench/baseline.json].
     #[arg(long, value_name = "FILE", requires = "make_baseline")]
     out: Option<PathBuf>,
-    /// With --demo or --make-baseline: how many runs (1 to 1000) [default: 20 for --demo, 5 for --make-baseline].
+    /// With --demo or --make-baseline: how many runs (1 to 1000) [default: 20 for --demo, 6 for --make-baseline].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
     runs: Option<u16>,
 }
@@ -76,13 +172,6 @@ fn probability(s: &str) -> Result<f64, String> {
         .ok()
         .filter(|p: &f64| *p > 0.0 && *p < 1.0)
         .ok_or_else(|| "takes a probability in (0, 1)".to_string())
-}
-
-fn fraction(s: &str) -> Result<f64, String> {
-    s.parse()
-        .ok()
-        .filter(|p: &f64| *p >= 0.0 && *p < 10.0)
-        .ok_or_else(|| "takes a fraction, e.g. 0.10".to_string())
 }
 
 struct Opts {
@@ -95,6 +184,7 @@ struct Opts {
     out: Option<PathBuf>,
     runs: Option<usize>,
     confirm: usize,
+    format: Format,
 }
 
 /// Runs the task.
@@ -107,6 +197,7 @@ pub fn run(args: Args) -> ExitCode {
         cfg.min_effect = f;
     }
     cfg.allow_missing = args.allow_missing;
+    cfg.cross_host = args.cross_host;
     let a = Opts {
         baseline: args.baseline,
         results: args.results,
@@ -117,6 +208,7 @@ pub fn run(args: Args) -> ExitCode {
         out: args.out,
         runs: args.runs.map(usize::from),
         confirm: usize::from(args.confirm),
+        format: args.format,
     };
     if a.demo {
         return demo(&a);
@@ -140,81 +232,74 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let g = compare(&b, &r, &a.cfg, a.only.as_deref());
-    print!("{}", g.markdown());
-    if !g.failed() {
-        return ExitCode::SUCCESS;
+    let mut g = compare(&b, &r, &a.cfg, a.only.as_deref());
+    if !g.timing_regressions().is_empty() && (g.host_mismatch.is_empty() || a.cfg.cross_host) {
+        confirm(&root, &b, &a, &mut g);
     }
-    if confirm(&root, &b, &a, &g) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    print_report(&g, a.format);
+    ExitCode::from(g.outcome().exit_code())
 }
 
-/// With `--confirm N`: re-measures each regressed metric family N times in
-/// fresh runs of the bench (`--only NAME`) and keeps a regression only if it
-/// reproduces in every one. A false alarm then needs N + 1 independent
-/// unlucky runs; a real regression shows every time. Returns whether the
-/// gate passes after confirmation.
-fn confirm(root: &Path, base: &Results, a: &Opts, first: &reports::gate::GateReport) -> bool {
+/// With `--confirm N`: re-measures each metric family with a timing
+/// regression N times in fresh runs of the bench (`--only NAME`) and keeps a
+/// regression only if it reproduces in every one. A false alarm then needs
+/// N + 1 independent unlucky runs; a real regression shows every time. A
+/// cleared alarm becomes layout noise when its operation's instruction
+/// count is unchanged, else "not reproduced". Progress goes to stderr; the
+/// verdict is printed once, after confirmation.
+fn confirm(root: &Path, base: &Results, a: &Opts, g: &mut GateReport) {
     use reports::gate::Verdict;
-    let mut failing: Vec<String> = first
-        .findings
-        .iter()
-        .filter(|f| f.verdict == Verdict::Regression)
-        .map(|f| f.key.clone())
-        .collect();
-    if a.confirm == 0 || failing.iter().any(|k| k.starts_with("invariant")) {
-        return false;
+    if a.confirm == 0 {
+        return;
     }
     let dir = root.join("target/bench/confirm");
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("xtask gate: {}: {e}", dir.display());
-        return false;
+        return;
     }
+    let mut failing = g.timing_regressions();
     for round in 1..=a.confirm {
-        let mut names: Vec<&str> = failing
+        g.confirmations = round;
+        let mut names: Vec<String> = failing
             .iter()
-            .filter_map(|k| k.split_whitespace().next())
+            .filter_map(|k| k.split_whitespace().next().map(str::to_owned))
             .collect();
         names.sort_unstable();
         names.dedup();
-        println!("\n### Confirmation run {round} of {}\n", a.confirm);
+        eprintln!(
+            "gate: confirmation run {round} of {}: {}",
+            a.confirm,
+            names.join(", ")
+        );
         let mut still = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let out = dir.join(format!("round{round}-{i}.json"));
-            // The injection knob (for testing the gate itself) carries over.
-            let inject = std::env::var(INJECT_ENV).ok();
-            let fresh = match bench_once(root, &out, inject.as_deref(), Some(name)) {
+            // The injection knobs (for testing the gate itself) carry over.
+            let inject: Vec<(&str, String)> = INJECT_KNOBS
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v)))
+                .collect();
+            let fresh = match bench_once(root, &out, &inject, Some(name)) {
                 Ok(r) => r,
                 Err(e) => {
-                    println!("- `{name}`: could not re-measure ({e}); the regression stands");
-                    return false;
+                    g.notes.push(format!(
+                        "Confirmation of `{name}` failed ({e}): its regressions stand."
+                    ));
+                    return;
                 }
             };
-            let g = compare(base, &fresh, &a.cfg, Some(name));
+            let again = compare(base, &fresh, &a.cfg, Some(name));
             for key in failing
                 .iter()
-                .filter(|k| k.split_whitespace().next() == Some(*name))
+                .filter(|k| k.split_whitespace().next() == Some(name.as_str()))
             {
                 // Only a fresh measurement that is judged and clean clears a
                 // regression; missing or unjudged counts as reproduced.
-                let f = g.findings.iter().find(|f| &f.key == key);
-                let cleared =
-                    f.is_some_and(|f| matches!(f.verdict, Verdict::Same | Verdict::Improvement));
-                println!(
-                    "- `{key}`: ratio {} — {}",
-                    f.and_then(|f| f.ratio)
-                        .map_or("–".to_owned(), |r| format!("{r:.3}")),
-                    if cleared {
-                        "did not reproduce"
-                    } else if f.is_none() {
-                        "not measured again: stands"
-                    } else {
-                        "reproduced"
-                    }
-                );
+                let cleared = again
+                    .findings
+                    .iter()
+                    .find(|f| &f.key == key)
+                    .is_some_and(|f| matches!(f.verdict, Verdict::Same | Verdict::Improvement));
                 if !cleared {
                     still.push(key.clone());
                 }
@@ -222,15 +307,23 @@ fn confirm(root: &Path, base: &Results, a: &Opts, first: &reports::gate::GateRep
         }
         failing = still;
         if failing.is_empty() {
-            println!("\n**Gate: pass** — no regression reproduced in a fresh run.");
-            return true;
+            break;
         }
     }
-    println!(
-        "\n**Gate: FAIL** — reproduced in every confirmation run: {}",
-        failing.join(", ")
-    );
-    false
+    for key in g.timing_regressions() {
+        if !failing.contains(&key) {
+            g.clear(&key);
+        }
+    }
+    g.notes.push(format!(
+        "Confirmation: {} re-run(s) of the alarmed families; {}.",
+        g.confirmations,
+        if failing.is_empty() {
+            "no alarm reproduced".to_owned()
+        } else {
+            format!("reproduced every time: {}", failing.join(", "))
+        }
+    ));
 }
 
 /// Runs the quick benchmark once into `out` (only the metrics starting with
@@ -238,7 +331,7 @@ fn confirm(root: &Path, base: &Results, a: &Opts, first: &reports::gate::GateRep
 fn bench_once(
     root: &Path,
     out: &Path,
-    inject: Option<&str>,
+    inject: &[(&str, String)],
     only: Option<&str>,
 ) -> Result<Results, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -259,10 +352,12 @@ fn bench_once(
     if let Some(o) = only {
         cmd.args(["--only", o]);
     }
-    match inject {
-        Some(p) => cmd.env(INJECT_ENV, p),
-        None => cmd.env_remove(INJECT_ENV),
-    };
+    for knob in INJECT_KNOBS {
+        cmd.env_remove(knob);
+    }
+    for (k, v) in inject {
+        cmd.env(k, v);
+    }
     let st = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !st.success() {
         return Err(format!("ioacct-bench failed ({st})"));
@@ -278,79 +373,114 @@ fn demo(a: &Opts) -> ExitCode {
         return ExitCode::from(2);
     }
     let committed = root.join("bench/baseline.json");
-    let baseline = match &a.baseline {
-        Some(p) => Results::load(p).map_err(|e| e.to_string()),
-        None if committed.exists() => Results::load(&committed).map_err(|e| e.to_string()),
-        None => {
-            eprintln!("gate demo: no committed baseline; baseline run (same build) ...");
-            bench_once(&root, &dir.join("baseline.json"), None, Some(DEMO_METRIC))
-        }
-    };
-    let baseline = match baseline {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("xtask gate: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let runs = a.runs.unwrap_or(20);
+    let want = (runs * 19).div_ceil(20);
+    let mut summary = Vec::new();
     let mut rows = Vec::new();
-    let (mut alarms, mut caught) = (0usize, 0usize);
-    for (label, inject) in [("A/A", None), ("injected +10 %", Some("10"))] {
-        for i in 0..runs {
-            eprintln!("gate demo: {label} run {}/{runs} ...", i + 1);
-            let out = dir.join(format!(
-                "{}-{i:02}.json",
-                if inject.is_some() { "inj" } else { "aa" }
+    let mut ok = true;
+    for fam in &DEMO_FAMILIES {
+        let name = fam.metric.as_str();
+        let Some(knob) = fam.knob else {
+            summary.push(format!(
+                "| {} | `{name}` | – | not demonstrated: this build has no injection knob for it | – |",
+                fam.what
             ));
-            let r = match bench_once(&root, &out, inject, Some(DEMO_METRIC)) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("xtask gate: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let g = compare(&baseline, &r, &a.cfg, Some(DEMO_METRIC));
-            let worst = g
-                .findings
-                .iter()
-                .filter_map(|f| f.ratio)
-                .fold(f64::NAN, f64::max);
-            let radix_ratios: Vec<String> = g
-                .findings
-                .iter()
-                .filter(|f| f.key.contains("impl=radix"))
-                .filter_map(|f| f.ratio.map(|r| format!("{r:.3}")))
-                .collect();
-            if g.failed() {
-                if inject.is_some() {
-                    caught += 1;
-                } else {
-                    alarms += 1;
-                }
+            continue;
+        };
+        let baseline = match &a.baseline {
+            Some(p) => Results::load(p).map_err(|e| e.to_string()),
+            None if committed.exists() => Results::load(&committed).map_err(|e| e.to_string()),
+            None => {
+                eprintln!("gate demo: no committed baseline; baseline run (same build) ...");
+                bench_once(&root, &dir.join("baseline.json"), &[], Some(name))
             }
-            rows.push(format!(
-                "| {label} | {} | {} | {} | {worst:.3} | {} |",
-                i + 1,
-                if g.failed() { "ALARM" } else { "pass" },
-                g.regressions(),
-                radix_ratios.join(" ")
+        };
+        let baseline = match baseline {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("xtask gate: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if !baseline.metrics.iter().any(|m| m.is(fam.metric)) {
+            summary.push(format!(
+                "| {} | `{name}` | – | not demonstrated: the baseline has no `{name}` | – |",
+                fam.what
             ));
+            continue;
         }
+        // 10 %, or twice the family's minimum effect where that is larger.
+        let effect = baseline
+            .metrics
+            .iter()
+            .filter(|m| m.is(fam.metric))
+            .map(|m| a.cfg.effect_for(&m.name, m.value))
+            .fold(0.0, f64::max);
+        let pct = (10.0f64).max((200.0 * effect).round());
+        let (mut alarms, mut caught) = (0usize, 0usize);
+        for injected in [false, true] {
+            let label = if injected {
+                format!("+{pct:.0} %")
+            } else {
+                "A/A".to_owned()
+            };
+            for i in 0..runs {
+                eprintln!("gate demo: {} {label} run {}/{runs} ...", fam.what, i + 1);
+                let out = dir.join(format!(
+                    "{}-{}-{i:02}.json",
+                    name,
+                    if injected { "inj" } else { "aa" }
+                ));
+                let env: Vec<(&str, String)> = if injected { vec![knob(pct)] } else { vec![] };
+                let r = match bench_once(&root, &out, &env, Some(name)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("xtask gate: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let g = compare(&baseline, &r, &a.cfg, Some(name));
+                let worst = g
+                    .findings
+                    .iter()
+                    .filter(|f| f.p.is_some())
+                    .filter_map(|f| f.ratio)
+                    .fold(f64::NAN, f64::max);
+                match (g.failed(), injected) {
+                    (true, true) => caught += 1,
+                    (true, false) => alarms += 1,
+                    _ => {}
+                }
+                rows.push(format!(
+                    "| {} | {label} | {} | {} | {} | {worst:.3} |",
+                    fam.what,
+                    i + 1,
+                    if g.failed() { "ALARM" } else { "pass" },
+                    g.regressions(),
+                ));
+            }
+        }
+        let fam_ok = alarms == 0 && caught >= want;
+        ok &= fam_ok;
+        summary.push(format!(
+            "| {} | `{name}` | +{pct:.0} % | A/A: {alarms}/{runs} alarmed (want 0); injected: caught {caught}/{runs} (want ≥ {want}/{runs}) | {} |",
+            fam.what,
+            if fam_ok { "pass" } else { "FAIL" }
+        ));
     }
-    let ok = alarms == 0 && caught * 20 >= runs * 19;
     println!(
-        "## Gate demonstration: {}\n\nA/A: {alarms}/{n} runs raised an alarm (want 0). \
-         Injected 10 % port-check slowdown: caught in {caught}/{n} runs (want ≥ 19/20). \
-         Gate: one-sided Mann-Whitney p < {}, minimum effect {:.0} %, on within-run \
-         normalized samples of `{DEMO_METRIC}`.\n\n\
-         | run kind | # | verdict | regressions | worst ratio | radix ratios by grants |\n\
-         |---|---:|---|---:|---:|---|\n{}",
+        "## Gate demonstration: {}\n\nPer gated family: {runs} A/A runs against the baseline, then \
+         {runs} runs with an injected slowdown of that family (10 %, or twice its minimum effect \
+         where that is larger). Gate: one-sided Mann-Whitney p < {} and the family's minimum \
+         effect, on within-run samples.\n\n\
+         | family | metric | injected | alarms | verdict |\n|---|---|---:|---|---|\n{}\n\n\
+         <details><summary>Every run</summary>\n\n\
+         | family | run kind | # | verdict | regressions | worst judged ratio |\n\
+         |---|---|---:|---|---:|---:|\n{}\n\n</details>",
         if ok { "pass" } else { "FAIL" },
         a.cfg.alpha,
-        a.cfg.headline_min_effect * 100.0,
+        summary.join("\n"),
         rows.join("\n"),
-        n = runs,
     );
     if ok {
         ExitCode::SUCCESS
@@ -363,7 +493,11 @@ fn demo(a: &Opts) -> ExitCode {
 /// annotated with each timing's between-run noise, as the baseline.
 fn make_baseline(a: &Opts) -> ExitCode {
     let root = report::root();
-    let runs = a.runs.unwrap_or(5).max(2);
+    let runs = a.runs.unwrap_or(MIN_BASELINE_RUNS);
+    if runs < MIN_BASELINE_RUNS {
+        eprintln!("xtask gate: --make-baseline needs at least {MIN_BASELINE_RUNS} runs for a robust noise estimate");
+        return ExitCode::from(2);
+    }
     let dir = root.join("target/bench/baseline-runs");
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("xtask gate: {}: {e}", dir.display());
@@ -372,7 +506,7 @@ fn make_baseline(a: &Opts) -> ExitCode {
     let mut all = Vec::new();
     for i in 0..runs {
         eprintln!("make-baseline: run {}/{runs} ...", i + 1);
-        match bench_once(&root, &dir.join(format!("run-{i:02}.json")), None, None) {
+        match bench_once(&root, &dir.join(format!("run-{i:02}.json")), &[], None) {
             Ok(r) => all.push(r),
             Err(e) => {
                 eprintln!("xtask gate: {e}");
@@ -381,24 +515,27 @@ fn make_baseline(a: &Opts) -> ExitCode {
         }
     }
     let mut base = all[0].clone();
+    let cfg = GateConfig::default();
     for m in &mut base.metrics {
-        if m.norm_samples.is_empty() {
+        if cfg.test_samples(m).is_none() {
             continue;
         }
         let key = m.key();
         let medians: Vec<f64> = all
             .iter()
             .filter_map(|r| r.metrics.iter().find(|x| x.key() == key))
-            .filter_map(|x| reports::stats::median(&x.norm_samples))
+            .filter_map(|x| cfg.test_samples(x).and_then(reports::stats::median))
             .collect();
+        if medians.len() < MIN_BASELINE_RUNS {
+            continue;
+        }
         let Some(center) = reports::stats::median(&medians).filter(|c| *c > 0.0) else {
             continue;
         };
-        let noise = medians
-            .iter()
-            .map(|v| (v / center - 1.0).abs())
-            .fold(0.0, f64::max);
-        m.noise = Some((noise * 10_000.0).round() / 10_000.0);
+        let rel: Vec<f64> = medians.iter().map(|v| v / center).collect();
+        if let Some(noise) = reports::stats::mad_sigma(&rel) {
+            m.noise = Some((noise * 10_000.0).round() / 10_000.0);
+        }
     }
     let out = a
         .out
@@ -422,4 +559,26 @@ fn make_baseline(a: &Opts) -> ExitCode {
         println!("  {:>6.1} %  {k}", n * 100.0);
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_effect_is_a_fraction_or_a_percentage() {
+        assert_eq!(parse_min_effect("0.1"), Ok(0.1));
+        assert_eq!(parse_min_effect("10%"), Ok(0.1));
+        assert_eq!(parse_min_effect(" 2.5 %"), Ok(0.025));
+        for bad in ["5", "0", "1", "100%", "-0.1", "ten", "%", "nan", "inf"] {
+            assert!(parse_min_effect(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn format_names() {
+        assert_eq!(parse_format("json"), Ok(Format::Json));
+        assert_eq!(parse_format("md"), Ok(Format::Markdown));
+        assert!(parse_format("xml").is_err());
+    }
 }

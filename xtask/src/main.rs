@@ -5,8 +5,10 @@
 //! a doc comment per option) and `pub fn run(Args) -> ExitCode`, then one
 //! `mod` line, one [`Task`] variant and one match arm here.
 
+mod ab;
 mod bench;
 mod conformance;
+mod export;
 mod gate;
 mod nested;
 mod replay;
@@ -34,8 +36,12 @@ pub enum Task {
     Bench(bench::Args),
     /// Re-render the HTML report from a results file (and a baseline).
     Report(report::Args),
-    /// Compare results with the baseline; exit 1 on a regression beyond noise.
+    /// Compare results with the baseline; exit 1 on a regression beyond noise, 3 on a host mismatch.
     Gate(gate::Args),
+    /// Build two revisions, run their benchmarks interleaved, judge B against A.
+    Ab(ab::Args),
+    /// Export a results file in another format (Bencher Metric Format).
+    Export(export::Args),
     /// Replay an accountant trace (SPEC section 3): one output line per op.
     Replay(replay::Args),
     /// Run the original scenario, or a trace, on real KVM guests.
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         Task::Bench(a) => bench::run(a),
         Task::Report(a) => report::run(a),
         Task::Gate(a) => gate::run(a),
+        Task::Ab(a) => ab::run(a),
+        Task::Export(a) => export::run(a),
         Task::Replay(a) => replay::run(a),
         Task::Scenario(a) => scenario::run(a),
         Task::Conformance(a) => conformance::run(a),
@@ -107,6 +115,14 @@ mod tests {
         assert_eq!(code(&["scenario"]), Some(2));
         assert_eq!(code(&["gate", "--alpha", "2"]), Some(2));
         assert_eq!(code(&["gate", "--runs", "0"]), Some(2));
+        assert_eq!(code(&["gate", "--min-effect", "5"]), Some(2));
+        assert_eq!(code(&["gate", "--min-effect", "5%"]), None);
+        assert_eq!(code(&["gate", "--format", "xml"]), Some(2));
+        assert_eq!(code(&["ab"]), Some(2));
+        assert_eq!(code(&["ab", "HEAD", "--rounds", "0"]), Some(2));
+        assert_eq!(code(&["ab", "HEAD", "--env-b", "novalue"]), Some(2));
+        assert_eq!(code(&["ab", "HEAD", "HEAD", "--quick"]), None);
+        assert_eq!(code(&["export"]), Some(2));
         assert_eq!(code(&["replay"]), Some(2));
         assert_eq!(code(&["replay", "--help"]), Some(0));
         assert_eq!(code(&["scenario", "trace", "--help"]), Some(0));

@@ -37,6 +37,24 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Internal: every accountant operation once, for `accountant.instructions` under callgrind.
+    if args.first().map(String::as_str) == Some(bench::instructions::ENTRY) {
+        let quick = match &args[1..] {
+            [] => false,
+            [q] if q == "--quick" => true,
+            _ => {
+                eprintln!("ioacct-bench: {} [--quick]", bench::instructions::ENTRY);
+                return ExitCode::from(2);
+            }
+        };
+        return match bench::instructions::run_all(quick) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ioacct-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut opts = bench::RunOptions {
         quick: false,
         only: None,

@@ -20,7 +20,8 @@ pub struct Sink {
 }
 
 impl Sink {
-    fn skip(&mut self, name: MetricName, reason: impl Into<String>) {
+    /// Records a measurement that was not made, with why.
+    pub fn skip(&mut self, name: MetricName, reason: impl Into<String>) {
         self.not_measured.push(NotMeasured {
             name: name.as_str().to_owned(),
             reason: reason.into(),
@@ -273,6 +274,9 @@ pub const RANGE_ROUNDS: usize = 12;
 /// operations timed together, then the reference.
 struct RangeBench {
     ranges: Vec<UnitRange>,
+    /// Injected slowdown of the forward operation, percent
+    /// ([`harness::INJECT_OP_ENV`]).
+    inject_fwd: Option<f64>,
     reference: Option<Reference>,
     warm: usize,
     fwd: Measured,
@@ -288,6 +292,7 @@ impl RangeBench {
         };
         RangeBench {
             ranges,
+            inject_fwd: None,
             reference: None,
             warm: 0,
             fwd: m.clone(),
@@ -313,7 +318,14 @@ impl RangeBench {
             for r in &self.ranges {
                 do_op(*r)?;
             }
-            let t1 = Instant::now();
+            let mut t1 = Instant::now();
+            if let Some(pct) = self.inject_fwd {
+                let until = t0 + (t1 - t0).mul_f64(1.0 + pct / 100.0);
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                t1 = Instant::now();
+            }
             for r in &self.ranges {
                 undo(*r)?;
             }
@@ -411,7 +423,10 @@ pub fn map_unmap(cx: &mut Ctx, sink: &mut Sink) {
                         acct,
                         dom,
                     },
-                    RangeBench::new(ranges),
+                    RangeBench {
+                        inject_fwd: harness::injected_op_slowdown("map"),
+                        ..RangeBench::new(ranges)
+                    },
                 )),
                 Err(e) => sink.skip(MetricName::Map, format!("{} {pages}: {e}", kind.name())),
             }
@@ -531,7 +546,13 @@ pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
             Ok::<_, String>((ranges, acct, dom))
         })();
         match setup {
-            Ok((ranges, acct, dom)) => configs.push(((pages, acct, dom), RangeBench::new(ranges))),
+            Ok((ranges, acct, dom)) => configs.push((
+                (pages, acct, dom),
+                RangeBench {
+                    inject_fwd: harness::injected_op_slowdown("grant"),
+                    ..RangeBench::new(ranges)
+                },
+            )),
             Err(e) => sink.skip(MetricName::Grant, format!("{pages} pages: {e}")),
         }
     }

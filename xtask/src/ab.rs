@@ -1,0 +1,624 @@
+//! `cargo xtask ab REV_A [REV_B] [--rounds N] [--quick] [--only PREFIX]
+//! [--confirm N] [--cpus LIST] [--env-a VAR=VALUE] [--env-b VAR=VALUE]
+//! [--alpha P] [--min-effect F|N%] [--format md|json]`: two revisions
+//! measured side by side on this host in one session.
+//!
+//! 1. Each revision is checked out in a git worktree under `target/ab/`
+//!    (`REV_B` defaults to the working tree itself, uncommitted changes
+//!    included) and its `ioacct-bench` is built in release mode. Both
+//!    builds share one `CARGO_TARGET_DIR` (`target/ab/target`), so the
+//!    dependencies build once; the workspace crates of the two trees have
+//!    different paths, so both stay built. Each binary is copied to
+//!    `target/ab/bin/ioacct-bench-TREE` before the other side builds.
+//! 2. The binaries run interleaved, A B B A A B …, `--rounds N` rounds
+//!    (default 2; each round runs both sides once), so a disturbance on the
+//!    shared machine lands on both sides alike.
+//! 3. Every metric both sides emit is judged on the within-run samples of
+//!    all rounds with a permutation test that relabels samples only within a
+//!    round (`reports::gate::compare_ab`, p < 0.01) and the gate's minimum
+//!    effects, widened by the committed baseline's noise where it has one;
+//!    counts are compared exactly. A metric on one side only is listed.
+//! 4. A timing regression is re-measured `--confirm N` times (default 1):
+//!    both sides again, interleaved, only the regressed families. It stands
+//!    only if it reproduces every time; otherwise it is layout noise (its
+//!    operation's instruction count unchanged) or "not reproduced".
+//!
+//! Writes `target/ab/a.json` and `target/ab/b.json` (each side's first
+//! round; every round is kept as `target/ab/{a,b}-rN.json`) and
+//! `target/ab/report.html` (B's report with A as its baseline, labelled).
+//! Prints the same verdict as `cargo xtask gate`.
+//!
+//! Options the two binaries do not both accept (`--cpus` on an older
+//! revision) are passed only to the side that does, and said so.
+//! `--env-b IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10` sets an environment
+//! variable for side B only: that one adds a calibrated 10 % spin inside
+//! every timed port-check batch (bench harness), which the A/B run must
+//! catch.
+//!
+//! `cargo xtask ab --files A1[,A2…] B1[,B2…]` judges results files already
+//! measured (the r-th file of each side is round r) the same way, without
+//! building, running or confirming.
+//!
+//! Exit status: 0 pass, 1 regression, 2 bad usage, 4 side A could not be
+//! built or run (CI then falls back to `cargo xtask gate`), 5 side B could
+//! not be built or run.
+use crate::gate::{parse_format, parse_min_effect, print_report, Format};
+use crate::report;
+use reports::gate::{compare_ab, GateConfig, GateReport, Verdict};
+use reports::Results;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Exit status when side A cannot be built or run.
+const EXIT_A_BROKEN: u8 = 4;
+/// Exit status when side B cannot be built or run.
+const EXIT_B_BROKEN: u8 = 5;
+
+/// `cargo xtask ab`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 pass (also after confirmation), 1 a regression, 2 bad usage, 4 side A could not be built or run, 5 side B could not.\n\nSide B only: --env-b IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10 slows every timed port-check batch of B by 10 % (bench harness), which the run must catch."
+)]
+pub struct Args {
+    /// Revision A (the reference), e.g. the baseline's commit; with --files, A's results files, comma-separated, one per round.
+    rev_a: String,
+    /// Revision B [default: the working tree, uncommitted changes included]; with --files, B's results files.
+    rev_b: Option<String>,
+    /// Interleaved rounds (1 to 50); each runs both sides once, A B then B A.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=50))]
+    rounds: u8,
+    /// Run the quick benchmark on both sides.
+    #[arg(long)]
+    quick: bool,
+    /// Measure and judge only the metrics whose name starts with PREFIX.
+    #[arg(long, value_name = "PREFIX")]
+    only: Option<String>,
+    /// Re-measure both sides N times (0 to 5) for each timing regression; it stands only if it reproduces every time.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=5))]
+    confirm: u8,
+    /// CPUs for the measuring and vCPU threads, passed to each side whose harness accepts --cpus.
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<String>,
+    /// An environment variable for side A only (repeatable).
+    #[arg(long = "env-a", value_name = "VAR=VALUE", value_parser = env_pair)]
+    env_a: Vec<(String, String)>,
+    /// An environment variable for side B only (repeatable), e.g. IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10.
+    #[arg(long = "env-b", value_name = "VAR=VALUE", value_parser = env_pair)]
+    env_b: Vec<(String, String)>,
+    /// Significance level of the permutation test, in (0, 1) [default: 0.01].
+    #[arg(long, value_name = "P", value_parser = probability)]
+    alpha: Option<f64>,
+    /// Smallest slowdown that counts: a fraction in (0, 1) or a percentage such as 10% [default: 0.10; the port check 0.05].
+    #[arg(long, value_name = "F|N%", value_parser = parse_min_effect)]
+    min_effect: Option<f64>,
+    /// Output: md (Markdown for a CI page) or json (schema in the README).
+    #[arg(long, value_name = "md|json", default_value = "md", value_parser = parse_format)]
+    format: Format,
+    /// Judge results files already measured (REV_A and REV_B are comma-separated files) instead of building and running.
+    #[arg(long)]
+    files: bool,
+}
+
+fn env_pair(v: &str) -> Result<(String, String), String> {
+    match v.split_once('=') {
+        Some((k, val)) if !k.is_empty() => Ok((k.to_owned(), val.to_owned())),
+        _ => Err(format!("expected VAR=VALUE, not `{v}`")),
+    }
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    s.parse()
+        .ok()
+        .filter(|p: &f64| *p > 0.0 && *p < 1.0)
+        .ok_or_else(|| "takes a probability in (0, 1)".to_string())
+}
+
+/// The options, checked.
+struct Opts {
+    files: bool,
+    rev_a: String,
+    rev_b: Option<String>,
+    rounds: usize,
+    quick: bool,
+    only: Option<String>,
+    confirm: usize,
+    cpus: Option<String>,
+    env_a: Vec<(String, String)>,
+    env_b: Vec<(String, String)>,
+    cfg: GateConfig,
+    format: Format,
+}
+
+impl From<Args> for Opts {
+    fn from(a: Args) -> Opts {
+        let mut cfg = GateConfig::default();
+        if let Some(p) = a.alpha {
+            cfg.alpha = p;
+        }
+        if let Some(f) = a.min_effect {
+            cfg.min_effect = f;
+        }
+        Opts {
+            files: a.files,
+            rev_a: a.rev_a,
+            rev_b: a.rev_b,
+            rounds: usize::from(a.rounds),
+            quick: a.quick,
+            only: a.only,
+            confirm: usize::from(a.confirm),
+            cpus: a.cpus,
+            env_a: a.env_a,
+            env_b: a.env_b,
+            cfg,
+            format: a.format,
+        }
+    }
+}
+
+/// One side of the comparison, once built.
+struct Side {
+    /// `A` or `B`.
+    label: &'static str,
+    /// What the user named, and the commit it resolved to.
+    rev: String,
+    /// The source tree the binary was built from (and runs in).
+    tree: PathBuf,
+    /// The copied release binary.
+    bin: PathBuf,
+    /// Harness options this binary accepts (from its `--help`).
+    help: String,
+    /// Extra environment for this side.
+    env: Vec<(String, String)>,
+}
+
+fn git(root: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .current_dir(root)
+        .args(args)
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `rev` and the full commit it names.
+fn resolve(root: &Path, rev: &str) -> Result<(String, String), String> {
+    let sha = git(
+        root,
+        &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
+    )?;
+    Ok((rev.to_owned(), sha))
+}
+
+/// The tree to build for `rev`: the working tree itself for `None`, else a
+/// detached worktree of the commit under `target/ab/`.
+fn checkout(root: &Path, dir: &Path, rev: Option<&str>) -> Result<(String, PathBuf), String> {
+    let Some(rev) = rev else {
+        let head = git(root, &["rev-parse", "--short=12", "HEAD"]).unwrap_or_default();
+        return Ok((format!("working tree (HEAD {head})"), root.to_path_buf()));
+    };
+    let sha = git(
+        root,
+        &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
+    )?;
+    let short: String = sha.chars().take(12).collect();
+    let tree = dir.join(format!("wt-{short}"));
+    if tree.join(".git").exists() {
+        if git(&tree, &["rev-parse", "HEAD"])? == sha {
+            return Ok((format!("{rev} ({short})"), tree));
+        }
+        git(
+            root,
+            &["worktree", "remove", "--force", &tree.to_string_lossy()],
+        )?;
+    }
+    // A stale registration (directory deleted by hand) would block the add.
+    let _ = git(root, &["worktree", "prune"]);
+    git(
+        root,
+        &["worktree", "add", "--detach", &tree.to_string_lossy(), &sha],
+    )?;
+    Ok((format!("{rev} ({short})"), tree))
+}
+
+/// Builds the bench binary of `tree` into the shared target directory and
+/// copies it to `target/ab/bin/ioacct-bench-LABEL`.
+fn build(dir: &Path, tree: &Path, label: &str) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let target = dir.join("target");
+    eprintln!("ab: building side {label} in {}", tree.display());
+    let st = Command::new(cargo)
+        .current_dir(tree)
+        .env("CARGO_TARGET_DIR", &target)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "bench",
+            "--bin",
+            "ioacct-bench",
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !st.success() {
+        return Err(format!("cargo build failed ({st})"));
+    }
+    let bins = dir.join("bin");
+    std::fs::create_dir_all(&bins).map_err(|e| format!("{}: {e}", bins.display()))?;
+    // Named for the tree, not the side: another A/B session may be running
+    // one of these binaries right now.
+    let name = tree
+        .file_name()
+        .map_or_else(|| "tree".to_owned(), |n| n.to_string_lossy().into_owned());
+    let bin = bins.join(format!("ioacct-bench-{name}"));
+    // Copy, then rename over: a running binary of the same name keeps its
+    // inode.
+    let tmp = bins.join(format!(".{name}.{}", std::process::id()));
+    std::fs::copy(target.join("release/ioacct-bench"), &tmp)
+        .and_then(|_| std::fs::rename(&tmp, &bin))
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    Ok(bin)
+}
+
+fn prepare(
+    root: &Path,
+    dir: &Path,
+    label: &'static str,
+    rev: Option<&str>,
+    env: &[(String, String)],
+) -> Result<Side, String> {
+    let (rev, tree) = checkout(root, dir, rev)?;
+    let bin = build(dir, &tree, label)?;
+    let out = Command::new(&bin)
+        .arg("--help")
+        .output()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let help =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Ok(Side {
+        label,
+        rev,
+        tree,
+        bin,
+        help,
+        env: env.to_vec(),
+    })
+}
+
+impl Side {
+    fn accepts(&self, flag: &str) -> bool {
+        self.help.contains(flag)
+    }
+
+    /// Runs this side's bench once into `out`.
+    fn run(&self, a: &Opts, only: Option<&str>, out: &Path) -> Result<Results, String> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.current_dir(&self.tree).arg("--out").arg(out);
+        if a.quick {
+            cmd.arg("--quick");
+        }
+        if self.accepts("--no-progress") {
+            cmd.arg("--no-progress");
+        }
+        if let Some(o) = only {
+            cmd.args(["--only", o]);
+        }
+        if let Some(c) = a.cpus.as_deref().filter(|_| self.accepts("--cpus")) {
+            cmd.args(["--cpus", c]);
+        }
+        // Knobs reach a side only when asked for that side.
+        cmd.env_remove(INJECT_ENV);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let st = cmd
+            .status()
+            .map_err(|e| format!("{}: {e}", self.bin.display()))?;
+        if !st.success() {
+            return Err(format!("side {} bench failed ({st})", self.label));
+        }
+        Results::load(out).map_err(|e| e.to_string())
+    }
+}
+
+/// The injected port-check slowdown (bench harness).
+const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
+
+/// Runs `rounds` interleaved rounds (A B, then B A, …) into `dir` with file
+/// names starting with `tag`.
+fn interleave(
+    a: &Opts,
+    sides: [&Side; 2],
+    rounds: usize,
+    only: Option<&str>,
+    dir: &Path,
+    tag: &str,
+) -> Result<(Vec<Results>, Vec<Results>), (u8, String)> {
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let order = if r % 2 == 0 {
+            [sides[0], sides[1]]
+        } else {
+            [sides[1], sides[0]]
+        };
+        for s in order {
+            eprintln!("ab: round {}/{rounds}: side {} ({})", r + 1, s.label, s.rev);
+            let out = dir.join(format!("{tag}{}-r{}.json", s.label.to_lowercase(), r + 1));
+            let res = s.run(a, only, &out).map_err(|e| {
+                let code = if s.label == "A" {
+                    EXIT_A_BROKEN
+                } else {
+                    EXIT_B_BROKEN
+                };
+                (code, e)
+            })?;
+            if s.label == "A" {
+                ra.push(res);
+            } else {
+                rb.push(res);
+            }
+        }
+    }
+    Ok((ra, rb))
+}
+
+/// Runs the task.
+pub fn run(args: Args) -> ExitCode {
+    let a = Opts::from(args);
+    let root = report::root();
+    if a.files {
+        return judge_files(&root, &a);
+    }
+    let dir = root.join("target/ab");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("xtask ab: {}: {e}", dir.display());
+        return ExitCode::from(2);
+    }
+    // Resolve both revisions before building: a commit made during the
+    // build must not change what "HEAD" means for side B.
+    let rev_b = match a.rev_b.as_deref().map(|r| resolve(&root, r)).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            println!("## A/B: side B could not be built: {e}");
+            return ExitCode::from(EXIT_B_BROKEN);
+        }
+    };
+    let side_a = match prepare(&root, &dir, "A", Some(&a.rev_a), &a.env_a) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("## A/B: side A ({}) could not be built: {e}", a.rev_a);
+            return ExitCode::from(EXIT_A_BROKEN);
+        }
+    };
+    let side_b = match prepare(
+        &root,
+        &dir,
+        "B",
+        rev_b.as_ref().map(|(_, sha)| sha.as_str()),
+        &a.env_b,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let b = a.rev_b.as_deref().unwrap_or("working tree");
+            println!("## A/B: side B ({b}) could not be built: {e}");
+            return ExitCode::from(EXIT_B_BROKEN);
+        }
+    };
+    let (ra, rb) = match interleave(
+        &a,
+        [&side_a, &side_b],
+        a.rounds,
+        a.only.as_deref(),
+        &dir,
+        "",
+    ) {
+        Ok(v) => v,
+        Err((code, e)) => {
+            println!("## A/B: could not run: {e}");
+            return ExitCode::from(code);
+        }
+    };
+    let committed = Results::load(&root.join("bench/baseline.json")).ok();
+    let mut g = compare_ab(&ra, &rb, &a.cfg, a.only.as_deref(), committed.as_ref());
+    describe(&mut g, &a, [&side_a, &side_b], &rb);
+    confirm(&a, [&side_a, &side_b], &dir, &committed, &mut g);
+    if let Err(e) = write_outputs(&dir, &ra, &rb, [&side_a, &side_b]) {
+        g.notes.push(format!("Could not write the A/B files: {e}"));
+    }
+    print_report(&g, a.format);
+    ExitCode::from(g.outcome().exit_code())
+}
+
+/// `--files A1[,A2…] B1[,B2…]`: judges results already measured (round r
+/// of each side = the r-th file), with no build, run or confirmation.
+fn judge_files(root: &Path, a: &Opts) -> ExitCode {
+    let load = |list: &str| -> Result<Vec<Results>, String> {
+        list.split(',')
+            .map(|f| Results::load(Path::new(f)).map_err(|e| e.to_string()))
+            .collect()
+    };
+    let Some(rev_b) = a.rev_b.as_deref() else {
+        eprintln!("xtask ab: --files needs the files of side A and of side B");
+        return ExitCode::from(2);
+    };
+    let (ra, rb) = match (load(&a.rev_a), load(rev_b)) {
+        (Ok(x), Ok(y)) if x.len() == y.len() => (x, y),
+        (Ok(_), Ok(_)) => {
+            eprintln!("xtask ab: both sides need the same number of rounds");
+            return ExitCode::from(2);
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("xtask ab: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let committed = Results::load(&root.join("bench/baseline.json")).ok();
+    let mut g = compare_ab(&ra, &rb, &a.cfg, a.only.as_deref(), committed.as_ref());
+    g.notes.push(format!(
+        "A = {}, B = {} ({} round(s) judged from files; no confirmation).",
+        a.rev_a,
+        rev_b,
+        ra.len()
+    ));
+    print_report(&g, a.format);
+    ExitCode::from(g.outcome().exit_code())
+}
+
+/// The notes that say what was compared.
+fn describe(g: &mut GateReport, a: &Opts, sides: [&Side; 2], rb: &[Results]) {
+    g.notes.push(format!(
+        "A = {}, B = {}{}; {} interleaved round(s) of `ioacct-bench{}{}`, same host.",
+        sides[0].rev,
+        sides[1].rev,
+        if sides[1].env.is_empty() && sides[0].env.is_empty() {
+            String::new()
+        } else {
+            format!(" (environment: A {:?}, B {:?})", sides[0].env, sides[1].env)
+        },
+        a.rounds,
+        if a.quick { " --quick" } else { "" },
+        a.only
+            .as_deref()
+            .map(|o| format!(" --only {o}"))
+            .unwrap_or_default(),
+    ));
+    if a.cpus.is_some() {
+        for s in sides.iter().filter(|s| !s.accepts("--cpus")) {
+            g.notes.push(format!(
+                "Side {}'s harness has no --cpus: it ran with its own placement.",
+                s.label
+            ));
+        }
+    }
+    let one_side = g
+        .findings
+        .iter()
+        .filter(|f| matches!(f.verdict, Verdict::OneSide(_)))
+        .count();
+    if one_side > 0 {
+        g.notes.push(format!(
+            "{one_side} metric(s) emitted by one side only: listed, not judged."
+        ));
+    }
+    if let Some(n) = rb.first().and_then(reports::gate::valgrind_note) {
+        g.notes.push(n);
+    }
+}
+
+/// Re-measures the families of timing regressions on both sides; clears the
+/// ones that do not reproduce in every confirmation.
+fn confirm(
+    a: &Opts,
+    sides: [&Side; 2],
+    dir: &Path,
+    committed: &Option<Results>,
+    g: &mut GateReport,
+) {
+    let mut failing = g.timing_regressions();
+    for round in 1..=a.confirm {
+        if failing.is_empty() {
+            break;
+        }
+        g.confirmations = round;
+        let mut names: Vec<String> = failing
+            .iter()
+            .filter_map(|k| k.split_whitespace().next().map(str::to_owned))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut still = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            eprintln!("ab: confirmation {round}: {name}");
+            let tag = format!("confirm{round}-{i}-");
+            let (ca, cb) = match interleave(a, sides, 2, Some(name), dir, &tag) {
+                Ok(v) => v,
+                Err((_, e)) => {
+                    g.notes.push(format!(
+                        "Confirmation of `{name}` could not run ({e}): it stands."
+                    ));
+                    return;
+                }
+            };
+            let again = compare_ab(&ca, &cb, &a.cfg, Some(name), committed.as_ref());
+            for key in failing
+                .iter()
+                .filter(|k| k.split_whitespace().next() == Some(name.as_str()))
+            {
+                let cleared = again
+                    .findings
+                    .iter()
+                    .find(|f| &f.key == key)
+                    .is_some_and(|f| matches!(f.verdict, Verdict::Same | Verdict::Improvement));
+                if !cleared {
+                    still.push(key.clone());
+                }
+            }
+        }
+        failing = still;
+    }
+    if g.confirmations == 0 {
+        return;
+    }
+    for key in g.timing_regressions() {
+        if !failing.contains(&key) {
+            g.clear(&key);
+        }
+    }
+    g.notes.push(format!(
+        "Confirmation: {} re-run(s) of both sides for the alarmed families; {}.",
+        g.confirmations,
+        if failing.is_empty() {
+            "no alarm reproduced".to_owned()
+        } else {
+            format!("reproduced every time: {}", failing.join(", "))
+        }
+    ));
+}
+
+/// `a.json`, `b.json` (first rounds) and the labelled HTML report.
+fn write_outputs(
+    dir: &Path,
+    ra: &[Results],
+    rb: &[Results],
+    sides: [&Side; 2],
+) -> Result<(), String> {
+    let (Some(a), Some(b)) = (ra.first(), rb.first()) else {
+        return Err("no rounds".to_owned());
+    };
+    for (name, r) in [("a.json", a), ("b.json", b)] {
+        let p = dir.join(name);
+        std::fs::write(&p, r.to_json()).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    let label = format!(
+        "Comparison with baseline — A/B run: baseline = side A, {}; results = side B, {}",
+        html_escape(&sides[0].rev),
+        html_escape(&sides[1].rev)
+    );
+    let html = reports::html::report(b, Some(a)).replacen(
+        "Comparison with baseline</h2>",
+        &format!("{label}</h2>"),
+        1,
+    );
+    let p = dir.join("report.html");
+    std::fs::write(&p, html).map_err(|e| format!("{}: {e}", p.display()))?;
+    eprintln!(
+        "ab: {} {} {}",
+        dir.join("a.json").display(),
+        dir.join("b.json").display(),
+        p.display()
+    );
+    Ok(())
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
