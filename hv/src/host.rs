@@ -28,6 +28,61 @@ impl VirtKind {
     }
 }
 
+/// Port-exit counters that contradict the host's virtualization kind (see
+/// [`check_exit_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitPathError {
+    /// No port exit was counted at all: nothing was exercised.
+    NoPortExits,
+    /// On VT-x or AMD-V a port access took the PVM #GP fallback.
+    TrappedOnHardware {
+        /// The host kind.
+        kind: VirtKind,
+        /// Trapped port exits counted.
+        trapped: u64,
+    },
+    /// On PVM no port access took the #GP fallback, so the counters do not
+    /// come from the path PVM must use.
+    NoTrapOnPvm {
+        /// Native port exits counted.
+        native: u64,
+    },
+}
+
+impl std::fmt::Display for ExitPathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitPathError::NoPortExits => write!(f, "no port exit was counted"),
+            ExitPathError::TrappedOnHardware { kind, trapped } => write!(
+                f,
+                "{trapped} port exit(s) took the PVM #GP fallback on {}",
+                kind.name()
+            ),
+            ExitPathError::NoTrapOnPvm { native } => write!(
+                f,
+                "no port exit took the #GP fallback on pvm ({native} native)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ExitPathError {}
+
+/// Checks that the port exits counted on a host of `kind` took the path that
+/// host must use: on VT-x and AMD-V native exits only (`native > 0`,
+/// `trapped == 0`), on PVM the #GP fallback (`trapped > 0`); on an
+/// unrecognised host only that some port exit happened.
+pub fn check_exit_path(kind: VirtKind, native: u64, trapped: u64) -> Result<(), ExitPathError> {
+    match kind {
+        _ if native == 0 && trapped == 0 => Err(ExitPathError::NoPortExits),
+        VirtKind::VtX | VirtKind::AmdV if trapped > 0 => {
+            Err(ExitPathError::TrappedOnHardware { kind, trapped })
+        }
+        VirtKind::Pvm if trapped == 0 => Err(ExitPathError::NoTrapOnPvm { native }),
+        _ => Ok(()),
+    }
+}
+
 /// The host as measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostInfo {
@@ -157,5 +212,35 @@ mod tests {
             cpuinfo_field("vendor_id\t: GenuineIntel\nflags\t\t: fpu vmx\n", "flags").as_deref(),
             Some("fpu vmx")
         );
+    }
+
+    #[test]
+    fn the_exit_path_must_match_the_host() {
+        use VirtKind::*;
+        assert_eq!(check_exit_path(VtX, 5, 0), Ok(()));
+        assert_eq!(check_exit_path(AmdV, 1, 0), Ok(()));
+        assert_eq!(check_exit_path(Pvm, 0, 9), Ok(()));
+        assert_eq!(check_exit_path(Unknown, 0, 9), Ok(()));
+        assert_eq!(
+            check_exit_path(VtX, 5, 1),
+            Err(ExitPathError::TrappedOnHardware {
+                kind: VtX,
+                trapped: 1
+            })
+        );
+        assert_eq!(
+            check_exit_path(AmdV, 0, 3),
+            Err(ExitPathError::TrappedOnHardware {
+                kind: AmdV,
+                trapped: 3
+            })
+        );
+        assert_eq!(
+            check_exit_path(Pvm, 4, 0),
+            Err(ExitPathError::NoTrapOnPvm { native: 4 })
+        );
+        for k in [VtX, AmdV, Pvm, Unknown] {
+            assert_eq!(check_exit_path(k, 0, 0), Err(ExitPathError::NoPortExits));
+        }
     }
 }

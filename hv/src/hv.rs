@@ -189,6 +189,12 @@ pub struct DomainStats {
     pub events: u64,
     /// Exits handled by its vCPU.
     pub exits: u64,
+    /// Port exits (hypercalls included) that arrived as native `KVM_EXIT_IO`
+    /// (VT-x, AMD-V).
+    pub native_port_exits: u64,
+    /// Port exits (hypercalls included) that arrived through PVM's #GP
+    /// fallback; zero on VT-x and AMD-V.
+    pub trapped_port_exits: u64,
     /// KVM memslots it uses for I/O memory.
     pub io_slots: usize,
     /// Frames whose use ended but whose memslot KVM refused to delete; each
@@ -332,6 +338,8 @@ impl Domain {
             bad_hypercalls: l(&self.stats.bad_hypercalls),
             events: l(&self.stats.events),
             exits: self.vcpus.iter().map(|v| v.ctl.exits()).sum(),
+            native_port_exits: self.vcpus.iter().map(|v| v.ctl.native_port_exits()).sum(),
+            trapped_port_exits: self.vcpus.iter().map(|v| v.ctl.trapped_port_exits()).sum(),
             io_slots: lock(&self.slots).slot_count(),
             stuck_frames: l(&self.stats.stuck_frames),
             quota_refusals: l(&self.stats.quota_refusals),

@@ -26,11 +26,23 @@ pub struct VcpuCtl {
     thread: Mutex<Option<libc::pthread_t>>,
     done: AtomicBool,
     exits: AtomicU64,
+    native_port_exits: AtomicU64,
+    trapped_port_exits: AtomicU64,
     /// Handler timing for the bench (see [`HandlerProbe`]); unset: one load.
     probe: OnceLock<HandlerProbe>,
     /// The CPU the vCPU thread ran on when it entered [`run`], plus one
     /// (0: not started, or unknown).
     cpu: AtomicU64,
+}
+
+/// How a port access reached the hypervisor: evidence of which exit path a
+/// host exercised (VT-x and AMD-V exit natively; PVM traps, see `pvio`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitPath {
+    /// A `KVM_EXIT_IO` from the CPU's own I/O intercept.
+    Native,
+    /// The guest's #GP stub forwarded a faulting `in`/`out` (PVM).
+    PvmTrap,
 }
 
 /// Times the exit handler of every checked port exit in TSC ticks,
@@ -182,6 +194,16 @@ impl VcpuCtl {
         self.exits.load(Ordering::Relaxed)
     }
 
+    /// Port exits (hypercalls included) that arrived as native `KVM_EXIT_IO`.
+    pub fn native_port_exits(&self) -> u64 {
+        self.native_port_exits.load(Ordering::Relaxed)
+    }
+
+    /// Port exits (hypercalls included) forwarded by the PVM #GP fallback.
+    pub fn trapped_port_exits(&self) -> u64 {
+        self.trapped_port_exits.load(Ordering::Relaxed)
+    }
+
     /// Asks the vCPU to stop and kicks it out of `KVM_RUN` with a signal,
     /// repeating until the loop has returned (a kick that lands just before
     /// the thread enters `KVM_RUN` is lost, the next one is not). `also` runs
@@ -282,6 +304,11 @@ pub fn run(vcpu: &mut VcpuFd, ram: &HostMem, env: &mut impl ExitEnv, ctl: &VcpuC
 }
 
 fn decide(env: &mut impl ExitEnv, ctl: &VcpuCtl, exit: Exit) -> Action {
+    decide_via(env, ctl, exit, ExitPath::Native)
+}
+
+fn decide_via(env: &mut impl ExitEnv, ctl: &VcpuCtl, exit: Exit, path: ExitPath) -> Action {
+    let is_port = matches!(exit, Exit::IoIn { .. } | Exit::IoOut { .. });
     // Only checked port accesses are in-flight sections: a hypercall takes
     // the control-plane lock, which a quiescing control plane holds.
     let checked = matches!(
@@ -302,8 +329,15 @@ fn decide(env: &mut impl ExitEnv, ctl: &VcpuCtl, exit: Exit) -> Action {
     if let Some(p) = probe {
         p.record(rdtsc().wrapping_sub(p0));
     }
-    tracepoints::tp!(exit_record(env.domain(), exit).since(t0));
+    tracepoints::tp!(exit_record(env.domain(), exit)
+        .trapped(is_port && path == ExitPath::PvmTrap)
+        .since(t0));
     ctl.exits.fetch_add(1, Ordering::Relaxed);
+    match (is_port, path) {
+        (true, ExitPath::Native) => ctl.native_port_exits.fetch_add(1, Ordering::Relaxed),
+        (true, ExitPath::PvmTrap) => ctl.trapped_port_exits.fetch_add(1, Ordering::Relaxed),
+        (false, _) => 0,
+    };
     a
 }
 
@@ -316,7 +350,7 @@ fn run_loop(vcpu: &mut VcpuFd, ram: &HostMem, env: &mut impl ExitEnv, ctl: &Vcpu
             Ok(VcpuExit::IoOut(layout::PIO_TRAP_PORT, _)) => {
                 match Trap::read_vcpu(ram, ctl.index) {
                     Ok(trap) => {
-                        let a = decide(env, ctl, trap.exit());
+                        let a = decide_via(env, ctl, trap.exit(), ExitPath::PvmTrap);
                         let done = match a {
                             Action::ReplyIo(v) => trap.complete(ram, Some(v)),
                             Action::Resume => trap.complete(ram, None),

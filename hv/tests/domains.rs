@@ -36,6 +36,8 @@ fn dom0_driver_maps_the_page_and_drives_the_ports() {
         "page writes go through the memslot: {s:?}"
     );
     assert_eq!(s.denied_ports, 0);
+    assert!(s.native_port_exits + s.trapped_port_exits >= 100, "{s:?}");
+    assert_exit_path(&hv, d(0));
 }
 
 #[test]

@@ -69,6 +69,15 @@ fn raw_cpl3_guest_port_io_and_mmio_exits() {
     let ctl = VcpuCtl::default();
     let r = run(&mut vcpu, &vm.ram, &mut env, &ctl);
     println!("{r:?} {:x?}", env.log);
+    let kind = hv::host::detect().kind;
+    let (native, trapped) = (ctl.native_port_exits(), ctl.trapped_port_exits());
+    println!(
+        "exit path on {}: {native} native port exits, {trapped} pvm-trapped",
+        kind.name()
+    );
+    // Five port instructions, each exactly one exit on one of the paths.
+    assert_eq!(native + trapped, 5);
+    hv::host::check_exit_path(kind, native, trapped).unwrap();
     assert_eq!(r, StopReason::Done(7));
     assert_eq!(
         env.log,

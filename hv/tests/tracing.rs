@@ -25,6 +25,20 @@ fn vm_exits_hypercalls_and_memslots_are_traced() {
     assert!(exits.len() >= 40, "{} port exits", exits.len());
     assert!(exits.iter().any(|r| r.first == 0x300 && r.width == 4));
     assert!(exits.iter().all(|r| r.is_timed()));
+    // The records say which path each port exit took, and agree with the
+    // domain's counters and with what this host must use.
+    let trapped = exits.iter().filter(|r| r.is_trapped()).count() as u64;
+    let native = exits.len() as u64 - trapped;
+    println!(
+        "traced port exits on {}: {native} native, {trapped} pvm-trapped",
+        hv.host().kind.name()
+    );
+    hv::host::check_exit_path(hv.host().kind, native, trapped).unwrap();
+    let s = hv.stats(d(0)).unwrap();
+    assert_eq!(
+        (native, trapped),
+        (s.native_port_exits, s.trapped_port_exits)
+    );
     let hc = recs.iter().find(|r| r.kind == Kind::Hypercall).unwrap();
     assert_eq!((hc.extra, hc.value), (hv::hypercall::op::MAP_IOMEM, 0));
     let slot = recs.iter().find(|r| r.kind == Kind::MemslotAdd).unwrap();

@@ -264,9 +264,9 @@ fn btree_vs_bound(r: &Results, limit: f64) -> Option<Measured> {
 
 fn bind_irq_delta(r: &Results, limit: f64) -> Option<Measured> {
     let m = r.named(MetricName::BindIrqDelta).next()?;
-    let ci = m
-        .ci95
-        .map_or(String::new(), |[a, b]| format!(", 95 % CI {a:.0} … {b:.0} ns"));
+    let ci = m.ci95.map_or(String::new(), |[a, b]| {
+        format!(", 95 % CI {a:.0} … {b:.0} ns")
+    });
     Some(Measured {
         value: m.p50,
         limit,

@@ -127,7 +127,9 @@
 
 mod record;
 
-pub use record::{Kind, Mode, Outcome, Record, Space, Stamp, FLAG_FORCE, FLAG_TIMED, HYPERVISOR};
+pub use record::{
+    Kind, Mode, Outcome, Record, Space, Stamp, FLAG_FORCE, FLAG_PVM_TRAP, FLAG_TIMED, HYPERVISOR,
+};
 
 #[cfg(feature = "std")]
 pub mod bench_support;

@@ -344,6 +344,11 @@ pub const HYPERVISOR: u16 = u16::MAX;
 pub const FLAG_TIMED: u8 = 1 << 0;
 /// [`Record::flags`] bit: the operation was forced (`force` on grant/revoke).
 pub const FLAG_FORCE: u8 = 1 << 1;
+/// [`Record::flags`] bit, on [`Kind::VmExit`] port exits: the access reached
+/// the hypervisor through PVM's #GP fallback (`hv/src/pvio.rs`) instead of a
+/// native `KVM_EXIT_IO`. Clear on a native exit, so a VT-x or AMD-V trace
+/// shows no record with it set.
+pub const FLAG_PVM_TRAP: u8 = 1 << 2;
 
 /// A timestamp taken by [`crate::start`] at the beginning of a timed
 /// operation; zero when tracing was off at that moment (the event is then
@@ -397,7 +402,7 @@ pub struct Record {
     pub outcome: Outcome,
     /// Grant mode, where one applies.
     pub mode: Mode,
-    /// [`FLAG_TIMED`], [`FLAG_FORCE`].
+    /// [`FLAG_TIMED`], [`FLAG_FORCE`], [`FLAG_PVM_TRAP`].
     pub flags: u8,
     /// Access width in bytes for port checks and exits (1, 2, 4), else 0.
     pub width: u8,
@@ -469,6 +474,15 @@ impl Record {
         self
     }
 
+    /// Marks a port exit that came through PVM's #GP fallback.
+    #[inline(always)]
+    pub const fn trapped(mut self, trapped: bool) -> Record {
+        if trapped {
+            self.flags |= FLAG_PVM_TRAP;
+        }
+        self
+    }
+
     /// Sets the access width in bytes.
     #[inline(always)]
     pub const fn width(mut self, width: u8) -> Record {
@@ -513,6 +527,13 @@ impl Record {
     #[inline]
     pub const fn is_forced(&self) -> bool {
         self.flags & FLAG_FORCE != 0
+    }
+
+    /// True for a port exit that came through PVM's #GP fallback
+    /// ([`FLAG_PVM_TRAP`]).
+    #[inline]
+    pub const fn is_trapped(&self) -> bool {
+        self.flags & FLAG_PVM_TRAP != 0
     }
 
     /// A lost-records marker: `count` records of thread `thread` were dropped
@@ -567,6 +588,10 @@ mod tests {
         assert!(r.is_forced());
         assert!(r.is_timed());
         assert_eq!(r.tsc, 42);
+        assert!(!r.is_trapped());
+        let exit = Record::new(Kind::VmExit).trapped(true).forced(false);
+        assert!(exit.is_trapped() && !exit.is_forced() && !exit.is_timed());
+        assert!(!Record::new(Kind::VmExit).trapped(false).is_trapped());
         let untimed = Record::new(Kind::Map).since(Stamp(0));
         assert!(!untimed.is_timed());
         assert_eq!(untimed.tsc, 0);

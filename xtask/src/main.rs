@@ -10,6 +10,7 @@ mod bench;
 mod conformance;
 mod export;
 mod gate;
+mod nested;
 mod replay;
 mod report;
 mod scenario;
@@ -47,6 +48,8 @@ pub enum Task {
     Scenario(scenario::Args),
     /// Run every trace in spec/conformance/ and check its `#=>` expectations.
     Conformance(conformance::Args),
+    /// Run the hv suite on VT-x (Bochs) and AMD-V (QEMU) guests, and on the host.
+    Nested(nested::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Task::Replay(a) => replay::run(a),
         Task::Scenario(a) => scenario::run(a),
         Task::Conformance(a) => conformance::run(a),
+        Task::Nested(a) => nested::run(&a.args),
     }
 }
 

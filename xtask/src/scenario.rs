@@ -5,7 +5,9 @@
 //!   ports; a driver domain is granted the same; dom0's permission is
 //!   revoked; the hypervisor's own devices are asked for. Device A's
 //!   counters and the records in its page are the evidence. Exits 1 if the
-//!   accounting-on run shows any double access, 2 if it could not run.
+//!   accounting-on run shows any double access or either run's port exits
+//!   took the wrong path for the host (native on VT-x/AMD-V, the #GP
+//!   fallback on PVM), 2 if it could not run.
 //! * `scenario trace FILE [--accounting on|off]` applies an accountant trace
 //!   (SPEC section 3) through the hypervisor's control plane, each `create`
 //!   starting a real VM, prints one line per op and compares it with the
@@ -183,8 +185,8 @@ fn seed(modes: &[Accounting], vcpus: u32, mut tap: Option<&mut Tap>) -> ExitCode
             t.next_run(&format!("accounting {}", m.name()));
         }
         match seed_one(m, vcpus, tap.as_deref_mut()) {
-            Ok(double) => {
-                if double && m == Accounting::On {
+            Ok((double, path_ok)) => {
+                if (double && m == Accounting::On) || !path_ok {
                     code = ExitCode::from(1);
                 }
             }
@@ -197,8 +199,9 @@ fn seed(modes: &[Accounting], vcpus: u32, mut tap: Option<&mut Tap>) -> ExitCode
     code
 }
 
-/// Returns whether a double access was observed.
-fn seed_one(m: Accounting, vcpus: u32, mut tap: Option<&mut Tap>) -> Result<bool, HvError> {
+/// Returns whether a double access was observed, and whether the port exits
+/// took the path this host must use (`hv::host::check_exit_path`).
+fn seed_one(m: Accounting, vcpus: u32, mut tap: Option<&mut Tap>) -> Result<(bool, bool), HvError> {
     let hv = Hypervisor::boot(Config {
         accounting: m,
         ..Config::default()
@@ -374,6 +377,22 @@ fn seed_one(m: Accounting, vcpus: u32, mut tap: Option<&mut Tap>) -> Result<bool
             "verdict: no double access — once d1 held device A, nothing from dom0 reached it"
         );
     }
+    let (native, trapped) = [d0, d1]
+        .iter()
+        .filter_map(|&d| hv.stats(d))
+        .fold((0, 0), |(n, t), s| {
+            (n + s.native_port_exits, t + s.trapped_port_exits)
+        });
+    let path = hv::host::check_exit_path(h.kind, native, trapped);
+    say!(
+        tap,
+        "exit path on {}: {native} native port exits, {trapped} pvm-trapped — {}",
+        h.kind.name(),
+        match &path {
+            Ok(()) => "as this host must".to_string(),
+            Err(e) => format!("WRONG: {e}"),
+        }
+    );
     if handed_out > 0 {
         say!(
             tap,
@@ -388,11 +407,14 @@ fn seed_one(m: Accounting, vcpus: u32, mut tap: Option<&mut Tap>) -> Result<bool
     if m == Accounting::On {
         if let Err(v) = hv.check_invariants() {
             say!(tap, "verdict: accountant invariant violated: {v:?}");
-            return Ok(true);
+            return Ok((true, path.is_ok()));
         }
     }
     say!(tap);
-    Ok(double || (m == Accounting::On && handed_out > 0))
+    Ok((
+        double || (m == Accounting::On && handed_out > 0),
+        path.is_ok(),
+    ))
 }
 
 fn trace(path: &Path, m: Accounting, mut tap: Option<&mut Tap>) -> ExitCode {

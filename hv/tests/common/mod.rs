@@ -49,3 +49,17 @@ pub fn advance(hv: &Hypervisor, dom: DomId, more: u64) -> u64 {
     let now = hv.read_guest_u64(dom, SI_PROGRESS).unwrap();
     progress(hv, dom, now + more)
 }
+
+/// Prints a domain's port-exit counters and asserts they took the path this
+/// host must use (native on VT-x/AMD-V, the #GP fallback on PVM).
+pub fn assert_exit_path(hv: &Hypervisor, dom: DomId) {
+    let s = hv.stats(dom).unwrap();
+    let kind = hv.host().kind;
+    println!(
+        "{dom} exit path on {}: {} native port exits, {} pvm-trapped",
+        kind.name(),
+        s.native_port_exits,
+        s.trapped_port_exits
+    );
+    hv::host::check_exit_path(kind, s.native_port_exits, s.trapped_port_exits).unwrap();
+}
