@@ -60,6 +60,20 @@ fn seed_trace_has_a_track_per_vcpu_with_its_exits() {
             })
             .count();
         assert!(exits > 10, "{want}: {exits} port exits");
+        // Every port exit says which path it took, and it is the host's.
+        let want_path = match hv::host::detect().kind {
+            hv::host::VirtKind::Pvm => "pvm-trapped",
+            _ => "native",
+        };
+        let paths: Vec<&str> = ev
+            .iter()
+            .filter(|e| e["pid"] == pid && e["tid"] == tid && e["args"]["port"].is_string())
+            .filter_map(|e| e["args"]["path"].as_str())
+            .collect();
+        assert!(
+            !paths.is_empty() && paths.iter().all(|p| *p == want_path),
+            "{want}: exit paths {paths:?}"
+        );
     }
     // dom0's accesses after the forced grant are denied, and the exits say so.
     assert!(ev

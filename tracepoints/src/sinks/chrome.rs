@@ -273,6 +273,14 @@ impl Exporter<'_> {
                         put("port", json!(format!("{:#x}", r.first)));
                         put("width", json!(r.width));
                         put("data", json!(format!("{:#x}", r.value)));
+                        put(
+                            "path",
+                            json!(if r.is_trapped() {
+                                "pvm-trapped"
+                            } else {
+                                "native"
+                            }),
+                        );
                     }
                     Space::GuestMem => {
                         put("gpa", json!(format!("{:#x}", r.first << 12)));
