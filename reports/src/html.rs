@@ -699,7 +699,7 @@ fn headline(r: &Results) -> Vec<Headline> {
     let ns = goals::fmt_ns;
     let mut out = Vec::new();
     let ci = |m: &Metric, unit: &str| {
-        m.ci95.map_or(String::new(), |[a, b]| {
+        m.ci95.map_or("no interval recorded".to_owned(), |[a, b]| {
             format!("95 % CI {} … {}{unit}", n(a), n(b))
         })
     };
