@@ -359,14 +359,7 @@ pub fn timing_metric(
 ) -> Option<Metric> {
     let (p, min, spectrum) = hdr_summary(&m.ns_per_op)?;
     let mut out = Metric::new(name, params);
-    out.value = p.p50;
-    out.p50 = p.p50;
-    out.p90 = p.p90;
-    out.p99 = p.p99;
-    out.p999 = p.p999;
-    out.max = p.max;
-    out.min = min;
-    out.count = m.ns_per_op.len() as u64;
+    out.set_summary(p, min, m.ns_per_op.len() as u64);
     out.samples = m.ns_per_op.iter().map(|v| round4(*v)).collect();
     out.norm_samples = m.norm.iter().map(|v| round4(*v)).collect();
     out.cpus = m.cpus.clone();

@@ -335,6 +335,19 @@ impl Metric {
         self.params.get(name)
     }
 
+    /// Sets the headline value (the median), the percentiles, the minimum
+    /// and the count from a summary of `count` observations.
+    pub fn set_summary(&mut self, p: Percentiles, min: f64, count: u64) {
+        self.value = p.p50;
+        self.p50 = p.p50;
+        self.p90 = p.p90;
+        self.p99 = p.p99;
+        self.p999 = p.p999;
+        self.max = p.max;
+        self.min = min;
+        self.count = count;
+    }
+
     /// The percentile summary of this metric.
     pub fn percentiles(&self) -> Percentiles {
         Percentiles {

@@ -506,14 +506,14 @@ fn value_metric(
     sorted.sort_by(f64::total_cmp);
     let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
     let mut m = Metric::new(name, params);
-    m.p50 = reports::stats::median(&sorted).unwrap_or(0.0);
-    m.value = m.p50;
-    m.p90 = q(0.9);
-    m.p99 = q(0.99);
-    m.p999 = q(0.999);
-    m.max = q(1.0);
-    m.min = q(0.0);
-    m.count = sorted.len() as u64;
+    let p = reports::Percentiles {
+        p50: reports::stats::median(&sorted).unwrap_or(0.0),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: q(1.0),
+    };
+    m.set_summary(p, q(0.0), sorted.len() as u64);
     m.samples = v.iter().map(|x| harness::round4(*x)).collect();
     m.cpus = cpus.to_vec();
     m.ci95 = harness::bootstrap_median_ci(v, 0xc195);
@@ -587,14 +587,7 @@ pub fn latency_metric(
         (up, umin, uspec)
     };
     let mut m = Metric::new(name, params);
-    m.value = p.p50;
-    m.p50 = p.p50;
-    m.p90 = p.p90;
-    m.p99 = p.p99;
-    m.p999 = p.p999;
-    m.max = p.max;
-    m.min = min;
-    m.count = samples.len() as u64;
+    m.set_summary(p, min, samples.len() as u64);
     m.spectrum = spectrum;
     if co {
         m.uncorrected = Some(up);

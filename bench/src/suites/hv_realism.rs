@@ -19,14 +19,7 @@ fn derived_metric(name: MetricName, params: &[(&str, Param)], v: &[f64]) -> Opti
         max: q(1.0)?,
     };
     let mut m = Metric::new(name, params);
-    m.value = p.p50;
-    m.p50 = p.p50;
-    m.p90 = p.p90;
-    m.p99 = p.p99;
-    m.p999 = p.p999;
-    m.max = p.max;
-    m.min = q(0.0)?;
-    m.count = v.len() as u64;
+    m.set_summary(p, q(0.0)?, v.len() as u64);
     m.samples = v.to_vec();
     Some(m)
 }

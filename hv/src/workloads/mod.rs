@@ -190,20 +190,7 @@ fn run_bare(vm: &GuestVm, vcpu: &mut kvm_ioctls::VcpuFd, setup: &Setup) -> Resul
 /// `n` bare exit round trips (ns): the guest of [`pio_exit`] in a VM with no
 /// accountant and no device model.
 pub fn bare_exit(n: usize, setup: &Setup) -> Result<Vec<u64>, HvError> {
-    let kvm = kvm()?;
-    let prog = programs::port_loop(DEVICE_A_DATA, n as u64)?;
-    let (vm, mut vcpu) = GuestVm::new(&kvm, ram_for_samples(n), 4, 1, &prog)?;
-    let khz = vcpu.get_tsc_khz().unwrap_or(0);
-    run_bare(&vm, &mut vcpu, setup)?;
-    let mut buf = vec![0u8; n * 8];
-    vm.ram
-        .read(layout::DATA, &mut buf)
-        .ok_or(HvError::NoVm(d(1)))?;
-    let cycles: Vec<u64> = buf
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect();
-    Ok(to_ns(&cycles, khz))
+    bare_samples(&programs::port_loop(DEVICE_A_DATA, n as u64)?, n, setup)
 }
 
 /// `n` bare MMIO exit round trips (ns): a CPL3 load from an address with
@@ -211,9 +198,18 @@ pub fn bare_exit(n: usize, setup: &Setup) -> Result<Vec<u64>, HvError> {
 /// the cheapest way for CPL3 code to reach user space (no #GP trap), the
 /// reference that shows what the port trap path adds.
 pub fn bare_mmio_exit(n: usize, setup: &Setup) -> Result<Vec<u64>, HvError> {
+    bare_samples(&programs::mmio_loop(0xfed0_0000, n as u64)?, n, setup)
+}
+
+/// Runs a timing loop `prog` of `n` samples in a bare VM and returns them
+/// in ns (the guest stores TSC deltas at [`layout::DATA`]).
+fn bare_samples(
+    prog: &crate::guest::Program,
+    n: usize,
+    setup: &Setup,
+) -> Result<Vec<u64>, HvError> {
     let kvm = kvm()?;
-    let prog = programs::mmio_loop(0xfed0_0000, n as u64)?;
-    let (vm, mut vcpu) = GuestVm::new(&kvm, ram_for_samples(n), 4, 1, &prog)?;
+    let (vm, mut vcpu) = GuestVm::new(&kvm, ram_for_samples(n), 4, 1, prog)?;
     let khz = vcpu.get_tsc_khz().unwrap_or(0);
     run_bare(&vm, &mut vcpu, setup)?;
     let mut buf = vec![0u8; n * 8];
