@@ -50,7 +50,7 @@
 //!
 //! ```
 //! use accountant::{DomId, Mode, Space, UnitRange};
-//! use hv::hv::{Config, Hypervisor};
+//! use hv::{Config, Hypervisor};
 //! use std::time::Duration;
 //!
 //! if !hv::host::require_kvm("crate example") {
