@@ -175,9 +175,9 @@ fn radix_flatness(r: &Results, _: f64) -> Option<Measured> {
     })
 }
 
-/// The radix check's largest p50 over its smallest, over every grant count.
-fn radix_flat_tight(r: &Results, limit: f64) -> Option<Measured> {
-    let v = radix_points(r, "radix");
+/// `imp`'s largest p50 over its smallest, over every grant count.
+fn flat(r: &Results, imp: &str, limit: f64) -> Option<Measured> {
+    let v = radix_points(r, imp);
     let max = v.iter().max_by(|a, b| a.p50.total_cmp(&b.p50))?;
     let min = v.iter().min_by(|a, b| a.p50.total_cmp(&b.p50))?;
     (v.len() > 1 && min.p50 > 0.0).then(|| Measured {
@@ -191,6 +191,10 @@ fn radix_flat_tight(r: &Results, limit: f64) -> Option<Measured> {
             pu(min, "grants").unwrap_or(0)
         ),
     })
+}
+
+fn radix_flat_tight(r: &Results, limit: f64) -> Option<Measured> {
+    flat(r, "radix", limit)
 }
 
 fn radix_vs_linear(r: &Results, limit: f64) -> Option<Measured> {
@@ -230,20 +234,7 @@ fn bound_vs_bitmap(r: &Results, limit: f64) -> Option<Measured> {
 
 /// radix-bound, largest p50 over smallest.
 fn bound_flat(r: &Results, limit: f64) -> Option<Measured> {
-    let v = radix_points(r, "radix-bound");
-    let max = v.iter().max_by(|a, b| a.p50.total_cmp(&b.p50))?;
-    let min = v.iter().min_by(|a, b| a.p50.total_cmp(&b.p50))?;
-    (v.len() > 1 && min.p50 > 0.0).then(|| Measured {
-        value: max.p50 / min.p50,
-        limit,
-        detail: format!(
-            "max {} ({} grants) / min {} ({} grants)",
-            fmt_ns(max.p50),
-            pu(max, "grants").unwrap_or(0),
-            fmt_ns(min.p50),
-            pu(min, "grants").unwrap_or(0)
-        ),
-    })
+    flat(r, "radix-bound", limit)
 }
 
 /// btree over radix-bound at 4,096 grants.
