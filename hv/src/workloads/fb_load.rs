@@ -11,9 +11,9 @@ use crate::acct::Accounting;
 use crate::affinity::CpuSet;
 use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
-use crate::platform::{DEVICE_A_DATA, DEVICE_A_PORTS, FB_FRAME};
+use crate::platform::{DEVICE_A_DATA, FB_FRAME};
 use crate::programs;
-use accountant::{Mode, Space, UnitRange};
+use accountant::Mode;
 use std::time::{Duration, Instant};
 
 /// The load beside the measured port loop.
@@ -96,11 +96,7 @@ pub fn pio_exit(
     }
     let prog = programs::port_loop(DEVICE_A_DATA, n as u64)?;
     hv.create_domain_paused(d(1), &prog, ram_for_samples(n))?;
-    let ports = UnitRange::new(
-        Space::IoPort,
-        DEVICE_A_PORTS.0 as u64,
-        DEVICE_A_PORTS.1 as u64,
-    )?;
+    let ports = super::device_a_ports()?;
     hv.grant(d(1), ports, Mode::Exclusive, false)?;
     if let Some(c) = measured_cpu {
         hv.set_vcpu_cpus(d(1), CpuSet::one(c))?;

@@ -57,6 +57,15 @@ fn fb_range(pages: u64) -> Result<UnitRange, HvError> {
     )?)
 }
 
+/// Device A's port range (what the port-loop guests are granted).
+fn device_a_ports() -> Result<UnitRange, HvError> {
+    Ok(UnitRange::new(
+        Space::IoPort,
+        DEVICE_A_PORTS.0 as u64,
+        DEVICE_A_PORTS.1 as u64,
+    )?)
+}
+
 fn fb_bytes_for(pages: u64) -> u64 {
     (pages.max(1) * PAGE_SIZE).max(crate::platform::DEFAULT_FB_BYTES)
 }
@@ -119,11 +128,7 @@ pub fn pio_exit(
     }
     let prog = programs::port_loop(DEVICE_A_DATA, n as u64)?;
     hv.create_domain_paused(d(1), &prog, ram_for_samples(n))?;
-    let ports = UnitRange::new(
-        Space::IoPort,
-        DEVICE_A_PORTS.0 as u64,
-        DEVICE_A_PORTS.1 as u64,
-    )?;
+    let ports = device_a_ports()?;
     hv.grant(d(1), ports, Mode::Exclusive, false)?;
     hv.start(d(1))?;
     stopped("pio_exit guest", hv.wait(d(1), WAIT))?;

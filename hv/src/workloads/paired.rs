@@ -24,10 +24,10 @@ use crate::acct::Accounting;
 use crate::affinity::{current_cpu, CpuSet};
 use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
-use crate::platform::{DEVICE_A_DATA, DEVICE_A_PORTS, FB_FRAME};
+use crate::platform::{DEVICE_A_DATA, FB_FRAME};
 use crate::programs::{self, Wait, Work, SI_ACK, SI_REQ};
 use crate::vm::VmError;
-use accountant::{DomId, Mode, Space, UnitRange};
+use accountant::{DomId, Mode, UnitRange};
 use std::time::{Duration, Instant};
 
 /// Placement of the vCPU threads (the caller pins itself).
@@ -309,11 +309,7 @@ pub fn accounting_cost(
     exits: u64,
     setup: &Setup,
 ) -> Result<CostRounds, HvError> {
-    let ports = UnitRange::new(
-        Space::IoPort,
-        DEVICE_A_PORTS.0 as u64,
-        DEVICE_A_PORTS.1 as u64,
-    )?;
+    let ports = super::device_a_ports()?;
     let work = Work::PortReads {
         port: DEVICE_A_DATA,
         count: exits,

@@ -6,10 +6,10 @@ use super::{d, fb_bytes_for, fb_range, ram_for_samples, stopped, to_ns, WAIT};
 use crate::acct::Accounting;
 use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
-use crate::platform::{DEVICE_A_DATA, DEVICE_A_PORTS, FB_FRAME};
+use crate::platform::{DEVICE_A_DATA, FB_FRAME};
 use crate::programs;
 use crate::vm::VmError;
-use accountant::{Mode, Space, UnitRange};
+use accountant::Mode;
 use std::time::{Duration, Instant};
 
 /// `n` guest-timed `in al, 0x300` round trips (ns) of vCPU 0 of a domain
@@ -23,11 +23,7 @@ pub fn pio_exit(accounting: Accounting, vcpus: u32, n: usize) -> Result<Vec<u64>
     // Each vCPU's data area holds its n samples.
     let ram = layout::DATA + (ram_for_samples(n) - layout::DATA) * u64::from(vcpus.max(1));
     hv.create_domain_paused_smp(d(1), &prog, ram, vcpus)?;
-    let ports = UnitRange::new(
-        Space::IoPort,
-        DEVICE_A_PORTS.0 as u64,
-        DEVICE_A_PORTS.1 as u64,
-    )?;
+    let ports = super::device_a_ports()?;
     hv.grant(d(1), ports, Mode::Exclusive, false)?;
     hv.start(d(1))?;
     stopped("pio_exit guest", hv.wait(d(1), WAIT))?;
