@@ -541,6 +541,26 @@ impl GateReport {
         }
     }
 
+    /// Ends confirmation: clears every timing regression not in `failing`
+    /// (the ones that reproduced every time) and notes the outcome; `what`
+    /// says what was re-run (`of the alarmed families`, …).
+    pub fn settle(&mut self, failing: &[String], what: &str) {
+        for key in self.timing_regressions() {
+            if !failing.contains(&key) {
+                self.clear(&key);
+            }
+        }
+        self.notes.push(format!(
+            "Confirmation: {} re-run(s) {what}; {}.",
+            self.confirmations,
+            if failing.is_empty() {
+                "no alarm reproduced".to_owned()
+            } else {
+                format!("reproduced every time: {}", failing.join(", "))
+            }
+        ));
+    }
+
     /// Keys of the timing regressions a confirmation run may clear (counts
     /// and invariants are exact: a re-run cannot clear them).
     pub fn timing_regressions(&self) -> Vec<String> {

@@ -566,20 +566,7 @@ fn confirm(
     if g.confirmations == 0 {
         return;
     }
-    for key in g.timing_regressions() {
-        if !failing.contains(&key) {
-            g.clear(&key);
-        }
-    }
-    g.notes.push(format!(
-        "Confirmation: {} re-run(s) of both sides for the alarmed families; {}.",
-        g.confirmations,
-        if failing.is_empty() {
-            "no alarm reproduced".to_owned()
-        } else {
-            format!("reproduced every time: {}", failing.join(", "))
-        }
-    ));
+    g.settle(&failing, "of both sides for the alarmed families");
 }
 
 /// `a.json`, `b.json` (first rounds) and the labelled HTML report.

@@ -310,20 +310,7 @@ fn confirm(root: &Path, base: &Results, a: &Opts, g: &mut GateReport) {
             break;
         }
     }
-    for key in g.timing_regressions() {
-        if !failing.contains(&key) {
-            g.clear(&key);
-        }
-    }
-    g.notes.push(format!(
-        "Confirmation: {} re-run(s) of the alarmed families; {}.",
-        g.confirmations,
-        if failing.is_empty() {
-            "no alarm reproduced".to_owned()
-        } else {
-            format!("reproduced every time: {}", failing.join(", "))
-        }
-    ));
+    g.settle(&failing, "of the alarmed families");
 }
 
 /// Runs the quick benchmark once into `out` (only the metrics starting with
