@@ -1187,6 +1187,7 @@ fn watch(child: &mut std::process::Child, log: &Path, stall: Duration) -> bool {
     let mut last_len = 0;
     let mut last_work = 0;
     let mut last_change = Instant::now();
+    let booted = Instant::now();
     let mut shown = 0usize;
     loop {
         if let Ok(Some(_)) = child.try_wait() {
@@ -1219,9 +1220,10 @@ fn watch(child: &mut std::process::Child, log: &Path, stall: Duration) -> bool {
                 kill_group(child);
                 return false;
             }
-            // Progress: echo the runner's lines as they come.
+            // Progress: echo the runner's lines as they come, with the
+            // wall time since the emulator started.
             for l in marks.iter().skip(shown) {
-                eprintln!("  {l}");
+                eprintln!("  [{:>5.0} s] {l}", booted.elapsed().as_secs_f64());
             }
             shown = marks.len();
         }
