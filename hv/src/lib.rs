@@ -100,11 +100,11 @@
 
 pub mod acct;
 pub mod affinity;
+mod control;
 pub mod exec;
 pub mod exit;
 pub mod guest;
 pub mod host;
-pub mod hv;
 pub mod hypercall;
 pub mod irqchip;
 mod kvm_slots;
@@ -118,4 +118,10 @@ pub mod vcpu;
 pub mod vm;
 pub mod workloads;
 
-pub use hv::{Config, HvError, Hypervisor};
+pub use control::{Config, DomainStats, HvError, Hypervisor, DOORBELL_LINE};
+
+/// The crate-root types under their former path (`hv::hv::Hypervisor`);
+/// new code names them from the crate root.
+pub mod hv {
+    pub use crate::{Config, DomainStats, HvError, Hypervisor, DOORBELL_LINE};
+}
