@@ -17,6 +17,7 @@
 use crate::acct::{Accounting, Acct};
 use crate::domain::Domain;
 use crate::host::HostInfo;
+use crate::irq_routing::IrqTable;
 use crate::layout;
 use crate::platform::{DeviceCounters, Platform};
 use crate::{Config, HvError};
@@ -37,7 +38,7 @@ pub(crate) struct Shared {
     // memory) before the platform.
     pub(crate) domains: RwLock<BTreeMap<u16, Arc<Domain>>>,
     pub(crate) cp: Mutex<Acct>,
-    pub(crate) irqs: Mutex<BTreeMap<u32, BTreeMap<u16, u32>>>,
+    pub(crate) irqs: Mutex<IrqTable>,
     /// Domains told to stop because KVM kept a memslot they must no longer
     /// reach; the public entry points wait for them once the control plane
     /// is released (see [`Shared::unslot`]). Taken alone.
@@ -136,7 +137,7 @@ impl Hypervisor {
             sh: Arc::new(Shared {
                 domains: RwLock::new(BTreeMap::new()),
                 cp: Mutex::new(acct),
-                irqs: Mutex::new(BTreeMap::new()),
+                irqs: Mutex::new(IrqTable::new()),
                 isolate: Mutex::new(Vec::new()),
                 platform,
                 kvm,

@@ -418,10 +418,7 @@ impl Hypervisor {
         let td = acct.destroy(d)?;
         self.sh.apply_teardown(&td);
         {
-            let mut irqs = lock(&self.sh.irqs);
-            for b in irqs.values_mut() {
-                b.remove(&d.get());
-            }
+            lock(&self.sh.irqs).remove_domain(d.get());
         }
         if let Some(dom) = &dom {
             dom.irq.deassign_all(&dom.gvm.vm);

@@ -12,20 +12,104 @@ use crate::{HvError, Hypervisor};
 use accountant::{DomId, Error, Space, UnitRange};
 use std::sync::atomic::Ordering;
 
+/// Which domains are bound to each line, and how many bindings each holds:
+/// one short list per line, indexed by the line, its binders in domain
+/// order. A list keeps its storage when its last binder leaves, so once a
+/// line has been bound a bind allocates nothing, and finding a line is an
+/// index, not a search.
+#[derive(Debug)]
+pub(crate) struct IrqTable {
+    lines: Box<[Vec<Binder>]>,
+}
+
+/// One domain's bindings of one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Binder {
+    dom: u16,
+    count: u32,
+}
+
+impl IrqTable {
+    /// No line bound.
+    pub(crate) fn new() -> IrqTable {
+        IrqTable {
+            lines: (0..=Space::Irq.max_unit()).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// The domains bound to `line`, ascending.
+    fn binders(&self, line: u64) -> impl Iterator<Item = u16> + '_ {
+        let list = usize::try_from(line)
+            .ok()
+            .and_then(|l| self.lines.get(l))
+            .map_or(&[][..], |v| &v[..]);
+        list.iter().map(|b| b.dom)
+    }
+
+    /// Whether `dom` holds a binding of `line`.
+    fn is_bound(&self, line: u64, dom: u16) -> bool {
+        self.binders(line).any(|d| d == dom)
+    }
+
+    fn list(&mut self, line: u64) -> Option<&mut Vec<Binder>> {
+        usize::try_from(line)
+            .ok()
+            .and_then(|l| self.lines.get_mut(l))
+    }
+
+    /// One more binding of `line` by `dom`; whether it is `dom`'s first.
+    fn add(&mut self, line: u64, dom: u16) -> bool {
+        let Some(list) = self.list(line) else {
+            return false;
+        };
+        match list.binary_search_by_key(&dom, |b| b.dom) {
+            Ok(i) => {
+                list[i].count = list[i].count.saturating_add(1);
+                false
+            }
+            Err(i) => {
+                list.insert(i, Binder { dom, count: 1 });
+                true
+            }
+        }
+    }
+
+    /// Ends `count` of `dom`'s bindings of `line`; whether that ended its
+    /// last one (it is then no longer a binder).
+    fn remove(&mut self, line: u64, dom: u16, count: u32) -> bool {
+        let Some(list) = self.list(line) else {
+            return false;
+        };
+        let Ok(i) = list.binary_search_by_key(&dom, |b| b.dom) else {
+            return false;
+        };
+        list[i].count = list[i].count.saturating_sub(count);
+        if list[i].count > 0 {
+            return false;
+        }
+        list.remove(i);
+        true
+    }
+
+    /// Ends every binding of `dom`.
+    pub(crate) fn remove_domain(&mut self, dom: u16) {
+        for list in self.lines.iter_mut() {
+            list.retain(|b| b.dom != dom);
+        }
+    }
+}
+
 impl Shared {
     pub(crate) fn raise_irq(&self, irq: u32) -> usize {
         let irqs = lock(&self.irqs);
-        let Some(binders) = irqs.get(&irq) else {
-            return 0;
-        };
-        let word = layout::EVTCHN_PAGE + 8 * (irq as u64 / 64);
+        let line = u64::from(irq);
+        let word = layout::EVTCHN_PAGE + 8 * (line / 64);
         let bit = 1u64 << (irq % 64);
         let mut n = 0;
-        for d in binders.keys() {
-            let Ok(id) = DomId::new(*d as u64) else {
-                continue;
-            };
-            if let Some(dom) = self.domain(id) {
+        // Lock order: the binding table, then the domain table.
+        let doms = self.domains.read().unwrap_or_else(|p| p.into_inner());
+        for d in irqs.binders(line) {
+            if let Some(dom) = doms.get(&d) {
                 if dom.gvm.ram.fetch_or_u64(word, bit).is_some() {
                     dom.stats.events.fetch_add(1, Ordering::Relaxed);
                     n += 1;
@@ -45,30 +129,21 @@ impl Shared {
         let mut acct = lock(&self.cp);
         acct.bind(d, r)?;
         let mut irqs = lock(&self.irqs);
-        let dom = self.domain(d);
+        // Lock order: the binding table, then the domain table. Its writers
+        // (create, destroy) hold the control plane, which this holds too.
+        let doms = self.domains.read().unwrap_or_else(|p| p.into_inner());
+        let dom = doms.get(&d.get());
         for irq in r.first()..=r.last() {
-            let c = irqs
-                .entry(irq as u32)
-                .or_default()
-                .entry(d.get())
-                .or_default();
-            *c += 1;
-            if *c > 1 {
+            if !irqs.add(irq, d.get()) {
                 continue;
             }
-            let Some(dom) = &dom else { continue };
+            let Some(dom) = dom else { continue };
             if let Err(errno) = dom.irq.assign(&dom.gvm.vm, irq as u32) {
                 // Undo this bind entirely: the lines bound so far, the table,
                 // the accountant.
+                drop(doms);
                 drop(irqs);
-                let undo = accountant::TeardownItem {
-                    dom: d,
-                    space: Space::Irq,
-                    first: r.first(),
-                    last: irq,
-                    count: 1,
-                };
-                self.apply_teardown(&vec![undo]);
+                self.unbind_lines(d, r.first(), irq, 1);
                 let _ = acct.unbind(d, r);
                 return Err(HvError::Vm(VmError::Kvm {
                     what: "KVM_IRQFD assign",
@@ -87,22 +162,13 @@ impl Shared {
         if acct.accounting() == Accounting::Off {
             let irqs = lock(&self.irqs);
             for irq in r.first()..=r.last() {
-                if !irqs
-                    .get(&(irq as u32))
-                    .is_some_and(|b| b.contains_key(&d.get()))
-                {
+                if !irqs.is_bound(irq, d.get()) {
                     return Err(Error::NotBound { unit: irq }.into());
                 }
             }
         }
         acct.unbind(d, r)?;
-        self.apply_teardown(&vec![accountant::TeardownItem {
-            dom: d,
-            space: Space::Irq,
-            first: r.first(),
-            last: r.last(),
-            count: 1,
-        }]);
+        self.unbind_lines(d, r.first(), r.last(), 1);
         Ok(())
     }
 
@@ -111,21 +177,12 @@ impl Shared {
     /// deassigned before this returns.
     pub(crate) fn unbind_lines(&self, d: DomId, first: u64, last: u64, count: u32) {
         let mut irqs = lock(&self.irqs);
+        let mut dom = None;
         for irq in first..=last.min(Space::Irq.max_unit()) {
-            if let Some(b) = irqs.get_mut(&(irq as u32)) {
-                let gone = match b.get_mut(&d.get()) {
-                    Some(c) => {
-                        *c = c.saturating_sub(count);
-                        *c == 0
-                    }
-                    None => false,
-                };
-                if gone {
-                    b.remove(&d.get());
-                    // Deassigned before the operation returns.
-                    if let Some(dom) = self.domain(d) {
-                        dom.irq.deassign(&dom.gvm.vm, irq as u32);
-                    }
+            if irqs.remove(irq, d.get(), count) {
+                // Deassigned before the operation returns.
+                if let Some(dom) = dom.get_or_insert_with(|| self.domain(d)) {
+                    dom.irq.deassign(&dom.gvm.vm, irq as u32);
                 }
             }
         }
