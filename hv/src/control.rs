@@ -35,9 +35,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What the control calls and every vCPU thread share.
 pub(crate) struct Shared {
     // Field order is drop order: domains (VMs, memslots into platform
-    // memory) before the platform.
+    // memory) before the platform; the binding table holds domains too.
     pub(crate) domains: RwLock<BTreeMap<u16, Arc<Domain>>>,
     pub(crate) cp: Mutex<Acct>,
+    /// Line bindings, their irqfds, and every domain with a VM. Taken
+    /// alone or after the control plane; vCPU threads take it to raise.
     pub(crate) irqs: Mutex<IrqTable>,
     /// Domains told to stop because KVM kept a memslot they must no longer
     /// reach; the public entry points wait for them once the control plane

@@ -1,4 +1,4 @@
-//! Domains: a domain's VM, vCPUs, slot table, irqfds and counters, and its
+//! Domains: a domain's VM, vCPUs, slot table and counters, and its
 //! lifecycle (create, start, wait, stop, destroy) with the per-domain
 //! readers of [`Hypervisor`].
 
@@ -9,7 +9,6 @@ use crate::dispatch::Env;
 use crate::exit::StopReason;
 use crate::guest::Program;
 use crate::iomem::probe_slot;
-use crate::irqchip::IrqFds;
 use crate::kvm_slots::KvmSlots;
 use crate::layout;
 use crate::memslot::SlotTable;
@@ -78,8 +77,6 @@ pub(crate) struct Domain {
     pub(crate) id: DomId,
     /// The port check of this domain's vCPU exits.
     pub(crate) ports: DomChecker,
-    /// The irqfds of its bound lines (KVM irqchip), if the VM has one.
-    pub(crate) irq: IrqFds,
     pub(crate) slots: Mutex<SlotTable>,
     /// Its vCPUs, by index (at least one).
     pub(crate) vcpus: Box<[Vcpu]>,
@@ -289,7 +286,6 @@ impl Hypervisor {
         let dom = Arc::new(Domain {
             id: d,
             ports,
-            irq: IrqFds::new(gvm.irqchip),
             cpus: Mutex::new(None),
             // The highest slot id stays free for the bench's bare-KVM floors
             // (`floor_memslot_add`).
@@ -310,6 +306,7 @@ impl Hypervisor {
                 v.ctl.enable_probe(self.sh.cfg.handler_probe);
             }
         }
+        lock(&self.sh.irqs).add_domain(Arc::clone(&dom));
         self.sh
             .domains
             .write()
@@ -417,12 +414,7 @@ impl Hypervisor {
         let mut acct = lock(&self.sh.cp);
         let td = acct.destroy(d)?;
         self.sh.apply_teardown(&td);
-        {
-            lock(&self.sh.irqs).remove_domain(d.get());
-        }
-        if let Some(dom) = &dom {
-            dom.irq.deassign_all(&dom.gvm.vm);
-        }
+        lock(&self.sh.irqs).remove_domain(d.get());
         if let Some(dom) = dom {
             lock(&dom.slots).clear(&mut KvmSlots(&dom.gvm.vm, dom.id.get()));
             dom.join();

@@ -90,14 +90,15 @@
 //!   vCPUs and counters ([`DomainStats`]), create / start / stop / destroy;
 //!   `iomem.rs` — map / unmap through the slot table, stuck-slot isolation,
 //!   MMIO fallback, the bare memslot floors; `irq_routing.rs` — line
-//!   bindings and delivery to every binder; `dispatch.rs` — the exit
+//!   bindings, their irqfds and delivery to every binder; `dispatch.rs` — the exit
 //!   environment and hypercall dispatch; `config.rs`, `error.rs` —
 //!   [`Config`], [`HvError`]. The module [`hv`] keeps their former paths.
 //! * [`vcpu`] — the thin vCPU loop; [`exit`] — typed exits and the pure
 //!   [`exit::handle_exit`].
 //! * [`vm`], [`guest`], [`layout`], [`mem`] — building a CPL3 long-mode VM.
 //! * [`acct`] — the only module that touches the accountant's API.
-//! * [`irqchip`] — KVM irqchip, GSI routing, an irqfd per bound line;
+//! * [`irqchip`] — KVM irqchip, GSI routing, irqfd assign / deassign from
+//!   a pool of ready eventfds;
 //!   `kvm_slots` — the KVM memslot back end of [`memslot`]'s slot table.
 //! * [`exec`] — the hypervisor as a back end of the accountant's one trace
 //!   executor (`cargo xtask scenario trace`).
