@@ -1512,7 +1512,8 @@ mod tests {
         .expect("boots");
         let base = a.port_table_bytes();
         let d = DomId::new(300).expect("valid");
-        let per_id = 2048 + 256 * 32;
+        // One 8 KiB leaf of port bits.
+        let per_id = 8192;
         for round in 0..3 {
             a.create(d).expect("fresh");
             a.grant(d, UnitRange::all(Space::IoPort), Mode::Exclusive, false)

@@ -7,16 +7,27 @@
 //! default-accessible to it). The accountant rewrites the affected bits
 //! before every operation that changes them returns.
 //!
-//! Shape (two radix levels for the domain id, two for the port):
+//! Shape (two radix levels for the domain id; the leaf is the domain's
+//! 65,536 port bits):
 //!
 //! ```text
-//! dirs[d >> 8] -> [d & 0xff] -> DomPorts.leaves[p >> 8] -> Leaf.words[(p & 0xff) >> 6] bit p & 63
+//! dirs[d >> 8] -> [d & 0xff] -> DomPorts.words[p >> 6] bit p & 63
 //! ```
 //!
-//! A check is at most 4 pointer loads and 2 word loads (an access of width 2
-//! or 4 may straddle two words, and two leaves when it crosses a 256-port
-//! boundary), whatever the number of grants; it takes no
-//! lock and allocates nothing. A missing node means "no bit set".
+//! A check is at most 2 pointer loads and 2 word loads (an access of width 2
+//! or 4 may straddle two words), whatever the number of grants; it takes no
+//! lock and allocates nothing. A missing node means "no bit set". A checker
+//! bound to its domain ([`BoundPortChecker`]) skips the pointer loads: its
+//! check is one word load, as cheap as a flat bitmap because it is one.
+//!
+//! Why the port levels end in one 8 KiB leaf per domain: with port levels
+//! (256 leaves of 256 ports, or 16 of 4,096) a bound check is a dependent
+//! pointer load and then the word, and measured side by side that costs
+//! ≈ 1.5× a flat bitmap from 4,096 grants up, whatever the leaf size; the
+//! port levels only save memory for a domain that holds few ports (640 bytes
+//! instead of 8 KiB), and 8 KiB per domain is what VT-x's own I/O bitmaps
+//! cost per VM. A domain that never held a port, and has no bound checker,
+//! has no leaf.
 //!
 //! **Architecture invariant — type-stable nodes.** Nodes are allocated when a
 //! domain first gains a bit in them and are never freed or reused for another
@@ -25,15 +36,14 @@
 //! dereference it, and never sees another domain's bits. All nodes are freed
 //! in `Drop`, which runs only when no [`PortChecker`] (an `Arc`) is left.
 //!
-//! **Memory is bounded, not returned.** A domain id that ever had every port
-//! costs a 2 KiB `DomPorts` node and 256 leaves of 32 bytes: 10 KiB of nodes
-//! ([`PortTable::node_bytes`] counts them), ≈ 14 KiB from the global
-//! allocator (glibc rounds each 32-byte leaf to a 48-byte chunk and adds
-//! 16 bytes to the 2 KiB node), plus a 2 KiB directory per 256 ids. The
-//! bound is per id, not per domain created: re-creating a destroyed id reuses
-//! its nodes, so cycling domains grows the table only up to every id used —
-//! at most 32,752 ids × 14 KiB + 128 directories ≈ 451 MiB, the true
-//! worst case, reached only if every id ever held ports in every leaf.
+//! **Memory is bounded, not returned.** A domain id that ever had a port
+//! costs its 8 KiB `DomPorts` leaf ([`PortTable::node_bytes`] counts
+//! nodes; the global allocator adds 16 bytes), plus a 2 KiB directory per
+//! 256 ids. The bound is per id, not per domain created: re-creating a
+//! destroyed id reuses its leaf, so cycling domains grows the table only up
+//! to every id used — at most 32,752 ids × 8 KiB + 128 directories
+//! ≈ 256 MiB, the true worst case, reached only if every id ever held a
+//! port.
 //!
 //! **Ordering.** Writers clear with `fetch_and` and set with `fetch_or`
 //! (`SeqCst`), readers load with `Acquire`. An accountant operation that takes
@@ -48,14 +58,13 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 const DIRS: usize = 128; // 128 * 256 = 32768 domain ids >= MAX_DOMID + 1
 
-/// 256 ports: four 64-bit words.
-struct Leaf {
-    words: [AtomicU64; 4],
-}
+/// Words of a domain's leaf: 65,536 port bits.
+const WORDS: usize = 65_536 / 64;
 
-/// One domain's ports: 256 leaves of 256 ports.
+/// One domain's ports: a bit per port (8 KiB), made when the domain first
+/// gains one.
 struct DomPorts {
-    leaves: [AtomicPtr<Leaf>; 256],
+    words: [AtomicU64; WORDS],
 }
 
 /// 256 domains.
@@ -73,17 +82,10 @@ fn new_node<T: Default>() -> *mut T {
     Box::into_raw(Box::<T>::default())
 }
 
-impl Default for Leaf {
-    fn default() -> Self {
-        Leaf {
-            words: [const { AtomicU64::new(0) }; 4],
-        }
-    }
-}
 impl Default for DomPorts {
     fn default() -> Self {
         DomPorts {
-            leaves: [const { AtomicPtr::new(ptr::null_mut()) }; 256],
+            words: [const { AtomicU64::new(0) }; WORDS],
         }
     }
 }
@@ -106,15 +108,10 @@ unsafe fn node<'a, T>(p: *mut T) -> Option<&'a T> {
     unsafe { p.as_ref() }
 }
 
-/// The permission word of `port` in one domain's node (0 if its leaf is missing).
+/// The permission word of `port` (below 65,536) in one domain's leaf.
 #[inline(always)]
 fn dom_word(dom: &DomPorts, port: u32) -> u64 {
-    let leaf = dom.leaves[(port >> 8) as usize & 0xff].load(Ordering::Acquire);
-    // SAFETY: leaf pointers obey `node`'s contract (type-stable nodes).
-    match unsafe { node(leaf) } {
-        Some(l) => l.words[((port & 0xff) >> 6) as usize].load(Ordering::Acquire),
-        None => 0,
-    }
+    dom.words[(port >> 6) as usize % WORDS].load(Ordering::Acquire)
 }
 
 /// Whether every port in `port..port + width` is allowed in one domain's
@@ -203,7 +200,7 @@ impl PortTable {
     }
 
     /// Sets (`allow`) or clears the bits of `first..=last` (ports) for `dom`.
-    /// Clearing never allocates; setting allocates missing nodes.
+    /// Clearing never allocates; setting allocates a missing leaf.
     pub(crate) fn write(&self, dom: u16, first: u16, last: u16, allow: bool) {
         let dp = if allow {
             self.dom_mut(dom)
@@ -216,20 +213,11 @@ impl PortTable {
         while p <= last {
             let word_end = (p | 63).min(last);
             let m = (u64::MAX >> (63 - (word_end - p))) << (p & 63);
-            let slot = &dp.leaves[(p >> 8) as usize];
-            let mut leaf = slot.load(Ordering::Acquire);
-            if leaf.is_null() && allow {
-                leaf = new_node::<Leaf>();
-                slot.store(leaf, Ordering::Release);
-            }
-            // SAFETY: `leaf` is null or a node of this table.
-            if let Some(l) = unsafe { node(leaf) } {
-                let w = &l.words[((p & 0xff) >> 6) as usize];
-                if allow {
-                    w.fetch_or(m, Ordering::SeqCst);
-                } else {
-                    w.fetch_and(!m, Ordering::SeqCst);
-                }
+            let w = &dp.words[(p >> 6) as usize % WORDS];
+            if allow {
+                w.fetch_or(m, Ordering::SeqCst);
+            } else {
+                w.fetch_and(!m, Ordering::SeqCst);
             }
             p = word_end + 1;
         }
@@ -262,7 +250,7 @@ impl PortTable {
 }
 
 impl PortTable {
-    /// Bytes of nodes in the table (directories, per-domain nodes, leaves),
+    /// Bytes of nodes in the table (directories and per-domain leaves),
     /// without the allocator's overhead. A walk of the table: for
     /// measurement and tests, not for a hot path.
     pub(crate) fn node_bytes(&self) -> u64 {
@@ -275,15 +263,8 @@ impl PortTable {
             };
             total += size(core::mem::size_of::<Dir>());
             for dp in &dir.doms {
-                // SAFETY: as above.
-                let Some(dp) = (unsafe { node(dp.load(Ordering::Acquire)) }) else {
-                    continue;
-                };
-                total += size(core::mem::size_of::<DomPorts>());
-                for l in &dp.leaves {
-                    if !l.load(Ordering::Acquire).is_null() {
-                        total += size(core::mem::size_of::<Leaf>());
-                    }
+                if !dp.load(Ordering::Acquire).is_null() {
+                    total += size(core::mem::size_of::<DomPorts>());
                 }
             }
         }
@@ -308,14 +289,7 @@ impl Drop for PortTable {
                     continue;
                 }
                 // SAFETY: as above.
-                let dp = unsafe { Box::from_raw(dp) };
-                for l in &dp.leaves {
-                    let l = l.swap(ptr::null_mut(), Ordering::AcqRel);
-                    if !l.is_null() {
-                        // SAFETY: as above.
-                        drop(unsafe { Box::from_raw(l) });
-                    }
-                }
+                drop(unsafe { Box::from_raw(dp) });
             }
         }
     }
@@ -368,8 +342,8 @@ impl PortChecker {
 /// It holds the domain's node of the radix tree, loaded once when it was
 /// made: nodes are type-stable (never freed or reused for another domain id
 /// while the table lives, and the checker keeps the table alive), so the
-/// pointer stays valid for the checker's life and a check is one leaf load
-/// and one word load (two of each for an access straddling a word).
+/// pointer stays valid for the checker's life and a check is one word load
+/// (two for an access straddling a word).
 ///
 /// The concurrency guarantee is [`PortChecker`]'s: bits are cleared in place
 /// before an operation that takes rights away returns, so after a revoke
@@ -490,6 +464,19 @@ mod tests {
         assert_eq!(t.first_mismatch(5, 0, 0xffff, true), Some(0x100));
         assert_eq!(t.first_mismatch(5, 0x180, 0x1ff, false), None);
         assert_eq!(t.first_mismatch(5, 0x180, 0x2ff, false), Some(0x200));
+    }
+
+    #[test]
+    fn a_domain_costs_one_leaf_from_its_first_port() {
+        let t = PortTable::new();
+        t.write(1, 0x3f8, 0x3f8, false);
+        assert_eq!(t.node_bytes(), 0, "clearing allocates nothing");
+        t.write(1, 0x3f8, 0x3f8, true);
+        let dir = core::mem::size_of::<Dir>() as u64;
+        assert_eq!(t.node_bytes(), dir + 8192);
+        t.write(1, 0, 0xffff, true);
+        t.write(2, 0, 0, true);
+        assert_eq!(t.node_bytes(), dir + 2 * 8192);
     }
 
     #[test]

@@ -12,21 +12,21 @@
 //! a bind is only the irqfd assignment.
 //!
 //! Where KVM has no irqchip, a domain gets interrupts only as pending bits
-//! in its event page, as before; [`IrqFds::chip`] says which.
+//! in its event page, as before; [`Delivery`] says which. The binding table
+//! that owns the assigned irqfds is `irq_routing.rs`.
 
 use crate::layout;
 use crate::vm::{kvm_err, VmError};
 use kvm_bindings::{kvm_irq_routing_entry, KvmIrqRouting, KVM_IRQ_ROUTING_MSI};
 use kvm_ioctls::{VcpuFd, VmFd};
-use std::sync::Mutex;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// The vector every line is delivered on.
 pub const IRQ_VECTOR: u8 = 0x40;
 /// Lines routed (the accountant's irq space).
 pub const LINES: u32 = 1024;
-/// Eventfds a domain keeps ready, so a bind does not create one.
-const POOL: usize = 4;
+/// Eventfds kept ready, so a bind does not create one.
+pub const POOL: usize = 4;
 
 /// Which way interrupts reach a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,127 +89,63 @@ pub fn enable_lapic(vcpu: &VcpuFd) -> Result<(), VmError> {
     vcpu.set_lapic(&lapic).map_err(kvm_err("KVM_SET_LAPIC"))
 }
 
-/// The irqfds of one domain's VM: one per bound line. A domain binds few
-/// lines, so they are a short list whose storage is kept across binds, and
-/// spare eventfds are kept ready (a bind allocates nothing in steady state).
-#[derive(Debug)]
-pub struct IrqFds {
-    chip: bool,
-    fds: Mutex<Fds>,
-}
-
-/// Bound lines and spare eventfds, under one lock.
+/// Spare eventfds, kept ready so that a bind creates none. An eventfd
+/// belongs to no VM until it is assigned, so one pool serves every VM; a
+/// deassigned eventfd is drained and comes back.
 #[derive(Debug, Default)]
-struct Fds {
-    bound: Vec<(u32, EventFd)>,
-    pool: Vec<EventFd>,
+pub struct IrqfdPool {
+    spare: Vec<EventFd>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl IrqFds {
-    /// For a VM with (`chip`) or without an irqchip.
-    pub fn new(chip: bool) -> IrqFds {
-        let pool = if chip {
-            (0..POOL)
-                .filter_map(|_| EventFd::new(EFD_NONBLOCK).ok())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        IrqFds {
-            chip,
-            fds: Mutex::new(Fds {
-                bound: Vec::with_capacity(POOL),
-                pool,
-            }),
+impl IrqfdPool {
+    /// Creates eventfds until [`POOL`] are spare (fewer if the host
+    /// refuses; a bind then creates its own).
+    pub fn top_up(&mut self) {
+        while self.spare.len() < POOL {
+            match EventFd::new(EFD_NONBLOCK) {
+                Ok(fd) => self.spare.push(fd),
+                Err(_) => break,
+            }
         }
     }
 
-    /// How interrupts reach this domain.
-    pub fn delivery(&self) -> Delivery {
-        if self.chip {
-            Delivery::Irqchip
-        } else {
-            Delivery::EventPage
-        }
-    }
-
-    /// Whether the VM has an irqchip.
-    pub fn chip(&self) -> bool {
-        self.chip
-    }
-
-    /// Assigns an irqfd for `line` on `vm` (no-op without an irqchip or if
-    /// one is assigned already); the errno if KVM refuses.
-    pub fn assign(&self, vm: &VmFd, line: u32) -> Result<(), i32> {
-        if !self.chip || line >= LINES {
-            return Ok(());
-        }
-        let mut fds = lock(&self.fds);
-        if fds.bound.iter().any(|(l, _)| *l == line) {
-            return Ok(());
-        }
-        let fd = match fds.pool.pop() {
+    /// Assigns an irqfd for GSI `line` on `vm`, which must have an
+    /// irqchip: the eventfd now wired to it, or the errno if KVM (or the
+    /// host, creating an eventfd) refuses.
+    pub fn assign(&mut self, vm: &VmFd, line: u32) -> Result<EventFd, i32> {
+        let fd = match self.spare.pop() {
             Some(fd) => fd,
             None => {
                 EventFd::new(EFD_NONBLOCK).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?
             }
         };
         match vm.register_irqfd(&fd, line) {
-            Ok(()) => {
-                fds.bound.push((line, fd));
-                Ok(())
-            }
+            Ok(()) => Ok(fd),
             Err(e) => {
-                fds.pool.push(fd);
+                self.spare.push(fd);
                 Err(e.errno())
             }
         }
     }
 
-    /// Deassigns `line`'s irqfd (synchronous: once this returns KVM injects
-    /// nothing more from it). No-op if none is assigned.
-    pub fn deassign(&self, vm: &VmFd, line: u32) {
-        let mut fds = lock(&self.fds);
-        let Some(i) = fds.bound.iter().position(|(l, _)| *l == line) else {
-            return;
-        };
-        let (_, fd) = fds.bound.swap_remove(i);
+    /// Deassigns `fd` from GSI `line` on `vm` (synchronous: once this
+    /// returns KVM injects nothing more from it).
+    pub fn deassign(&mut self, vm: &VmFd, line: u32, fd: EventFd) {
         // A refusal means KVM no longer has it; the fd is dropped then.
         if vm.unregister_irqfd(&fd, line).is_ok() {
             // Drain a count a raise left behind, so a later bind starts clean.
             let _ = fd.read();
-            if fds.pool.len() < POOL {
-                fds.pool.push(fd);
+            if self.spare.len() < 4 * POOL {
+                self.spare.push(fd);
             }
         }
     }
+}
 
-    /// Deassigns every line.
-    pub fn deassign_all(&self, vm: &VmFd) {
-        for l in self.lines() {
-            self.deassign(vm, l);
-        }
-    }
-
-    /// Signals `line`'s irqfd; whether one is assigned.
-    pub fn raise(&self, line: u32) -> bool {
-        lock(&self.fds)
-            .bound
-            .iter()
-            .find(|(l, _)| *l == line)
-            .is_some_and(|(_, fd)| fd.write(1).is_ok())
-    }
-
-    /// Lines with an irqfd assigned, ascending.
-    pub fn lines(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = lock(&self.fds).bound.iter().map(|(l, _)| *l).collect();
-        v.sort_unstable();
-        v
-    }
+/// Signals an assigned irqfd (KVM injects the line's interrupt); whether
+/// the write succeeded.
+pub fn raise(fd: &EventFd) -> bool {
+    fd.write(1).is_ok()
 }
 
 /// The guest-RAM word the interrupt handler counts in.

@@ -84,15 +84,22 @@
 //!
 //! # Code map
 //!
-//! * [`hv`] — [`hv::Hypervisor`]: control plane (create, destroy, grant,
-//!   revoke, reserve, map, bind, raise), domains, the exit environment.
+//! * [`Hypervisor`], laid out by concern (`impl Hypervisor` blocks in
+//!   private files): `control.rs` — the shared state, boot, grant, revoke,
+//!   reserve and the teardowns they return; `domain.rs` — domains, their
+//!   vCPUs and counters ([`DomainStats`]), create / start / stop / destroy;
+//!   `iomem.rs` — map / unmap through the slot table, stuck-slot isolation,
+//!   MMIO fallback, the bare memslot floors; `irq_routing.rs` — line
+//!   bindings, their irqfds and delivery to every binder; `dispatch.rs` — the exit
+//!   environment and hypercall dispatch; `config.rs`, `error.rs` —
+//!   [`Config`], [`HvError`]. The module [`hv`] keeps their former paths.
 //! * [`vcpu`] — the thin vCPU loop; [`exit`] — typed exits and the pure
 //!   [`exit::handle_exit`].
 //! * [`vm`], [`guest`], [`layout`], [`mem`] — building a CPL3 long-mode VM.
 //! * [`acct`] — the only module that touches the accountant's API.
-//! * [`irqchip`] — KVM irqchip, GSI routing, an irqfd per bound line;
+//! * [`irqchip`] — KVM irqchip, GSI routing, irqfd assign / deassign from
+//!   a pool of ready eventfds;
 //!   `kvm_slots` — the KVM memslot back end of [`memslot`]'s slot table.
-//! * [`Hypervisor`], [`Config`], [`HvError`] are re-exported at the crate root.
 //! * [`exec`] — the hypervisor as a back end of the accountant's one trace
 //!   executor (`cargo xtask scenario trace`).
 
@@ -100,12 +107,18 @@
 
 pub mod acct;
 pub mod affinity;
+mod config;
+mod control;
+mod dispatch;
+mod domain;
+mod error;
 pub mod exec;
 pub mod exit;
 pub mod guest;
 pub mod host;
-pub mod hv;
 pub mod hypercall;
+mod iomem;
+mod irq_routing;
 pub mod irqchip;
 mod kvm_slots;
 pub mod layout;
@@ -118,4 +131,14 @@ pub mod vcpu;
 pub mod vm;
 pub mod workloads;
 
-pub use hv::{Config, HvError, Hypervisor};
+pub use config::Config;
+pub use control::Hypervisor;
+pub use domain::DomainStats;
+pub use error::HvError;
+pub use irq_routing::DOORBELL_LINE;
+
+/// The crate-root types under their former path (`hv::hv::Hypervisor`);
+/// new code names them from the crate root.
+pub mod hv {
+    pub use crate::{Config, DomainStats, HvError, Hypervisor, DOORBELL_LINE};
+}

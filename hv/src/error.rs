@@ -1,0 +1,89 @@
+//! The hypervisor's one error type.
+
+use crate::mem::MemError;
+use crate::memslot::SlotError;
+use crate::vm::VmError;
+use accountant::{DomId, Error, Space};
+
+/// A failed hypervisor operation; nothing changed unless stated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HvError {
+    /// The accountant refused.
+    Acct(Error),
+    /// The boot line or configuration is bad.
+    Boot(String),
+    /// `/dev/kvm` is missing or unusable.
+    NoKvm(i32),
+    /// Building or changing a VM failed.
+    Vm(VmError),
+    /// Host memory could not be mapped.
+    Mem(MemError),
+    /// The domain has no VM.
+    NoVm(DomId),
+    /// The domain already has a VM.
+    VmExists(DomId),
+    /// The range is of the wrong space for the operation.
+    WrongSpace(Space),
+    /// The domain's slot table refused a map the accountant accepted; the
+    /// accountant's change was undone.
+    Slots(SlotError),
+    /// KVM refused to delete the memslot of `frames` frames whose use had
+    /// ended: the accountant's change stands, and since the domain could
+    /// still reach those frames its vCPU was stopped.
+    SlotStuck {
+        /// The domain that was stopped.
+        dom: DomId,
+        /// Frames left reachable through the stuck memslot(s).
+        frames: u64,
+    },
+}
+
+impl HvError {
+    /// The accountant's error code, if the accountant refused.
+    pub fn acct_code(&self) -> Option<accountant::ErrorCode> {
+        match self {
+            HvError::Acct(e) => Some(e.code()),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for HvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HvError::Acct(e) => write!(f, "{e}"),
+            HvError::Boot(m) => write!(f, "boot: {m}"),
+            HvError::NoKvm(e) => write!(f, "/dev/kvm unusable: errno {e}"),
+            HvError::Vm(e) => write!(f, "vm: {e}"),
+            HvError::Mem(e) => write!(f, "{e}"),
+            HvError::NoVm(d) => write!(f, "{d} has no VM"),
+            HvError::VmExists(d) => write!(f, "{d} already has a VM"),
+            HvError::WrongSpace(s) => write!(f, "operation does not take {s}"),
+            HvError::Slots(e) => write!(f, "slot table refused: {e:?}"),
+            HvError::SlotStuck { dom, frames } => write!(
+                f,
+                "KVM kept a memslot over {frames} unmapped frame(s) of {dom}; its vCPU was stopped"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HvError {}
+
+impl From<Error> for HvError {
+    fn from(e: Error) -> Self {
+        HvError::Acct(e)
+    }
+}
+
+impl From<VmError> for HvError {
+    fn from(e: VmError) -> Self {
+        HvError::Vm(e)
+    }
+}
+
+impl From<crate::guest::GuestError> for HvError {
+    fn from(e: crate::guest::GuestError) -> Self {
+        HvError::Vm(VmError::Guest(e))
+    }
+}

@@ -1,0 +1,229 @@
+//! I/O memory: maps and unmaps through the accountant and the domain's
+//! slot table (KVM memslots, `kvm_slots.rs`), a stuck memslot's isolation,
+//! MMIO exits to frames without a memslot, and the bare-KVM memslot floors
+//! the bench pairs with.
+
+use crate::acct::Accounting;
+use crate::control::{lock, Shared};
+use crate::domain::Domain;
+use crate::exit::MmioOutcome;
+use crate::kvm_slots::KvmSlots;
+use crate::mem::PAGE_SIZE;
+use crate::memslot::{Backings, SlotError};
+use crate::vm::{GuestVm, VmError};
+use crate::{HvError, Hypervisor};
+use accountant::{DomId, Error, Space, UnitRange};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+impl Shared {
+    pub(crate) fn mmio(
+        &self,
+        dom: &Domain,
+        gpa: u64,
+        len: u8,
+        write: Option<[u8; 8]>,
+    ) -> MmioOutcome {
+        let frame = gpa / PAGE_SIZE;
+        let off = gpa % PAGE_SIZE;
+        let n = len as u64;
+        let slots = lock(&dom.slots);
+        let target = ((1..=8).contains(&n) && off + n <= PAGE_SIZE)
+            .then(|| slots.resolve(frame, &self.platform))
+            .flatten()
+            .and_then(|_| self.platform.backing_mem(frame));
+        let Some((mem, base)) = target else {
+            dom.stats.denied_mmio.fetch_add(1, Ordering::Relaxed);
+            return MmioOutcome::Denied;
+        };
+        dom.stats.slow_mmio.fetch_add(1, Ordering::Relaxed);
+        let mut b = [0u8; 8];
+        let ok = match write {
+            Some(data) => mem.write(base + off, &data[..len as usize]),
+            None => mem.read(base + off, &mut b[..len as usize]),
+        };
+        drop(slots);
+        match ok {
+            Some(()) => MmioOutcome::Served(b),
+            None => MmioOutcome::Denied,
+        }
+    }
+
+    /// Ends `count` mappings of `first..=last` in `dom`'s slot table
+    /// (whatever the counts say, if they disagree). If KVM refuses to delete
+    /// a slot the domain could still reach the frames, so isolation wins over
+    /// liveness: the frames are counted, the vCPU is told to stop (it cannot
+    /// re-enter the guest once its current exit is handled, so a vCPU calling
+    /// this from its own hypercall is isolated on return) and queued for
+    /// [`Shared::isolate_pending`], which waits for it. Returns the number of
+    /// frames left reachable.
+    pub(crate) fn unslot(&self, dom: &Domain, first: u64, last: u64, count: u32) -> u64 {
+        let mut slots = lock(&dom.slots);
+        let mut ops = KvmSlots(&dom.gvm.vm, dom.id.get());
+        let stuck = match slots.unmap(first, last, count, &mut ops) {
+            Ok(stuck) => stuck,
+            Err(_) => slots.force_unmap(first, last, &mut ops),
+        };
+        drop(slots);
+        let frames: u64 = stuck.iter().map(|(a, b)| b - a + 1).sum();
+        if frames > 0 {
+            dom.stats.stuck_frames.fetch_add(frames, Ordering::Relaxed);
+            dom.request_stop();
+            dom.wake();
+            lock(&self.isolate).push(dom.id);
+        }
+        frames
+    }
+
+    /// Stops (and waits for) every domain `unslot` queued. Must not be
+    /// called with the control plane held or from a vCPU thread: a vCPU may
+    /// be waiting for the control plane in a hypercall.
+    pub(crate) fn isolate_pending(&self) {
+        let pending = std::mem::take(&mut *lock(&self.isolate));
+        for d in pending {
+            if let Some(dom) = self.domain(d) {
+                dom.stop();
+                dom.join();
+            }
+        }
+    }
+
+    /// Maps `r` into `d`. Every domain but 0 has its VM from creation on;
+    /// domain 0 may map before it has one (the hypervisor's workloads make
+    /// the accountant track frames that way): the accountant then records
+    /// the use and there is no slot table to update (the frames stay
+    /// unreachable until its VM maps them itself).
+    pub(crate) fn map(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        if r.space() != Space::IoMem {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        let mut acct = lock(&self.cp);
+        let dom = self.domain(d);
+        if dom.is_none() && d != DomId::DOM0 {
+            // An unknown domain gets the accountant's answer. A known one
+            // without a VM cannot occur (create and destroy change both
+            // under the control plane); should it, it gets no use that no
+            // slot table follows.
+            acct.known(d)?;
+            return Err(HvError::NoVm(d));
+        }
+        acct.map(d, r)?;
+        if let Some(dom) = dom {
+            let mapped = lock(&dom.slots).map(
+                r.first(),
+                r.last(),
+                &self.platform,
+                &mut KvmSlots(&dom.gvm.vm, dom.id.get()),
+            );
+            if let Err(e) = mapped {
+                // Unreachable for a valid `UnitRange`; if it ever happens the
+                // accountant must not keep a use the slot table lacks.
+                acct.unmap(d, r)?;
+                return Err(HvError::Slots(e));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unmap(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        if r.space() != Space::IoMem {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        let mut acct = lock(&self.cp);
+        let dom = self.domain(d);
+        if acct.accounting() == Accounting::Off {
+            // Xen keeps no use counts: the hypervisor's own map decides.
+            if let Some(dom) = &dom {
+                lock(&dom.slots)
+                    .covered(r.first(), r.last(), 1)
+                    .map_err(|unit| Error::NotMapped { unit })?;
+            }
+        }
+        acct.unmap(d, r)?;
+        if let Some(dom) = dom {
+            let frames = self.unslot(&dom, r.first(), r.last(), 1);
+            if frames > 0 {
+                return Err(HvError::SlotStuck { dom: d, frames });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Hypervisor {
+    /// Maps frames `r` into `d` (accountant `map`, then memslots).
+    pub fn map(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        self.sh.map(d, r)
+    }
+
+    /// Unmaps frames `r` from `d`; their slots are gone when this returns,
+    /// or, if KVM refused to delete one, `d`'s vCPU has stopped
+    /// ([`HvError::SlotStuck`]).
+    pub fn unmap(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
+        let res = self.sh.unmap(d, r);
+        self.sh.isolate_pending();
+        res
+    }
+
+    /// The memslots `d` uses for I/O memory, as frame ranges.
+    pub fn io_slots(&self, d: DomId) -> Vec<(u64, u64)> {
+        self.sh
+            .domain(d)
+            .map(|x| lock(&x.slots).slot_ranges())
+            .unwrap_or_default()
+    }
+
+    /// The bare KVM step inside [`Hypervisor::map`], for the bench's paired
+    /// floors: adds a memslot over `r`'s frames (which must be one platform
+    /// region, not mapped by `d` now) on `d`'s own VM, with the slot id the
+    /// slot table never uses, and returns the nanoseconds of that ioctl
+    /// alone. Touches neither the accountant nor the slot table.
+    pub fn floor_memslot_add(&self, d: DomId, r: UnitRange) -> Result<u64, HvError> {
+        if r.space() != Space::IoMem {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        let bk = self
+            .sh
+            .platform
+            .backing(r.first())
+            .filter(|b| b.region_last >= r.last())
+            .ok_or(HvError::Slots(SlotError::BadRange))?;
+        let id = probe_slot(&dom.gvm, self.sh.max_slots);
+        let mut ops = KvmSlots(&dom.gvm.vm, d.get());
+        let t = Instant::now();
+        let res = ops.add_raw(id, r.first(), r.last(), bk.host);
+        let ns = t.elapsed().as_nanos() as u64;
+        res.map_err(|errno| {
+            HvError::Vm(VmError::Kvm {
+                what: "floor memslot add",
+                errno,
+            })
+        })?;
+        Ok(ns)
+    }
+
+    /// Deletes the memslot [`Hypervisor::floor_memslot_add`] added for `r`,
+    /// and returns the nanoseconds of that ioctl alone.
+    pub fn floor_memslot_delete(&self, d: DomId, r: UnitRange) -> Result<u64, HvError> {
+        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        let id = probe_slot(&dom.gvm, self.sh.max_slots);
+        let mut ops = KvmSlots(&dom.gvm.vm, d.get());
+        let t = Instant::now();
+        let res = ops.del_raw(id, r.first());
+        let ns = t.elapsed().as_nanos() as u64;
+        res.map_err(|errno| {
+            HvError::Vm(VmError::Kvm {
+                what: "floor memslot delete",
+                errno,
+            })
+        })?;
+        Ok(ns)
+    }
+}
+
+/// The memslot id kept for [`Hypervisor::floor_memslot_add`]: the highest
+/// one; the domain's slot table gets the ids below it.
+pub(crate) fn probe_slot(gvm: &GuestVm, max_slots: u32) -> u32 {
+    gvm.max_slots.min(max_slots).saturating_sub(1).max(1)
+}
