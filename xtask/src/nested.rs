@@ -164,10 +164,12 @@ fn skips(b: Backend) -> &'static [Skip] {
 /// guest's loop had ended by itself (LOC +11). On PVM both woke at 10 ms.
 const VMX_SKIP: &[Skip] = &[];
 
-/// The tests the default VT-x run (CI) includes: Bochs takes minutes of
-/// wall time per test, so CI runs one of each kind of exit (port I/O,
-/// MMIO, hypercalls, faults, tracepoints), the two whose guest never exits
-/// while the host stops or changes it, and `--full` runs the rest.
+/// The tests the default VT-x run (CI) includes: Bochs takes up to minutes
+/// of wall time per test, so CI runs one of each kind of exit (port I/O,
+/// MMIO, hypercalls, faults, tracepoints), an interrupt injected through
+/// KVM's irqchip, two vCPUs revoked while running, the two whose guest
+/// never exits while the host stops or changes it, and `--full` runs the
+/// rest.
 const VMX_SUBSET: &[&str] = &[
     "raw_vm::raw_cpl3_guest_port_io_and_mmio_exits",
     "domains::dom0_driver_maps_the_page_and_drives_the_ports",
@@ -175,6 +177,8 @@ const VMX_SUBSET: &[&str] = &[
     "domains::revoke_without_force_drains_until_unmap",
     "containment::faulting_guests_stop_alone",
     "containment::a_spinning_guest_is_stopped_by_destroy",
+    "irqchip::bind_delivers_and_unbind_stops_before_it_returns",
+    "smp::revoke_while_running_2_vcpus",
     "tracing::vm_exits_hypercalls_and_memslots_are_traced",
 ];
 
