@@ -262,8 +262,8 @@ fn exits(cx: &mut Ctx, sink: &mut Sink) {
                     m.note = Some(format!(
                         "vCPU 0's guest-timed round trip of `in al, 0x300` while vCPU 1 of the \
                          same domain runs the same loop; percentiles corrected for coordinated \
-                         omission; vCPU threads on CPUs {}",
-                        cpus_words(smp_cpus.as_ref())
+                         omission; {}",
+                        each_words(&smp_cpus)
                     ));
                     sink.metrics.push(m);
                 }
@@ -374,8 +374,8 @@ fn smp_revokes(cx: &mut Ctx, sink: &mut Sink) {
                 {
                     m.note = Some(format!(
                         "forced revoke of mapped frames both vCPUs painted; both keep running \
-                         (quiesce covers both); vCPU threads on CPUs {}",
-                        cpus_words(smp_cpus.as_ref())
+                         (quiesce covers both); {}",
+                        each_words(&smp_cpus)
                     ));
                     sink.metrics.push(m);
                 }
@@ -391,6 +391,18 @@ fn smp_revokes(cx: &mut Ctx, sink: &mut Sink) {
 /// A CPU set for a note (`unpinned` when there is none).
 fn cpus_words(c: Option<&hv::affinity::CpuSet>) -> String {
     c.map_or("unpinned".into(), |c| c.to_string())
+}
+
+/// Per-vCPU CPU sets for a note: `vCPU 0 on 1, vCPU 1 on 0`.
+fn each_words(each: &[hv::affinity::CpuSet]) -> String {
+    if each.is_empty() {
+        return "unpinned".into();
+    }
+    each.iter()
+        .enumerate()
+        .map(|(i, c)| format!("vCPU {i} on {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
