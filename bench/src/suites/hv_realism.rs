@@ -5,7 +5,7 @@
 //! painter (`load` = `none` | `fb-paint`, `mapped_by=painter`: the painter
 //! maps the pages under both loads and paints them under `fb-paint`).
 
-use super::hv::{latency_metric, selects};
+use super::hv::{latency_metric, selected_steps, selects};
 use super::{Ctx, Sink};
 use hv::acct::Accounting;
 use hv::workloads::{self as w, fb_load::Load, paired::VcpuState};
@@ -90,16 +90,10 @@ fn parts(quick: bool) -> [(&'static [MetricName], usize); 6] {
     ]
 }
 
-const IRQ: &[MetricName] = &[
-    MetricName::BindIrq,
-    MetricName::UnbindIrq,
-    MetricName::IrqfdAssign,
-    MetricName::IrqfdDeassign,
-    MetricName::BindIrqOverFloor,
-    MetricName::BindIrqDelta,
-];
+/// The interrupt-binding metrics: the first six of [`EMITS`].
+const IRQ: &[MetricName] = EMITS.split_at(6).0;
 
-/// The metric names this suite emits.
+/// The metric names this suite emits (the interrupt-binding ones first).
 pub const EMITS: &[MetricName] = &[
     MetricName::BindIrq,
     MetricName::UnbindIrq,
@@ -120,11 +114,7 @@ pub const EMITS: &[MetricName] = &[
 
 /// Steps this suite announces with `--only` (for the progress total).
 pub fn steps_for(quick: bool, only: Option<&str>) -> usize {
-    parts(quick)
-        .iter()
-        .filter(|(names, _)| selects(only, names))
-        .map(|(_, n)| n)
-        .sum()
+    selected_steps(&parts(quick), only)
 }
 
 /// Framebuffer sizes of the loaded rows: 256 MiB; 4 GiB too in the full run.
