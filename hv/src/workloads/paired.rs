@@ -29,11 +29,11 @@ use super::fb_load::{frames_after, Load, Painter, PAINT_PAGES};
 use super::{d, fb_bytes_for, fb_range, WAIT};
 use crate::acct::Accounting;
 use crate::affinity::{current_cpu, CpuSet};
-use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
 use crate::platform::{DEVICE_A_DATA, FB_FRAME};
 use crate::programs::{self, Wait, Work, SI_ACK, SI_REQ};
 use crate::vm::VmError;
+use crate::{Config, HvError, Hypervisor};
 use accountant::{DomId, Mode, UnitRange};
 use std::time::{Duration, Instant};
 

@@ -4,11 +4,11 @@
 
 use super::{d, fb_bytes_for, fb_range, ram_for_samples, stopped, to_ns, Setup, WAIT};
 use crate::acct::Accounting;
-use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
 use crate::platform::{DEVICE_A_DATA, FB_FRAME};
 use crate::programs;
 use crate::vm::VmError;
+use crate::{Config, HvError, Hypervisor};
 use accountant::Mode;
 use std::time::{Duration, Instant};
 
