@@ -15,7 +15,9 @@
 //! with an injected slowdown of 10 %, or twice the family's minimum effect
 //! where that is larger (`IOACCT_INJECT_PORT_CHECK_SLOWDOWN`,
 //! `IOACCT_INJECT_OP_SLOWDOWN=grant:P`: time the bench harness adds inside
-//! each timed batch; the accountant is untouched), and prints per family
+//! each timed batch, the accountant untouched; `IOACCT_INJECT_HV_SLOWDOWN`:
+//! a busy wait of P % of each timed hypervisor step's own duration, its
+//! KVM floor untouched), and prints per family
 //! how many A/A runs raised an alarm and how many injected runs were caught.
 //! A family without a knob in this build is listed as not demonstrated. It
 //! exits 0 only if no A/A run alarmed and at least 95 % of the injected runs
@@ -88,7 +90,11 @@ pub fn print_report(g: &GateReport, format: Format) {
 const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
 /// `OP:PERCENT`: a slowdown of one range operation (bench harness).
 const INJECT_OP_ENV: &str = "IOACCT_INJECT_OP_SLOWDOWN";
-const INJECT_KNOBS: [&str; 2] = [INJECT_ENV, INJECT_OP_ENV];
+/// Percent: a slowdown of every timed hypervisor step of the paired hv
+/// workloads (`hv::workloads::inject`).
+const INJECT_HV_ENV: &str = "IOACCT_INJECT_HV_SLOWDOWN";
+/// Every injection knob: never inherited by a bench run unless asked for.
+pub(crate) const INJECT_KNOBS: [&str; 3] = [INJECT_ENV, INJECT_OP_ENV, INJECT_HV_ENV];
 
 /// How to slow a family by a percentage: the environment variable and value.
 type Knob = fn(f64) -> (&'static str, String);
@@ -116,7 +122,7 @@ const DEMO_FAMILIES: [DemoFamily; 3] = [
     DemoFamily {
         what: "hv ratio (bind over floor)",
         metric: MetricName::BindOverFloor,
-        knob: None,
+        knob: Some(|pct| (INJECT_HV_ENV, format!("{pct}"))),
     },
 ];
 
