@@ -284,18 +284,8 @@ pub fn run(opts: &RunOptions) -> Results {
             suites::hv::hv,
         ),
         (
-            &[
-                MetricName::BindIrq,
-                MetricName::UnbindIrq,
-                MetricName::IrqfdAssign,
-                MetricName::IrqfdDeassign,
-                MetricName::BindIrqOverFloor,
-                MetricName::BindIrqDelta,
-                MetricName::PioExit,
-                MetricName::RevokeForce,
-            ],
-            // irq pairing, 2 SMP exits, 4 loaded exits per framebuffer size, 2 SMP revokes
-            if q { 1 + 2 + 4 + 2 } else { 1 + 2 + 8 + 2 },
+            suites::hv_realism::EMITS,
+            suites::hv_realism::steps_for(q, opts.only.as_deref()),
             suites::hv_realism::hv_realism,
         ),
     ];
@@ -326,6 +316,7 @@ pub fn run(opts: &RunOptions) -> Results {
         },
         placement: hv::workloads::Setup {
             vcpu_cpus: Some(cpus.vcpus.clone()),
+            control_cpus: Some(cpus.measure.clone()),
         },
         only: opts.only.clone(),
         placement_home: Some(cpus.measure.clone()),

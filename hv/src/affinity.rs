@@ -63,6 +63,14 @@ impl CpuSet {
         CpuSet(vec![cpu.min(MAX_CPU)])
     }
 
+    /// The set of `cpus` (sorted, without duplicates); `None` when empty.
+    pub fn of(cpus: &[usize]) -> Option<CpuSet> {
+        let mut v: Vec<usize> = cpus.iter().map(|c| (*c).min(MAX_CPU)).collect();
+        v.sort_unstable();
+        v.dedup();
+        (!v.is_empty()).then_some(CpuSet(v))
+    }
+
     /// The CPUs, ascending.
     pub fn cpus(&self) -> &[usize] {
         &self.0
@@ -156,6 +164,11 @@ mod tests {
         for bad in ["", "a", "2-1", "0,", "-1", "5000", "0-99999999999999999999"] {
             assert!(CpuSet::parse(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            CpuSet::of(&[3, 1, 3]).map(|s| s.to_string()),
+            Some("1,3".into())
+        );
+        assert_eq!(CpuSet::of(&[]), None);
     }
 
     #[test]

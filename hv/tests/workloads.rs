@@ -6,9 +6,14 @@ use hv::affinity::{current_affinity, CpuSet};
 use hv::workloads::{self, paired, Setup};
 
 fn setup() -> Setup {
-    // The last CPU this process may use, like the bench's default.
+    // vCPUs on the last CPU this process may use, the control thread's CPU
+    // the first, like the bench's default.
+    let all = current_affinity();
     Setup {
-        vcpu_cpus: current_affinity().map(|s| CpuSet::one(s.cpus()[s.cpus().len() - 1])),
+        vcpu_cpus: all
+            .as_ref()
+            .map(|s| CpuSet::one(s.cpus()[s.cpus().len() - 1])),
+        control_cpus: all.as_ref().map(|s| CpuSet::one(s.cpus()[0])),
     }
 }
 
@@ -52,13 +57,45 @@ fn paired_steps_alternate_and_pin_the_vcpu() {
     }
     let s = setup();
     let want = s.vcpu_cpus.as_ref().map(|c| c.cpus()[0] as u32);
-    let p = paired::bind(256, 4, &s).unwrap();
+    let p = paired::bind(256, 4, None, &s).unwrap();
     check_pairs(&p, 4);
     assert_eq!(p.vcpu_cpu, want, "vCPU thread pinned");
     check_pairs(&paired::unmap(256, 4, &s).unwrap(), 4);
     for st in [paired::VcpuState::Parked, paired::VcpuState::Running] {
-        check_pairs(&paired::revoke_force(256, 4, st, &s).unwrap(), 4);
+        check_pairs(&paired::revoke_force(256, 4, st, None, &s).unwrap(), 4);
     }
+}
+
+#[test]
+fn paired_steps_beside_a_painter_keep_the_measured_vcpu_apart() {
+    use paired::Measured;
+    use workloads::fb_load::Load;
+    if !hv::host::require_kvm("workloads") {
+        return;
+    }
+    let s = setup();
+    let want = s.vcpu_cpus.as_ref().map(|c| c.cpus()[0] as u32);
+    let at = |m| s.beside_load(m).1.map(|c| c.cpus()[0] as u32);
+    let (beside_guest, beside_control) = (at(Measured::Guest), at(Measured::Control));
+    for load in [Load::None, Load::FbPaint] {
+        // Only a painting load has a running painter to place.
+        let running = |c| if load == Load::FbPaint { c } else { None };
+        let p = paired::bind(16, 4, Some(load), &s).unwrap();
+        check_pairs(&p, 4);
+        assert_eq!(p.vcpu_cpu, want, "{load:?}");
+        assert_eq!(p.painter_cpu, running(beside_control), "{load:?}");
+        for (st, cpu) in [
+            (paired::VcpuState::Parked, beside_control),
+            (paired::VcpuState::Running, beside_guest),
+        ] {
+            let p = paired::revoke_force(16, 4, st, Some(load), &s).unwrap();
+            check_pairs(&p, 4);
+            assert_eq!(p.painter_cpu, running(cpu), "{load:?} {st:?}");
+        }
+    }
+    let c = paired::accounting_cost(1024, 4, 50, Some(Load::FbPaint), &s).unwrap();
+    assert_eq!((c.all_on.len(), c.all_off.len(), c.dropped), (200, 200, 0));
+    assert_eq!(c.painter_cpu, (beside_guest, beside_guest));
 }
 
 #[test]
@@ -66,7 +103,7 @@ fn accounting_cost_sees_every_checked_exit() {
     if !hv::host::require_kvm("workloads") {
         return;
     }
-    let c = paired::accounting_cost(0, 4, 50, &setup()).unwrap();
+    let c = paired::accounting_cost(0, 4, 50, None, &setup()).unwrap();
     assert_eq!(c.on.len(), 4);
     assert_eq!(c.off.len(), 4);
     assert_eq!(c.all_on.len(), 200, "one probe sample per port exit");
@@ -88,21 +125,24 @@ fn realism_workloads_return_their_samples() {
         assert!(p.floor.iter().chain(&p.step).all(|&x| x > 0));
         assert_eq!(p.ratios().len(), 20);
     }
-    let s = workloads::smp::pio_exit(Accounting::On, 2, 200).unwrap();
+    let s = workloads::smp::pio_exit(Accounting::On, 2, 200, &setup()).unwrap();
     assert_eq!(s.len(), 200);
     assert!(s.iter().all(|&x| x > 0));
-    let s = workloads::smp::revoke_force(16, 2, 2).unwrap();
+    let s = workloads::smp::revoke_force(16, 2, 2, &setup()).unwrap();
     assert_eq!(s.len(), 2);
     for load in [Load::None, Load::FbPaint] {
-        let (s, pl) = fb_load::pio_exit(Accounting::On, load, 1024, 200).unwrap();
+        let (s, pl) = fb_load::pio_exit(Accounting::On, load, 1024, 200, &setup()).unwrap();
         assert_eq!(s.len(), 200);
         assert!(s.iter().all(|&x| x > 0));
         assert_eq!(
             pl.painted_pages,
             if load == Load::FbPaint { 1024 } else { 0 }
         );
-        if std::thread::available_parallelism().map_or(1, |c| c.get()) >= 2 {
-            assert!(pl.measured_vcpu.is_some() && pl.measured_vcpu != pl.painter_vcpu);
+        // The measured vCPU is pinned; a painting painter is pinned apart.
+        assert_eq!(pl.measured_vcpu, setup().vcpu_cpus);
+        if load == Load::FbPaint && std::thread::available_parallelism().map_or(1, |c| c.get()) >= 2
+        {
+            assert!(pl.painter_vcpu.is_some() && pl.measured_vcpu != pl.painter_vcpu);
         }
     }
 }

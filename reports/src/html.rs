@@ -125,6 +125,22 @@ pub struct ExitRow {
     pub on_minus_off: Option<f64>,
 }
 
+/// One row of the framebuffer-load table: a metric measured beside an idle
+/// painter and beside a painting one, in the same run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LoadRow {
+    /// Metric name and its params other than `load` and `mapped_by`.
+    pub key: String,
+    /// Unit of the two values.
+    pub unit: String,
+    /// p50 beside the idle painter (`load=none`).
+    pub none: f64,
+    /// p50 beside the painting painter (`load=fb-paint`).
+    pub paint: f64,
+    /// `paint − none`, in the unit.
+    pub moved: f64,
+}
+
 /// One number of the headline block.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Headline {
@@ -177,6 +193,8 @@ pub struct Context {
     pub charts: Vec<Chart>,
     /// Per-port exit table.
     pub exit_table: Vec<ExitRow>,
+    /// How the framebuffer painter's load moves each loaded metric.
+    pub load_table: Vec<LoadRow>,
     /// All metrics.
     pub metrics: Vec<MetricRow>,
     /// Skipped measurements and why.
@@ -695,6 +713,40 @@ fn exit_table(r: &Results) -> Vec<ExitRow> {
     out
 }
 
+/// Every `mapped_by=painter` metric measured under both loads: its p50 beside
+/// the idle painter and beside the painting one.
+fn load_table(r: &Results) -> Vec<LoadRow> {
+    let rest = |m: &Metric| {
+        let mut p = m.params.clone();
+        p.remove("load");
+        p.remove("mapped_by");
+        p
+    };
+    r.metrics
+        .iter()
+        .filter(|m| ps(m, "mapped_by") == Some("painter") && ps(m, "load") == Some("none"))
+        .filter_map(|idle| {
+            let key = rest(idle);
+            let paint = r.metrics.iter().find(|m| {
+                m.name == idle.name
+                    && ps(m, "mapped_by") == Some("painter")
+                    && ps(m, "load") == Some("fb-paint")
+                    && rest(m) == key
+            })?;
+            let words: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            Some(LoadRow {
+                key: format!("{} {}", idle.name, words.join(" "))
+                    .trim_end()
+                    .to_owned(),
+                unit: idle.unit.clone(),
+                none: idle.p50,
+                paint: paint.p50,
+                moved: paint.p50 - idle.p50,
+            })
+        })
+        .collect()
+}
+
 fn headline(r: &Results) -> Vec<Headline> {
     let ns = goals::fmt_ns;
     let mut out = Vec::new();
@@ -971,6 +1023,7 @@ impl Context {
             goals: goals(results),
             charts: charts(results, baseline),
             exit_table: exit_table(results),
+            load_table: load_table(results),
             metrics,
             not_measured: results.not_measured.clone(),
             comparison,
@@ -1096,6 +1149,7 @@ pub fn render(c: &Context) -> String {
         ("host", "Host"),
         ("charts", "Charts"),
         ("exits", "Per-exit table"),
+        ("load", "Under framebuffer load"),
         ("comparison", "Comparison with baseline"),
         ("not-measured", "Not measured"),
         ("method", "Method"),
@@ -1190,6 +1244,30 @@ pub fn render(c: &Context) -> String {
                 x.on_minus_off.map_or_else(dash, |d| format!("{d:+.1}")),
                 x.raw_p50.map_or_else(dash, n),
                 x.raw_p99.map_or_else(dash, n)
+            ));
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str("<h2 id=\"load\">Under framebuffer load</h2>\n<p>Each metric measured twice in this run beside a painter domain that maps 256 MiB of framebuffer (the accountant tracks the same pages both times): idle (<code>load=none</code>) and streaming one write per page over it, pass after pass (<code>load=fb-paint</code>). Rows with <code>accounting=off</code> show what the load does without accounting. On a host with two CPUs the painter shares a CPU with what is not measured (each row's note says which), so part of what the load moves is CPU sharing, not accounting.</p>\n");
+    if c.load_table.is_empty() {
+        h.push_str("<p class=\"nm\">No metric was measured under both loads in this run.</p>\n");
+    } else {
+        h.push_str("<table><tr><th>metric</th><th>unit</th><th>p50, idle painter</th><th>p50, painting</th><th>moved by (painting − idle)</th></tr>\n");
+        for x in &c.load_table {
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}{}{}</td></tr>\n",
+                e(&x.key),
+                e(&x.unit),
+                n(x.none),
+                n(x.paint),
+                if x.moved < 0.0 { "−" } else { "+" },
+                n(x.moved.abs()),
+                // A ratio only where both are positive durations or ratios.
+                if x.none > 0.0 && x.paint > 0.0 {
+                    format!(" (×{:.2})", x.paint / x.none)
+                } else {
+                    String::new()
+                }
             ));
         }
         h.push_str("</table>\n");

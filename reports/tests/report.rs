@@ -397,3 +397,42 @@ fn headline_numbers_are_their_metrics() {
         "headline, then contents, then the rest"
     );
 }
+
+/// The load table pairs each painter-mapped metric's idle and painting rows
+/// with the same other params, and nothing else.
+#[test]
+fn load_table_pairs_idle_and_painting_rows() {
+    let mut r = fixture();
+    let loaded = |load: &str, acc: &str, p50: f64| {
+        timing(
+            MetricName::PioExit,
+            &[
+                ("accounting", acc.into()),
+                ("load", load.into()),
+                ("mapped_by", "painter".into()),
+                ("mmio_tracked_pages", 65_536u64.into()),
+            ],
+            p50,
+        )
+    };
+    r.metrics.push(loaded("none", "on", 100.0));
+    r.metrics.push(loaded("fb-paint", "on", 250.0));
+    r.metrics.push(loaded("none", "off", 90.0));
+    // No painting counterpart: not in the table.
+    r.metrics.push(timing(
+        MetricName::Bind,
+        &[
+            ("load", "none".into()),
+            ("mapped_by", "painter".into()),
+            ("pages", 1u64.into()),
+        ],
+        6000.0,
+    ));
+    let c = Context::build(&r, None);
+    assert_eq!(c.load_table.len(), 1, "{:?}", c.load_table);
+    let row = &c.load_table[0];
+    assert!(row.key.contains("accounting=on") && !row.key.contains("load="));
+    assert_eq!((row.none, row.paint, row.moved), (100.0, 250.0, 150.0));
+    let html = report(&r, None);
+    assert!(html.contains("id=\"load\"") && html.contains("(×2.50)"));
+}

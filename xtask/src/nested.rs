@@ -616,12 +616,12 @@ fn bench_smoke() -> ExitCode {
     show(
         "hv.bind pages=256".into(),
         3,
-        w::paired::bind(256, 3, &setup).map(|p| p.step),
+        w::paired::bind(256, 3, None, &setup).map(|p| p.step),
     );
     show(
         "hv.revoke_force pages=256".into(),
         3,
-        w::paired::revoke_force(256, 3, w::paired::VcpuState::Parked, &setup).map(|p| p.step),
+        w::paired::revoke_force(256, 3, w::paired::VcpuState::Parked, None, &setup).map(|p| p.step),
     );
     if ok {
         ExitCode::SUCCESS

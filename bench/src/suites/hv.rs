@@ -21,6 +21,7 @@
 use super::{Ctx, Sink};
 use crate::harness;
 use hv::acct::Accounting;
+use hv::workloads::fb_load::Load;
 use hv::workloads::{self as w, paired};
 use reports::{Metric, MetricName, Param};
 
@@ -87,7 +88,7 @@ pub fn delete_points(quick: bool) -> &'static [DeletePoint] {
 }
 
 /// Rounds of the accounting-cost pairing and port exits per round and side.
-fn cost_plan(quick: bool) -> (usize, u64) {
+pub(super) fn cost_plan(quick: bool) -> (usize, u64) {
     if quick {
         (30, 200)
     } else {
@@ -150,7 +151,7 @@ fn parts(quick: bool) -> [(&'static [MetricName], usize); 5] {
     ]
 }
 
-fn selects(only: Option<&str>, names: &[MetricName]) -> bool {
+pub(super) fn selects(only: Option<&str>, names: &[MetricName]) -> bool {
     only.is_none_or(|o| {
         names
             .iter()
@@ -254,79 +255,165 @@ fn exits(cx: &mut Ctx, sink: &mut Sink) {
 }
 
 fn accounting_cost(cx: &mut Ctx, sink: &mut Sink) {
-    let (rounds, per) = cost_plan(cx.quick);
-    let setup = cx.placement.clone();
     for tracked in TRACKED_PAGES {
-        cx.progress.step(&format!(
-            "hv.accounting_cost mmio_tracked_pages={tracked} ({rounds} rounds x {per} exits x 2)"
-        ));
-        let c = match paired::accounting_cost(tracked, rounds, per, &setup) {
-            Ok(c) => c,
-            Err(e) => {
-                for name in [MetricName::AccountingCost, MetricName::ExitHandler] {
-                    sink.skip(name, format!("mmio_tracked_pages={tracked}: {e}"));
-                }
-                continue;
-            }
-        };
-        let params = [
-            ("mmio_tracked_pages", Param::from(tracked)),
-            ("load", Param::from("none")),
-        ];
-        let deltas = c.deltas();
-        if let Some(mut m) = value_metric(MetricName::AccountingCost, &params, &deltas, &c.cpu) {
-            m.note = Some(format!(
-                "per round: median exit-handler time with accounting on minus off ({per} port \
-                 exits each side, alternating order, tracepoints off on both sides; handler \
-                 timed by the hv handler probe); vCPU threads on CPU {:?} / {:?}; {} exits not \
-                 recorded",
-                c.vcpu_cpu.0, c.vcpu_cpu.1, c.dropped
-            ));
-            sink.metrics.push(m);
+        cost_step(cx, sink, tracked, None);
+    }
+}
+
+/// One `hv.accounting_cost` step with `tracked` framebuffer pages tracked,
+/// alone (`beside` = `None`: domain 0 maps them; params `load=none`) or
+/// beside a painter that maps them (`load`, `mapped_by=painter`), with the
+/// `hv.exit_handler` rows of both sides.
+pub(super) fn cost_step(cx: &mut Ctx, sink: &mut Sink, tracked: u64, beside: Option<Load>) {
+    let (rounds, per) = cost_plan(cx.quick);
+    let load = beside.unwrap_or(Load::None);
+    cx.progress.step(&format!(
+        "hv.accounting_cost mmio_tracked_pages={tracked} load={}{} ({rounds} rounds x {per} \
+         exits x 2)",
+        load.name(),
+        if beside.is_some() {
+            " mapped_by=painter"
+        } else {
+            ""
         }
-        for (word, all, cpu) in [
-            ("on", &c.all_on, c.vcpu_cpu.0),
-            ("off", &c.all_off, c.vcpu_cpu.1),
-        ] {
-            let params = [
-                ("accounting", Param::from(word)),
-                ("mmio_tracked_pages", Param::from(tracked)),
-                ("load", Param::from("none")),
-            ];
-            if let Some(mut m) = latency_metric(MetricName::ExitHandler, &params, all, false, None)
-            {
-                m.note = Some(
-                    "hypervisor side: the exit handler of `in al, 0x300` (port check and \
-                     device A) timed by the handler probe, tracepoints off"
-                        .into(),
+    ));
+    let c = match paired::accounting_cost(tracked, rounds, per, beside, &cx.placement) {
+        Ok(c) => c,
+        Err(e) => {
+            for name in [MetricName::AccountingCost, MetricName::ExitHandler] {
+                sink.skip(
+                    name,
+                    format!("mmio_tracked_pages={tracked} load={}: {e}", load.name()),
                 );
-                push_with_exit_row(sink, on_cpu(m, cpu), Some("hypervisor"));
+            }
+            return;
+        }
+    };
+    let mut params = vec![
+        ("mmio_tracked_pages", Param::from(tracked)),
+        ("load", Param::from(load.name())),
+    ];
+    if beside.is_some() {
+        params.push(("mapped_by", Param::from("painter")));
+    }
+    let painter = match beside {
+        Some(l) => format!(
+            "; beside a painter domain mapping the tracked pages ({}; its vCPU on CPU {:?} / \
+             {:?})",
+            if l == Load::FbPaint {
+                "streaming writes over them"
+            } else {
+                "idle"
+            },
+            c.painter_cpu.0,
+            c.painter_cpu.1
+        ),
+        None => String::new(),
+    };
+    let deltas = c.deltas();
+    if let Some(mut m) = value_metric(MetricName::AccountingCost, &params, &deltas, &c.cpu) {
+        m.note = Some(format!(
+            "per round: median exit-handler time with accounting on minus off ({per} port \
+             exits each side, alternating order, tracepoints off on both sides; handler \
+             timed by the hv handler probe); vCPU threads on CPU {:?} / {:?}; {} exits not \
+             recorded{painter}",
+            c.vcpu_cpu.0, c.vcpu_cpu.1, c.dropped
+        ));
+        sink.metrics.push(m);
+    }
+    for (word, all, cpu) in [
+        ("on", &c.all_on, c.vcpu_cpu.0),
+        ("off", &c.all_off, c.vcpu_cpu.1),
+    ] {
+        let mut p = params.clone();
+        p.insert(0, ("accounting", Param::from(word)));
+        if let Some(mut m) = latency_metric(MetricName::ExitHandler, &p, all, false, None) {
+            m.note = Some(format!(
+                "hypervisor side: the exit handler of `in al, 0x300` (port check and device A) \
+                 timed by the handler probe, tracepoints off{painter}"
+            ));
+            let m = on_cpu(m, cpu);
+            if beside.is_some() {
+                // The per-port exit table shows the unloaded hypervisor side.
+                sink.metrics.push(m);
+            } else {
+                push_with_exit_row(sink, m, Some("hypervisor"));
             }
         }
     }
 }
 
 fn binds(cx: &mut Ctx, sink: &mut Sink) {
-    let rounds = if cx.quick { 40 } else { 200 };
-    let setup = cx.placement.clone();
+    let rounds = bind_rounds(cx.quick);
     for &pages in bind_points(cx.quick) {
-        cx.progress
-            .step(&format!("hv.bind pages={pages} ({rounds} paired rounds)"));
-        let params = [("pages", Param::from(pages))];
-        match paired::bind(pages, rounds, &setup) {
-            Ok(p) => push_pairs(
-                sink,
-                &p,
-                (
-                    MetricName::MemslotAdd,
-                    MetricName::Bind,
-                    MetricName::BindOverFloor,
-                ),
-                &params,
-                "bare memslot add of the same frames on the same VM",
+        bind_step(cx, sink, pages, rounds, None);
+    }
+}
+
+/// Paired rounds of each bind point.
+pub(super) fn bind_rounds(quick: bool) -> usize {
+    if quick {
+        40
+    } else {
+        200
+    }
+}
+
+/// Params of a paired step: its own, then `load` and `mapped_by=painter`
+/// when it ran beside a painter.
+fn with_load(
+    mut params: Vec<(&'static str, Param)>,
+    beside: Option<Load>,
+) -> Vec<(&'static str, Param)> {
+    if let Some(l) = beside {
+        params.push(("load", Param::from(l.name())));
+        params.push(("mapped_by", Param::from("painter")));
+    }
+    params
+}
+
+/// The words of a paired step's note about the painter beside it.
+fn painter_words(beside: Option<Load>, p: &paired::Paired) -> String {
+    match beside {
+        Some(Load::FbPaint) => format!(
+            "; a painter domain streams writes over 256 MiB of mapped framebuffer beside it \
+             (its vCPU on CPU {:?})",
+            p.painter_cpu
+        ),
+        Some(Load::None) => "; an idle painter domain maps 256 MiB of framebuffer beside it".into(),
+        None => String::new(),
+    }
+}
+
+/// One paired `hv.bind` step of `pages` pages, alone or beside a painter.
+pub(super) fn bind_step(
+    cx: &mut Ctx,
+    sink: &mut Sink,
+    pages: u64,
+    rounds: usize,
+    beside: Option<Load>,
+) {
+    let params = with_load(vec![("pages", Param::from(pages))], beside);
+    cx.progress.step(&format!(
+        "hv.bind pages={pages}{} ({rounds} paired rounds)",
+        beside.map_or(String::new(), |l| format!(" load={}", l.name()))
+    ));
+    match paired::bind(pages, rounds, beside, &cx.placement) {
+        Ok(p) => push_pairs(
+            sink,
+            &p,
+            (
+                MetricName::MemslotAdd,
+                MetricName::Bind,
+                MetricName::BindOverFloor,
             ),
-            Err(e) => sink.skip(MetricName::Bind, format!("{pages} pages: {e}")),
-        }
+            &params,
+            &format!(
+                "bare memslot add of the same frames on the same VM{}",
+                painter_words(beside, &p)
+            ),
+        ),
+        Err(e) => sink.skip(MetricName::Bind, format!("{pages} pages: {e}")),
     }
 }
 
@@ -335,7 +422,7 @@ fn deletes(cx: &mut Ctx, sink: &mut Sink) {
     for point in delete_points(cx.quick) {
         let (pages, rounds) = (point.pages, point.rounds);
         if !point.all_states {
-            revoke(cx, sink, pages, rounds, paired::VcpuState::Parked);
+            revoke(cx, sink, pages, rounds, paired::VcpuState::Parked, None);
             continue;
         }
         cx.progress
@@ -360,7 +447,7 @@ fn deletes(cx: &mut Ctx, sink: &mut Sink) {
             Err(e) => sink.skip(MetricName::HvUnmap, format!("{pages} pages: {e}")),
         }
         for state in [paired::VcpuState::Parked, paired::VcpuState::Running] {
-            revoke(cx, sink, pages, rounds, state);
+            revoke(cx, sink, pages, rounds, state, None);
         }
     }
 }
@@ -415,17 +502,29 @@ fn placement_probe(cx: &mut Ctx, sink: &mut Sink) {
     }
 }
 
-fn revoke(cx: &mut Ctx, sink: &mut Sink, pages: u64, rounds: usize, state: paired::VcpuState) {
+/// One paired `hv.revoke_force` step, alone or beside a painter.
+pub(super) fn revoke(
+    cx: &mut Ctx,
+    sink: &mut Sink,
+    pages: u64,
+    rounds: usize,
+    state: paired::VcpuState,
+    beside: Option<Load>,
+) {
     cx.progress.step(&format!(
-        "hv.revoke_force pages={pages} vcpu_state={} ({rounds} paired rounds)",
-        state.name()
+        "hv.revoke_force pages={pages} vcpu_state={}{} ({rounds} paired rounds)",
+        state.name(),
+        beside.map_or(String::new(), |l| format!(" load={}", l.name()))
     ));
-    let params = [
-        ("pages", Param::from(pages)),
-        ("vcpu_state", Param::from(state.name())),
-        ("paired_with", Param::from("revoke_force")),
-    ];
-    match paired::revoke_force(pages, rounds, state, &cx.placement) {
+    let params = with_load(
+        vec![
+            ("pages", Param::from(pages)),
+            ("vcpu_state", Param::from(state.name())),
+            ("paired_with", Param::from("revoke_force")),
+        ],
+        beside,
+    );
+    match paired::revoke_force(pages, rounds, state, beside, &cx.placement) {
         Ok(p) => push_pairs(
             sink,
             &p,
@@ -435,8 +534,11 @@ fn revoke(cx: &mut Ctx, sink: &mut Sink, pages: u64, rounds: usize, state: paire
                 MetricName::RevokeForceOverFloor,
             ),
             &params,
-            "bare memslot delete of the same touched frames on the same VM, vCPU in the same \
-             state",
+            &format!(
+                "bare memslot delete of the same touched frames on the same VM, vCPU in the same \
+                 state{}",
+                painter_words(beside, &p)
+            ),
         ),
         Err(e) => sink.skip(
             MetricName::RevokeForce,

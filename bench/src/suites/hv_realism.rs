@@ -1,9 +1,14 @@
 //! The hypervisor-realism metrics: interrupt binding through KVM's irqchip
-//! against its bare `KVM_IRQFD` floor (paired per round), and the port exit
-//! and forced revoke with domains of two vCPUs (`vcpus=2`).
+//! against its bare `KVM_IRQFD` floor (paired per round); the port exit and
+//! forced revoke with domains of two vCPUs (`vcpus=2`); and the port exit,
+//! the accounting cost, the bind and the forced revoke beside a framebuffer
+//! painter (`load` = `none` | `fb-paint`, `mapped_by=painter`: the painter
+//! maps the pages under both loads and paints them under `fb-paint`).
 
-use super::hv::latency_metric;
+use super::hv::{latency_metric, selects};
 use super::{Ctx, Sink};
+use hv::acct::Accounting;
+use hv::workloads::{self as w, fb_load::Load, paired::VcpuState};
 use reports::stats::quantile;
 use reports::{Metric, MetricName, Param, Percentiles};
 
@@ -55,24 +60,129 @@ fn irq_rounds(quick: bool) -> usize {
     }
 }
 
+/// The suite's parts: the metrics each emits, and its progress steps.
+fn parts(quick: bool) -> [(&'static [MetricName], usize); 6] {
+    let fb = fb_points(quick).len();
+    [
+        (IRQ, 1),
+        (&[MetricName::PioExit], 2 + 4 * fb),
+        (
+            &[MetricName::AccountingCost, MetricName::ExitHandler],
+            2 * fb,
+        ),
+        (
+            &[
+                MetricName::Bind,
+                MetricName::MemslotAdd,
+                MetricName::BindOverFloor,
+            ],
+            2 * loaded_bind_points(quick).len(),
+        ),
+        (
+            &[
+                MetricName::RevokeForce,
+                MetricName::MemslotDelete,
+                MetricName::RevokeForceOverFloor,
+            ],
+            4 * loaded_revoke_points(quick).len(),
+        ),
+        (&[MetricName::RevokeForce], 2),
+    ]
+}
+
+const IRQ: &[MetricName] = &[
+    MetricName::BindIrq,
+    MetricName::UnbindIrq,
+    MetricName::IrqfdAssign,
+    MetricName::IrqfdDeassign,
+    MetricName::BindIrqOverFloor,
+    MetricName::BindIrqDelta,
+];
+
+/// The metric names this suite emits.
+pub const EMITS: &[MetricName] = &[
+    MetricName::BindIrq,
+    MetricName::UnbindIrq,
+    MetricName::IrqfdAssign,
+    MetricName::IrqfdDeassign,
+    MetricName::BindIrqOverFloor,
+    MetricName::BindIrqDelta,
+    MetricName::PioExit,
+    MetricName::AccountingCost,
+    MetricName::ExitHandler,
+    MetricName::Bind,
+    MetricName::MemslotAdd,
+    MetricName::BindOverFloor,
+    MetricName::RevokeForce,
+    MetricName::MemslotDelete,
+    MetricName::RevokeForceOverFloor,
+];
+
+/// Steps this suite announces with `--only` (for the progress total).
+pub fn steps_for(quick: bool, only: Option<&str>) -> usize {
+    parts(quick)
+        .iter()
+        .filter(|(names, _)| selects(only, names))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Framebuffer sizes of the loaded rows: 256 MiB; 4 GiB too in the full run.
+fn fb_points(quick: bool) -> &'static [u64] {
+    if quick {
+        &[65_536]
+    } else {
+        &[65_536, 1_048_576]
+    }
+}
+
+/// Bind sizes measured beside the painter.
+fn loaded_bind_points(quick: bool) -> &'static [u64] {
+    if quick {
+        &[1]
+    } else {
+        &[1, 4096]
+    }
+}
+
+/// Forced-revoke sizes (and rounds) measured beside the painter, each with
+/// the vCPU parked and running.
+fn loaded_revoke_points(quick: bool) -> &'static [(u64, usize)] {
+    if quick {
+        &[(1, 30)]
+    } else {
+        &[(1, 100), (4096, 40)]
+    }
+}
+
 /// `hv.bind_irq`, `hv.unbind_irq`, their floors `hv.irqfd_assign` /
 /// `hv.irqfd_deassign`, `hv.bind_irq_over_floor` and `hv.bind_irq_delta`
-/// (paired per round); `hv.pio_exit` and `hv.revoke_force` with `vcpus=2`.
+/// (paired per round); `hv.pio_exit` and `hv.revoke_force` with `vcpus=2`;
+/// `hv.pio_exit`, `hv.accounting_cost`, `hv.bind` and `hv.revoke_force`
+/// beside a framebuffer painter (`load` = `none` | `fb-paint`).
 pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
-    use hv::acct::Accounting;
-    use hv::workloads as w;
-    let names = [
-        MetricName::BindIrq,
-        MetricName::UnbindIrq,
-        MetricName::BindIrqOverFloor,
-        MetricName::BindIrqDelta,
-    ];
     if !std::path::Path::new("/dev/kvm").exists() {
-        for name in names {
-            sink.skip(name, "/dev/kvm is absent on this host");
+        for name in EMITS {
+            sink.skip(*name, "/dev/kvm is absent on this host");
         }
         return;
     }
+    let run: [fn(&mut Ctx, &mut Sink); 6] = [
+        irq_bind,
+        exits,
+        loaded_cost,
+        loaded_binds,
+        loaded_revokes,
+        smp_revokes,
+    ];
+    for ((names, _), part) in parts(cx.quick).iter().zip(run) {
+        if selects(cx.only.as_deref(), names) {
+            part(cx, sink);
+        }
+    }
+}
+
+fn irq_bind(cx: &mut Ctx, sink: &mut Sink) {
     let rounds = irq_rounds(cx.quick);
     cx.progress.step(&format!(
         "hv.bind_irq paired with KVM_IRQFD, {rounds} rounds"
@@ -128,12 +238,16 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
             }
         }
         Err(e) => {
-            for name in names {
-                sink.skip(name, format!("irqfd binding not measured: {e}"));
+            for name in IRQ {
+                sink.skip(*name, format!("irqfd binding not measured: {e}"));
             }
         }
     }
+}
+
+fn exits(cx: &mut Ctx, sink: &mut Sink) {
     let n = if cx.quick { 5_000 } else { 50_000 };
+    let smp_cpus = cx.placement.for_vcpus(2);
     for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
         cx.progress
             .step(&format!("hv.pio_exit vcpus=2 accounting={word} n={n}"));
@@ -142,15 +256,15 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
             ("mmio_tracked_pages", Param::from(0u64)),
             ("vcpus", Param::from(2u64)),
         ];
-        match w::smp::pio_exit(acc, 2, n) {
+        match w::smp::pio_exit(acc, 2, n, &cx.placement) {
             Ok(v) => {
                 if let Some(mut m) = latency_metric(MetricName::PioExit, &params, &v, true, None) {
-                    m.note = Some(
+                    m.note = Some(format!(
                         "vCPU 0's guest-timed round trip of `in al, 0x300` while vCPU 1 of the \
                          same domain runs the same loop; percentiles corrected for coordinated \
-                         omission"
-                            .into(),
-                    );
+                         omission; vCPU threads on CPUs {}",
+                        cpus_words(smp_cpus.as_ref())
+                    ));
                     sink.metrics.push(m);
                 }
             }
@@ -162,19 +276,14 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
     }
     // The port loop beside a painter streaming over the mapped framebuffer
     // (256 MiB; 4 GiB too in the full run), against no load, same placement.
-    let fb_points: &[u64] = if cx.quick {
-        &[65_536]
-    } else {
-        &[65_536, 1_048_576]
-    };
-    for &fb in fb_points {
-        for load in [w::fb_load::Load::None, w::fb_load::Load::FbPaint] {
+    for &fb in fb_points(cx.quick) {
+        for load in [Load::None, Load::FbPaint] {
             for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
                 cx.progress.step(&format!(
                     "hv.pio_exit load={} accounting={word} fb_pages={fb} n={n}",
                     load.name()
                 ));
-                match w::fb_load::pio_exit(acc, load, fb, n) {
+                match w::fb_load::pio_exit(acc, load, fb, n, &cx.placement) {
                     Ok((v, pl)) => {
                         // `painter`: the framebuffer is mapped by a painter
                         // domain (running or not), which tells these rows from
@@ -184,26 +293,24 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
                             ("mmio_tracked_pages", Param::from(fb)),
                             ("load", Param::from(load.name())),
                             ("mapped_by", Param::from("painter")),
-                            (
-                                "measured_cpu",
-                                pl.measured_vcpu
-                                    .map_or(Param::from("unpinned"), |c| Param::from(c as u64)),
-                            ),
                         ];
                         if let Some(mut m) =
                             latency_metric(MetricName::PioExit, &params, &v, true, None)
                         {
-                            let cpu =
-                                |c: Option<usize>| c.map_or("unpinned".into(), |c| c.to_string());
                             m.note = Some(format!(
-                                "guest-timed `in al, 0x300` with load {} ({} framebuffer pages mapped, streamed over for {} ms); measured vCPU on CPU {}, painter vCPU on CPU {}, control thread on CPU {}",
+                                "guest-timed `in al, 0x300` with load {} ({} framebuffer pages \
+                                 mapped, streamed over for {} ms); measured vCPU on CPU {}, \
+                                 painter vCPU on CPU {}, control thread on CPU {}",
                                 load.name(),
                                 pl.painted_pages,
                                 pl.painter_ms,
-                                cpu(pl.measured_vcpu),
-                                cpu(pl.painter_vcpu),
+                                cpus_words(pl.measured_vcpu.as_ref()),
+                                cpus_words(pl.painter_vcpu.as_ref()),
                                 pl.control.map_or("?".into(), |c| c.to_string()),
                             ));
+                            if let Some([one]) = pl.measured_vcpu.as_ref().map(|c| c.cpus()) {
+                                m.cpus = vec![*one as u32; m.samples.len()];
+                            }
                             sink.metrics.push(m);
                         }
                     }
@@ -215,7 +322,43 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
             }
         }
     }
+}
+
+/// `hv.accounting_cost` and its `hv.exit_handler` rows with the tracked
+/// framebuffer mapped by a painter, idle and painting.
+fn loaded_cost(cx: &mut Ctx, sink: &mut Sink) {
+    for &fb in fb_points(cx.quick) {
+        for load in [Load::None, Load::FbPaint] {
+            super::hv::cost_step(cx, sink, fb, Some(load));
+        }
+    }
+}
+
+/// Paired `hv.bind` beside an idle and a painting painter.
+fn loaded_binds(cx: &mut Ctx, sink: &mut Sink) {
+    let rounds = super::hv::bind_rounds(cx.quick);
+    for &pages in loaded_bind_points(cx.quick) {
+        for load in [Load::None, Load::FbPaint] {
+            super::hv::bind_step(cx, sink, pages, rounds, Some(load));
+        }
+    }
+}
+
+/// Paired `hv.revoke_force` (vCPU parked and running) beside an idle and a
+/// painting painter.
+fn loaded_revokes(cx: &mut Ctx, sink: &mut Sink) {
+    for &(pages, rounds) in loaded_revoke_points(cx.quick) {
+        for state in [VcpuState::Parked, VcpuState::Running] {
+            for load in [Load::None, Load::FbPaint] {
+                super::hv::revoke(cx, sink, pages, rounds, state, Some(load));
+            }
+        }
+    }
+}
+
+fn smp_revokes(cx: &mut Ctx, sink: &mut Sink) {
     let reps = if cx.quick { 15 } else { 60 };
+    let smp_cpus = cx.placement.for_vcpus(2);
     for pages in [1u64, 4096] {
         cx.progress
             .step(&format!("hv.revoke_force vcpus=2 pages={pages}"));
@@ -224,16 +367,16 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
             ("vcpus", Param::from(2u64)),
             ("vcpu_state", Param::from("running")),
         ];
-        match w::smp::revoke_force(pages, 2, reps) {
+        match w::smp::revoke_force(pages, 2, reps, &cx.placement) {
             Ok(v) => {
                 if let Some(mut m) =
                     latency_metric(MetricName::RevokeForce, &params, &v, false, None)
                 {
-                    m.note = Some(
+                    m.note = Some(format!(
                         "forced revoke of mapped frames both vCPUs painted; both keep running \
-                         (quiesce covers both)"
-                            .into(),
-                    );
+                         (quiesce covers both); vCPU threads on CPUs {}",
+                        cpus_words(smp_cpus.as_ref())
+                    ));
                     sink.metrics.push(m);
                 }
             }
@@ -243,6 +386,11 @@ pub fn hv_realism(cx: &mut Ctx, sink: &mut Sink) {
             ),
         }
     }
+}
+
+/// A CPU set for a note (`unpinned` when there is none).
+fn cpus_words(c: Option<&hv::affinity::CpuSet>) -> String {
+    c.map_or("unpinned".into(), |c| c.to_string())
 }
 
 #[cfg(test)]

@@ -9,6 +9,12 @@
 //! | [`revoke_force`] | a forced revoke of N touched pages | a memslot delete of the same touched frames |
 //! | [`accounting_cost`] | the exit handler with accounting on | the same handler with accounting off |
 //!
+//! Each takes `beside`: `None` runs the measured domain alone; `Some(load)`
+//! adds a framebuffer painter domain ([`Painter`]) that maps 256 MiB beside
+//! it (for the accounting cost: the tracked pages) and, under
+//! [`Load::FbPaint`], streams writes over them while every round runs —
+//! placed by [`Setup::beside_load`], the same under either load.
+//!
 //! The caller pins the calling (control) thread; vCPU threads are pinned by
 //! [`Setup::vcpu_cpus`]. Every round records the CPU the control thread was
 //! on (`sched_getcpu`), so a sample taken elsewhere shows.
@@ -19,6 +25,7 @@
 //! first, measure different conditions and their ratio is not the cost of
 //! the hypervisor's own work.
 
+use super::fb_load::{frames_after, Load, Painter, PAINT_PAGES};
 use super::{d, fb_bytes_for, fb_range, WAIT};
 use crate::acct::Accounting;
 use crate::affinity::{current_cpu, CpuSet};
@@ -35,6 +42,59 @@ use std::time::{Duration, Instant};
 pub struct Setup {
     /// CPUs the vCPU threads are pinned to.
     pub vcpu_cpus: Option<CpuSet>,
+    /// The control (measuring) thread's CPUs: where a load domain runs when
+    /// `vcpu_cpus` has no CPU to spare.
+    pub control_cpus: Option<CpuSet>,
+}
+
+impl Setup {
+    /// Placement beside a load domain (the framebuffer painter): the
+    /// measured domain's vCPU CPUs and the load's. What is measured keeps a
+    /// CPU to itself: with two vCPU CPUs or more the load takes the last of
+    /// them; with one, the load shares the CPU of whatever is not measured —
+    /// the control thread's when a guest's vCPU is measured
+    /// ([`Measured::Guest`]), the parked vCPU's when the control thread's
+    /// step is ([`Measured::Control`]).
+    pub fn beside_load(&self, measured: Measured) -> (Option<CpuSet>, Option<CpuSet>) {
+        match (&self.vcpu_cpus, measured) {
+            (Some(v), _) if v.cpus().len() >= 2 => {
+                let (last, rest) = match v.cpus().split_last() {
+                    Some((l, r)) => (Some(CpuSet::one(*l)), CpuSet::of(r)),
+                    None => (None, None),
+                };
+                (rest, last)
+            }
+            (v, Measured::Guest) => (v.clone(), self.control_cpus.clone()),
+            (v, Measured::Control) => (v.clone(), v.clone()),
+        }
+    }
+
+    /// The CPUs for a domain of `vcpus` vCPUs: the vCPU CPUs when there are
+    /// as many, else those and the control thread's (on a host with two
+    /// CPUs, a 2-vCPU domain spreads over both rather than sharing one).
+    pub fn for_vcpus(&self, vcpus: u32) -> Option<CpuSet> {
+        let v = self.vcpu_cpus.as_ref()?;
+        if v.cpus().len() >= vcpus as usize {
+            return Some(v.clone());
+        }
+        let mut all = v.cpus().to_vec();
+        all.extend(
+            self.control_cpus
+                .iter()
+                .flat_map(|c| c.cpus().iter().copied()),
+        );
+        CpuSet::of(&all)
+    }
+}
+
+/// What a step measures, for placing a load beside it
+/// ([`Setup::beside_load`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measured {
+    /// A guest's vCPU thread (a guest-timed loop, the exit handler).
+    Guest,
+    /// The control thread's step (a bind, a revoke of a parked vCPU).
+    Control,
 }
 
 /// The state of the domain's vCPU while a revoke runs.
@@ -70,6 +130,8 @@ pub struct Paired {
     pub floor_first: Vec<bool>,
     /// The CPU the domain's vCPU thread started on.
     pub vcpu_cpu: Option<u32>,
+    /// The CPU the painter's vCPU thread started on (a painting load only).
+    pub painter_cpu: Option<u32>,
 }
 
 impl Paired {
@@ -100,25 +162,59 @@ struct Bench {
     hv: Hypervisor,
     dom: DomId,
     req: u64,
+    painter: Option<Painter>,
 }
 
 impl Bench {
+    /// Boots `cfg`, adds the painter (`beside`: its load and frames) placed
+    /// by `setup`, then domain 1, granted `grant`, on the measured vCPU CPUs.
     fn new(
         cfg: Config,
         work: Work,
         wait: Wait,
         grant: Option<UnitRange>,
+        beside: Option<(Load, UnitRange, Measured)>,
+        setup: &Setup,
     ) -> Result<Bench, HvError> {
         let hv = Hypervisor::boot(cfg)?;
         let dom = d(1);
-        hv.create_domain_paused(dom, &programs::on_request(work, wait)?, layout::DEFAULT_RAM)?;
+        let mut painter = None;
+        if let Some((load, frames, what)) = beside {
+            let (measured, load_cpus) = setup.beside_load(what);
+            painter = Some(Painter::add(&hv, d(2), frames, load, load_cpus)?);
+            hv.create_domain_paused(dom, &programs::on_request(work, wait)?, layout::DEFAULT_RAM)?;
+            if let Some(c) = measured {
+                hv.set_vcpu_cpus(dom, c)?;
+            }
+        } else {
+            hv.create_domain_paused(dom, &programs::on_request(work, wait)?, layout::DEFAULT_RAM)?;
+        }
         if let Some(r) = grant {
             hv.grant(dom, r, Mode::Exclusive, false)?;
         }
         hv.start(dom)?;
-        let mut b = Bench { hv, dom, req: 0 };
+        let mut b = Bench {
+            hv,
+            dom,
+            req: 0,
+            painter,
+        };
         b.request(wait)?;
         Ok(b)
+    }
+
+    /// Where the measured and the painting vCPUs started.
+    fn placed(&self) -> Paired {
+        Paired {
+            vcpu_cpu: self.hv.stats(self.dom).and_then(|s| s.vcpu_cpu),
+            painter_cpu: self.painter.as_ref().and_then(|p| p.vcpu_cpu(&self.hv)),
+            ..Paired::default()
+        }
+    }
+
+    /// An error if the painter stopped while it should have been painting.
+    fn painter_ok(&self) -> Result<(), HvError> {
+        self.painter.as_ref().map_or(Ok(()), |p| p.check(&self.hv))
     }
 
     /// Asks the guest for one more round of its work and waits until it is
@@ -158,12 +254,26 @@ impl Bench {
     }
 }
 
-fn fb_config(pages: u64, setup: &Setup) -> Config {
+/// A framebuffer of `pages` measured pages, and the painter's beyond them
+/// when there is one.
+fn fb_config(pages: u64, painter: bool, setup: &Setup) -> Config {
+    let extra = if painter { PAINT_PAGES } else { 0 };
     Config {
-        fb_bytes: fb_bytes_for(pages),
+        fb_bytes: fb_bytes_for(pages.max(1) + extra),
         vcpu_cpus: setup.vcpu_cpus.clone(),
         ..Config::default()
     }
+}
+
+/// The painter's load and frames beside `frames`, and what is measured.
+fn painter_beside(
+    beside: Option<Load>,
+    frames: UnitRange,
+    what: Measured,
+) -> Result<Option<(Load, UnitRange, Measured)>, HvError> {
+    beside
+        .map(|l| Ok((l, frames_after(frames)?, what)))
+        .transpose()
 }
 
 fn timed<T>(f: impl FnOnce() -> Result<T, HvError>) -> Result<u64, HvError> {
@@ -176,17 +286,27 @@ fn timed<T>(f: impl FnOnce() -> Result<T, HvError>) -> Result<u64, HvError> {
 /// `rounds` pairs of (memslot add, `Hypervisor::map`) of `pages`
 /// framebuffer pages on one domain whose vCPU is parked; each is undone
 /// (untimed) before the other runs.
-pub fn bind(pages: u64, rounds: usize, setup: &Setup) -> Result<Paired, HvError> {
+pub fn bind(
+    pages: u64,
+    rounds: usize,
+    beside: Option<Load>,
+    setup: &Setup,
+) -> Result<Paired, HvError> {
     let r = fb_range(pages)?;
     let work = Work::Paint {
         first_frame: FB_FRAME,
         pages: 1,
     };
-    let b = Bench::new(fb_config(pages, setup), work, Wait::Parked, Some(r))?;
-    let mut out = Paired {
-        vcpu_cpu: b.hv.stats(b.dom).and_then(|s| s.vcpu_cpu),
-        ..Paired::default()
-    };
+    let cfg = fb_config(pages, beside.is_some(), setup);
+    let b = Bench::new(
+        cfg,
+        work,
+        Wait::Parked,
+        Some(r),
+        painter_beside(beside, r, Measured::Control)?,
+        setup,
+    )?;
+    let mut out = b.placed();
     for i in 0..rounds {
         let floor_first = i % 2 == 0;
         let mut f = 0;
@@ -202,6 +322,7 @@ pub fn bind(pages: u64, rounds: usize, setup: &Setup) -> Result<Paired, HvError>
         }
         out.push(f, s, floor_first);
     }
+    b.painter_ok()?;
     Ok(out)
 }
 
@@ -209,7 +330,7 @@ pub fn bind(pages: u64, rounds: usize, setup: &Setup) -> Result<Paired, HvError>
 /// framebuffer pages that the parked guest touched right before (one write
 /// per page through the mapping being removed).
 pub fn unmap(pages: u64, rounds: usize, setup: &Setup) -> Result<Paired, HvError> {
-    deletes(pages, rounds, setup, VcpuState::Parked, false)
+    deletes(pages, rounds, setup, VcpuState::Parked, None, false)
 }
 
 /// `rounds` pairs of (memslot delete, forced revoke) of `pages` framebuffer
@@ -219,9 +340,10 @@ pub fn revoke_force(
     pages: u64,
     rounds: usize,
     state: VcpuState,
+    beside: Option<Load>,
     setup: &Setup,
 ) -> Result<Paired, HvError> {
-    deletes(pages, rounds, setup, state, true)
+    deletes(pages, rounds, setup, state, beside, true)
 }
 
 fn deletes(
@@ -229,6 +351,7 @@ fn deletes(
     rounds: usize,
     setup: &Setup,
     state: VcpuState,
+    beside: Option<Load>,
     revoke: bool,
 ) -> Result<Paired, HvError> {
     let r = fb_range(pages)?;
@@ -240,11 +363,22 @@ fn deletes(
         first_frame: FB_FRAME,
         pages: pages.max(1),
     };
-    let mut b = Bench::new(fb_config(pages, setup), work, wait, Some(r))?;
-    let mut out = Paired {
-        vcpu_cpu: b.hv.stats(b.dom).and_then(|s| s.vcpu_cpu),
-        ..Paired::default()
+    let cfg = fb_config(pages, beside.is_some(), setup);
+    // A running vCPU is part of what a revoke measures (it must be kicked
+    // out of guest mode): the painter shares the control thread's CPU then.
+    let what = match state {
+        VcpuState::Parked => Measured::Control,
+        VcpuState::Running => Measured::Guest,
     };
+    let mut b = Bench::new(
+        cfg,
+        work,
+        wait,
+        Some(r),
+        painter_beside(beside, r, what)?,
+        setup,
+    )?;
+    let mut out = b.placed();
     for i in 0..rounds {
         let floor_first = i % 2 == 0;
         let mut f = 0;
@@ -267,6 +401,7 @@ fn deletes(
         }
         out.push(f, s, floor_first);
     }
+    b.painter_ok()?;
     b.hv.destroy_domain(b.dom)?;
     Ok(out)
 }
@@ -286,6 +421,9 @@ pub struct CostRounds {
     pub all_off: Vec<u64>,
     /// The CPUs the two vCPU threads started on (on, off).
     pub vcpu_cpu: (Option<u32>, Option<u32>),
+    /// The CPUs the two painters' vCPU threads started on (a painting load
+    /// only).
+    pub painter_cpu: (Option<u32>, Option<u32>),
     /// Exits the handler probe could not hold (should be 0).
     pub dropped: u64,
 }
@@ -299,15 +437,19 @@ impl CostRounds {
 
 /// The hypervisor-side cost of accounting per port exit: two hypervisors,
 /// accounting on and off, each with `tracked_pages` framebuffer pages mapped
-/// by domain 0 and a domain-1 guest that does `exits` reads of device A's
-/// port per request. Each round asks both (alternating which goes first)
-/// and takes the median of the exit-handler times the handler probe
-/// recorded — a probe independent of the tracepoints, which stay in one
-/// state (off) on both sides, so no tracepoint cost is in the difference.
+/// by domain 0 (or, `beside` a load, by the painter) and a domain-1 guest
+/// that does `exits` reads of device A's port per request. Each round asks
+/// both (alternating which goes first) and takes the median of the
+/// exit-handler times the handler probe recorded — a probe independent of
+/// the tracepoints, which stay in one state (off) on both sides, so no
+/// tracepoint cost is in the difference. Under `fb-paint` both sides'
+/// painters paint through every round, so each side is measured under the
+/// same load.
 pub fn accounting_cost(
     tracked_pages: u64,
     rounds: usize,
     exits: u64,
+    beside: Option<Load>,
     setup: &Setup,
 ) -> Result<CostRounds, HvError> {
     let ports = super::device_a_ports()?;
@@ -319,31 +461,48 @@ pub fn accounting_cost(
         let cfg = Config {
             accounting,
             handler_probe: exits as usize + 64,
-            ..fb_config(tracked_pages, setup)
+            ..fb_config(tracked_pages, false, setup)
         };
-        let hv = Hypervisor::boot(cfg)?;
-        if tracked_pages > 0 {
-            hv.map(d(0), fb_range(tracked_pages)?)?;
+        let tracked = fb_range(tracked_pages)?;
+        match beside {
+            Some(load) => Bench::new(
+                cfg,
+                work,
+                Wait::Parked,
+                Some(ports),
+                Some((load, tracked, Measured::Guest)),
+                setup,
+            ),
+            None => {
+                let hv = Hypervisor::boot(cfg)?;
+                if tracked_pages > 0 {
+                    hv.map(d(0), tracked)?;
+                }
+                let dom = d(1);
+                hv.create_domain_paused(
+                    dom,
+                    &programs::on_request(work, Wait::Parked)?,
+                    layout::DEFAULT_RAM,
+                )?;
+                hv.grant(dom, ports, Mode::Exclusive, false)?;
+                hv.start(dom)?;
+                let mut b = Bench {
+                    hv,
+                    dom,
+                    req: 0,
+                    painter: None,
+                };
+                b.request(Wait::Parked)?;
+                Ok(b)
+            }
         }
-        let dom = d(1);
-        hv.create_domain_paused(
-            dom,
-            &programs::on_request(work, Wait::Parked)?,
-            layout::DEFAULT_RAM,
-        )?;
-        hv.grant(dom, ports, Mode::Exclusive, false)?;
-        hv.start(dom)?;
-        let mut b = Bench { hv, dom, req: 0 };
-        b.request(Wait::Parked)?;
-        Ok(b)
     };
     let mut sides = [mk(Accounting::On)?, mk(Accounting::Off)?];
     let khz = [khz_of(&sides[0]), khz_of(&sides[1])];
+    let (p0, p1) = (sides[0].placed(), sides[1].placed());
     let mut out = CostRounds {
-        vcpu_cpu: (
-            sides[0].hv.stats(sides[0].dom).and_then(|s| s.vcpu_cpu),
-            sides[1].hv.stats(sides[1].dom).and_then(|s| s.vcpu_cpu),
-        ),
+        vcpu_cpu: (p0.vcpu_cpu, p1.vcpu_cpu),
+        painter_cpu: (p0.painter_cpu, p1.painter_cpu),
         ..CostRounds::default()
     };
     // The warm-up request's exits are not part of any round.
@@ -372,6 +531,9 @@ pub fn accounting_cost(
         out.off.push(med[1]);
         out.cpu.push(current_cpu().unwrap_or(u32::MAX));
     }
+    for b in &sides {
+        b.painter_ok()?;
+    }
     Ok(out)
 }
 
@@ -399,6 +561,29 @@ fn median(v: &[u64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placement_beside_a_load_keeps_the_measured_cpus_apart() {
+        let set = |s: &str| CpuSet::parse(s).ok();
+        let two = Setup {
+            vcpu_cpus: set("1"),
+            control_cpus: set("0"),
+        };
+        assert_eq!(two.beside_load(Measured::Guest), (set("1"), set("0")));
+        assert_eq!(two.beside_load(Measured::Control), (set("1"), set("1")));
+        assert_eq!(two.for_vcpus(1), set("1"));
+        assert_eq!(two.for_vcpus(2), set("0-1"));
+        let four = Setup {
+            vcpu_cpus: set("1-3"),
+            control_cpus: set("0"),
+        };
+        for m in [Measured::Guest, Measured::Control] {
+            assert_eq!(four.beside_load(m), (set("1-2"), set("3")));
+        }
+        assert_eq!(four.for_vcpus(2), set("1-3"));
+        assert_eq!(Setup::default().beside_load(Measured::Guest), (None, None));
+        assert_eq!(Setup::default().for_vcpus(2), None);
+    }
 
     #[test]
     fn ratios_and_deltas_are_per_round() {

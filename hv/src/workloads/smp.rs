@@ -2,7 +2,7 @@
 //! (`vcpus` param): every vCPU of the measured domain runs the same loop, so
 //! exits and the revoke's quiesce see concurrent vCPUs.
 
-use super::{d, fb_bytes_for, fb_range, ram_for_samples, stopped, to_ns, WAIT};
+use super::{d, fb_bytes_for, fb_range, ram_for_samples, stopped, to_ns, Setup, WAIT};
 use crate::acct::Accounting;
 use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
@@ -13,10 +13,17 @@ use accountant::Mode;
 use std::time::{Duration, Instant};
 
 /// `n` guest-timed `in al, 0x300` round trips (ns) of vCPU 0 of a domain
-/// whose `vcpus` vCPUs all run the same timing loop at once.
-pub fn pio_exit(accounting: Accounting, vcpus: u32, n: usize) -> Result<Vec<u64>, HvError> {
+/// whose `vcpus` vCPUs all run the same timing loop at once, placed by
+/// [`Setup::for_vcpus`].
+pub fn pio_exit(
+    accounting: Accounting,
+    vcpus: u32,
+    n: usize,
+    setup: &Setup,
+) -> Result<Vec<u64>, HvError> {
     let hv = Hypervisor::boot(Config {
         accounting,
+        vcpu_cpus: setup.for_vcpus(vcpus),
         ..Config::default()
     })?;
     let prog = programs::port_loop(DEVICE_A_DATA, n as u64)?;
@@ -35,10 +42,17 @@ pub fn pio_exit(accounting: Accounting, vcpus: u32, n: usize) -> Result<Vec<u64>
 }
 
 /// `reps` forced revokes (ns) of `pages` mapped pages that every one of a
-/// domain's `vcpus` vCPUs painted and keeps running over.
-pub fn revoke_force(pages: u64, vcpus: u32, reps: usize) -> Result<Vec<u64>, HvError> {
+/// domain's `vcpus` vCPUs painted and keeps running over, placed by
+/// [`Setup::for_vcpus`].
+pub fn revoke_force(
+    pages: u64,
+    vcpus: u32,
+    reps: usize,
+    setup: &Setup,
+) -> Result<Vec<u64>, HvError> {
     let hv = Hypervisor::boot(Config {
         fb_bytes: fb_bytes_for(pages),
+        vcpu_cpus: setup.for_vcpus(vcpus),
         ..Config::default()
     })?;
     let r = fb_range(pages)?;
