@@ -36,6 +36,7 @@ use kvm_ioctls::Kvm;
 use std::time::{Duration, Instant};
 
 pub mod fb_load;
+pub mod inject;
 pub mod irq;
 pub mod smp;
 
