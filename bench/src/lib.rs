@@ -347,6 +347,9 @@ pub fn run(opts: &RunOptions) -> Results {
     if let Ok(v) = std::env::var(harness::INJECT_OP_ENV) {
         knobs.insert(harness::INJECT_OP_ENV.to_owned(), v);
     }
+    if let Some(p) = hv::workloads::inject::slowdown() {
+        knobs.insert(hv::workloads::inject::ENV.to_owned(), format!("{p}"));
+    }
     Results {
         schema: SCHEMA,
         host,

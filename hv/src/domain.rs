@@ -80,9 +80,10 @@ pub(crate) struct Domain {
     pub(crate) slots: Mutex<SlotTable>,
     /// Its vCPUs, by index (at least one).
     pub(crate) vcpus: Box<[Vcpu]>,
-    /// Host CPUs its vCPU threads are pinned to (overrides
-    /// [`crate::Config::vcpu_cpus`]; set before [`Hypervisor::start`]).
-    pub(crate) cpus: Mutex<Option<CpuSet>>,
+    /// Host CPUs its vCPU threads are pinned to, per vCPU index (a vCPU past
+    /// the list takes its last entry; empty: [`crate::Config::vcpu_cpus`]);
+    /// set before [`Hypervisor::start`].
+    pub(crate) cpus: Mutex<Vec<CpuSet>>,
     pub(crate) stats: Stats,
     pub(crate) wake: Mutex<u64>,
     pub(crate) cv: Condvar,
@@ -286,7 +287,7 @@ impl Hypervisor {
         let dom = Arc::new(Domain {
             id: d,
             ports,
-            cpus: Mutex::new(None),
+            cpus: Mutex::new(Vec::new()),
             // The highest slot id stays free for the bench's bare-KVM floors
             // (`floor_memslot_add`).
             slots: Mutex::new(SlotTable::new(probe_slot(&gvm, self.sh.max_slots))),
@@ -332,9 +333,11 @@ impl Hypervisor {
             };
             let sh = Arc::clone(&self.sh);
             let dom2 = Arc::clone(&dom);
-            let cpus = lock(&dom.cpus)
-                .clone()
-                .or_else(|| self.sh.cfg.vcpu_cpus.clone());
+            let cpus = {
+                let each = lock(&dom.cpus);
+                each.get(i).or(each.last()).cloned()
+            }
+            .or_else(|| self.sh.cfg.vcpu_cpus.clone());
             let h = std::thread::Builder::new()
                 .name(format!("vcpu-d{}.{i}", d.get()))
                 .spawn(move || {
@@ -369,8 +372,15 @@ impl Hypervisor {
     /// Pins the vCPU threads of domain `d` (created paused) to host CPUs
     /// `cpus` once started, whatever [`crate::Config::vcpu_cpus`] says.
     pub fn set_vcpu_cpus(&self, d: DomId, cpus: CpuSet) -> Result<(), HvError> {
+        self.set_vcpu_cpus_each(d, vec![cpus])
+    }
+
+    /// Pins vCPU `i` of domain `d` (created paused) to `each[i]` once
+    /// started; vCPUs past the list take its last entry, and an empty list
+    /// leaves [`crate::Config::vcpu_cpus`] in force.
+    pub fn set_vcpu_cpus_each(&self, d: DomId, each: Vec<CpuSet>) -> Result<(), HvError> {
         let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
-        *lock(&dom.cpus) = Some(cpus);
+        *lock(&dom.cpus) = each;
         Ok(())
     }
 

@@ -12,8 +12,8 @@ use accountant::exec::Control;
 use accountant::{DomId, Error, Mode, Revoked, Space, Teardown, UnitInfo, UnitRange, Violation};
 
 use crate::acct::Accounting;
-use crate::hv::{Config, HvError, Hypervisor};
 use crate::programs;
+use crate::{Config, HvError, Hypervisor};
 
 /// A hypervisor booted for a trace: [`Control`] on it runs each op on the
 /// control plane, with real VMs behind every domain.

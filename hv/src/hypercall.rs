@@ -26,7 +26,7 @@
 //! ([`crate::acct::errno_of`]: 1 `bad-range`, 2 `out-of-range`, 3
 //! `no-such-domain`, …, 12 `not-granted`, 13 `not-mapped`, 14 `not-bound`, 15
 //! `no-memory`, 16 `quota`: a per-domain limit on frames mapped or tracking
-//! records, see [`crate::hv::Config::quotas`]); [`E_BAD_OP`], [`E_HV`], [`E_TIMEOUT`], [`E_FAULT`]. Any
+//! records, see [`crate::Config::quotas`]); [`E_BAD_OP`], [`E_HV`], [`E_TIMEOUT`], [`E_FAULT`]. Any
 //! other access to the hypercall port (a narrower `in`, an `out`) is
 //! malformed: it reads all ones, is dropped and counted. Hostile arguments
 //! only ever produce a status.

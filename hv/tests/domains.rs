@@ -3,9 +3,9 @@ use accountant::{ErrorCode, Mode, Space};
 use common::*;
 use hv::acct::Accounting;
 use hv::exit::StopReason;
-use hv::hv::Config;
 use hv::platform::{DEVICE_A_FRAME, DEVICE_A_IRQ, LAPIC_FRAME};
 use hv::programs::{self, SI_STATUS, SI_STOP};
+use hv::Config;
 use std::time::Duration;
 
 #[test]

@@ -5,10 +5,10 @@ mod common;
 use accountant::{Mode, Space};
 use common::*;
 use hv::exit::StopReason;
-use hv::hv::Config;
 use hv::mem::PAGE_SIZE;
 use hv::platform::FB_FRAME;
 use hv::programs;
+use hv::Config;
 use std::time::Duration;
 
 #[test]

@@ -8,9 +8,9 @@
 mod common;
 use accountant::{DomId, Mode, Space};
 use common::*;
-use hv::hv::Hypervisor;
 use hv::irqchip::Delivery;
 use hv::programs;
+use hv::Hypervisor;
 use std::time::{Duration, Instant};
 
 /// Boots with domains 1-3 spinning (interrupts on); `None` without KVM or

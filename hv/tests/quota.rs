@@ -116,7 +116,7 @@ fn dom0_mapping_fresh_frames_gets_the_quota_status() {
 
 #[test]
 fn configured_quotas_apply_to_every_domain() {
-    let Some(hv) = boot(hv::hv::Config {
+    let Some(hv) = boot(hv::Config {
         quotas: Some(Quotas {
             frames: 1 << 20,
             records: 100,

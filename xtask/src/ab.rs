@@ -42,7 +42,7 @@
 //! Exit status: 0 pass, 1 regression, 2 bad usage, 4 side A could not be
 //! built or run (CI then falls back to `cargo xtask gate`), 5 side B could
 //! not be built or run.
-use crate::gate::{parse_format, parse_min_effect, print_report, Format};
+use crate::gate::{parse_format, parse_min_effect, print_report, Format, INJECT_KNOBS};
 use crate::report;
 use reports::gate::{compare_ab, GateConfig, GateReport, Verdict};
 use reports::Results;
@@ -314,7 +314,9 @@ impl Side {
             cmd.args(["--cpus", c]);
         }
         // Knobs reach a side only when asked for that side.
-        cmd.env_remove(INJECT_ENV);
+        for knob in INJECT_KNOBS {
+            cmd.env_remove(knob);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -327,9 +329,6 @@ impl Side {
         Results::load(out).map_err(|e| e.to_string())
     }
 }
-
-/// The injected port-check slowdown (bench harness).
-const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
 
 /// Runs `rounds` interleaved rounds (A B, then B A, …) into `dir` with file
 /// names starting with `tag`.

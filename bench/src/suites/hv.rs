@@ -161,7 +161,13 @@ pub(super) fn selects(only: Option<&str>, names: &[MetricName]) -> bool {
 
 /// Steps this suite announces with `--only` (for the progress total).
 pub fn steps_for(quick: bool, only: Option<&str>) -> usize {
-    parts(quick)
+    selected_steps(&parts(quick), only)
+}
+
+/// The progress steps of the parts (metric names, steps) that `only`
+/// selects.
+pub(super) fn selected_steps(parts: &[(&[MetricName], usize)], only: Option<&str>) -> usize {
+    parts
         .iter()
         .filter(|(names, _)| selects(only, names))
         .map(|(_, n)| n)

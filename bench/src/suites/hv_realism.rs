@@ -5,7 +5,7 @@
 //! painter (`load` = `none` | `fb-paint`, `mapped_by=painter`: the painter
 //! maps the pages under both loads and paints them under `fb-paint`).
 
-use super::hv::{latency_metric, selects};
+use super::hv::{latency_metric, selected_steps, selects};
 use super::{Ctx, Sink};
 use hv::acct::Accounting;
 use hv::workloads::{self as w, fb_load::Load, paired::VcpuState};
@@ -90,16 +90,10 @@ fn parts(quick: bool) -> [(&'static [MetricName], usize); 6] {
     ]
 }
 
-const IRQ: &[MetricName] = &[
-    MetricName::BindIrq,
-    MetricName::UnbindIrq,
-    MetricName::IrqfdAssign,
-    MetricName::IrqfdDeassign,
-    MetricName::BindIrqOverFloor,
-    MetricName::BindIrqDelta,
-];
+/// The interrupt-binding metrics: the first six of [`EMITS`].
+const IRQ: &[MetricName] = EMITS.split_at(6).0;
 
-/// The metric names this suite emits.
+/// The metric names this suite emits (the interrupt-binding ones first).
 pub const EMITS: &[MetricName] = &[
     MetricName::BindIrq,
     MetricName::UnbindIrq,
@@ -120,11 +114,7 @@ pub const EMITS: &[MetricName] = &[
 
 /// Steps this suite announces with `--only` (for the progress total).
 pub fn steps_for(quick: bool, only: Option<&str>) -> usize {
-    parts(quick)
-        .iter()
-        .filter(|(names, _)| selects(only, names))
-        .map(|(_, n)| n)
-        .sum()
+    selected_steps(&parts(quick), only)
 }
 
 /// Framebuffer sizes of the loaded rows: 256 MiB; 4 GiB too in the full run.
@@ -262,8 +252,8 @@ fn exits(cx: &mut Ctx, sink: &mut Sink) {
                     m.note = Some(format!(
                         "vCPU 0's guest-timed round trip of `in al, 0x300` while vCPU 1 of the \
                          same domain runs the same loop; percentiles corrected for coordinated \
-                         omission; vCPU threads on CPUs {}",
-                        cpus_words(smp_cpus.as_ref())
+                         omission; {}",
+                        each_words(&smp_cpus)
                     ));
                     sink.metrics.push(m);
                 }
@@ -374,8 +364,8 @@ fn smp_revokes(cx: &mut Ctx, sink: &mut Sink) {
                 {
                     m.note = Some(format!(
                         "forced revoke of mapped frames both vCPUs painted; both keep running \
-                         (quiesce covers both); vCPU threads on CPUs {}",
-                        cpus_words(smp_cpus.as_ref())
+                         (quiesce covers both); {}",
+                        each_words(&smp_cpus)
                     ));
                     sink.metrics.push(m);
                 }
@@ -391,6 +381,18 @@ fn smp_revokes(cx: &mut Ctx, sink: &mut Sink) {
 /// A CPU set for a note (`unpinned` when there is none).
 fn cpus_words(c: Option<&hv::affinity::CpuSet>) -> String {
     c.map_or("unpinned".into(), |c| c.to_string())
+}
+
+/// Per-vCPU CPU sets for a note: `vCPU 0 on 1, vCPU 1 on 0`.
+fn each_words(each: &[hv::affinity::CpuSet]) -> String {
+    if each.is_empty() {
+        return "unpinned".into();
+    }
+    each.iter()
+        .enumerate()
+        .map(|(i, c)| format!("vCPU {i} on {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

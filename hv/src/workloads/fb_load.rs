@@ -13,10 +13,10 @@
 use super::{d, fb_bytes_for, fb_range, ram_for_samples, stopped, to_ns, Setup, WAIT};
 use crate::acct::Accounting;
 use crate::affinity::CpuSet;
-use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
 use crate::platform::DEVICE_A_DATA;
 use crate::programs;
+use crate::{Config, HvError, Hypervisor};
 use accountant::{DomId, Mode, Space, UnitRange};
 use std::time::{Duration, Instant};
 

@@ -9,11 +9,11 @@
 //! vCPU, created and not running. Each sample records the CPU it was taken
 //! on.
 
-use crate::hv::{Config, HvError, Hypervisor};
 use crate::irqchip::Delivery;
 use crate::layout;
 use crate::programs;
 use crate::vm::{kvm_err, GuestVm, VmError};
+use crate::{Config, HvError, Hypervisor};
 use accountant::{DomId, Mode, Space, UnitRange};
 use kvm_ioctls::Kvm;
 use std::time::Instant;

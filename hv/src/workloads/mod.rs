@@ -24,18 +24,19 @@ pub use paired::Setup;
 
 use crate::acct::Accounting;
 use crate::exit::{ExitEnv, MmioOutcome, StopReason};
-use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
 use crate::mem::PAGE_SIZE;
 use crate::platform::{DEVICE_A_DATA, DEVICE_A_PORTS, FB_FRAME};
 use crate::programs;
 use crate::vcpu::{self, VcpuCtl};
 use crate::vm::{GuestVm, VmError};
+use crate::{Config, HvError, Hypervisor};
 use accountant::{DomId, Mode, Space, UnitRange};
 use kvm_ioctls::Kvm;
 use std::time::{Duration, Instant};
 
 pub mod fb_load;
+pub mod inject;
 pub mod irq;
 pub mod smp;
 

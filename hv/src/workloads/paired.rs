@@ -29,11 +29,11 @@ use super::fb_load::{frames_after, Load, Painter, PAINT_PAGES};
 use super::{d, fb_bytes_for, fb_range, WAIT};
 use crate::acct::Accounting;
 use crate::affinity::{current_cpu, CpuSet};
-use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
 use crate::platform::{DEVICE_A_DATA, FB_FRAME};
 use crate::programs::{self, Wait, Work, SI_ACK, SI_REQ};
 use crate::vm::VmError;
+use crate::{Config, HvError, Hypervisor};
 use accountant::{DomId, Mode, UnitRange};
 use std::time::{Duration, Instant};
 
@@ -69,21 +69,23 @@ impl Setup {
         }
     }
 
-    /// The CPUs for a domain of `vcpus` vCPUs: the vCPU CPUs when there are
-    /// as many, else those and the control thread's (on a host with two
-    /// CPUs, a 2-vCPU domain spreads over both rather than sharing one).
-    pub fn for_vcpus(&self, vcpus: u32) -> Option<CpuSet> {
-        let v = self.vcpu_cpus.as_ref()?;
-        if v.cpus().len() >= vcpus as usize {
-            return Some(v.clone());
-        }
-        let mut all = v.cpus().to_vec();
-        all.extend(
-            self.control_cpus
-                .iter()
-                .flat_map(|c| c.cpus().iter().copied()),
-        );
-        CpuSet::of(&all)
+    /// The CPUs of each vCPU of a domain of `vcpus` vCPUs: vCPU `i` on the
+    /// `i`-th vCPU CPU, and those past them on the control thread's CPU (on
+    /// a host with two CPUs, a 2-vCPU domain has vCPU 0, the measured one,
+    /// on CPU 1 to itself and vCPU 1 beside the control thread on CPU 0).
+    /// Empty when nothing is pinned.
+    pub fn for_vcpus(&self, vcpus: u32) -> Vec<CpuSet> {
+        let Some(v) = self.vcpu_cpus.as_ref() else {
+            return Vec::new();
+        };
+        let spare = self.control_cpus.clone().unwrap_or_else(|| v.clone());
+        (0..vcpus as usize)
+            .map(|i| {
+                v.cpus()
+                    .get(i)
+                    .map_or_else(|| spare.clone(), |c| CpuSet::one(*c))
+            })
+            .collect()
     }
 }
 
@@ -279,6 +281,7 @@ fn painter_beside(
 fn timed<T>(f: impl FnOnce() -> Result<T, HvError>) -> Result<u64, HvError> {
     let t = Instant::now();
     f()?;
+    super::inject::stretch(t);
     Ok(t.elapsed().as_nanos() as u64)
 }
 
@@ -570,8 +573,9 @@ mod tests {
         };
         assert_eq!(two.beside_load(Measured::Guest), (set("1"), set("0")));
         assert_eq!(two.beside_load(Measured::Control), (set("1"), set("1")));
-        assert_eq!(two.for_vcpus(1), set("1"));
-        assert_eq!(two.for_vcpus(2), set("0-1"));
+        let each = |v: &[&str]| v.iter().filter_map(|s| set(s)).collect::<Vec<_>>();
+        assert_eq!(two.for_vcpus(1), each(&["1"]));
+        assert_eq!(two.for_vcpus(2), each(&["1", "0"]));
         let four = Setup {
             vcpu_cpus: set("1-3"),
             control_cpus: set("0"),
@@ -579,9 +583,9 @@ mod tests {
         for m in [Measured::Guest, Measured::Control] {
             assert_eq!(four.beside_load(m), (set("1-2"), set("3")));
         }
-        assert_eq!(four.for_vcpus(2), set("1-3"));
+        assert_eq!(four.for_vcpus(2), each(&["1", "2"]));
         assert_eq!(Setup::default().beside_load(Measured::Guest), (None, None));
-        assert_eq!(Setup::default().for_vcpus(2), None);
+        assert!(Setup::default().for_vcpus(2).is_empty());
     }
 
     #[test]

@@ -4,11 +4,11 @@
 
 use super::{d, fb_bytes_for, fb_range, ram_for_samples, stopped, to_ns, Setup, WAIT};
 use crate::acct::Accounting;
-use crate::hv::{Config, HvError, Hypervisor};
 use crate::layout;
 use crate::platform::{DEVICE_A_DATA, FB_FRAME};
 use crate::programs;
 use crate::vm::VmError;
+use crate::{Config, HvError, Hypervisor};
 use accountant::Mode;
 use std::time::{Duration, Instant};
 
@@ -23,13 +23,13 @@ pub fn pio_exit(
 ) -> Result<Vec<u64>, HvError> {
     let hv = Hypervisor::boot(Config {
         accounting,
-        vcpu_cpus: setup.for_vcpus(vcpus),
         ..Config::default()
     })?;
     let prog = programs::port_loop(DEVICE_A_DATA, n as u64)?;
     // Each vCPU's data area holds its n samples.
     let ram = layout::DATA + (ram_for_samples(n) - layout::DATA) * u64::from(vcpus.max(1));
     hv.create_domain_paused_smp(d(1), &prog, ram, vcpus)?;
+    hv.set_vcpu_cpus_each(d(1), setup.for_vcpus(vcpus))?;
     let ports = super::device_a_ports()?;
     hv.grant(d(1), ports, Mode::Exclusive, false)?;
     hv.start(d(1))?;
@@ -52,7 +52,6 @@ pub fn revoke_force(
 ) -> Result<Vec<u64>, HvError> {
     let hv = Hypervisor::boot(Config {
         fb_bytes: fb_bytes_for(pages),
-        vcpu_cpus: setup.for_vcpus(vcpus),
         ..Config::default()
     })?;
     let r = fb_range(pages)?;
@@ -61,6 +60,7 @@ pub fn revoke_force(
         let id = d(1 + (i % 1000) as u16);
         let painter = programs::fb_painter_linger(FB_FRAME, pages.max(1), 0x5a5a_0000 + i as u64)?;
         hv.create_domain_paused_smp(id, &painter, layout::DEFAULT_RAM, vcpus)?;
+        hv.set_vcpu_cpus_each(id, setup.for_vcpus(vcpus))?;
         hv.grant(id, r, Mode::Exclusive, false)?;
         hv.map(id, r)?;
         hv.start(id)?;

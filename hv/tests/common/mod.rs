@@ -1,8 +1,8 @@
 //! Shared helpers of the KVM integration tests (test code: unwrap is the assertion).
 #![allow(dead_code, clippy::unwrap_used)]
 use accountant::{DomId, Space, UnitRange};
-use hv::hv::{Config, Hypervisor};
 use hv::programs::SI_PROGRESS;
+use hv::{Config, Hypervisor};
 use std::time::{Duration, Instant};
 
 pub fn d(n: u64) -> DomId {
