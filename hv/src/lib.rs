@@ -136,9 +136,3 @@ pub use control::Hypervisor;
 pub use domain::DomainStats;
 pub use error::HvError;
 pub use irq_routing::DOORBELL_LINE;
-
-/// The crate-root types under their former path (`hv::hv::Hypervisor`);
-/// new code names them from the crate root.
-pub mod hv {
-    pub use crate::{Config, DomainStats, HvError, Hypervisor, DOORBELL_LINE};
-}

@@ -607,7 +607,7 @@ fn bench_smoke() -> ExitCode {
     use hv::workloads as w;
     const N: usize = 500;
     let mut ok = true;
-    let mut show = |what: String, want: usize, r: Result<Vec<u64>, hv::hv::HvError>| match r {
+    let mut show = |what: String, want: usize, r: Result<Vec<u64>, hv::HvError>| match r {
         Ok(mut v) if v.len() == want && v.iter().all(|&x| x > 0) => {
             v.sort_unstable();
             let p = |q: usize| v[(v.len() - 1) * q / 100];
