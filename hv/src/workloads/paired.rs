@@ -167,29 +167,42 @@ struct Bench {
     painter: Option<Painter>,
 }
 
+/// What shares the hypervisor with the measured domain.
+enum Beside {
+    /// Domain 0 maps these frames (tracked, nobody writing them).
+    Dom0(UnitRange),
+    /// A painter domain over these frames with this load, placed for what
+    /// is measured.
+    Painter(Load, UnitRange, Measured),
+}
+
 impl Bench {
-    /// Boots `cfg`, adds the painter (`beside`: its load and frames) placed
-    /// by `setup`, then domain 1, granted `grant`, on the measured vCPU CPUs.
+    /// Boots `cfg`, adds what is `beside` (a painter placed by `setup`),
+    /// then domain 1, granted `grant`, on the measured vCPU CPUs.
     fn new(
         cfg: Config,
         work: Work,
         wait: Wait,
         grant: Option<UnitRange>,
-        beside: Option<(Load, UnitRange, Measured)>,
+        beside: Option<Beside>,
         setup: &Setup,
     ) -> Result<Bench, HvError> {
         let hv = Hypervisor::boot(cfg)?;
         let dom = d(1);
         let mut painter = None;
-        if let Some((load, frames, what)) = beside {
-            let (measured, load_cpus) = setup.beside_load(what);
-            painter = Some(Painter::add(&hv, d(2), frames, load, load_cpus)?);
-            hv.create_domain_paused(dom, &programs::on_request(work, wait)?, layout::DEFAULT_RAM)?;
-            if let Some(c) = measured {
-                hv.set_vcpu_cpus(dom, c)?;
+        let mut measured = None;
+        match beside {
+            Some(Beside::Dom0(frames)) => hv.map(d(0), frames)?,
+            Some(Beside::Painter(load, frames, what)) => {
+                let (m, load_cpus) = setup.beside_load(what);
+                painter = Some(Painter::add(&hv, d(2), frames, load, load_cpus)?);
+                measured = m;
             }
-        } else {
-            hv.create_domain_paused(dom, &programs::on_request(work, wait)?, layout::DEFAULT_RAM)?;
+            None => {}
+        }
+        hv.create_domain_paused(dom, &programs::on_request(work, wait)?, layout::DEFAULT_RAM)?;
+        if let Some(c) = measured {
+            hv.set_vcpu_cpus(dom, c)?;
         }
         if let Some(r) = grant {
             hv.grant(dom, r, Mode::Exclusive, false)?;
@@ -267,14 +280,15 @@ fn fb_config(pages: u64, painter: bool, setup: &Setup) -> Config {
     }
 }
 
-/// The painter's load and frames beside `frames`, and what is measured.
+/// A painter beside `frames` (over the frames after them) under `beside`'s
+/// load, placed for `what` is measured.
 fn painter_beside(
     beside: Option<Load>,
     frames: UnitRange,
     what: Measured,
-) -> Result<Option<(Load, UnitRange, Measured)>, HvError> {
+) -> Result<Option<Beside>, HvError> {
     beside
-        .map(|l| Ok((l, frames_after(frames)?, what)))
+        .map(|l| Ok(Beside::Painter(l, frames_after(frames)?, what)))
         .transpose()
 }
 
@@ -466,38 +480,11 @@ pub fn accounting_cost(
             ..fb_config(tracked_pages, false, setup)
         };
         let tracked = fb_range(tracked_pages)?;
-        match beside {
-            Some(load) => Bench::new(
-                cfg,
-                work,
-                Wait::Parked,
-                Some(ports),
-                Some((load, tracked, Measured::Guest)),
-                setup,
-            ),
-            None => {
-                let hv = Hypervisor::boot(cfg)?;
-                if tracked_pages > 0 {
-                    hv.map(d(0), tracked)?;
-                }
-                let dom = d(1);
-                hv.create_domain_paused(
-                    dom,
-                    &programs::on_request(work, Wait::Parked)?,
-                    layout::DEFAULT_RAM,
-                )?;
-                hv.grant(dom, ports, Mode::Exclusive, false)?;
-                hv.start(dom)?;
-                let mut b = Bench {
-                    hv,
-                    dom,
-                    req: 0,
-                    painter: None,
-                };
-                b.request(Wait::Parked)?;
-                Ok(b)
-            }
-        }
+        let with = match beside {
+            Some(load) => Some(Beside::Painter(load, tracked, Measured::Guest)),
+            None => (tracked_pages > 0).then_some(Beside::Dom0(tracked)),
+        };
+        Bench::new(cfg, work, Wait::Parked, Some(ports), with, setup)
     };
     let mut sides = [mk(Accounting::On)?, mk(Accounting::Off)?];
     let khz = [khz_of(&sides[0]), khz_of(&sides[1])];
