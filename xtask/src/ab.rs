@@ -5,11 +5,13 @@
 //!
 //! 1. Each revision is checked out in a git worktree under `target/ab/`
 //!    (`REV_B` defaults to the working tree itself, uncommitted changes
-//!    included) and its `ioacct-bench` is built in release mode. Both
-//!    builds share one `CARGO_TARGET_DIR` (`target/ab/target`), so the
-//!    dependencies build once; the workspace crates of the two trees have
-//!    different paths, so both stay built. Each binary is copied to
-//!    `target/ab/bin/ioacct-bench-TREE` before the other side builds.
+//!    included) and its `ioacct-bench` is built in release mode, each tree
+//!    into a target directory of its own ([`target_for`]). One shared
+//!    directory is wrong: cargo hashes a workspace crate by its path
+//!    relative to the workspace root, so the two trees' `accountant`, `hv`
+//!    and `reports` are one unit there, and the side built second silently
+//!    links the first side's code. Each binary is copied to
+//!    `target/ab/bin/ioacct-bench-TREE`.
 //! 2. The binaries run interleaved, A B B A A B …, `--rounds N` rounds
 //!    (default 2; each round runs both sides once), so a disturbance on the
 //!    shared machine lands on both sides alike.
@@ -227,11 +229,24 @@ fn checkout(root: &Path, dir: &Path, rev: Option<&str>) -> Result<(String, PathB
     Ok((format!("{rev} ({short})"), tree))
 }
 
-/// Builds the bench binary of `tree` into the shared target directory and
+/// The target directory `tree`'s build uses: the working tree's own
+/// `target/`, and `target/ab/target-TREE` for a checked-out revision — never
+/// one shared by two trees (see the module docs).
+fn target_for(root: &Path, dir: &Path, tree: &Path) -> PathBuf {
+    if tree == root {
+        return root.join("target");
+    }
+    let name = tree
+        .file_name()
+        .map_or_else(|| "tree".to_owned(), |n| n.to_string_lossy().into_owned());
+    dir.join(format!("target-{name}"))
+}
+
+/// Builds the bench binary of `tree` into its own target directory and
 /// copies it to `target/ab/bin/ioacct-bench-LABEL`.
-fn build(dir: &Path, tree: &Path, label: &str) -> Result<PathBuf, String> {
+fn build(root: &Path, dir: &Path, tree: &Path, label: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let target = dir.join("target");
+    let target = target_for(root, dir, tree);
     eprintln!("ab: building side {label} in {}", tree.display());
     let st = Command::new(cargo)
         .current_dir(tree)
@@ -275,7 +290,7 @@ fn prepare(
     env: &[(String, String)],
 ) -> Result<Side, String> {
     let (rev, tree) = checkout(root, dir, rev)?;
-    let bin = build(dir, &tree, label)?;
+    let bin = build(root, dir, &tree, label)?;
     let out = Command::new(&bin)
         .arg("--help")
         .output()
@@ -607,4 +622,21 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tree_builds_in_a_target_directory_of_its_own() {
+        let root = Path::new("/r");
+        let dir = root.join("target/ab");
+        let a = target_for(root, &dir, &dir.join("wt-aaaa"));
+        let b = target_for(root, &dir, &dir.join("wt-bbbb"));
+        let w = target_for(root, &dir, root);
+        assert_eq!(w, root.join("target"));
+        assert!(a != b && a != w && b != w);
+        assert_eq!(a, dir.join("target-wt-aaaa"));
+    }
 }
