@@ -229,6 +229,13 @@ fn checkout(root: &Path, dir: &Path, rev: Option<&str>) -> Result<(String, PathB
     Ok((format!("{rev} ({short})"), tree))
 }
 
+/// A tree's directory name (`wt-SHA`, or the working tree's), which names
+/// its target directory and its binary.
+fn tree_name(tree: &Path) -> String {
+    tree.file_name()
+        .map_or_else(|| "tree".to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
 /// The target directory `tree`'s build uses: the working tree's own
 /// `target/`, and `target/ab/target-TREE` for a checked-out revision — never
 /// one shared by two trees (see the module docs).
@@ -236,9 +243,7 @@ fn target_for(root: &Path, dir: &Path, tree: &Path) -> PathBuf {
     if tree == root {
         return root.join("target");
     }
-    let name = tree
-        .file_name()
-        .map_or_else(|| "tree".to_owned(), |n| n.to_string_lossy().into_owned());
+    let name = tree_name(tree);
     dir.join(format!("target-{name}"))
 }
 
@@ -269,9 +274,7 @@ fn build(root: &Path, dir: &Path, tree: &Path, label: &str) -> Result<PathBuf, S
     std::fs::create_dir_all(&bins).map_err(|e| format!("{}: {e}", bins.display()))?;
     // Named for the tree, not the side: another A/B session may be running
     // one of these binaries right now.
-    let name = tree
-        .file_name()
-        .map_or_else(|| "tree".to_owned(), |n| n.to_string_lossy().into_owned());
+    let name = tree_name(tree);
     let bin = bins.join(format!("ioacct-bench-{name}"));
     // Copy, then rename over: a running binary of the same name keeps its
     // inode.
