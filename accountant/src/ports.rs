@@ -294,6 +294,26 @@ impl Drop for PortTable {
     }
 }
 
+/// Emits the `PortCheck` tracepoint of one check and returns its answer
+/// (one relaxed load when tracing is off).
+#[inline(always)]
+fn traced(dom: u16, port: u16, width: u8, allowed: bool) -> bool {
+    tracepoints::tp!(tracepoints::Record::new(tracepoints::Kind::PortCheck)
+        .domain(dom)
+        .range(
+            tracepoints::Space::IoPort,
+            u64::from(port),
+            u64::from(port) + u64::from(width.max(1)) - 1
+        )
+        .width(width)
+        .outcome(if allowed {
+            tracepoints::Outcome::Allow
+        } else {
+            tracepoints::Outcome::Deny
+        }));
+    allowed
+}
+
 /// A lock-free handle on the accountant's port permissions, for vCPU threads.
 ///
 /// Having one lets any thread ask "may domain `d` access these ports now?"
@@ -312,20 +332,7 @@ impl PortChecker {
     #[inline]
     pub fn check(&self, dom: u16, port: u16, width: u8) -> bool {
         let allowed = self.table.check(dom, port, width);
-        tracepoints::tp!(tracepoints::Record::new(tracepoints::Kind::PortCheck)
-            .domain(dom)
-            .range(
-                tracepoints::Space::IoPort,
-                u64::from(port),
-                u64::from(port) + u64::from(width.max(1)) - 1
-            )
-            .width(width)
-            .outcome(if allowed {
-                tracepoints::Outcome::Allow
-            } else {
-                tracepoints::Outcome::Deny
-            }));
-        allowed
+        traced(dom, port, width, allowed)
     }
 
     /// The same check without the tracepoint: for measuring what the
@@ -387,20 +394,7 @@ impl BoundPortChecker {
     #[inline]
     pub fn check(&self, port: u16, width: u8) -> bool {
         let allowed = self.check_untraced(port, width);
-        tracepoints::tp!(tracepoints::Record::new(tracepoints::Kind::PortCheck)
-            .domain(self.dom)
-            .range(
-                tracepoints::Space::IoPort,
-                u64::from(port),
-                u64::from(port) + u64::from(width.max(1)) - 1
-            )
-            .width(width)
-            .outcome(if allowed {
-                tracepoints::Outcome::Allow
-            } else {
-                tracepoints::Outcome::Deny
-            }));
-        allowed
+        traced(self.dom, port, width, allowed)
     }
 
     /// The same check without the tracepoint.
