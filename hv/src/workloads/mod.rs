@@ -23,7 +23,7 @@ pub mod paired;
 pub use paired::Setup;
 
 use crate::acct::Accounting;
-use crate::exit::{ExitEnv, MmioOutcome, StopReason};
+use crate::exit::{Bare, StopReason};
 use crate::layout;
 use crate::mem::PAGE_SIZE;
 use crate::platform::{DEVICE_A_DATA, DEVICE_A_PORTS, FB_FRAME};
@@ -139,34 +139,6 @@ pub fn pio_exit(
     Ok(to_ns(&cycles, hv.tsc_khz(d(1))))
 }
 
-/// An exit handler that answers every port read with a constant and does
-/// nothing else: the bare cost of an exit.
-struct Bare;
-
-impl ExitEnv for Bare {
-    fn port_allowed(&self, _: u16, _: u8) -> bool {
-        true
-    }
-    fn port_read(&mut self, _: u16, _: u8) -> Option<u32> {
-        Some(0)
-    }
-    fn port_write(&mut self, _: u16, _: u8, _: u32) {}
-    fn port_denied(&mut self, _: u16, _: u8, _: bool) {}
-    fn hypercall(&mut self) -> u32 {
-        0
-    }
-    fn bad_hypercall(&mut self) {}
-    fn mmio_read(&mut self, _: u64, _: u8) -> MmioOutcome {
-        MmioOutcome::Denied
-    }
-    fn mmio_write(&mut self, _: u64, _: u8, _: [u8; 8]) -> MmioOutcome {
-        MmioOutcome::Denied
-    }
-    fn stop_requested(&self) -> bool {
-        false
-    }
-}
-
 fn kvm() -> Result<Kvm, HvError> {
     Kvm::new().map_err(|e| HvError::NoKvm(e.errno()))
 }
@@ -180,7 +152,8 @@ fn run_bare(vm: &GuestVm, vcpu: &mut kvm_ioctls::VcpuFd, setup: &Setup) -> Resul
                 let _ = crate::affinity::pin_current(cpus);
             }
             let ctl = VcpuCtl::default();
-            vcpu::run(vcpu, &vm.ram, &mut Bare, &ctl)
+            // Every port read answered with a constant: the bare cost of an exit.
+            vcpu::run(vcpu, &vm.ram, &mut Bare::new(|_, _| Some(0)), &ctl)
         })
         .join()
     })
