@@ -190,17 +190,12 @@ fn malformed_lines_are_refused_with_their_number() {
 fn every_keyword_parses_and_nothing_else_is_an_op() {
     for &kw in Keyword::ALL {
         assert_eq!(Keyword::from_word(kw.word()), Some(kw));
-        let seed = SEED
-            .iter()
-            .find(|l| l.split_whitespace().next() == Some(kw.word()))
-            .unwrap_or_else(|| panic!("a seed line for `{}`", kw.word()));
-        assert!(parse_op(seed).is_ok(), "{seed}");
         let bare = parse_op(kw.word()).err().unwrap_or_default();
         assert!(!bare.starts_with("unknown op"), "{}: {bare}", kw.word());
     }
-    assert_eq!(Keyword::ALL.len(), SEED.len() - 1);
-    assert_eq!(
-        parse_op("hv_map iomem 1"),
-        Err("unknown op `hv_map`".to_string())
-    );
+    for line in SEED {
+        let word = line.split_whitespace().next().unwrap_or_default();
+        assert!(Keyword::from_word(word).is_some(), "{line}");
+    }
+    assert_eq!(parse_op("hv_map iomem 1"), Err("unknown op `hv_map`".to_string()));
 }
