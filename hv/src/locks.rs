@@ -20,7 +20,7 @@
 //! `Token<ControlPlane>` — the proof that the control plane is held, which
 //! keeps the accountant and the tables they mirror in step. Leaf locks like
 //! these (a domain's wake counter, a vCPU's thread handle) are locked
-//! through [`leaf`], [`read`] and [`write`].
+//! through [`leaf()`], [`read()`] and [`write()`].
 //!
 //! Poisoning is handled here and only here: every structure behind these
 //! locks is updated in single steps that keep it consistent, so a panic on
