@@ -75,6 +75,20 @@ impl Shared {
         self.cp.lock(root)
     }
 
+    /// Takes the control plane for an operation on `r`, which must be of
+    /// `space` ([`HvError::WrongSpace`] otherwise, nothing taken).
+    pub(crate) fn acct_for<'a>(
+        &'a self,
+        root: &'a mut Token<Root>,
+        r: UnitRange,
+        space: Space,
+    ) -> Result<Cp<'a>, HvError> {
+        if r.space() != space {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        Ok(self.acct(root))
+    }
+
     /// The domain table.
     pub(crate) fn domains(&self) -> &Domains {
         &self.domains

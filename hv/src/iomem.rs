@@ -106,10 +106,7 @@ impl Shared {
         d: DomId,
         r: UnitRange,
     ) -> Result<(), HvError> {
-        if r.space() != Space::IoMem {
-            return Err(HvError::WrongSpace(r.space()));
-        }
-        let mut acct = self.acct(root);
+        let mut acct = self.acct_for(root, r, Space::IoMem)?;
         let dom = self.domain(d);
         if dom.is_none() && d != DomId::DOM0 {
             // An unknown domain gets the accountant's answer. A known one
@@ -143,10 +140,7 @@ impl Shared {
         d: DomId,
         r: UnitRange,
     ) -> Result<(), HvError> {
-        if r.space() != Space::IoMem {
-            return Err(HvError::WrongSpace(r.space()));
-        }
-        let mut acct = self.acct(root);
+        let mut acct = self.acct_for(root, r, Space::IoMem)?;
         let dom = self.domain(d);
         if acct.accounting() == Accounting::Off {
             // Xen keeps no use counts: the hypervisor's own map decides.

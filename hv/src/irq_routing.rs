@@ -240,10 +240,7 @@ impl Shared {
         d: DomId,
         r: UnitRange,
     ) -> Result<(), HvError> {
-        if r.space() != Space::Irq {
-            return Err(HvError::WrongSpace(r.space()));
-        }
-        let mut acct = self.acct(root);
+        let mut acct = self.acct_for(root, r, Space::Irq)?;
         acct.bind(d, r)?;
         let mut irqs = self.irqs().lock(acct.token());
         for irq in r.first()..=r.last() {
@@ -268,10 +265,7 @@ impl Shared {
         d: DomId,
         r: UnitRange,
     ) -> Result<(), HvError> {
-        if r.space() != Space::Irq {
-            return Err(HvError::WrongSpace(r.space()));
-        }
-        let mut acct = self.acct(root);
+        let mut acct = self.acct_for(root, r, Space::Irq)?;
         if acct.accounting() == Accounting::Off {
             let irqs = self.irqs().lock(acct.token());
             for irq in r.first()..=r.last() {
