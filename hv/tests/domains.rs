@@ -317,3 +317,34 @@ fn query_hypercall_reports_the_callers_view() {
     );
     assert_eq!(hv.read_guest_u64(d(9), SI_STATUS), Some(2), "out-of-range");
 }
+
+#[test]
+fn boot_failures_are_typed_and_named() {
+    if boot(small()).is_none() {
+        return;
+    }
+    let e = hv::Hypervisor::boot(Config {
+        boot_line: "no_such_option=1".into(),
+        ..small()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            hv::HvError::Boot(accountant::BootError::UnknownOption(_))
+        ),
+        "{e}"
+    );
+    let e = hv::Hypervisor::boot(Config {
+        fb_bytes: 32 << 30,
+        ..Config::default()
+    })
+    .unwrap_err();
+    assert_eq!(
+        e,
+        hv::HvError::FramebufferTooLarge {
+            bytes: 32 << 30,
+            max_gib: hv::layout::MAX_MAPPED_GIB
+        }
+    );
+}

@@ -182,6 +182,6 @@ pub fn pio_exit(
     };
     let cycles = hv
         .read_guest_u64s(d(1), layout::DATA, n)
-        .ok_or(HvError::NoVm(d(1)))?;
+        .ok_or(super::samples_unreadable(layout::DATA, n))?;
     Ok((to_ns(&cycles, hv.tsc_khz(d(1))), placement))
 }
