@@ -197,5 +197,8 @@ fn every_keyword_parses_and_nothing_else_is_an_op() {
         let word = line.split_whitespace().next().unwrap_or_default();
         assert!(Keyword::from_word(word).is_some(), "{line}");
     }
-    assert_eq!(parse_op("hv_map iomem 1"), Err("unknown op `hv_map`".to_string()));
+    assert_eq!(
+        parse_op("hv_map iomem 1"),
+        Err("unknown op `hv_map`".to_string())
+    );
 }
