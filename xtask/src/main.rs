@@ -7,6 +7,7 @@
 
 mod ab;
 mod bench;
+mod benchbin;
 mod conformance;
 mod export;
 mod fuzz;
