@@ -7,6 +7,7 @@
 
 mod ab;
 mod bench;
+mod capi;
 mod conformance;
 mod export;
 mod gate;
@@ -50,6 +51,8 @@ pub enum Task {
     Conformance(conformance::Args),
     /// Run the hv suite on VT-x (Bochs) and AMD-V (QEMU) guests, and on the host.
     Nested(nested::Args),
+    /// Build libioacct (the C library) and its C programs into target/capi/; --check runs the C checks.
+    Capi(capi::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Task::Scenario(a) => scenario::run(a),
         Task::Conformance(a) => conformance::run(a),
         Task::Nested(a) => nested::run(&a.args),
+        Task::Capi(a) => capi::run(a),
     }
 }
 
@@ -126,6 +130,8 @@ mod tests {
         assert_eq!(code(&["replay"]), Some(2));
         assert_eq!(code(&["replay", "--help"]), Some(0));
         assert_eq!(code(&["scenario", "trace", "--help"]), Some(0));
+        assert_eq!(code(&["capi", "--check"]), None);
+        assert_eq!(code(&["capi", "--random", "x"]), Some(2));
         assert_eq!(code(&[]), Some(2));
     }
 }

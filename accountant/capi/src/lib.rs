@@ -3,7 +3,7 @@
 //! `include/ioacct.h`, generated from this crate by cbindgen.
 //!
 //! * **Freestanding.** Built by `cargo xtask capi` (feature `freestanding`,
-//!   profile `capi` with `panic = "abort"`), the library calls no libc
+//!   profile `capi-lib` with `panic = "abort"`), the library calls no libc
 //!   function of its own: memory comes from the embedder's hooks
 //!   ([`ioacct_init`]), a panic calls its fatal hook ([`hooks`]).
 //! * **Xen's shape.** `ioacct_iomem_permit(acct, d, s, e)`, `_deny`,
