@@ -176,16 +176,58 @@ pub fn build() -> Result<Built, String> {
             exports.len()
         ));
     }
-    let keep = dir.join("exports.txt");
+    // Everything is made in a directory of this process's own, then renamed
+    // into target/capi/: two builds at once (parallel tests) never see each
+    // other's half-written files.
+    let tmp = dir.join(format!(".build-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let made = link_and_compile(&root, &target, &tmp, &raw, &exports);
+    let moved = made.and_then(|()| {
+        for f in [
+            "exports.txt",
+            "libioacct.o",
+            "libioacct.a",
+            "libioacct.so",
+            "ioacct-replay",
+            "ioacct-test",
+        ] {
+            std::fs::rename(tmp.join(f), dir.join(f)).map_err(|e| format!("{f}: {e}"))?;
+        }
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    moved?;
+    let lib = dir.join("libioacct.a");
+    println!(
+        "capi: {} ({} exports); nm -u: {}",
+        lib.display(),
+        exports.len(),
+        undefined(&lib)?.join(" ")
+    );
+    let replay = dir.join("ioacct-replay");
+    let test = dir.join("ioacct-test");
+    Ok(Built { dir, replay, test })
+}
+
+/// The partial link, the archive, its `nm -u` check and the C programs,
+/// all into `out`.
+fn link_and_compile(
+    root: &Path,
+    target: &Path,
+    out: &Path,
+    raw: &Path,
+    exports: &[String],
+) -> Result<(), String> {
+    let keep = out.join("exports.txt");
     std::fs::write(&keep, exports.join("\n") + "\n").map_err(|e| e.to_string())?;
-    let linked = dir.join("libioacct-linked.o");
-    let obj = dir.join("libioacct.o");
+    let linked = out.join("libioacct-linked.o");
+    let obj = out.join("libioacct.o");
     let mut ld = Command::new("ld");
     ld.args(["-r", "--gc-sections"]);
-    for e in &exports {
+    for e in exports {
         ld.arg("-u").arg(e);
     }
-    run_cmd(ld.arg("--whole-archive").arg(&raw).arg("-o").arg(&linked))?;
+    run_cmd(ld.arg("--whole-archive").arg(raw).arg("-o").arg(&linked))?;
     run_cmd(
         Command::new("objcopy")
             .arg("--strip-unneeded")
@@ -193,8 +235,8 @@ pub fn build() -> Result<Built, String> {
             .arg(&linked)
             .arg(&obj),
     )?;
-    let lib = dir.join("libioacct.a");
-    let _ = std::fs::remove_file(&lib);
+    let _ = std::fs::remove_file(&linked);
+    let lib = out.join("libioacct.a");
     run_cmd(
         Command::new("ar")
             .args(plugin_args())
@@ -202,10 +244,9 @@ pub fn build() -> Result<Built, String> {
             .arg(&lib)
             .arg(&obj),
     )?;
-    let _ = std::fs::remove_file(&linked);
     std::fs::copy(
         target.join("capi-lib/libioacct.so"),
-        dir.join("libioacct.so"),
+        out.join("libioacct.so"),
     )
     .map_err(|e| format!("libioacct.so: {e}"))?;
     let und = undefined(&lib)?;
@@ -219,17 +260,8 @@ pub fn build() -> Result<Built, String> {
             lib.display()
         ));
     }
-    println!(
-        "capi: {} ({} exports); nm -u: {}",
-        lib.display(),
-        exports.len(),
-        und.join(" ")
-    );
-    let replay = dir.join("ioacct-replay");
-    let test = dir.join("ioacct-test");
-    compile(&root, &lib, "replay.c", &replay, &[])?;
-    compile(&root, &lib, "test.c", &test, &[])?;
-    Ok(Built { dir, replay, test })
+    compile(root, &lib, "replay.c", &out.join("ioacct-replay"), &[])?;
+    compile(root, &lib, "test.c", &out.join("ioacct-test"), &[])
 }
 
 /// `cc` one C program against the header and the static library alone.
