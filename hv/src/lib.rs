@@ -122,6 +122,7 @@ mod irq_routing;
 pub mod irqchip;
 mod kvm_slots;
 pub mod layout;
+pub mod locks;
 pub mod mem;
 pub mod memslot;
 pub mod platform;

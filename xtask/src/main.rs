@@ -7,6 +7,7 @@
 
 mod ab;
 mod bench;
+mod benchbin;
 mod capi;
 mod conformance;
 mod export;

@@ -109,7 +109,7 @@ impl Painter {
     /// An error if the painter should be painting and has stopped.
     pub(crate) fn check(&self, hv: &Hypervisor) -> Result<(), HvError> {
         if self.started.is_some() && hv.wait(self.dom, Duration::ZERO).is_some() {
-            return Err(HvError::Boot("the framebuffer painter stopped".into()));
+            return Err(HvError::PainterStopped(self.dom));
         }
         Ok(())
     }
