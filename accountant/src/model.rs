@@ -32,17 +32,17 @@
 //! Every operation checks the whole range before changing anything, in the
 //! SPEC's error precedence, so a failed operation changes nothing.
 
+use crate::sync::Arc;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use smallvec::SmallVec;
 
 use crate::boot::{BootError, BootOptions, IoDefault};
 use crate::index::RangeSet;
-use crate::ports::{BoundPortChecker, PortChecker, PortTable};
+use crate::ports::{BoundPortChecker, PortChecker, PortTable, Retired};
 use crate::segs::SegMap;
 use crate::track::{
     new_tracker, new_tracker_with_limit, Run, TrackError, Tracker, TrackerKind, TrackerStats,
@@ -390,6 +390,8 @@ pub struct Accountant {
     iomem: Box<dyn Tracker + Send>,
     irq: Box<dyn Tracker + Send>,
     ports: Arc<PortTable>,
+    /// Destroyed domains' port leaves a [`PortChecker`] may still read.
+    retired: Retired,
 }
 
 impl fmt::Debug for Accountant {
@@ -428,6 +430,7 @@ impl Accountant {
             },
             irq: new_tracker(TrackerKind::SlabExtent),
             ports: Arc::new(PortTable::new()),
+            retired: Retired::default(),
         };
         a.sync_ports(UnitRange::all(Space::IoPort), &[Some(DomId::DOM0)]);
         a
@@ -528,13 +531,21 @@ impl Accountant {
         (before.n, after.n)
     }
 
-    /// Bytes of nodes in the port table (see the `ports` module docs: a
-    /// destroyed domain's nodes are kept for its id).
+    /// Bytes of nodes in the port table: directories, live domains' leaves,
+    /// and destroyed domains' leaves not yet returned because a
+    /// [`PortChecker`] exists (see the `ports` module docs). A leaf that
+    /// only a destroyed domain's [`BoundPortChecker`] still holds is that
+    /// checker's, not counted here.
     pub fn port_table_bytes(&self) -> u64 {
-        self.ports.node_bytes()
+        self.ports.node_bytes() + self.retired.bytes()
     }
 
     /// A lock-free port checker sharing this accountant's radix tree.
+    ///
+    /// While any clone of it lives, destroyed domains' port leaves are
+    /// kept (a check may be reading one) and reused when their ids are
+    /// created again; once none is left, the next `create` or `destroy`
+    /// frees them. vCPU threads should hold [`BoundPortChecker`]s.
     pub fn port_checker(&self) -> PortChecker {
         PortChecker {
             table: Arc::clone(&self.ports),
@@ -545,7 +556,9 @@ impl Accountant {
     /// of the radix tree is loaded once (and made, if `d` has no port bit
     /// yet), so a check is two loads. `&mut` because making a node is a
     /// write to the table, whose only writer is the accountant. `d` need not
-    /// exist yet; the checker sees whatever rights `d` has at each check.
+    /// exist yet; the checker sees whatever rights `d` has at each check,
+    /// until `d` is destroyed: from then on it denies everything, and the
+    /// leaf it holds is freed when the last such checker is dropped.
     pub fn bound_port_checker(&mut self, d: DomId) -> Option<BoundPortChecker> {
         BoundPortChecker::new(&self.ports, d.get())
     }
@@ -696,6 +709,8 @@ impl Accountant {
             return Err(Error::DomainExists(d));
         }
         self.doms.insert(d, DomState::default());
+        self.retired.reclaim(&mut self.ports);
+        self.retired.reuse(&self.ports, d.get());
         Ok(())
     }
 
@@ -733,6 +748,10 @@ impl Accountant {
             }
         }
         self.ports.write(d.get(), 0, 0xffff, false);
+        // Its leaf leaves the table: freed when no generic checker can be
+        // reading it and the domain's bound checkers are gone (`ports`).
+        self.retired.retire(&self.ports, d.get());
+        self.retired.reclaim(&mut self.ports);
         self.domains.remove(&d);
         self.live.set(d, false);
         for (s, e) in ports_held {
@@ -1598,7 +1617,7 @@ mod tests {
     }
 
     #[test]
-    fn port_table_memory_is_per_id_and_reused() {
+    fn port_table_memory_is_returned_at_destroy() {
         let mut a = Accountant::boot(
             &BootOptions::parse("io_default=none").expect("valid"),
             TrackerKind::SlabExtent,
@@ -1606,18 +1625,36 @@ mod tests {
         .expect("boots");
         let base = a.port_table_bytes();
         let d = DomId::new(300).expect("valid");
-        // One 8 KiB leaf of port bits.
-        let per_id = 8192;
+        // One leaf of port bits (8 KiB and its count of holders).
+        let leaf = 8192 + 8;
         for round in 0..3 {
             a.create(d).expect("fresh");
             a.grant(d, UnitRange::all(Space::IoPort), Mode::Exclusive, false)
                 .expect("free");
-            // One new directory (ids 256..=511) the first time, then nothing.
-            assert_eq!(a.port_table_bytes(), base + 2048 + per_id, "round {round}");
+            // One new directory (ids 256..=511) the first time, kept after.
+            assert_eq!(a.port_table_bytes(), base + 2048 + leaf, "round {round}");
             a.destroy(d).expect("exists");
-            assert_eq!(a.port_table_bytes(), base + 2048 + per_id);
+            assert_eq!(a.port_table_bytes(), base + 2048, "round {round}");
             assert!(!a.port_checker().check(300, 0x80, 1));
         }
+        // A live generic checker keeps a destroyed leaf (it may be reading
+        // it), reuses it for the same id, and lets it go once dropped.
+        let c = a.port_checker();
+        a.create(d).expect("fresh");
+        a.grant(d, UnitRange::all(Space::IoPort), Mode::Exclusive, false)
+            .expect("free");
+        a.destroy(d).expect("exists");
+        assert_eq!(a.port_table_bytes(), base + 2048 + leaf, "retired");
+        a.create(d).expect("fresh");
+        a.grant(d, UnitRange::all(Space::IoPort), Mode::Exclusive, false)
+            .expect("free");
+        assert_eq!(a.port_table_bytes(), base + 2048 + leaf, "reused");
+        assert!(c.check(300, 0x80, 1));
+        a.destroy(d).expect("exists");
+        assert!(!c.check(300, 0x80, 1));
+        drop(c);
+        a.create(d).expect("fresh");
+        assert_eq!(a.port_table_bytes(), base + 2048, "let go");
         assert_eq!(a.check_invariants(), Ok(()));
     }
 

@@ -330,6 +330,14 @@ fn count(quick: bool, dir: &Path) -> Result<Vec<u64>, String> {
     Ok(parts.into_iter().map(|(_, t)| t).collect())
 }
 
+/// The keys [`accountant_instructions`] emits: one per case.
+pub fn keys(quick: bool) -> Vec<String> {
+    cases(quick)
+        .iter()
+        .map(|c| crate::suites::key(NAME, &c.params()))
+        .collect()
+}
+
 /// `accountant.instructions`: every case counted in one callgrind run.
 pub fn accountant_instructions(cx: &mut Ctx, sink: &mut Sink) {
     cx.progress.step(&format!("{NAME} (callgrind)"));
