@@ -3,7 +3,6 @@
 //! `destroy` and `check` visit only those ranges.
 
 use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
 
 /// Disjoint, non-adjacent inclusive ranges.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,21 +41,37 @@ impl RangeSet {
 
     /// Removes `first..=last`, splitting ranges that straddle it.
     pub(crate) fn remove(&mut self, first: u64, last: u64) {
-        let mut hit: Vec<(u64, u64)> = Vec::new();
-        if let Some((&s, &e)) = self.0.range(..first).next_back() {
+        // The range starting at or before `first` (one descent), then those
+        // starting inside, one at a time: no buffer.
+        let mut from = first;
+        if let Some((&s, &e)) = self.0.range(..=first).next_back() {
             if e >= first {
-                hit.push((s, e));
+                self.cut(s, e, first, last);
             }
+            if e >= last {
+                return;
+            }
+            from = e.max(first);
         }
-        hit.extend(self.0.range(first..=last).map(|(s, e)| (*s, *e)));
-        for (s, e) in hit {
+        while let Some((&s, &e)) = self.0.range(from..=last).next() {
+            self.cut(s, e, first, last);
+            if e >= last {
+                return;
+            }
+            from = e;
+        }
+    }
+
+    /// Replaces `s..=e` (a member overlapping `first..=last`) by its parts
+    /// outside `first..=last`.
+    fn cut(&mut self, s: u64, e: u64, first: u64, last: u64) {
+        if s < first {
+            self.0.insert(s, first - 1);
+        } else {
             self.0.remove(&s);
-            if s < first {
-                self.0.insert(s, first - 1);
-            }
-            if e > last {
-                self.0.insert(last + 1, e);
-            }
+        }
+        if e > last {
+            self.0.insert(last + 1, e);
         }
     }
 
@@ -75,6 +90,45 @@ impl RangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn random_inserts_and_removes_agree_with_a_unit_array() {
+        const N: u64 = 64;
+        let mut set = RangeSet::default();
+        let mut units = [false; N as usize];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..5_000 {
+            let a = next(N);
+            let b = (a + next(if step % 5 == 0 { N } else { 4 })).min(N - 1);
+            let add = next(2) == 0;
+            if add {
+                set.insert(a, b);
+            } else {
+                set.remove(a, b);
+            }
+            units[a as usize..=b as usize].fill(add);
+            let mut want = Vec::new();
+            let mut i = 0;
+            while i < N as usize {
+                if units[i] {
+                    let s = i;
+                    while i + 1 < N as usize && units[i + 1] {
+                        i += 1;
+                    }
+                    want.push((s as u64, i as u64));
+                }
+                i += 1;
+            }
+            assert_eq!(set.iter().collect::<Vec<_>>(), want, "step {step}");
+        }
+    }
 
     #[test]
     fn inserts_merge_and_removes_split() {

@@ -38,6 +38,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use smallvec::SmallVec;
 
 use crate::boot::{BootError, BootOptions, IoDefault};
 use crate::index::RangeSet;
@@ -98,7 +99,7 @@ fn op_record<T>(kind: Kind, dom: u16, r: Option<UnitRange>, res: &Result<T, Erro
 }
 
 /// The state of a run of units (one segment of a [`SegMap`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Unit {
     /// A RAM frame (boot `ram=`): not I/O memory.
     ram: bool,
@@ -108,10 +109,26 @@ struct Unit {
     reserved: bool,
     /// The hypervisor's own use count (only while reserved).
     hv_uses: u32,
-    /// Grant holders, sorted by domain.
-    holders: Vec<(DomId, Mode)>,
+    /// Grant holders, sorted by domain (inline up to two: a grant or
+    /// revoke of a unit with one or two holders allocates nothing).
+    holders: SmallVec<[(DomId, Mode); 2]>,
     /// Domains whose grant was revoked while they used the unit, sorted.
-    draining: Vec<DomId>,
+    draining: SmallVec<[DomId; 2]>,
+}
+
+impl Clone for Unit {
+    // By slice copies: the derived clone of a `SmallVec` extends element by
+    // element.
+    fn clone(&self) -> Unit {
+        Unit {
+            ram: self.ram,
+            no_default: self.no_default,
+            reserved: self.reserved,
+            hv_uses: self.hv_uses,
+            holders: SmallVec::from_slice(&self.holders),
+            draining: SmallVec::from_slice(&self.draining),
+        }
+    }
 }
 
 impl Unit {
@@ -309,24 +326,63 @@ struct DomState {
     held: [RangeSet; 3],
 }
 
-/// Maximal runs of equal non-zero count in `segs` (ascending, disjoint).
-fn count_runs(segs: impl Iterator<Item = (u64, u64, u32)>) -> u64 {
-    let mut n = 0;
-    let mut prev: Option<(u64, u32)> = None;
-    for (s, e, c) in segs {
-        let joins = prev.is_some_and(|(pe, pc)| pc == c && pe.checked_add(1) == Some(s));
+/// Counts maximal runs of equal non-zero count in a stream of ascending,
+/// disjoint segments `(first, last, count)`, without storing them.
+#[derive(Default)]
+struct RunCount {
+    n: u64,
+    prev: Option<(u64, u32)>,
+}
+
+impl RunCount {
+    fn push(&mut self, s: u64, e: u64, c: u32) {
+        let joins = self
+            .prev
+            .is_some_and(|(pe, pc)| pc == c && pe.checked_add(1) == Some(s));
         if c != 0 && !joins {
-            n += 1;
+            self.n += 1;
         }
-        prev = Some((e, c));
+        self.prev = Some((e, c));
     }
-    n
+}
+
+/// Which domain ids exist: one bit per id `0..=MAX_DOMID` (4 KiB).
+struct LiveSet([u64; LiveSet::WORDS]);
+
+impl LiveSet {
+    const WORDS: usize = (crate::MAX_DOMID as usize + 1).div_ceil(64);
+
+    fn with_dom0() -> LiveSet {
+        let mut s = LiveSet([0; LiveSet::WORDS]);
+        s.set(DomId::DOM0, true);
+        s
+    }
+
+    fn contains(&self, d: DomId) -> bool {
+        let i = usize::from(d.get());
+        self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
+    }
+
+    fn set(&mut self, d: DomId, on: bool) {
+        let i = usize::from(d.get());
+        if let Some(w) = self.0.get_mut(i / 64) {
+            let bit = 1u64 << (i % 64);
+            if on {
+                *w |= bit;
+            } else {
+                *w &= !bit;
+            }
+        }
+    }
 }
 
 /// The I/O resource accountant. See the module docs for the state machine.
 pub struct Accountant {
     spaces: [SegMap<Unit>; 3],
     domains: BTreeSet<DomId>,
+    /// The same set as one bit per possible id, so that every operation's
+    /// existence check is one load whatever the number of domains.
+    live: Box<LiveSet>,
     doms: BTreeMap<DomId, DomState>,
     quotas: Quotas,
     quota_refusals: u64,
@@ -363,6 +419,7 @@ impl Accountant {
         let a = Accountant {
             spaces: Space::ALL.map(|s| SegMap::new(s.max_unit(), Unit::default())),
             domains: BTreeSet::from([DomId::DOM0]),
+            live: Box::new(LiveSet::with_dom0()),
             doms: BTreeMap::from([(DomId::DOM0, DomState::default())]),
             quotas: Quotas::default(),
             quota_refusals: 0,
@@ -441,38 +498,37 @@ impl Accountant {
 
     /// Runs of `d`'s iomem uses within `lo..=hi` around `a..=b` (`lo <= a`,
     /// `b <= hi`), before and after `f` is applied to the counts of `a..=b`.
+    /// One walk of the tracker's runs, counted as they come (no buffer).
     fn runs_around(&self, d: DomId, a: u64, b: u64, f: impl Fn(u32) -> u32) -> (u64, u64) {
         let (lo, hi) = (
             a.saturating_sub(1),
             b.saturating_add(1).min(Space::IoMem.max_unit()),
         );
-        let mut segs: Vec<(u64, u64, u32)> = Vec::new();
+        let (mut before, mut after) = (RunCount::default(), RunCount::default());
+        let mut seg = |s: u64, e: u64, c: u32| {
+            before.push(s, e, c);
+            if s < a {
+                after.push(s, e.min(a - 1), c);
+            }
+            if e >= a && s <= b {
+                after.push(s.max(a), e.min(b), f(c));
+            }
+            if e > b {
+                after.push(s.max(b + 1), e, c);
+            }
+        };
         let mut next = lo;
         self.iomem.runs(d, lo, hi, &mut |run| {
             if run.first > next {
-                segs.push((next, run.first - 1, 0));
+                seg(next, run.first - 1, 0);
             }
-            segs.push((run.first, run.last, run.count));
+            seg(run.first, run.last, run.count);
             next = run.last + 1;
         });
         if next <= hi {
-            segs.push((next, hi, 0));
+            seg(next, hi, 0);
         }
-        let before = count_runs(segs.iter().copied());
-        let after = count_runs(segs.iter().flat_map(|&(s, e, c)| {
-            let mut parts: [Option<(u64, u64, u32)>; 3] = [None; 3];
-            if s < a {
-                parts[0] = Some((s, e.min(a - 1), c));
-            }
-            if e >= a && s <= b {
-                parts[1] = Some((s.max(a), e.min(b), f(c)));
-            }
-            if e > b {
-                parts[2] = Some((s.max(b + 1), e, c));
-            }
-            parts.into_iter().flatten()
-        }));
-        (before, after)
+        (before.n, after.n)
     }
 
     /// Bytes of nodes in the port table: directories, live domains' leaves,
@@ -529,7 +585,7 @@ impl Accountant {
 
     /// Whether domain `d` exists.
     pub fn exists(&self, d: DomId) -> bool {
-        self.domains.contains(&d)
+        self.live.contains(d)
     }
 
     /// The default I/O domain, if any.
@@ -648,6 +704,7 @@ impl Accountant {
 
     /// `create D`.
     fn create_op(&mut self, d: DomId) -> Result<(), Error> {
+        self.live.set(d, true);
         if !self.domains.insert(d) {
             return Err(Error::DomainExists(d));
         }
@@ -696,6 +753,7 @@ impl Accountant {
         self.retired.retire(&self.ports, d.get());
         self.retired.reclaim(&mut self.ports);
         self.domains.remove(&d);
+        self.live.set(d, false);
         for (s, e) in ports_held {
             if let Ok(r) = UnitRange::new(Space::IoPort, s, e) {
                 self.sync_ports(r, &[self.default_dom]);
@@ -830,12 +888,17 @@ impl Accountant {
         force: bool,
     ) -> Result<Teardown, Error> {
         self.need(d)?;
-        self.not_ram(r)?;
         let dd = self.default_dom.filter(|x| *x != d);
         let t = self.uses(r.space());
         let mut worst = Worst::default();
+        let mut ram = None;
         let mut torn: Vec<(u64, u64)> = Vec::new();
+        // One walk for the RAM check (which comes first) and the others.
         self.segs(r).for_each(r.first(), r.last(), |s, e, u| {
+            if u.ram {
+                ram = ram.or(Some(s));
+                return;
+            }
             if u.reserved {
                 worst.offer(Error::Reserved { unit: s });
                 return;
@@ -874,6 +937,9 @@ impl Accountant {
                 }
             }
         });
+        if let Some(unit) = ram {
+            return Err(Error::NotIoMemory { unit });
+        }
         worst.result()?;
         let mut teardown = Vec::new();
         if let Some(dd) = dd {
@@ -896,14 +962,24 @@ impl Accountant {
     /// ones drain (`pending`) or, with `force`, are torn down.
     fn revoke_op(&mut self, d: DomId, r: UnitRange, force: bool) -> Result<Revoked, Error> {
         self.need(d)?;
-        self.not_ram(r)?;
-        if let Some(unit) = self.segs(r).find_map(r.first(), r.last(), |s, _, u| {
-            u.holds(d).is_none().then_some(s)
-        }) {
+        // One walk: RAM anywhere in the range comes before a unit not held.
+        let (mut ram, mut not_held) = (None, None);
+        self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
+            if u.ram {
+                ram = ram.or(Some(s));
+            } else if u.holds(d).is_none() {
+                not_held = not_held.or(Some(s));
+            }
+        });
+        if let Some(unit) = ram {
+            return Err(Error::NotIoMemory { unit });
+        }
+        if let Some(unit) = not_held {
             return Err(Error::NotGranted { unit });
         }
+        // The runs that drain (a forced revoke tears them down instead).
         let mut runs: Vec<Run> = Vec::new();
-        if let Some(t) = self.uses(r.space()) {
+        if let (false, Some(t)) = (force, self.uses(r.space())) {
             t.runs(d, r.first(), r.last(), &mut |run| runs.push(run));
         }
         let mut teardown = Vec::new();
@@ -936,10 +1012,14 @@ impl Accountant {
     /// One more use (mapping or binding) of every unit of `r` by `d`.
     fn add_use(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         self.need(d)?;
-        self.not_ram(r)?;
+        // One walk for the RAM check and the others: RAM comes first
+        // whatever lies before it in the range.
         let mut worst = Worst::default();
+        let mut ram = None;
         self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
-            if u.reserved {
+            if u.ram {
+                ram = ram.or(Some(s));
+            } else if u.reserved {
                 worst.offer(Error::Reserved { unit: s });
             } else if u.drains(d) {
                 worst.offer(Error::Draining { unit: s, domain: d });
@@ -947,6 +1027,9 @@ impl Accountant {
                 worst.offer(Error::NotGranted { unit: s });
             }
         });
+        if let Some(unit) = ram {
+            return Err(Error::NotIoMemory { unit });
+        }
         worst.result()?;
         let space = r.space();
         let mut counts = None;
@@ -984,9 +1067,11 @@ impl Accountant {
                 })
             }
         }
-        if let (Some((frames, records)), Some(st)) = (counts, self.doms.get_mut(&d)) {
-            st.frames = frames;
-            st.records = records;
+        if let Some((frames, records)) = counts {
+            if let Some(st) = self.doms.get_mut(&d) {
+                st.frames = frames;
+                st.records = records;
+            }
         }
         Ok(())
     }
@@ -994,7 +1079,20 @@ impl Accountant {
     /// One less use of every unit of `r` by `d`; draining ends where the last use ended.
     fn drop_use(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         self.need(d)?;
-        self.not_ram(r)?;
+        // One walk: the RAM check, and the segments `d` drains (whose
+        // draining may end below; the unmap does not change them).
+        let mut ram = None;
+        let mut drained: Vec<(u64, u64)> = Vec::new();
+        self.segs(r).for_each(r.first(), r.last(), |s, e, u| {
+            if u.ram {
+                ram = ram.or(Some(s));
+            } else if u.drains(d) {
+                drained.push((s, e));
+            }
+        });
+        if let Some(unit) = ram {
+            return Err(Error::NotIoMemory { unit });
+        }
         let space = r.space();
         let around = (space == Space::IoMem)
             .then(|| self.runs_around(d, r.first(), r.last(), |c| c.saturating_sub(1)));
@@ -1004,16 +1102,12 @@ impl Accountant {
         })?;
         t.unmap(d, r.first(), r.last())
             .map_err(|e| track_err(space, e))?;
-        if let (Some((before, after)), Some(st)) = (around, self.doms.get_mut(&d)) {
-            st.frames = st.frames.saturating_sub(r.last() - r.first() + 1);
-            st.records = (st.records + after).saturating_sub(before);
-        }
-        let mut drained: Vec<(u64, u64)> = Vec::new();
-        self.segs(r).for_each(r.first(), r.last(), |s, e, u| {
-            if u.drains(d) {
-                drained.push((s, e));
+        if let Some((before, after)) = around {
+            if let Some(st) = self.doms.get_mut(&d) {
+                st.frames = st.frames.saturating_sub(r.last() - r.first() + 1);
+                st.records = (st.records + after).saturating_sub(before);
             }
-        });
+        }
         for (s, e) in drained {
             // The gaps between d's remaining runs in s..=e have no use left.
             let mut gaps: Vec<(u64, u64)> = Vec::new();
@@ -1100,8 +1194,8 @@ impl Accountant {
                 unit,
                 reserved: u.reserved,
                 hv_uses: u.hv_uses,
-                holders: u.holders.clone(),
-                draining: u.draining.clone(),
+                holders: u.holders.to_vec(),
+                draining: u.draining.to_vec(),
                 uses: Vec::new(),
                 default_accessible: self
                     .default_dom

@@ -37,23 +37,32 @@ impl<S: Clone + PartialEq> SegMap<S> {
     /// Calls `f(first, last, state)` for each segment overlapping
     /// `first..=last`, clipped to it, in ascending order.
     pub(crate) fn for_each(&self, first: u64, last: u64, mut f: impl FnMut(u64, u64, &S)) {
-        let start = self.start_of(first);
-        for (&s, (e, st)) in self.map.range(start..=last) {
-            f(s.max(first), (*e).min(last), st);
-        }
+        let _ = self.find_map(first, last, |s, e, st| {
+            f(s, e, st);
+            None::<()>
+        });
     }
 
     /// Like [`SegMap::for_each`], stopping at the first `Some` the closure returns.
+    ///
+    /// One descent of the tree finds the segment holding `first`; a second
+    /// only if the range goes past it.
     pub(crate) fn find_map<T>(
         &self,
         first: u64,
         last: u64,
         mut f: impl FnMut(u64, u64, &S) -> Option<T>,
     ) -> Option<T> {
-        let start = self.start_of(first);
+        let (&s, (e, st)) = self.map.range(..=first).next_back()?;
+        if let Some(t) = f(s.max(first), (*e).min(last), st) {
+            return Some(t);
+        }
+        if *e >= last {
+            return None;
+        }
         self.map
-            .range(start..=last)
-            .find_map(|(&s, (e, st))| f(s.max(first), (*e).min(last), st))
+            .range(e + 1..=last)
+            .find_map(|(&s, (e, st))| f(s, (*e).min(last), st))
     }
 
     /// Ensures a segment boundary at `at` (a segment starts there).
@@ -76,6 +85,9 @@ impl<S: Clone + PartialEq> SegMap<S> {
     /// Applies `f` to the state of every unit in `first..=last`, then merges
     /// equal neighbours around the range.
     pub(crate) fn update(&mut self, first: u64, last: u64, mut f: impl FnMut(&mut S)) {
+        if self.update_within_one(first, last, &mut f) {
+            return;
+        }
         self.split(first);
         if last < self.max {
             self.split(last + 1);
@@ -84,6 +96,78 @@ impl<S: Clone + PartialEq> SegMap<S> {
             f(st);
         }
         self.merge_around(first, last);
+    }
+
+    /// [`SegMap::update`] of a range that lies within one segment (the
+    /// common case: one unit, or a range granted or mapped as a whole),
+    /// with no split-then-merge: the new state is computed once, and the
+    /// map changes only by the pieces that differ. `false` (and nothing
+    /// changed) if the range spans several segments.
+    fn update_within_one(&mut self, first: u64, last: u64, f: &mut impl FnMut(&mut S)) -> bool {
+        let Some((&s0, (e0, st))) = self.map.range_mut(..=first).next_back() else {
+            return false;
+        };
+        let old_end = *e0;
+        if old_end < last {
+            return false;
+        }
+        let mut new = st.clone();
+        f(&mut new);
+        if new == *st {
+            return true;
+        }
+        // What of the old segment lies after the range, in the old state.
+        let mut right = None;
+        if s0 < first {
+            // The old segment keeps what lies before the range, in place.
+            *e0 = first - 1;
+            if old_end > last {
+                right = Some(st.clone());
+            }
+        }
+        // The neighbours the new piece may merge with: the segment before
+        // when the piece starts a segment, the one after when it ends one.
+        let prev = (s0 == first && first > 0)
+            .then(|| self.map.range(..first).next_back())
+            .flatten()
+            .filter(|(_, (_, p))| *p == new)
+            .map(|(&ps, _)| ps);
+        let end = match (old_end == last && last < self.max)
+            .then(|| self.map.get(&(last + 1)))
+            .flatten()
+        {
+            Some((ne, n)) if *n == new => {
+                let ne = *ne;
+                self.map.remove(&(last + 1));
+                ne
+            }
+            _ => last,
+        };
+        if s0 == first {
+            // The old segment's entry becomes the new piece, or goes into
+            // the one before.
+            let old = match prev {
+                Some(ps) => {
+                    if let Some(seg) = self.map.get_mut(&ps) {
+                        seg.0 = end;
+                    }
+                    self.map.remove(&s0).map(|(_, st)| st)
+                }
+                None => self
+                    .map
+                    .get_mut(&s0)
+                    .map(|seg| core::mem::replace(seg, (end, new)).1),
+            };
+            if old_end > last {
+                right = old;
+            }
+        } else {
+            self.map.insert(first, (end, new));
+        }
+        if let Some(old) = right {
+            self.map.insert(last + 1, (old_end, old));
+        }
+        true
     }
 
     /// Merges adjacent equal segments from the one before `first` to the one after `last`.
@@ -160,6 +244,39 @@ mod tests {
         m.update(10, 29, |s| *s = 0);
         assert_eq!(m.len(), 1);
         assert_eq!(m.well_formed(), Ok(()));
+    }
+
+    #[test]
+    fn updates_agree_with_a_unit_array() {
+        // Random updates over a small space against one state per unit:
+        // both paths of `update` (within one segment, across several) and
+        // both walks must agree with it, and the map stay well formed.
+        const MAX: u64 = 63;
+        let mut m = SegMap::new(MAX, 0u8);
+        let mut units = [0u8; MAX as usize + 1];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..5_000 {
+            let a = next(MAX + 1);
+            let b = (a + next(if step % 4 == 0 { 64 } else { 3 })).min(MAX);
+            let v = next(3) as u8;
+            let add = step % 3 == 0;
+            m.update(a, b, |s| *s = if add { s.wrapping_add(v) % 3 } else { v });
+            for u in &mut units[a as usize..=b as usize] {
+                *u = if add { u.wrapping_add(v) % 3 } else { v };
+            }
+            assert_eq!(m.well_formed(), Ok(()), "step {step}");
+            let (c, d) = (next(MAX + 1), next(MAX + 1));
+            let (c, d) = (c.min(d), c.max(d));
+            let mut seen = Vec::new();
+            m.for_each(c, d, |s, e, st| seen.extend((s..=e).map(|_| *st)));
+            assert_eq!(seen, units[c as usize..=d as usize], "step {step}");
+        }
     }
 
     #[test]

@@ -58,6 +58,14 @@ pub fn map_fn() -> RangeFn {
 pub fn bind_fn() -> RangeFn {
     black_box(::ioacct::ioacct_bind as RangeFn)
 }
+/// `ioacct_unmap`, opaque to the optimizer.
+pub fn unmap_fn() -> RangeFn {
+    black_box(::ioacct::ioacct_unmap as RangeFn)
+}
+/// `ioacct_unbind`, opaque to the optimizer.
+pub fn unbind_fn() -> RangeFn {
+    black_box(::ioacct::ioacct_unbind as RangeFn)
+}
 
 /// An accountant made through the C API, and the checkers bound in it;
 /// freed on drop.

@@ -281,13 +281,30 @@ impl Calibrated {
 }
 
 /// A reference workload of about a given length, for normalizing operations
-/// timed outside [`measure`]. What it yields is the time of one reference
+/// timed outside [`measure`] (the range operations, up to tens of
+/// milliseconds each). What it yields is the time of one reference
 /// iteration *now*, so normalized values do not depend on the length chosen.
+///
+/// The reference runs in up to [`Reference::MAX_CHUNKS`] timed chunks and
+/// yields the median chunk: a preemption is one contiguous gap, so it
+/// stretches one chunk and leaves the median alone. Timed whole, a 2 ms
+/// reference that lost the CPU for a 10 ms time slice read 6× too slow,
+/// and the 47 ms `accountant.map` samples divided by it split into two
+/// modes about 7× apart on a loaded host.
 pub struct Reference {
-    iters: u64,
+    /// Iterations per chunk.
+    chunk_iters: u64,
+    /// Chunks per call.
+    chunks: usize,
 }
 
 impl Reference {
+    /// At most this many chunks per call (odd, so the median is one chunk).
+    pub const MAX_CHUNKS: usize = 9;
+    /// A chunk is at least this long, so that the clock read (tens of
+    /// nanoseconds under PVM) stays below 0.5 % of it.
+    pub const MIN_CHUNK_NS: f64 = 20_000.0;
+
     /// Calibrates a reference of about `ns` nanoseconds.
     ///
     /// The length is clamped to 5 µs … 2 ms: long enough to average out
@@ -295,17 +312,42 @@ impl Reference {
     /// time.
     pub fn of_ns(ns: f64) -> Reference {
         let per = per_iter_ns(reference_unit, Duration::from_micros(200));
+        Reference::with_unit_ns(ns, per)
+    }
+
+    /// The chunking of a reference of about `ns` nanoseconds when one
+    /// iteration takes `per` nanoseconds.
+    fn with_unit_ns(ns: f64, per: f64) -> Reference {
+        let ns = ns.clamp(5_000.0, 2_000_000.0);
+        // An odd number of chunks of at least MIN_CHUNK_NS each (one chunk
+        // for a reference shorter than two).
+        let fit = ((ns / Reference::MIN_CHUNK_NS) as usize).clamp(1, Reference::MAX_CHUNKS);
+        let chunks = if fit.is_multiple_of(2) { fit - 1 } else { fit };
         Reference {
-            iters: ((ns.clamp(5_000.0, 2_000_000.0) / per) as u64).max(16),
+            chunk_iters: ((ns / chunks as f64 / per.max(1e-3)) as u64).max(16),
+            chunks,
         }
     }
 
-    /// Runs it once and returns the nanoseconds per reference iteration.
+    /// Runs it once and returns the nanoseconds per reference iteration of
+    /// its median chunk.
     pub fn unit_ns(&self) -> f64 {
-        let t = Instant::now();
-        black_box(reference(self.iters));
-        t.elapsed().as_nanos().max(1) as f64 / self.iters as f64
+        let mut per: [f64; Reference::MAX_CHUNKS] = [0.0; Reference::MAX_CHUNKS];
+        let per = &mut per[..self.chunks];
+        for v in per.iter_mut() {
+            let t = Instant::now();
+            black_box(reference(self.chunk_iters));
+            *v = t.elapsed().as_nanos().max(1) as f64 / self.chunk_iters as f64;
+        }
+        median_of(per)
     }
+}
+
+/// The median of an odd-length slice (sorts it in place); the upper median
+/// of an even one.
+fn median_of(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(1e-3)
 }
 
 /// Percentiles and spectrum of `values` (in `unit`s) through an HDR
@@ -485,6 +527,35 @@ mod tests {
         assert_eq!(m.norm.len(), 20);
         assert!(m.batch_ops >= 1);
         assert!(m.norm.iter().all(|r| *r > 0.0));
+    }
+
+    #[test]
+    fn a_long_reference_runs_in_an_odd_number_of_chunks() {
+        // 2 ms at 1 ns per iteration: nine chunks of 2 ms / 9.
+        let r = Reference::with_unit_ns(2_000_000.0, 1.0);
+        assert_eq!((r.chunks, r.chunk_iters), (9, 222_222));
+        // Capped at 2 ms whatever the operation's length.
+        let r = Reference::with_unit_ns(47_000_000.0, 1.0);
+        assert_eq!((r.chunks, r.chunk_iters), (9, 222_222));
+        // 80 µs fits four 20 µs chunks: three, so that the median is one.
+        let r = Reference::with_unit_ns(80_000.0, 1.0);
+        assert_eq!((r.chunks, r.chunk_iters), (3, 26_666));
+        // Short references are one chunk of at least 5 µs.
+        let r = Reference::with_unit_ns(1_000.0, 1.0);
+        assert_eq!((r.chunks, r.chunk_iters), (1, 5_000));
+        assert!(r.unit_ns() > 0.0);
+    }
+
+    #[test]
+    fn one_preempted_chunk_leaves_the_median() {
+        // One chunk that lost the CPU for a time slice (7x): the median is
+        // the undisturbed chunks' time.
+        let mut v = [1.0, 1.01, 7.0, 0.99, 1.0, 1.02, 1.0, 0.98, 1.0];
+        assert_eq!(median_of(&mut v), 1.0);
+        // Even two of nine.
+        let mut v = [1.0, 7.0, 7.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+        assert_eq!(median_of(&mut v), 1.0);
+        assert_eq!(median_of(&mut []), 1e-3);
     }
 
     #[test]

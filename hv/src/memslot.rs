@@ -171,6 +171,19 @@ impl SlotTable {
         if first > last {
             return Err(SlotError::BadRange);
         }
+        // A bind's common case: no frame of the range, nor one on either
+        // side of it, is mapped yet. Then the range is one new extent of
+        // count 1 that merges with nothing, and one new piece.
+        let touches = self
+            .counts
+            .range(..=last.saturating_add(1))
+            .next_back()
+            .is_some_and(|(_, (e, _))| *e >= first.saturating_sub(1));
+        if !touches {
+            self.counts.insert(first, (last, 1));
+            self.add_slots(first, last, backings, ops);
+            return Ok(());
+        }
         self.split_count(first);
         if let Some(after) = last.checked_add(1) {
             self.split_count(after);
@@ -525,6 +538,55 @@ mod tests {
         let mut v: Vec<_> = k.live.values().map(|(f, l, _)| (*f, *l)).collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn random_maps_and_unmaps_agree_with_per_frame_counts() {
+        // Both paths of `map` (nothing around the range mapped, or some)
+        // against a count per frame; the live slots must be exactly the
+        // backed frames with a count, each slot maximal within its region.
+        let (lo, hi) = (0xf8u64, 0x208u64);
+        let mut t = SlotTable::new(64);
+        let mut k = Kvm::default();
+        let mut counts = vec![0u32; (hi - lo + 1) as usize];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..3_000 {
+            let a = lo + next(hi - lo + 1);
+            let b = (a + next(if step % 7 == 0 { 40 } else { 3 })).min(hi);
+            let idx = (a - lo) as usize..=(b - lo) as usize;
+            if next(3) > 0 {
+                t.map(a, b, &Regions, &mut k).expect("valid range");
+                counts[idx].iter_mut().for_each(|c| *c += 1);
+            } else if counts[idx.clone()].iter().all(|c| *c > 0) {
+                assert_eq!(t.unmap(a, b, 1, &mut k), Ok(Vec::new()), "step {step}");
+                counts[idx].iter_mut().for_each(|c| *c -= 1);
+            } else {
+                assert!(t.unmap(a, b, 1, &mut k).is_err(), "step {step}");
+            }
+            for f in lo..=hi {
+                assert_eq!(
+                    t.count(f),
+                    counts[(f - lo) as usize],
+                    "step {step} frame {f:#x}"
+                );
+            }
+            let mut want = Vec::new();
+            for f in lo..=hi {
+                let on = counts[(f - lo) as usize] > 0 && Regions.backing(f).is_some();
+                match want.last_mut() {
+                    Some((_, l)) if on && *l + 1 == f && f != 0x200 => *l = f,
+                    _ if on => want.push((f, f)),
+                    _ => {}
+                }
+            }
+            assert_eq!(live_ranges(&k), want, "step {step}");
+        }
     }
 
     #[test]

@@ -220,7 +220,10 @@ pub struct Metric {
     pub samples: Vec<f64>,
     /// Each sample divided by an interleaved reference workload timed right
     /// after it in the same run: a within-run ratio that cancels frequency
-    /// and load changes; what the gate tests.
+    /// and load changes; what the gate tests. For range operations (up to
+    /// tens of milliseconds) the divisor is the median of the reference's
+    /// timed chunks (`bench::harness::Reference`), so one preemption of the
+    /// reference does not move the sample.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub norm_samples: Vec<f64>,
     /// Percentile spectrum `[p, value]` from the HDR histogram (p in 0..1),

@@ -11,6 +11,12 @@
 //! mapping 262,144 contiguous frames once costs one record, and every
 //! operation costs O(log r + records touched), never O(frames).
 //!
+//! A domain's tree stays in the index when `unmap` empties it (so that a
+//! domain mapping and unmapping the same frames does not re-insert its
+//! entry every time, and the index estimate of
+//! [`Tracker::tracking_bytes`] keeps counting it); `clear`, which ends a
+//! domain's uses at its destroy, removes it.
+//!
 //! # All or nothing
 //!
 //! `map` and `unmap` first walk the affected records without changing
@@ -35,6 +41,7 @@
 //! injection limit is exceeded by at most one page, never the global
 //! allocator's).
 
+use alloc::collections::btree_map::Entry;
 use alloc::collections::BTreeMap;
 use core::ptr::NonNull;
 
@@ -81,6 +88,107 @@ pub(crate) fn new(source: PageSource) -> SlabExtent {
     }
 }
 
+/// A record from the reservation made by the caller.
+fn take(slab: &mut Slab<ExtentRec>, first: u64, last: u64, count: u32) -> NonNull<ExtentRec> {
+    slab.alloc(ExtentRec {
+        links: Links::new(count),
+        first,
+        last,
+    })
+    .expect("the operation reserved a slot for every record it creates")
+}
+
+fn free(slab: &mut Slab<ExtentRec>, p: NonNull<ExtentRec>) {
+    // SAFETY: every record the tracker handles came from its slab; callers
+    // pass only records just unlinked from a tree (or never linked), which
+    // nothing refers to any more.
+    unsafe { slab.free(p) }
+}
+
+/// Reserves `n` new records plus the spare if it is missing; then makes
+/// the spare. On `Err` nothing changed.
+fn reserve(
+    slab: &mut Slab<ExtentRec>,
+    spare: &mut Option<NonNull<ExtentRec>>,
+    n: u64,
+) -> Result<(), TrackError> {
+    let want = n + u64::from(spare.is_none());
+    if slab.reserve(want).is_err() {
+        slab.trim();
+        return Err(TrackError::NoMemory);
+    }
+    if spare.is_none() {
+        *spare = Some(take(slab, 0, 0, 0));
+    }
+    Ok(())
+}
+
+/// Splits `p` so that it ends at `at - 1` and a new record (same count)
+/// covers `at..=old last`; returns the new record.
+fn split(
+    slab: &mut Slab<ExtentRec>,
+    tree: &mut Tree<ExtentRec>,
+    p: NonNull<ExtentRec>,
+    at: u64,
+) -> NonNull<ExtentRec> {
+    let (last, c) = (get(p).last, count(p));
+    let n = take(slab, at, last, c);
+    get_mut(p).last = at - 1;
+    tree.insert_before(Tree::next(p), n);
+    n
+}
+
+/// Merges equal-count neighbours among the records of `tree` that touch
+/// `lo..=hi`.
+fn merge(slab: &mut Slab<ExtentRec>, tree: &mut Tree<ExtentRec>, lo: u64, hi: u64) {
+    let mut cur = tree.lower_bound(|r| r.last >= lo);
+    while let Some(p) = cur {
+        if get(p).first > hi {
+            break;
+        }
+        let Some(n) = Tree::next(p) else { break };
+        if get(p).last.checked_add(1) == Some(get(n).first) && count(p) == count(n) {
+            get_mut(p).last = get(n).last;
+            tree.remove(n);
+            free(slab, n);
+        } else {
+            cur = Some(n);
+        }
+    }
+}
+
+/// New records a `map` of `first..=last` needs in `tree` (a gap is one; a
+/// split at either end is one), or the first frame whose count would
+/// overflow. Changes nothing.
+fn records_for_map(tree: &Tree<ExtentRec>, first: u64, last: u64) -> Result<u64, TrackError> {
+    let mut new = 0u64;
+    let mut pos = first;
+    let mut cur = tree.lower_bound(|r| r.last >= first);
+    if cur.is_some_and(|p| get(p).first < first) {
+        new += 1;
+    }
+    while let Some(p) = cur {
+        let r = get(p);
+        if r.first > last {
+            break;
+        }
+        if r.links.count == u32::MAX {
+            return Err(TrackError::Overflow {
+                frame: r.first.max(first),
+            });
+        }
+        if r.first > pos {
+            new += 1;
+        }
+        if r.last >= last {
+            return Ok(new + u64::from(r.last > last));
+        }
+        pos = r.last + 1;
+        cur = Tree::next(p);
+    }
+    Ok(new + 1)
+}
+
 impl SlabExtent {
     /// Sets the count of the record holding `frame` (tests: overflow).
     #[cfg(test)]
@@ -95,73 +203,12 @@ impl SlabExtent {
         }
     }
 
-    /// A record from the reservation made by the caller.
-    fn take(&mut self, first: u64, last: u64, count: u32) -> NonNull<ExtentRec> {
-        self.slab
-            .alloc(ExtentRec {
-                links: Links::new(count),
-                first,
-                last,
-            })
-            .expect("the operation reserved a slot for every record it creates")
-    }
-
     fn free(&mut self, p: NonNull<ExtentRec>) {
-        // SAFETY: every record the tracker handles came from `self.slab`;
-        // callers pass only records just unlinked from a tree (or never
-        // linked), which nothing refers to any more.
-        unsafe { self.slab.free(p) }
-    }
-
-    /// Reserves `n` new records plus the spare if it is missing; then makes
-    /// the spare. On `Err` nothing changed.
-    fn reserve(&mut self, n: u64) -> Result<(), TrackError> {
-        let want = n + u64::from(self.spare.is_none());
-        if self.slab.reserve(want).is_err() {
-            self.slab.trim();
-            return Err(TrackError::NoMemory);
-        }
-        if self.spare.is_none() {
-            self.spare = Some(self.take(0, 0, 0));
-        }
-        Ok(())
-    }
-
-    /// Splits `p` so that it ends at `at - 1` and a new record (same
-    /// count) covers `at..=old last`; returns the new record.
-    fn split(&mut self, dom: DomId, p: NonNull<ExtentRec>, at: u64) -> NonNull<ExtentRec> {
-        let (last, c) = (get(p).last, count(p));
-        let n = self.take(at, last, c);
-        get_mut(p).last = at - 1;
-        let succ = Tree::next(p);
-        self.tree(dom).insert_before(succ, n);
-        n
+        free(&mut self.slab, p)
     }
 
     fn tree(&mut self, dom: DomId) -> &mut Tree<ExtentRec> {
         self.doms.entry(dom).or_default()
-    }
-
-    /// Merges equal-count neighbours among the records that touch
-    /// `lo..=hi`.
-    fn merge(&mut self, dom: DomId, lo: u64, hi: u64) {
-        let Some(tree) = self.doms.get(&dom) else {
-            return;
-        };
-        let mut cur = tree.lower_bound(|r| r.last >= lo);
-        while let Some(p) = cur {
-            if get(p).first > hi {
-                break;
-            }
-            let Some(n) = Tree::next(p) else { break };
-            if get(p).last.checked_add(1) == Some(get(n).first) && count(p) == count(n) {
-                get_mut(p).last = get(n).last;
-                self.tree(dom).remove(n);
-                self.free(n);
-            } else {
-                cur = Some(n);
-            }
-        }
     }
 
     fn prune(&mut self, dom: DomId) {
@@ -175,9 +222,6 @@ impl SlabExtent {
     pub(crate) fn check(&self) -> Result<(), &'static str> {
         let mut total = u64::from(self.spare.is_some());
         for tree in self.doms.values() {
-            if tree.is_empty() {
-                return Err("empty domain tree kept");
-            }
             tree.check()?;
             total += tree.len();
             let mut prev: Option<NonNull<ExtentRec>> = None;
@@ -211,44 +255,25 @@ impl Tracker for SlabExtent {
         if first > last {
             return Ok(());
         }
-        // Pass 1: validate and count new records; no change.
-        let mut new = 0u64;
-        let mut done = false;
-        if let Some(tree) = self.doms.get(&dom) {
-            let mut pos = first;
-            let mut cur = tree.lower_bound(|r| r.last >= first);
-            if cur.is_some_and(|p| get(p).first < first) {
-                new += 1;
+        let SlabExtent { slab, doms, spare } = self;
+        // Pass 1: validate, count and reserve new records; no change
+        // (a new domain's tree is added only once its record is reserved).
+        let tree = match doms.entry(dom) {
+            Entry::Occupied(o) => {
+                let tree = o.into_mut();
+                reserve(slab, spare, records_for_map(tree, first, last)?)?;
+                tree
             }
-            while let Some(p) = cur {
-                let r = get(p);
-                if r.first > last {
-                    break;
-                }
-                if r.links.count == u32::MAX {
-                    return Err(TrackError::Overflow {
-                        frame: r.first.max(first),
-                    });
-                }
-                if r.first > pos {
-                    new += 1;
-                }
-                if r.last >= last {
-                    new += u64::from(r.last > last);
-                    done = true;
-                    break;
-                }
-                pos = r.last + 1;
-                cur = Tree::next(p);
+            Entry::Vacant(v) => {
+                reserve(slab, spare, 1)?;
+                v.insert(Tree::default())
             }
-        }
-        new += u64::from(!done);
-        self.reserve(new)?;
+        };
         // Pass 2: apply.
-        let mut cur = self.tree(dom).lower_bound(|r| r.last >= first);
+        let mut cur = tree.lower_bound(|r| r.last >= first);
         if let Some(p) = cur {
             if get(p).first < first {
-                cur = Some(self.split(dom, p, first));
+                cur = Some(split(slab, tree, p, first));
             }
         }
         let mut pos = first;
@@ -256,11 +281,11 @@ impl Tracker for SlabExtent {
             match cur {
                 Some(p) if get(p).first <= last => {
                     if get(p).first > pos {
-                        let g = self.take(pos, get(p).first - 1, 1);
-                        self.tree(dom).insert_before(Some(p), g);
+                        let g = take(slab, pos, get(p).first - 1, 1);
+                        tree.insert_before(Some(p), g);
                     }
                     if get(p).last > last {
-                        self.split(dom, p, last + 1);
+                        split(slab, tree, p, last + 1);
                     }
                     get_mut(p).links.count += 1;
                     if get(p).last == last {
@@ -270,14 +295,14 @@ impl Tracker for SlabExtent {
                     cur = Tree::next(p);
                 }
                 _ => {
-                    let g = self.take(pos, last, 1);
-                    self.tree(dom).insert_before(cur, g);
+                    let g = take(slab, pos, last, 1);
+                    tree.insert_before(cur, g);
                     break;
                 }
             }
         }
-        self.merge(dom, first.saturating_sub(1), last.saturating_add(1));
-        self.slab.trim();
+        merge(slab, tree, first.saturating_sub(1), last.saturating_add(1));
+        slab.trim();
         Ok(())
     }
 
@@ -285,7 +310,8 @@ impl Tracker for SlabExtent {
         if first > last {
             return Ok(());
         }
-        let Some(tree) = self.doms.get(&dom) else {
+        let SlabExtent { slab, doms, spare } = self;
+        let Some(tree) = doms.get_mut(&dom) else {
             return Err(TrackError::NotMapped { frame: first });
         };
         // Pass 1: every frame must be covered; remember the end records.
@@ -306,14 +332,14 @@ impl Tracker for SlabExtent {
         };
         let head = head.expect("the coverage walk found a record at `first`");
         let new = u64::from(get(head).first < first) + u64::from(get(tail).last > last);
-        if self.reserve(new).is_err() {
+        if reserve(slab, spare, new).is_err() {
             // An unmap is a teardown and never fails for lack of memory
             // (SPEC level 10): at the page limit, the (at most two) records
             // its splits need, and the spare, are taken beyond the limit.
-            let limit = self.slab.cache().page_source().limit();
-            self.slab.set_page_limit(None);
-            let r = self.reserve(new);
-            self.slab.set_page_limit(limit);
+            let limit = slab.cache().page_source().limit();
+            slab.set_page_limit(None);
+            let r = reserve(slab, spare, new);
+            slab.set_page_limit(limit);
             if r.is_err() {
                 alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<ExtentRec>());
             }
@@ -322,13 +348,13 @@ impl Tracker for SlabExtent {
         let mut start = head;
         let mut tail = tail;
         if get(head).first < first {
-            start = self.split(dom, head, first);
+            start = split(slab, tree, head, first);
             if head == tail {
                 tail = start;
             }
         }
         if get(tail).last > last {
-            self.split(dom, tail, last + 1);
+            split(slab, tree, tail, last + 1);
         }
         let mut cur = Some(start);
         while let Some(p) = cur {
@@ -336,13 +362,15 @@ impl Tracker for SlabExtent {
             cur = if end >= last { None } else { Tree::next(p) };
             get_mut(p).links.count -= 1;
             if count(p) == 0 {
-                self.tree(dom).remove(p);
-                self.free(p);
+                tree.remove(p);
+                free(slab, p);
             }
         }
-        self.merge(dom, first.saturating_sub(1), last.saturating_add(1));
-        self.prune(dom);
-        self.slab.trim();
+        merge(slab, tree, first.saturating_sub(1), last.saturating_add(1));
+        // An emptied tree stays until `clear` ends the domain's uses (its
+        // destroy): a domain that maps and unmaps the same frames over and
+        // over does not re-insert its index entry each time.
+        slab.trim();
         Ok(())
     }
 
@@ -372,6 +400,11 @@ impl Tracker for SlabExtent {
         let Some(tree) = self.doms.get_mut(&dom) else {
             return;
         };
+        if tree.is_empty() {
+            // Left by unmaps; a clear ends the domain's entry too.
+            self.doms.remove(&dom);
+            return;
+        }
         let whole = tree.first().is_some_and(|p| get(p).first >= first)
             && tree.last().is_some_and(|p| get(p).last <= last);
         if whole {
