@@ -1,0 +1,250 @@
+//! The host's own resource map: what the kernel says is where, and who holds it.
+//!
+//! Read from the live host (`/proc/iomem`, `/proc/ioports`, `/proc/interrupts`,
+//! `/sys/bus/pci/devices/*/{resource,irq,driver,iommu_group}`, and
+//! `/proc/cpuinfo` for the physical address width) or from a snapshot
+//! directory with the same relative paths (`ioacct capture DIR` writes one).
+//! A part that is missing or unusable is a [`Gap`], not an error: the check
+//! uses what is there and says what it could not check.
+//!
+//! INTERFACE CONTRACT (shared by the host side and the judge; keep the names):
+//! the types below and the methods on [`HostMap`].
+
+use std::path::{Path, PathBuf};
+
+use accountant::Space;
+
+use crate::pci::Bdf;
+use crate::span::Span;
+
+/// One line of `/proc/iomem` or `/proc/ioports`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    /// First byte (iomem) or port (ioports).
+    pub start: u64,
+    /// Last byte or port, inclusive.
+    pub end: u64,
+    /// The kernel's name, control bytes escaped (`\x07`) for display.
+    pub name: String,
+    /// Nesting level: two spaces of indentation per level.
+    pub depth: u32,
+    /// Index of the enclosing entry in the same list.
+    pub parent: Option<usize>,
+    /// Where it was read.
+    pub span: Span,
+}
+
+/// One interrupt line of `/proc/interrupts`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IrqLine {
+    /// The line (GSI) number.
+    pub irq: u32,
+    /// The chip and trigger columns, as written (`IO-APIC   2-edge`).
+    pub chip: String,
+    /// The handlers' names (`timer`, `ata_piix, 0000:00:1f.2`).
+    pub actions: Vec<String>,
+    /// Where it was read.
+    pub span: Span,
+}
+
+/// Whether a BAR decodes memory or ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarKind {
+    /// A memory BAR: `start`/`end` are byte addresses.
+    Mem,
+    /// An I/O BAR: `start`/`end` are ports.
+    Io,
+}
+
+/// One base address register of a PCI function, from sysfs `resource`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bar {
+    /// Line index in `resource` (0–5 BARs, 6 the expansion ROM, 7+ bridge windows).
+    pub index: u8,
+    /// First byte or port.
+    pub start: u64,
+    /// Last byte or port, inclusive.
+    pub end: u64,
+    /// Memory or I/O.
+    pub kind: BarKind,
+}
+
+/// A PCI function under `/sys/bus/pci/devices`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciDevice {
+    /// Its address.
+    pub bdf: Bdf,
+    /// Its decoded BARs (unset ones left out).
+    pub bars: Vec<Bar>,
+    /// Its legacy interrupt line (`irq`), where it has one (0 means none).
+    pub irq: Option<u32>,
+    /// The bound driver's name (`driver` link's last component).
+    pub driver: Option<String>,
+    /// Its IOMMU group (`iommu_group` link's last component).
+    pub iommu_group: Option<u32>,
+    /// The device's `resource` file.
+    pub span: Span,
+}
+
+impl PciDevice {
+    /// True when the bound driver is one that holds a device for a guest
+    /// (`pciback`, `xen-pciback`, `vfio-pci`, `pci-stub`) or none is bound:
+    /// dom0 is not using it.
+    pub fn assignable(&self) -> bool {
+        match self.driver.as_deref() {
+            None => true,
+            Some(d) => matches!(d, "pciback" | "xen-pciback" | "vfio-pci" | "pci-stub"),
+        }
+    }
+}
+
+/// Something the check could not read or use, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What follows for the check ("port conflicts with dom0's drivers not checked").
+    pub why: String,
+}
+
+/// One resource range held by the hypervisor or by dom0, in accountant units
+/// (frames for [`Space::IoMem`], ports, lines), with the host's own name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The space.
+    pub space: Space,
+    /// First unit.
+    pub first: u64,
+    /// Last unit, inclusive.
+    pub last: u64,
+    /// The host's name for it: `0000:00:19.0 e1000e`, `serial`, `Local APIC`.
+    pub name: String,
+    /// The PCI function it belongs to, if any.
+    pub device: Option<Bdf>,
+    /// Where the host map says so, if it was read from a file.
+    pub span: Option<Span>,
+}
+
+/// What the hypervisor keeps for itself (Xen's defaults; each can be turned
+/// off or changed by the command line's `--hv-reserve`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HvReserve {
+    /// Local APIC page(s), as the host map names them.
+    pub lapic: bool,
+    /// IO-APIC pages.
+    pub ioapic: bool,
+    /// HPET pages.
+    pub hpet: bool,
+    /// The legacy PIC (0x20-0x21, 0xa0-0xa1).
+    pub pic: bool,
+    /// The PIT (0x40-0x43).
+    pub pit: bool,
+    /// ELCR (0x4d0-0x4d1).
+    pub elcr: bool,
+    /// PCI configuration mechanism #1 (0xcf8-0xcff).
+    pub pci_conf: bool,
+    /// The console UART's base port (Xen's `com1`, 0x3f8 by default); `None`: no console.
+    pub console: Option<u16>,
+}
+
+impl Default for HvReserve {
+    fn default() -> Self {
+        HvReserve {
+            lapic: true,
+            ioapic: true,
+            hpet: true,
+            pic: true,
+            pit: true,
+            elcr: true,
+            pci_conf: true,
+            console: Some(0x3f8),
+        }
+    }
+}
+
+/// A host map that could not be read at all: exit status 2, naming the file.
+#[derive(Debug)]
+pub enum HostError {
+    /// The snapshot root is not a directory.
+    NotADirectory(PathBuf),
+    /// A file could not be read (a directory where a file was expected, I/O).
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// A line is not in the kernel's format.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u32,
+        /// What is wrong.
+        why: String,
+    },
+    /// A file larger than the reader accepts.
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
+}
+
+/// The host's resource map.
+#[derive(Clone, Debug, Default)]
+pub struct HostMap {
+    /// `proc/iomem`, byte addresses; `None` when missing or unusable (see `gaps`).
+    pub iomem: Option<Vec<Resource>>,
+    /// `proc/ioports`.
+    pub ioports: Option<Vec<Resource>>,
+    /// `proc/interrupts`.
+    pub interrupts: Option<Vec<IrqLine>>,
+    /// `sys/bus/pci/devices`.
+    pub pci: Option<Vec<PciDevice>>,
+    /// Physical address width in bits (`/proc/cpuinfo` `address sizes`).
+    pub phys_bits: Option<u8>,
+    /// What could not be read or used.
+    pub gaps: Vec<Gap>,
+}
+
+impl HostMap {
+    /// Reads the live host (paths under `/`).
+    pub fn read_live() -> Result<HostMap, HostError> {
+        HostMap::read_dir(Path::new("/"))
+    }
+
+    /// Reads a snapshot directory (or `/`): the same relative paths.
+    pub fn read_dir(root: &Path) -> Result<HostMap, HostError> {
+        if !root.is_dir() {
+            return Err(HostError::NotADirectory(root.to_path_buf()));
+        }
+        Ok(HostMap::default())
+    }
+
+    /// The PCI function at `bdf`, if sysfs was read and has it.
+    pub fn device(&self, bdf: &Bdf) -> Option<&PciDevice> {
+        self.pci.as_ref()?.iter().find(|d| d.bdf == *bdf)
+    }
+
+    /// Frame ranges (4 KiB, inclusive) that the host map calls RAM.
+    pub fn ram_frames(&self) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
+
+    /// What the hypervisor keeps for itself on this host, with the host's names.
+    pub fn hv_reservations(&self, _policy: &HvReserve) -> Vec<Claim> {
+        Vec::new()
+    }
+
+    /// What dom0's bound drivers hold (every driver but the assignable ones).
+    pub fn dom0_claims(&self) -> Vec<Claim> {
+        Vec::new()
+    }
+
+    /// The host's own name for a unit: the deepest map entry covering it.
+    pub fn name_of(&self, _space: Space, _unit: u64) -> Option<(String, Option<Span>)> {
+        None
+    }
+}
