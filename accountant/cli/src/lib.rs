@@ -8,6 +8,7 @@
 //! * [`span`] — where a finding comes from: a file, a line, a column.
 #![deny(missing_docs)]
 
+pub mod guest;
 pub mod host;
 pub mod pci;
 pub mod span;
