@@ -8,7 +8,12 @@
 //! * [`span`] — where a finding comes from: a file, a line, a column.
 #![deny(missing_docs)]
 
+pub mod finding;
 pub mod guest;
 pub mod host;
+pub mod judge;
 pub mod pci;
+pub mod report;
+pub mod rules;
+pub mod share;
 pub mod span;

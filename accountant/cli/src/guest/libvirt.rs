@@ -177,7 +177,9 @@ mod tests {
     fn hostile_xml_is_refused_in_bounded_time() {
         let bomb = "<?xml version='1.0'?>\n<!DOCTYPE d [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>]>\n<domain><name>&b;</name></domain>\n";
         match guest(bomb) {
-            Err(GuestError::Syntax { span, why }) => assert!(span.line <= 2 && why.contains("DTD"), "{span}: {why}"),
+            Err(GuestError::Syntax { span, why }) => {
+                assert!(span.line <= 2 && why.contains("DTD"), "{span}: {why}")
+            }
             other => panic!("{other:?}"),
         }
         let deep = format!(

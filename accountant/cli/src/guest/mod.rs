@@ -247,6 +247,11 @@ impl<'a> LineIndex<'a> {
         LineIndex { text, starts }
     }
 
+    /// Byte offset where 1-based `line` starts.
+    pub(crate) fn offset_of_line(&self, line: u32) -> Option<usize> {
+        self.starts.get((line as usize).checked_sub(1)?).copied()
+    }
+
     /// Line and column (1-based; the column in characters) of byte offset `at`.
     pub(crate) fn line_col(&self, at: usize) -> (u32, u32) {
         let at = at.min(self.text.len());

@@ -587,7 +587,7 @@ pub fn parse(file: Arc<PathBuf>, text: String) -> Result<Guest, GuestError> {
         }
     }
     // Report in file order.
-    requests.sort_by(|a, b| (a.span.line, a.span.col).cmp(&(b.span.line, b.span.col)));
+    requests.sort_by_key(|r| (r.span.line, r.span.col));
     Ok(Guest {
         file,
         format: Format::Xl,
