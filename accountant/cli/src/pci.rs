@@ -47,7 +47,12 @@ impl Bdf {
         if dev > 0x1f || func > 7 {
             return Err(BdfError::OutOfRange);
         }
-        Ok(Bdf { seg, bus, dev, func })
+        Ok(Bdf {
+            seg,
+            bus,
+            dev,
+            func,
+        })
     }
 
     /// Parses `SSSS:BB:DD.F` or `BB:DD.F` (hex, any case, no surrounding
@@ -59,7 +64,11 @@ impl Bdf {
         if parts.len() < 2 || parts.len() > 3 {
             return Err(BdfError::Syntax);
         }
-        let seg = if parts.len() == 3 { parts.remove(0) } else { "0" };
+        let seg = if parts.len() == 3 {
+            parts.remove(0)
+        } else {
+            "0"
+        };
         let field = |t: &str, max: u32| -> Result<u32, BdfError> {
             if t.is_empty() || t.len() > 8 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(BdfError::Syntax);
