@@ -124,7 +124,7 @@ pub fn capture_from(root: &Path, dir: &Path) -> Result<CaptureSummary, HostError
 }
 
 fn mkdir(p: &Path) -> Result<(), HostError> {
-    std::fs::create_dir_all(p).map_err(|error| HostError::Read {
+    std::fs::create_dir_all(p).map_err(|error| HostError::Write {
         path: p.to_path_buf(),
         error,
     })
@@ -134,7 +134,7 @@ fn write(p: &Path, data: &[u8]) -> Result<(), HostError> {
     if let Some(parent) = p.parent() {
         mkdir(parent)?;
     }
-    std::fs::write(p, data).map_err(|error| HostError::Read {
+    std::fs::write(p, data).map_err(|error| HostError::Write {
         path: PathBuf::from(p),
         error,
     })

@@ -38,8 +38,9 @@
 //!    virtualised. A structural entry's children are examined in turn.
 //! 3. **Interrupt lines**: a line (see [`interrupts`](super::interrupts))
 //!    whose handlers include any but the assignable drivers' is held, named
-//!    by its handlers (`ttyS0`, `ehci_hcd:usb1, PCIe PME`); line 0's
-//!    `timer` and the 8259's `cascade` are the platform's, not a driver's.
+//!    by its handlers (`ttyS0`, `ehci_hcd:usb1, PCIe PME`); the `timer`
+//!    handler (the PIT's, on line 0 or, through the usual ISA override, on
+//!    line 2) and the 8259's `cascade` are the platform's, not a driver's.
 //!
 //! Each unit appears in at most one claim: where entries overlap (two
 //! drivers' registers in one frame), the entry that starts first keeps the
@@ -52,8 +53,8 @@
 //! the local APIC page, each IO-APIC page, the HPET page (Xen's timer; Xen
 //! denies it outright when ACPI asks for page protection and maps it
 //! read-only otherwise), the PIC (0x20–0x21, 0xa0–0xa1), the PIT
-//! (0x40–0x43, 0x61, and line 0, which Xen never grants: dom0's lines start
-//! at 1), the ELCR (0x4d0–0x4d1), PCI configuration mechanism #1
+//! (0x40–0x43, 0x61, line 0, which Xen never grants: dom0's lines start
+//! at 1, and the line the host shows the `timer` handler on), the ELCR (0x4d0–0x4d1), PCI configuration mechanism #1
 //! (0xcf8–0xcff), and the console UART (its eight ports and, when
 //! `/proc/interrupts` shows its `ttySn` handler, its line). Pages are the
 //! ones the host map names `Local APIC`, `IOAPIC N`, `HPET N`; when the map
@@ -592,52 +593,48 @@ impl HostMap {
     /// names (see the module doc).
     pub fn hv_reservations(&self, policy: &HvReserve) -> Vec<Claim> {
         let mut v = Vec::new();
-        let pages = |v: &mut Vec<Claim>,
-                     on: bool,
-                     prefix: &str,
-                     exact: bool,
-                     arch: u64,
-                     label: &str| {
-            if !on {
-                return;
-            }
-            let found: Vec<&Resource> = self
-                .iomem
-                .iter()
-                .flatten()
-                .filter(|r| {
-                    if exact {
-                        r.name == prefix
-                    } else {
-                        r.name.starts_with(prefix)
-                    }
-                })
-                .collect();
-            if found.is_empty() {
-                v.push(Claim {
-                    space: Space::IoMem,
-                    first: arch >> 12,
-                    last: arch >> 12,
-                    name: format!(
-                        "{label} (architectural address {arch:#x}; the host map does not show it)"
-                    ),
-                    device: None,
-                    span: None,
-                });
-            }
-            for r in found {
-                if let Some((first, last)) = frames(r.start, r.end) {
+        let pages =
+            |v: &mut Vec<Claim>, on: bool, prefix: &str, exact: bool, arch: u64, label: &str| {
+                if !on {
+                    return;
+                }
+                let found: Vec<&Resource> = self
+                    .iomem
+                    .iter()
+                    .flatten()
+                    .filter(|r| {
+                        if exact {
+                            r.name == prefix
+                        } else {
+                            r.name.starts_with(prefix)
+                        }
+                    })
+                    .collect();
+                if found.is_empty() {
                     v.push(Claim {
                         space: Space::IoMem,
-                        first,
-                        last,
-                        name: r.name.clone(),
+                        first: arch >> 12,
+                        last: arch >> 12,
+                        name: format!(
+                        "{label} (architectural address {arch:#x}; the host map does not show it)"
+                    ),
                         device: None,
-                        span: Some(r.span.clone()),
+                        span: None,
                     });
                 }
-            }
-        };
+                for r in found {
+                    if let Some((first, last)) = frames(r.start, r.end) {
+                        v.push(Claim {
+                            space: Space::IoMem,
+                            first,
+                            last,
+                            name: r.name.clone(),
+                            device: None,
+                            span: Some(r.span.clone()),
+                        });
+                    }
+                }
+            };
         pages(
             &mut v,
             policy.lapic,
@@ -672,20 +669,33 @@ impl HostMap {
             ports(true, base, base + 7, "console UART");
         }
         if policy.pit {
-            let (name, span) = match self.lines().into_iter().find(|(g, _)| *g == 0) {
-                Some((_, r)) if !r.actions.is_empty() => {
-                    (r.actions.join(", "), Some(r.span.clone()))
-                }
-                _ => ("timer".to_string(), None),
-            };
-            v.push(Claim {
-                space: Space::Irq,
-                first: 0,
-                last: 0,
-                name,
-                device: None,
-                span,
-            });
+            // Xen grants dom0 lines from 1: line 0 is its own; the PIT's
+            // line is where the host shows the `timer` handler (GSI 2
+            // through the ISA override on most hosts).
+            let timer = self
+                .lines()
+                .into_iter()
+                .find(|(_, r)| r.actions.iter().any(|a| a == "timer"));
+            if timer.is_none_or(|(g, _)| g != 0) {
+                v.push(Claim {
+                    space: Space::Irq,
+                    first: 0,
+                    last: 0,
+                    name: "line 0 (the hypervisor grants dom0 lines from 1)".into(),
+                    device: None,
+                    span: None,
+                });
+            }
+            if let Some((g, r)) = timer {
+                v.push(Claim {
+                    space: Space::Irq,
+                    first: u64::from(g),
+                    last: u64::from(g),
+                    name: r.actions.join(", "),
+                    device: None,
+                    span: Some(r.span.clone()),
+                });
+            }
         }
         if let Some(tty) = policy.console.and_then(standard_tty) {
             if let Some((g, r)) = self
@@ -760,7 +770,7 @@ impl HostMap {
                 .actions
                 .iter()
                 .filter(|a| !assignable_name(a))
-                .filter(|a| !(g == 0 && a.as_str() == "timer") && a.as_str() != "cascade")
+                .filter(|a| a.as_str() != "timer" && a.as_str() != "cascade")
                 .collect();
             if !held.is_empty() {
                 lines.push(Claim {

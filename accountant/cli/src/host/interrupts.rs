@@ -17,11 +17,13 @@
 //! IO-APIC pin (`xen-pirq` with an `ioapic` trigger); MSI rows (`PCI-MSI`,
 //! `PCI-MSIX-…`, `DMAR-MSI`) and event channels are not lines and have no
 //! [`IrqLine::gsi`]. For an IO-APIC row the GSI is the pin column
-//! (`IO-APIC   4-edge` is GSI 4) when the host has one IO-APIC, whose GSI
-//! base is 0; with several IO-APICs the pin is relative to its IO-APIC, and
-//! the Linux IRQ number is used: x86 Linux numbers IO-APIC lines by GSI on
-//! ACPI hosts. Rows in the old one-token format have no pin column and use
-//! the IRQ number.
+//! (`IO-APIC   4-edge` is GSI 4; `0: IO-APIC   2-edge  timer` is ISA IRQ 0
+//! on GSI 2) when the host has one IO-APIC, whose GSI base is 0, and for
+//! the ISA IRQs 0–15, which sit on the first IO-APIC. With several
+//! IO-APICs a pin is relative to its own IO-APIC, and for IRQs from 16 the
+//! Linux IRQ number is used: x86 Linux numbers those lines by GSI on ACPI
+//! hosts. Rows in the old one-token format (`IO-APIC-edge`) have no pin
+//! column and use the IRQ number.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -152,7 +154,7 @@ fn gsi_of(r: &IrqLine, ioapics: usize) -> Option<u32> {
         return None;
     }
     match r.hwirq {
-        Some(pin) if ioapics <= 1 => u32::try_from(pin).ok(),
+        Some(pin) if r.irq < 16 || ioapics <= 1 => u32::try_from(pin).ok(),
         _ => Some(r.irq),
     }
 }
@@ -225,6 +227,7 @@ ERR:          0\n")
         assert_eq!(r[1].gsi, Some(4));
         assert_eq!(r[3].gsi, None);
         assign_gsis(&mut r, 3);
+        assert_eq!(r[0].gsi, Some(2), "ISA IRQs sit on the first IO-APIC");
         assert_eq!(r[1].gsi, Some(26));
     }
 

@@ -209,6 +209,13 @@ pub enum HostError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A file or directory of a capture could not be written.
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
     /// A directory with more entries than the reader accepts.
     TooMany {
         /// The directory.
@@ -238,6 +245,9 @@ impl fmt::Display for HostError {
                 )
             }
             HostError::Read { path, error } => write!(f, "{}: {error}", path.display()),
+            HostError::Write { path, error } => {
+                write!(f, "{}: cannot write: {error}", path.display())
+            }
             HostError::Parse { path, line, why } => {
                 write!(f, "{}:{line}: {why}", path.display())
             }
@@ -259,7 +269,7 @@ impl fmt::Display for HostError {
 impl std::error::Error for HostError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            HostError::Read { error, .. } => Some(error),
+            HostError::Read { error, .. } | HostError::Write { error, .. } => Some(error),
             _ => None,
         }
     }

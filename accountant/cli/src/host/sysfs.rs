@@ -25,9 +25,12 @@ use super::{Bar, BarKind, HostError, PciDevice};
 use crate::pci::Bdf;
 use crate::span::Span;
 
-/// Most entries accepted in `sys/bus/pci/devices`. 65,536 is every function
-/// of 256 buses of one segment: more than any real host presents.
-pub const MAX_DEVICES: usize = 65_536;
+/// Most entries accepted in `sys/bus/pci/devices`: 16,384. Large servers
+/// show a few hundred functions, a few thousand with SR-IOV virtual
+/// functions enabled (64 physical functions of 256 VFs is this limit). The
+/// trade-off: a higher limit lets a hostile tree cost more directory reads
+/// before it is refused; the reader's memory is O(entries) either way.
+pub const MAX_DEVICES: usize = 16_384;
 
 /// Most lines accepted in one `resource` file (the kernel writes 17 or fewer).
 pub const MAX_RESOURCE_LINES: u32 = 64;
@@ -45,9 +48,11 @@ pub fn read_devices(
         path: dir.to_path_buf(),
         error,
     })?;
-    let mut out = Vec::new();
-    for (n, entry) in rd.enumerate() {
-        if n >= MAX_DEVICES {
+    // Count before reading any device, so a directory of a million entries
+    // is refused after MAX_DEVICES + 1 directory reads and nothing else.
+    let mut names = Vec::new();
+    for entry in rd {
+        if names.len() >= MAX_DEVICES {
             return Err(HostError::TooMany {
                 path: dir.to_path_buf(),
                 limit: MAX_DEVICES,
@@ -57,16 +62,20 @@ pub fn read_devices(
             path: dir.to_path_buf(),
             error,
         })?;
-        let name = entry.file_name();
+        names.push(entry.file_name());
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let path = dir.join(&name);
         let name = name.to_string_lossy();
         if name.starts_with('.') {
             continue;
         }
         let bdf = Bdf::parse(&name).map_err(|e| HostError::Invalid {
-            path: entry.path(),
+            path: path.clone(),
             why: format!("not a PCI function address: {e}"),
         })?;
-        out.push(read_device(&entry.path(), bdf, missing)?);
+        out.push(read_device(&path, bdf, missing)?);
     }
     out.sort_by_key(|d| d.bdf);
     Ok(out)
