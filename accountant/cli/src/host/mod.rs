@@ -10,12 +10,24 @@
 //! INTERFACE CONTRACT (shared by the host side and the judge; keep the names):
 //! the types below and the methods on [`HostMap`].
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use accountant::Space;
 
 use crate::pci::Bdf;
 use crate::span::Span;
+
+pub mod capture;
+mod claims;
+pub mod cpuinfo;
+pub mod interrupts;
+pub mod read;
+pub mod resources;
+pub mod sysfs;
+
+pub use capture::{capture, capture_from, CaptureSummary};
+pub use claims::{FunctionResources, HvReserveError, SharedPage};
 
 /// One line of `/proc/iomem` or `/proc/ioports`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +55,13 @@ pub struct IrqLine {
     pub chip: String,
     /// The handlers' names (`timer`, `ata_piix, 0000:00:1f.2`).
     pub actions: Vec<String>,
+    /// The hardware IRQ number of the chip column (`IO-APIC   4-edge`: 4),
+    /// when the kernel printed one.
+    pub hwirq: Option<u64>,
+    /// The line (GSI) this row is, when it is one: IO-APIC, 8259 and Xen
+    /// IO-APIC pirq rows; `None` for MSI and event-channel rows. See
+    /// [`interrupts`] for the rule.
+    pub gsi: Option<u32>,
     /// Where it was read.
     pub span: Span,
 }
@@ -190,6 +209,84 @@ pub enum HostError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A file or directory of a capture could not be written.
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// A directory with more entries than the reader accepts.
+    TooMany {
+        /// The directory.
+        path: PathBuf,
+        /// The limit in entries.
+        limit: usize,
+    },
+    /// An entry that is not what the kernel writes there, outside any
+    /// line-oriented file (a sysfs entry not named by a PCI address, an
+    /// IOMMU group that is not a number, a capture target that is not empty).
+    Invalid {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::NotADirectory(p) => {
+                write!(
+                    f,
+                    "{}: not a directory (a host snapshot is one)",
+                    p.display()
+                )
+            }
+            HostError::Read { path, error } => write!(f, "{}: {error}", path.display()),
+            HostError::Write { path, error } => {
+                write!(f, "{}: cannot write: {error}", path.display())
+            }
+            HostError::Parse { path, line, why } => {
+                write!(f, "{}:{line}: {why}", path.display())
+            }
+            HostError::TooLarge { path, limit } => write!(
+                f,
+                "{}: larger than {limit} bytes: not the kernel's file",
+                path.display()
+            ),
+            HostError::TooMany { path, limit } => write!(
+                f,
+                "{}: more than {limit} entries: not the kernel's directory",
+                path.display()
+            ),
+            HostError::Invalid { path, why } => write!(f, "{}: {why}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for HostError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HostError::Read { error, .. } | HostError::Write { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The snapshot-relative paths of the parts of a host map.
+pub mod paths {
+    /// `/proc/iomem`.
+    pub const IOMEM: &str = "proc/iomem";
+    /// `/proc/ioports`.
+    pub const IOPORTS: &str = "proc/ioports";
+    /// `/proc/interrupts`.
+    pub const INTERRUPTS: &str = "proc/interrupts";
+    /// `/proc/cpuinfo`.
+    pub const CPUINFO: &str = "proc/cpuinfo";
+    /// `/sys/bus/pci/devices`.
+    pub const PCI_DEVICES: &str = "sys/bus/pci/devices";
 }
 
 /// The host's resource map.
@@ -215,36 +312,116 @@ impl HostMap {
         HostMap::read_dir(Path::new("/"))
     }
 
-    /// Reads a snapshot directory (or `/`): the same relative paths.
+    /// Reads a snapshot directory (or `/`): the same relative paths. What is
+    /// missing, empty or unprivileged becomes a [`Gap`]; what is present but
+    /// not the kernel's is a [`HostError`] (see the module doc).
     pub fn read_dir(root: &Path) -> Result<HostMap, HostError> {
         if !root.is_dir() {
             return Err(HostError::NotADirectory(root.to_path_buf()));
         }
-        Ok(HostMap::default())
+        let mut map = HostMap::default();
+        map.iomem = map.read_tree(root, paths::IOMEM, u64::MAX, "memory")?;
+        map.ioports = map.read_tree(root, paths::IOPORTS, 0xffff_ffff, "port")?;
+
+        let path = root.join(paths::INTERRUPTS);
+        map.interrupts = match read::read_capped(&path, read::PROC_LIMIT)? {
+            None => {
+                map.gap(path, "missing: interrupt-line conflicts with dom0's drivers and the console's line not checked");
+                None
+            }
+            Some(d) if d.is_empty() => {
+                map.gap(path, "empty: interrupt-line conflicts with dom0's drivers and the console's line not checked");
+                None
+            }
+            Some(d) => Some(interrupts::parse(&path, &d)?),
+        };
+
+        let path = root.join(paths::CPUINFO);
+        map.phys_bits = match read::read_capped(&path, read::PROC_LIMIT)? {
+            None => {
+                map.gap(
+                    path,
+                    "missing: iomem beyond the physical address width not checked",
+                );
+                None
+            }
+            Some(d) => {
+                let bits = cpuinfo::phys_bits(&path, &d)?;
+                if bits.is_none() {
+                    map.gap(path, "no `address sizes` line: iomem beyond the physical address width not checked");
+                }
+                bits
+            }
+        };
+
+        let path = root.join(paths::PCI_DEVICES);
+        map.pci = match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                map.gap(path, "missing: drivers bound to PCI functions, IOMMU groups and BARs from sysfs not checked (BARs are taken from /proc/iomem and /proc/ioports where they show them)");
+                None
+            }
+            _ => {
+                let mut missing = Vec::new();
+                let devs = sysfs::read_devices(&path, &mut missing)?;
+                for m in missing {
+                    map.gap(
+                        m,
+                        "missing: that function's resources from sysfs not checked",
+                    );
+                }
+                Some(devs)
+            }
+        };
+
+        let ioapics = map.named_entries("IOAPIC ").len();
+        if let Some(rows) = map.interrupts.as_mut() {
+            interrupts::assign_gsis(rows, ioapics);
+        }
+        Ok(map)
+    }
+
+    fn gap(&mut self, path: PathBuf, why: &str) {
+        self.gaps.push(Gap {
+            path,
+            why: why.to_string(),
+        });
+    }
+
+    fn read_tree(
+        &mut self,
+        root: &Path,
+        rel: &str,
+        max: u64,
+        what: &str,
+    ) -> Result<Option<Vec<Resource>>, HostError> {
+        let path = root.join(rel);
+        let Some(data) = read::read_capped(&path, read::PROC_LIMIT)? else {
+            self.gap(
+                path,
+                &format!("missing: {what} conflicts with the host map (dom0's drivers, the hypervisor's devices{}) not checked", if what == "memory" { ", RAM" } else { "" }),
+            );
+            return Ok(None);
+        };
+        if data.is_empty() {
+            self.gap(
+                path,
+                &format!("empty: {what} conflicts with the host map not checked"),
+            );
+            return Ok(None);
+        }
+        let entries = resources::parse(&path, &data, max)?;
+        if resources::all_zero(&entries) {
+            self.gap(
+                path,
+                &format!("shows zero addresses: read as root (CAP_SYS_ADMIN) or capture as root; {what} conflicts with the host map not checked"),
+            );
+            return Ok(None);
+        }
+        Ok(Some(entries))
     }
 
     /// The PCI function at `bdf`, if sysfs was read and has it.
     pub fn device(&self, bdf: &Bdf) -> Option<&PciDevice> {
         self.pci.as_ref()?.iter().find(|d| d.bdf == *bdf)
-    }
-
-    /// Frame ranges (4 KiB, inclusive) that the host map calls RAM.
-    pub fn ram_frames(&self) -> Vec<(u64, u64)> {
-        Vec::new()
-    }
-
-    /// What the hypervisor keeps for itself on this host, with the host's names.
-    pub fn hv_reservations(&self, _policy: &HvReserve) -> Vec<Claim> {
-        Vec::new()
-    }
-
-    /// What dom0's bound drivers hold (every driver but the assignable ones).
-    pub fn dom0_claims(&self) -> Vec<Claim> {
-        Vec::new()
-    }
-
-    /// The host's own name for a unit: the deepest map entry covering it.
-    pub fn name_of(&self, _space: Space, _unit: u64) -> Option<(String, Option<Span>)> {
-        None
     }
 }
