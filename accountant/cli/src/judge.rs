@@ -61,7 +61,7 @@ use accountant::{execute, Accountant, BootOptions, DomId, Mode, Space, TrackerKi
 
 use crate::finding::{Finding, Note, Resource};
 use crate::guest::{Functions, Guest, Want};
-use crate::host::{BarKind, Claim, HostMap, HvReserve};
+use crate::host::{Claim, HostMap, HvReserve};
 use crate::pci::Bdf;
 use crate::rules::Rule;
 use crate::share::Shares;
@@ -348,11 +348,21 @@ impl<'a> Judge<'a> {
             let origin = match self.ram_origin.get(&i) {
                 Some(&o) => o,
                 None => {
-                    let (name, span) = self
-                        .input
-                        .host
-                        .and_then(|h| h.name_of(Space::IoMem, unit))
-                        .unwrap_or_else(|| ("System RAM".to_string(), None));
+                    // The map's own RAM entry covering the frame, else its deepest name.
+                    let addr = unit.saturating_mul(4096);
+                    let ram_entry = self.input.host.and_then(|h| {
+                        h.iomem.iter().flatten().find(|r| {
+                            r.name == "System RAM" && r.start <= addr | 0xfff && addr <= r.end
+                        })
+                    });
+                    let (name, span) = match ram_entry {
+                        Some(r) => (r.name.clone(), Some(r.span.clone())),
+                        None => self
+                            .input
+                            .host
+                            .and_then(|h| h.name_of(Space::IoMem, unit))
+                            .unwrap_or_else(|| ("System RAM".to_string(), None)),
+                    };
                     let o = self.origin(Origin {
                         owner: Owner::Ram,
                         span,
@@ -796,12 +806,7 @@ impl<'a> Judge<'a> {
             format!("create {dom}"),
             &format!("{} domain `{}`", g.file.display(), g.label()),
         );
-        let max_frame = self
-            .input
-            .host
-            .and_then(|h| h.phys_bits)
-            .filter(|&b| (12..64).contains(&b))
-            .map(|b| (1u64 << (b - 12)) - 1);
+        let max_frame = self.input.host.and_then(|h| h.max_frame());
         for req in &g.requests {
             let mk = |what: String, device: Option<Bdf>, intx: bool| Origin {
                 owner: Owner::Guest(d),
@@ -815,7 +820,10 @@ impl<'a> Judge<'a> {
                     let last = first.saturating_add(count.saturating_sub(1));
                     let o = self.origin(mk(format!("iomem \"{}\"", req.text), None, false));
                     let beyond = match max_frame {
-                        Some(m) if last > m => Some(format!("beyond the host's {}-bit physical address width", m.count_ones() + 12)),
+                        Some(m) if last > m => Some(format!(
+                            "beyond the host's {}-bit physical address width",
+                            self.input.host.and_then(|h| h.phys_bits).unwrap_or(0)
+                        )),
                         _ if last >= CFG_WINDOW => Some(format!("at or beyond frame {CFG_WINDOW:#x}, where this check keeps PCI functions' units (beyond a 51-bit physical address width)")),
                         _ => None,
                     };
@@ -850,32 +858,34 @@ impl<'a> Judge<'a> {
                     self.grant_pieces(dom, Space::Irq, *n, *n, false, o);
                 }
                 Want::Pci(fns) => {
-                    let host_pci = self.input.host.and_then(|h| h.pci.as_ref());
-                    let list: Vec<Bdf> = match (fns, host_pci) {
-                        (Functions::One(b), _) => vec![*b],
-                        (Functions::All(b), Some(devs)) => devs
-                            .iter()
-                            .map(|d| d.bdf)
-                            .filter(|x| x.seg == b.seg && x.bus == b.bus && x.dev == b.dev)
-                            .collect(),
-                        (Functions::All(b), None) => (0..8)
-                            .filter_map(|f| Bdf::new(b.seg, b.bus, b.dev, f).ok())
-                            .collect(),
+                    let host = self.input.host;
+                    let known = |b: &Bdf| host.and_then(|h| h.function_resources(b)).is_some();
+                    // Whether the host map can tell which functions exist.
+                    let mapped = host.is_some_and(|h| h.pci.is_some() || h.iomem.is_some());
+                    let list: Vec<Bdf> = match fns {
+                        Functions::One(b) => vec![*b],
+                        Functions::All(b) => {
+                            let all: Vec<Bdf> = (0..8)
+                                .filter_map(|f| Bdf::new(b.seg, b.bus, b.dev, f).ok())
+                                .collect();
+                            if mapped {
+                                all.into_iter().filter(|x| known(x)).collect()
+                            } else {
+                                all
+                            }
+                        }
                     };
-                    if list.is_empty()
-                        || host_pci.is_some_and(|_| {
-                            list.iter()
-                                .any(|b| self.input.host.and_then(|h| h.device(b)).is_none())
-                        })
-                    {
-                        let missing: Vec<String> = if list.is_empty() {
-                            vec![req.text.clone()]
-                        } else {
-                            list.iter()
-                                .filter(|b| self.input.host.and_then(|h| h.device(b)).is_none())
-                                .map(|b| b.to_string())
-                                .collect()
-                        };
+                    let missing: Vec<String> = if list.is_empty() {
+                        vec![req.text.clone()]
+                    } else if mapped {
+                        list.iter()
+                            .filter(|b| !known(b))
+                            .map(|b| b.to_string())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    if !missing.is_empty() {
                         self.findings.push(Finding {
                             rule: Rule::NoSuchDevice,
                             message: format!("the host has no PCI function {}", missing.join(", ")),
@@ -908,34 +918,29 @@ impl<'a> Judge<'a> {
             // The function was not given: its resources do not follow it.
             return;
         }
-        let Some(dev) = self.input.host.and_then(|h| h.device(&b)).cloned() else {
+        let Some(res) = self.input.host.and_then(|h| h.function_resources(&b)) else {
             return;
         };
-        for bar in dev
-            .bars
-            .iter()
-            .filter(|bar| bar.index <= 6 && bar.start <= bar.end)
-        {
-            let what = if bar.index == 6 {
-                format!("pci \"{text}\": expansion ROM of {b}")
-            } else {
-                format!("pci \"{text}\": BAR {} of {b}", bar.index)
-            };
-            let o = self.origin(mk(what, Some(b), false));
-            match bar.kind {
-                BarKind::Mem => {
-                    let (f, l) = (bar.start >> 12, bar.end >> 12);
-                    if l >= CFG_WINDOW {
-                        continue;
-                    }
-                    self.grant_pieces(dom, Space::IoMem, f, l, shared, o);
-                }
-                BarKind::Io => {
-                    self.grant_pieces(dom, Space::IoPort, bar.start, bar.end, shared, o);
-                }
+        for (i, &(f, l)) in res.frames.iter().enumerate() {
+            if l >= CFG_WINDOW {
+                continue;
             }
+            let o = self.origin(mk(
+                format!("pci \"{text}\": memory BAR {} of {b}", i),
+                Some(b),
+                false,
+            ));
+            self.grant_pieces(dom, Space::IoMem, f, l, shared, o);
         }
-        if let Some(line) = dev.irq.filter(|&n| n > 0) {
+        for (i, &(f, l)) in res.ports.iter().enumerate() {
+            let o = self.origin(mk(
+                format!("pci \"{text}\": I/O BAR {} of {b}", i),
+                Some(b),
+                false,
+            ));
+            self.grant_pieces(dom, Space::IoPort, f, l, shared, o);
+        }
+        if let Some(line) = res.line {
             let o = self.origin(mk(
                 format!("pci \"{text}\": interrupt line {line} of {b}"),
                 Some(b),
