@@ -1120,3 +1120,217 @@ pub fn check(input: Input<'_>) -> Result<Outcome, JudgeError> {
         trace: j.trace,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::guest;
+    use crate::host::{Bar, BarKind, PciDevice};
+
+    fn cfg(name: &str, text: &str) -> Guest {
+        guest::parse(Arc::new(PathBuf::from(name)), text.to_string())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn dev(bdf: &str, mem: (u64, u64), irq: u32, driver: Option<&str>, group: u32) -> PciDevice {
+        let bdf = Bdf::parse(bdf).unwrap_or_else(|e| panic!("{e}"));
+        PciDevice {
+            bdf,
+            bars: vec![Bar {
+                index: 0,
+                start: mem.0,
+                end: mem.1,
+                kind: BarKind::Mem,
+            }],
+            irq: Some(irq),
+            driver: driver.map(str::to_string),
+            iommu_group: Some(group),
+            span: Span::new(Arc::new(PathBuf::from(format!("sys/{bdf}/resource"))), 1, 0),
+        }
+    }
+
+    fn run(guests: &[Guest], host: Option<&HostMap>, shares: &Shares) -> Outcome {
+        check(Input {
+            guests,
+            host,
+            hv: &HvReserve::NONE,
+            shares,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn codes(o: &Outcome) -> Vec<&'static str> {
+        o.findings.iter().map(|f| f.rule.code()).collect()
+    }
+
+    #[test]
+    fn the_config_page_window_holds_every_function() {
+        for b in ["0000:00:00.0", "ffff:ff:1f.7", "0001:02:03.4"] {
+            let b = Bdf::parse(b).unwrap_or_else(|e| panic!("{e}"));
+            let f = cfg_frame(&b);
+            assert!(f >= CFG_WINDOW && f <= Space::IoMem.max_unit());
+            assert_eq!(bdf_of_frame(f), Some(b));
+        }
+        assert_eq!(bdf_of_frame(CFG_WINDOW - 1), None);
+    }
+
+    #[test]
+    fn guest_conflicts_without_a_host_map() {
+        let a = cfg(
+            "a.cfg",
+            "iomem = ['fe000,10']\nioports = ['300-307']\nirqs = [7]\npci = ['01:00.0']\n",
+        );
+        let b = cfg("b.cfg", "iomem = ['fe008,1', 'fe020,1']\nioports = ['306-30f']\nirqs = [7]\npci = ['0000:01:00.0']\n");
+        let o = run(&[a, b], None, &Shares::default());
+        assert_eq!(codes(&o), ["E0101", "E0102", "E0103", "E0104"]);
+        for f in &o.findings {
+            let p = f.primary.as_ref().map(|s| s.file.display().to_string());
+            assert_eq!(p.as_deref(), Some("b.cfg"));
+            assert_eq!(
+                f.notes[0]
+                    .span
+                    .as_ref()
+                    .map(|s| s.file.display().to_string())
+                    .as_deref(),
+                Some("a.cfg")
+            );
+        }
+        let port = &o.findings[1];
+        let r = port.resource.as_ref().map(|r| (r.first, r.last));
+        assert_eq!(r, Some((0x306, 0x307)), "only the overlap is reported");
+        // The non-overlapping part of b's ports was granted: the accountant holds it.
+        assert!(o
+            .trace
+            .iter()
+            .any(|l| l.op == "grant 2 ioport 0x308-0x30f exclusive" && l.output == "ok"));
+    }
+
+    #[test]
+    fn declared_sharing_lets_owners_coexist() {
+        let a = cfg(
+            "a.cfg",
+            "ioports = ['300-307']\nirqs = [7]\npci = ['01:00.0']\n",
+        );
+        let b = cfg(
+            "b.cfg",
+            "ioports = ['300-307']\nirqs = [7]\npci = ['01:00.0']\n",
+        );
+        let mut s = Shares::default();
+        for d in ["ioport:0x300-0x307", "irq:7", "pci:01:00.0"] {
+            s.declare_arg(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let o = run(&[a.clone(), b.clone()], None, &s);
+        assert!(o.findings.is_empty(), "{:?}", o.findings);
+        // Declaring only part of it leaves the rest a conflict.
+        let mut part = Shares::default();
+        part.declare_arg("ioport:0x300-0x303")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let o = run(&[a, b], None, &part);
+        let port = o
+            .findings
+            .iter()
+            .find(|f| f.rule == Rule::GuestPort)
+            .map(|f| f.resource.clone());
+        assert_eq!(
+            port.flatten().map(|r| (r.first, r.last)),
+            Some((0x304, 0x307))
+        );
+    }
+
+    #[test]
+    fn remaps_and_emulated_devices_are_not_resources() {
+        let a = cfg("a.cfg", "serial = 'pty'\niomem = ['fe000,1@1000']\n");
+        let b = cfg("b.cfg", "serial = 'pty'\niomem = ['fe100,1@1000']\n");
+        assert!(run(&[a, b], None, &Shares::default()).findings.is_empty());
+    }
+
+    fn host_with_devices() -> HostMap {
+        HostMap {
+            pci: Some(vec![
+                // A and B: BARs in one 4 KiB page, both held for guests.
+                dev(
+                    "01:00.0",
+                    (0xfe00_0000, 0xfe00_07ff),
+                    16,
+                    Some("pciback"),
+                    5,
+                ),
+                dev(
+                    "02:00.0",
+                    (0xfe00_0800, 0xfe00_0fff),
+                    17,
+                    Some("pciback"),
+                    6,
+                ),
+                // C: in A's IOMMU group, still bound to a dom0 driver.
+                dev("01:00.1", (0xfe10_0000, 0xfe10_0fff), 18, Some("e1000e"), 5),
+            ]),
+            ..HostMap::default()
+        }
+    }
+
+    #[test]
+    fn xsa_461_and_iommu_group_split_come_from_the_accountant() {
+        let host = host_with_devices();
+        let a = cfg("a.cfg", "pci = ['01:00.0']\n");
+        let b = cfg("b.cfg", "pci = ['02:00.0']\n");
+        let o = run(&[a, b], Some(&host), &Shares::default());
+        let got = codes(&o);
+        assert!(got.contains(&"E0501"), "{got:?}");
+        assert!(got.contains(&"E0502"), "{got:?}");
+        let split = o.findings.iter().find(|f| f.rule == Rule::IommuGroupSplit);
+        let note = split
+            .map(|f| f.notes[0].message.clone())
+            .unwrap_or_default();
+        assert!(
+            note.contains("0000:01:00.1") && note.contains("dom0"),
+            "{note}"
+        );
+        // One guest alone: no shared page with another owner, and the group is still split.
+        let a = cfg("a.cfg", "pci = ['01:00.0']\n");
+        let o = run(&[a], Some(&host), &Shares::default());
+        assert_eq!(codes(&o), ["E0502"]);
+    }
+
+    #[test]
+    fn a_bound_driver_answers_in_use() {
+        let host = host_with_devices();
+        let a = cfg("a.cfg", "pci = ['01:00.1']\niomem = ['fe100,1']\n");
+        let o = run(&[a], Some(&host), &Shares::default());
+        assert_eq!(codes(&o), ["E0301", "E0301"]);
+        assert!(o.findings.iter().all(|f| f
+            .verdict
+            .as_deref()
+            .is_some_and(|v| v.contains("err in-use"))));
+        let name = o.findings[0]
+            .resource
+            .as_ref()
+            .and_then(|r| r.host_name.clone());
+        assert_eq!(name.as_deref(), Some("0000:01:00.1 e1000e"));
+    }
+
+    #[test]
+    fn the_same_answers_on_replay() {
+        let host = host_with_devices();
+        let a = cfg("a.cfg", "pci = ['01:00.0']\nioports = ['300-307']\n");
+        let b = cfg("b.cfg", "pci = ['02:00.0', '01:00.1']\nioports = ['304']\n");
+        let o = run(&[a, b], Some(&host), &Shares::default());
+        let mut replay = accountant::trace::Replay::new(TrackerKind::default());
+        let mut n = 0;
+        for line in o.trace_text().lines() {
+            let want = line.split_once("#=> ").map(|(_, w)| w.to_string());
+            match replay.feed(line) {
+                Ok(Some(got)) => {
+                    assert_eq!(Some(got), want, "{line}");
+                    n += 1;
+                }
+                Ok(None) => {}
+                Err(e) => panic!("{line}: {e}"),
+            }
+        }
+        assert_eq!(n, o.trace.len());
+    }
+}
