@@ -61,6 +61,7 @@ use accountant::{execute, Accountant, BootOptions, DomId, Mode, Space, TrackerKi
 
 use crate::finding::{Finding, Note, Resource};
 use crate::guest::{Functions, Guest, Want};
+use crate::host::assignable_name;
 use crate::host::{Claim, HostMap, HvReserve};
 use crate::pci::Bdf;
 use crate::rules::Rule;
@@ -506,8 +507,8 @@ impl<'a> Judge<'a> {
     fn host_name(&self, space: Space, unit: u64) -> Option<String> {
         if space == Space::IoMem {
             if let Some(b) = bdf_of_frame(unit) {
-                let dev = self.input.host.and_then(|h| h.device(&b));
-                return Some(match dev.and_then(|d| d.driver.as_deref()) {
+                let res = self.input.host.and_then(|h| h.function_resources(&b))?;
+                return Some(match res.driver {
                     Some(drv) => format!("{b} {drv}"),
                     None => b.to_string(),
                 });
@@ -742,19 +743,31 @@ impl<'a> Judge<'a> {
                 self.dom0_refusals(space, o, refused);
             }
         }
-        for dev in host.pci.iter().flatten() {
-            if dev.assignable() {
+        // Every function a dom0 driver holds (sysfs, or `/proc` entries named
+        // by a function with a driver's entry under them): dom0 maps its
+        // configuration page, so a guest asking for the function answers `in-use`.
+        let mut functions: Vec<Bdf> = host.pci.iter().flatten().map(|d| d.bdf).collect();
+        for tree in [&host.iomem, &host.ioports].into_iter().flatten() {
+            functions.extend(tree.iter().filter_map(|r| Bdf::parse(&r.name).ok()));
+        }
+        functions.sort_unstable();
+        functions.dedup();
+        for b in functions {
+            let Some(res) = host.function_resources(&b) else {
                 continue;
-            }
-            let frame = cfg_frame(&dev.bdf);
+            };
+            let Some(driver) = res.driver.filter(|d| !assignable_name(d)) else {
+                continue;
+            };
+            let frame = cfg_frame(&b);
             let o = self.origin(Origin {
                 owner: Owner::Dom0,
-                span: Some(dev.span.clone()),
-                what: format!("{} {}", dev.bdf, dev.driver.as_deref().unwrap_or("")),
-                device: Some(dev.bdf),
+                span: res.span.clone(),
+                what: format!("{b} {driver}"),
+                device: Some(b),
                 intx: false,
             });
-            if self.input.shares.pci_shared(&dev.bdf) {
+            if self.input.shares.pci_shared(&b) {
                 let r = self.apply(Kind::Grant(Mode::Shared), 0, Space::IoMem, frame, frame, o);
                 self.dom0_refusals(Space::IoMem, o, r);
             }

@@ -75,7 +75,15 @@ fn two_guests_asking_for_the_serial_ports() {
     assert!(out.contains(&format!("{b}:4:13: error[E0201]")), "{out}");
     assert!(out.contains("`serial`"), "{out}");
     // Without the console reserved, dom0's serial driver still holds the ports.
-    let (code, out, _) = ioacct(&["check", "--host", &h, "--hv-reserve", "lapic,ioapic", &a, &b]);
+    let (code, out, _) = ioacct(&[
+        "check",
+        "--host",
+        &h,
+        "--hv-reserve",
+        "lapic,ioapic",
+        &a,
+        &b,
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("{b}:4:13: error[E0301]")), "{out}");
     assert!(out.contains("dom0's driver holds `serial`"), "{out}");

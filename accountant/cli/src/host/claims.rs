@@ -74,7 +74,7 @@ const ASSIGNABLE: [&str; 4] = ["pciback", "xen-pciback", "vfio-pci", "pci-stub"]
 
 /// Whether a `/proc` entry or handler name is one an assignable driver
 /// registers (`vfio-pci`, `vfio-intx(0000:01:00.0)`, `xen-pciback[…]`).
-fn assignable_name(name: &str) -> bool {
+pub(crate) fn assignable_name(name: &str) -> bool {
     ASSIGNABLE.contains(&name)
         || name.starts_with("vfio")
         || name.starts_with("xen-pciback")

@@ -27,6 +27,7 @@ pub mod resources;
 pub mod sysfs;
 
 pub use capture::{capture, capture_from, CaptureSummary};
+pub(crate) use claims::assignable_name;
 pub use claims::{FunctionResources, HvReserveError, SharedPage};
 
 /// One line of `/proc/iomem` or `/proc/ioports`.
