@@ -16,5 +16,6 @@ pub mod judge;
 pub mod pci;
 pub mod report;
 pub mod rules;
+pub mod scale;
 pub mod share;
 pub mod span;
