@@ -246,7 +246,7 @@ pub fn run(opts: &RunOptions) -> Results {
     let q = opts.quick;
     let g = suites::grant_points(q).len();
     let p = suites::page_points(q).len();
-    let all: [Suite; 9] = [
+    let all: [Suite; 10] = [
         (
             &[MetricName::PortCheck],
             g + suites::PORT_CHECK_ROUNDS,
@@ -287,6 +287,11 @@ pub fn run(opts: &RunOptions) -> Results {
             suites::hv_realism::EMITS,
             suites::hv_realism::steps_for(q, opts.only.as_deref()),
             suites::hv_realism::hv_realism,
+        ),
+        (
+            suites::check::EMITS,
+            suites::check::steps(q),
+            suites::check::check_scale,
         ),
     ];
     let selected: Vec<&Suite> = all

@@ -201,6 +201,7 @@ pub fn check(a: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         host: host.as_ref(),
         hv: &hv,
         shares: &shares,
+        keep_trace: a.emit_trace.is_some(),
     }) {
         Ok(o) => o,
         Err(e) => return usage(err, e),
@@ -210,7 +211,7 @@ pub fn check(a: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             return usage(err, format_args!("--emit-trace {}: {e}", path.display()));
         }
     }
-    let summary = Summary::of(&outcome.findings, guests.len(), outcome.trace.len());
+    let summary = Summary::of(&outcome.findings, guests.len(), outcome.ops);
     let text = match a.format {
         OutputFormat::Text => report::text(&outcome.findings, &guests, &summary, a.verbose),
         OutputFormat::Json => report::json(&outcome.findings, &summary),

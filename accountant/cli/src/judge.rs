@@ -110,6 +110,10 @@ pub struct Input<'a> {
     pub hv: &'a HvReserve,
     /// Declared sharing.
     pub shares: &'a Shares,
+    /// Keep every op and its output in [`Outcome::trace`] (for
+    /// `--emit-trace`); otherwise only the ops behind findings are kept
+    /// (in each finding's verdict) and the ops are counted.
+    pub keep_trace: bool,
 }
 
 /// One op of the trace, its output, and why it was asked.
@@ -128,8 +132,10 @@ pub struct TraceLine {
 pub struct Outcome {
     /// The findings, errors first, then in file order.
     pub findings: Vec<Finding>,
-    /// The trace that was run.
+    /// The trace that was run (every op when [`Input::keep_trace`], else the boot line only).
     pub trace: Vec<TraceLine>,
+    /// Ops run, the boot line included.
+    pub ops: usize,
 }
 
 impl Outcome {
@@ -305,20 +311,25 @@ struct Judge<'a> {
     findings: Vec<Finding>,
     ram: Vec<(u64, u64)>,
     ram_origin: HashMap<usize, usize>,
+    ops: usize,
 }
 
 impl<'a> Judge<'a> {
-    fn run_op(&mut self, op: String, why: &str) -> String {
-        let output = match parse_op(&op) {
+    /// Runs one op; `origin` (or `text` without one) says why, for the kept trace.
+    fn run_op(&mut self, op: &str, origin: Option<usize>, text: &str) -> String {
+        let output = match parse_op(op) {
             Ok(parsed) => execute(&mut self.acct, &parsed),
             // The judge writes every op itself: a parse failure is a bug, reported as the op's answer.
             Err(e) => format!("err bad-op {e}"),
         };
-        self.trace.push(TraceLine {
-            op,
-            output: output.clone(),
-            why: why.to_string(),
-        });
+        self.ops += 1;
+        if self.input.keep_trace {
+            self.trace.push(TraceLine {
+                op: op.to_string(),
+                output: output.clone(),
+                why: origin.map_or_else(|| text.to_string(), |o| self.why_of(o)),
+            });
+        }
         output
     }
 
@@ -438,7 +449,6 @@ impl<'a> Judge<'a> {
         last: u64,
         origin: usize,
     ) -> Vec<Refusal> {
-        let why = self.why_of(origin);
         let holder = self.holder(dom, kind);
         let mut refused = Vec::new();
         let mut work = vec![(first, last)];
@@ -455,7 +465,7 @@ impl<'a> Judge<'a> {
                 Kind::Map => format!("map {dom} iomem {r}"),
                 Kind::Bind => format!("bind {dom} irq {r}"),
             };
-            let out = self.run_op(op.clone(), &why);
+            let out = self.run_op(&op, Some(origin), "");
             let Some(a) = answer(&out) else {
                 self.table.entry((space, holder)).or_default().push(Entry {
                     first: lo,
@@ -815,10 +825,12 @@ impl<'a> Judge<'a> {
         let g = &guests[gi];
         let d = gi + 1;
         let Ok(dom) = u32::try_from(d) else { return };
-        self.run_op(
-            format!("create {dom}"),
-            &format!("{} domain `{}`", g.file.display(), g.label()),
-        );
+        let why = if self.input.keep_trace {
+            format!("{} domain `{}`", g.file.display(), g.label())
+        } else {
+            String::new()
+        };
+        self.run_op(&format!("create {dom}"), None, &why);
         let max_frame = self.input.host.and_then(|h| h.max_frame());
         for req in &g.requests {
             let mk = |what: String, device: Option<Bdf>, intx: bool| Origin {
@@ -1105,6 +1117,7 @@ pub fn check(input: Input<'_>) -> Result<Outcome, JudgeError> {
         findings: Vec::new(),
         ram,
         ram_origin: HashMap::new(),
+        ops: 1,
     };
     if let Some(host) = input.host {
         for gap in &host.gaps {
@@ -1131,6 +1144,7 @@ pub fn check(input: Input<'_>) -> Result<Outcome, JudgeError> {
     Ok(Outcome {
         findings,
         trace: j.trace,
+        ops: j.ops,
     })
 }
 
@@ -1171,6 +1185,7 @@ mod tests {
             host,
             hv: &HvReserve::NONE,
             shares,
+            keep_trace: true,
         })
         .unwrap_or_else(|e| panic!("{e}"))
     }
