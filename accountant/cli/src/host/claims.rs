@@ -341,9 +341,9 @@ impl HostMap {
     pub fn line_of_irq(&self, irq: u32) -> Option<u32> {
         match self.interrupts.as_ref() {
             None => Some(irq),
-            Some(rows) => match rows.iter().find(|r| r.irq == irq) {
-                Some(r) => r.gsi,
-                None => Some(irq),
+            Some(rows) => match rows.binary_search_by_key(&irq, |r| r.irq) {
+                Ok(i) => rows.get(i).and_then(|r| r.gsi),
+                Err(_) => Some(irq),
             },
         }
     }
@@ -455,19 +455,24 @@ impl HostMap {
     }
 
     /// The driver `/proc` shows for a function: the name of the first entry
-    /// under one of its entries.
+    /// under one of its entries. O(entries).
     fn proc_driver(&self, bdf: &Bdf) -> Option<String> {
-        let key = bdf.to_string();
+        self.proc_drivers().remove(bdf)
+    }
+
+    /// [`proc_driver`](HostMap::proc_driver) for every function at once, in
+    /// one pass over both trees.
+    fn proc_drivers(&self) -> BTreeMap<Bdf, String> {
+        let mut m = BTreeMap::new();
         for tree in [&self.iomem, &self.ioports].into_iter().flatten() {
             for r in tree {
-                if let Some(p) = r.parent {
-                    if tree.get(p).is_some_and(|p| p.name == key) {
-                        return Some(r.name.clone());
-                    }
+                let parent = r.parent.and_then(|p| tree.get(p));
+                if let Some(bdf) = parent.and_then(|p| entry_bdf(&p.name)) {
+                    m.entry(bdf).or_insert_with(|| r.name.clone());
                 }
             }
         }
-        None
+        m
     }
 
     /// Frames holding memory BARs of two or more different functions.
@@ -740,6 +745,7 @@ impl HostMap {
         let mut mem_io: Vec<Claim> = Vec::new();
         let mut lines: Vec<Claim> = Vec::new();
         let sysfs_has = |b: &Bdf| self.device(b).is_some();
+        let proc_drivers = self.proc_drivers();
 
         // 1. PCI functions with a bound driver, from sysfs.
         for d in self.pci.iter().flatten().filter(|d| !d.assignable()) {
@@ -819,10 +825,10 @@ impl HostMap {
                     if sysfs_has(&bdf) {
                         continue;
                     }
-                    let Some(drv) = self.proc_driver(&bdf) else {
+                    let Some(drv) = proc_drivers.get(&bdf) else {
                         continue;
                     };
-                    if assignable_name(&drv) {
+                    if assignable_name(drv) {
                         continue;
                     }
                     if let Some((first, last)) = units(space, r) {

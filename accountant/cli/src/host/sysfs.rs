@@ -12,7 +12,7 @@
 //!   what `ioacct capture` writes).
 //!
 //! A hostile tree is bounded: at most [`MAX_DEVICES`] entries, each
-//! attribute read with [`ATTR_LIMIT`](super::read::ATTR_LIMIT), at most
+//! attribute read with [`ATTR_LIMIT`], at most
 //! [`MAX_RESOURCE_LINES`] lines per `resource`; a symlink loop makes the
 //! OS fail the open (`ELOOP`), which is a [`HostError::Read`].
 
