@@ -265,6 +265,28 @@ ERR:          0\n")
     }
 
     #[test]
+    fn xen_hvm_guest_rows() {
+        // The shape of a Linux guest's table under Xen with pirqs (as
+        // quoted in QEMU's Xen emulation commits).
+        let mut r = p("            CPU0       CPU1\n\
+   0:         65          0   IO-APIC   2-edge      timer\n\
+   4:          0        846  xen-pirq   4-ioapic-edge  ttyS0\n\
+   9:          0          0  xen-pirq   9-ioapic-level  acpi\n\
+  24:       9600          0  xen-percpu    -virq      timer0\n\
+  25:       2758          0  xen-percpu    -ipi       resched0\n\
+  30:          5          0  xen-pirq    -msi       eth0\n")
+        .expect("parses");
+        assign_gsis(&mut r, 1);
+        assert_eq!(row(&r, 4).gsi, Some(4));
+        assert_eq!(row(&r, 4).hwirq, Some(4));
+        assert_eq!(row(&r, 4).actions, ["ttyS0"]);
+        assert_eq!(row(&r, 9).gsi, Some(9));
+        assert_eq!(row(&r, 24).gsi, None);
+        assert_eq!(row(&r, 24).actions, ["timer0"]);
+        assert_eq!(row(&r, 30).gsi, None, "an MSI pirq is not a line");
+    }
+
+    #[test]
     fn refuses_what_is_not_the_table() {
         for (text, line) in [
             ("", 1),
