@@ -357,7 +357,7 @@ fn desktop_with(driver: &str, proc_name: Option<&str>) -> PathBuf {
         let text = std::fs::read_to_string(src.join("proc").join(f)).expect("read");
         let text: String = text
             .lines()
-            .filter_map(|l| match (l.trim_start() == "e1000e", proc_name) {
+            .filter_map(|l| match (l.ends_with(" : e1000e"), proc_name) {
                 (true, None) => None,
                 (true, Some(n)) => Some(l.replace("e1000e", n)),
                 (false, _) => Some(l.to_string()),
@@ -409,6 +409,8 @@ fn a_function_held_for_a_guest_is_not_dom0s() {
     ] {
         let dir = desktop_with(driver, proc_name);
         let m = HostMap::read_dir(&dir).expect("reads");
+        let e1000e = m.iomem.iter().flatten().filter(|r| r.name == "e1000e").count();
+        assert_eq!(e1000e, 0, "{driver}: the driver's /proc entries are gone");
         let dom0 = m.dom0_claims();
         let fr = m.function_resources(&bdf("00:19.0")).expect("in sysfs");
         assert_eq!(fr.driver.as_deref(), Some(driver));
@@ -560,4 +562,27 @@ fn the_live_host_captures_and_reads_back() {
     );
     assert_eq!(copy.phys_bits, live.phys_bits);
     std::fs::remove_dir_all(&dst).expect("clean up");
+}
+
+#[test]
+fn without_sysfs_a_vfio_region_is_not_dom0s() {
+    // vfio-pci requests a function's BARs under the name `vfio`.
+    let dir = desktop_with("e1000e", Some("vfio"));
+    std::fs::remove_dir_all(dir.join("sys")).expect("no sysfs");
+    let m = HostMap::read_dir(&dir).expect("reads");
+    let dom0 = m.dom0_claims();
+    assert!(covers(&dom0, Space::IoMem, 0xe1500).is_none());
+    assert!(covers(&dom0, Space::IoPort, 0x4040).is_none());
+    assert_eq!(
+        m.function_resources(&bdf("00:19.0"))
+            .and_then(|f| f.driver)
+            .as_deref(),
+        Some("vfio")
+    );
+    // Its neighbour under ahci still is.
+    assert_eq!(
+        find(&dom0, Space::IoMem, 0xe1540).expect("ahci").name,
+        "0000:00:1f.2 ahci"
+    );
+    std::fs::remove_dir_all(&dir).expect("clean up");
 }
