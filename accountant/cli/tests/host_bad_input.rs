@@ -112,6 +112,25 @@ fn an_endless_file_is_not_read_forever() {
 }
 
 #[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let dir = snapshot("fifo");
+    std::fs::remove_file(dir.join("proc/interrupts")).expect("rm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("proc/interrupts"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    match HostMap::read_dir(&dir) {
+        Err(HostError::Read { path, error }) => {
+            assert!(path.ends_with("proc/interrupts"));
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[test]
 fn a_directory_where_a_file_was_expected() {
     let dir = snapshot("dir");
     std::fs::remove_file(dir.join("proc/iomem")).expect("rm");

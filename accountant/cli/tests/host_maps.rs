@@ -409,7 +409,12 @@ fn a_function_held_for_a_guest_is_not_dom0s() {
     ] {
         let dir = desktop_with(driver, proc_name);
         let m = HostMap::read_dir(&dir).expect("reads");
-        let e1000e = m.iomem.iter().flatten().filter(|r| r.name == "e1000e").count();
+        let e1000e = m
+            .iomem
+            .iter()
+            .flatten()
+            .filter(|r| r.name == "e1000e")
+            .count();
         assert_eq!(e1000e, 0, "{driver}: the driver's /proc entries are gone");
         let dom0 = m.dom0_claims();
         let fr = m.function_resources(&bdf("00:19.0")).expect("in sysfs");

@@ -128,26 +128,29 @@ pub fn link_name(path: &Path) -> Result<Option<String>, HostError> {
         path: path.to_path_buf(),
         error,
     };
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
+    // readlink first: on a live host both are symlinks, and a plain file
+    // (a snapshot) answers EINVAL.
+    let name = match std::fs::read_link(path) {
+        Ok(target) => {
+            let last = target.file_name().ok_or_else(|| HostError::Invalid {
+                path: path.to_path_buf(),
+                why: format!("symlink to `{}` names nothing", target.display()),
+            })?;
+            escape(last.as_encoded_bytes())
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            let Some(data) = read_capped(path, ATTR_LIMIT)? else {
+                return Ok(None);
+            };
+            let ls = lines(path, &data)?;
+            let first = ls.first().ok_or_else(|| HostError::Invalid {
+                path: path.to_path_buf(),
+                why: "empty: expected a name".into(),
+            })?;
+            escape(first.text.trim_ascii())
+        }
         Err(e) => return Err(read_err(e)),
-    };
-    let name = if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(path).map_err(read_err)?;
-        let last = target.file_name().ok_or_else(|| HostError::Invalid {
-            path: path.to_path_buf(),
-            why: format!("symlink to `{}` names nothing", target.display()),
-        })?;
-        escape(last.as_encoded_bytes())
-    } else {
-        let data = read_capped(path, ATTR_LIMIT)?.unwrap_or_default();
-        let ls = lines(path, &data)?;
-        let first = ls.first().ok_or_else(|| HostError::Invalid {
-            path: path.to_path_buf(),
-            why: "empty: expected a name".into(),
-        })?;
-        escape(first.text.trim_ascii())
     };
     if name.is_empty() {
         return Err(HostError::Invalid {
