@@ -340,3 +340,28 @@ fn errors_name_the_file_and_line_when_shown() {
         .to_string()
         .starts_with("snap/proc/iomem: larger than 16777216 bytes"));
 }
+
+#[test]
+fn missing_attributes_are_one_gap_each_however_many_functions() {
+    let dir = snapshot("attrs");
+    let devs = pci_dir(&dir);
+    for f in 0..5 {
+        let d = devs.join(format!("0000:00:03.{f}"));
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::write(
+            d.join("resource"),
+            b"0x0000000000000000 0x0000000000000000 0x0000000000000000\n",
+        )
+        .expect("write");
+    }
+    let m = HostMap::read_dir(&dir).expect("reads");
+    assert_eq!(m.pci.as_ref().map(Vec::len), Some(5));
+    assert_eq!(m.gaps.len(), 1, "{:?}", m.gaps);
+    assert!(m.gaps[0].path.ends_with("0000:00:03.0/irq"));
+    assert!(
+        m.gaps[0].why.contains("for 4 more functions"),
+        "{}",
+        m.gaps[0].why
+    );
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

@@ -416,11 +416,24 @@ impl HostMap {
             _ => {
                 let mut missing = Vec::new();
                 let devs = sysfs::read_devices(&path, &mut missing)?;
-                for m in missing {
-                    map.gap(
-                        m,
-                        "missing: that function's resources from sysfs not checked",
-                    );
+                // One gap per attribute, not per function: a snapshot
+                // without `irq` files would otherwise list thousands.
+                for (attr, what) in [("resource", "BARs"), ("irq", "legacy interrupt lines")] {
+                    let lacking: Vec<&PathBuf> = missing
+                        .iter()
+                        .filter(|m| m.file_name().is_some_and(|f| f == attr))
+                        .collect();
+                    if let Some(first) = lacking.first() {
+                        let why = if lacking.len() == 1 {
+                            format!("missing: that function's {what} not checked")
+                        } else {
+                            format!(
+                                "missing, and for {} more functions: their {what} not checked",
+                                lacking.len() - 1
+                            )
+                        };
+                        map.gap(first.to_path_buf(), &why);
+                    }
                 }
                 Some(devs)
             }

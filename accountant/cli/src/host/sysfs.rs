@@ -64,6 +64,9 @@ pub fn read_devices(
         })?;
         names.push(entry.file_name());
     }
+    // Directory order is the filesystem's; read in name order so that
+    // errors and gaps name the same entry on every run.
+    names.sort();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let path = dir.join(&name);
