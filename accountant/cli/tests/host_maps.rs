@@ -591,3 +591,28 @@ fn without_sysfs_a_vfio_region_is_not_dom0s() {
     );
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+#[test]
+fn a_framebuffer_left_on_a_function_held_for_a_guest_is_dom0s() {
+    // 0000:01:00.0 (the desktop's GPU) bound to pciback in sysfs while
+    // iomem still shows `vesafb` under its first BAR (iomem lines 21-23).
+    let dir = desktop_with("pciback", None);
+    let d = dir.join("sys/bus/pci/devices/0000:01:00.0");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    std::fs::write(
+        d.join("resource"),
+        "0x00000000d0000000 0x00000000dfffffff 0x000000000014220c\n",
+    )
+    .expect("write");
+    std::fs::write(d.join("irq"), "0\n").expect("write");
+    std::fs::write(d.join("driver"), "pciback\n").expect("write");
+    let m = HostMap::read_dir(&dir).expect("reads");
+    let dom0 = m.dom0_claims();
+    let fb = covers(&dom0, Space::IoMem, 0xd0000).expect("vesafb's range");
+    assert_eq!((fb.first, fb.last), (0xd0000, 0xd05af)); // d0000000-d05affff
+    assert_eq!(fb.name, "0000:01:00.0 vesafb");
+    assert_eq!(fb.device, Some(bdf("01:00.0")));
+    // The rest of the BAR is not dom0's.
+    assert!(covers(&dom0, Space::IoMem, 0xd05b0).is_none());
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

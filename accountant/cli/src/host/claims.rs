@@ -22,7 +22,9 @@
 //!    sysfs, a function entry in `/proc/iomem` or `/proc/ioports`
 //!    (`0000:00:19.0`) holds its range when any of that function's entries
 //!    has a driver's entry under it (`e1000e`); the claim is named
-//!    `0000:00:19.0 e1000e`.
+//!    `0000:00:19.0 e1000e`. Under a function held for a guest, an entry
+//!    of another driver (a firmware framebuffer, `efifb`, still mapping a
+//!    GPU's BAR) is dom0's by rule 2.
 //! 2. **Other `/proc` entries**: the outermost entry that is not
 //!    *structural* is a claim (`serial`, `i8042`, `rtc0`, `ACPI PM1a_EVT_BLK`,
 //!    `APEI ERST`), its children included. Structural, and so not dom0's
@@ -744,7 +746,6 @@ impl HostMap {
     pub fn dom0_claims(&self) -> Vec<Claim> {
         let mut mem_io: Vec<Claim> = Vec::new();
         let mut lines: Vec<Claim> = Vec::new();
-        let sysfs_has = |b: &Bdf| self.device(b).is_some();
         let proc_drivers = self.proc_drivers();
 
         // 1. PCI functions with a bound driver, from sysfs.
@@ -822,7 +823,15 @@ impl HostMap {
                 }
                 if let Some(bdf) = entry_bdf(&r.name) {
                     skip_below = Some(r.depth);
-                    if sysfs_has(&bdf) {
+                    if let Some(d) = self.device(&bdf) {
+                        // A bound function: its BARs are claimed from
+                        // sysfs above. One held for a guest: what another
+                        // driver still maps inside its BARs (a firmware
+                        // framebuffer on a GPU) is dom0's, by the rule
+                        // below for the entries under it.
+                        if d.assignable() {
+                            skip_below = None;
+                        }
                         continue;
                     }
                     let Some(drv) = proc_drivers.get(&bdf) else {
@@ -855,12 +864,13 @@ impl HostMap {
                     continue;
                 }
                 if let Some((first, last)) = units(space, r) {
+                    let parent = r.parent.and_then(|p| tree.get(p));
                     mem_io.push(Claim {
                         space,
                         first,
                         last,
-                        name: r.name.clone(),
-                        device: None,
+                        name: HostMap::display_name(tree, r),
+                        device: parent.and_then(|p| entry_bdf(&p.name)),
                         span: Some(r.span.clone()),
                     });
                 }
