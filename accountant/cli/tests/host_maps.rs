@@ -616,3 +616,14 @@ fn a_framebuffer_left_on_a_function_held_for_a_guest_is_dom0s() {
     assert!(covers(&dom0, Space::IoMem, 0xd05b0).is_none());
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+#[test]
+fn a_functions_bars_in_one_frame_are_that_frame_once() {
+    // iomem 35, 41, 43: 0000:00:0a.0 has fcf7c000-fcf7cfff, fcf7f000-fcf7f00f
+    // and fcf7f400-fcf7f4ff.
+    let m = read("desktop-forcedeth");
+    let fr = m.function_resources(&bdf("00:0a.0")).expect("forcedeth");
+    assert_eq!(fr.frames, [(0xfcf7c, 0xfcf7c), (0xfcf7f, 0xfcf7f)]);
+    assert_eq!(fr.driver.as_deref(), Some("forcedeth"));
+    assert_eq!(fr.span.as_ref().map(|s| s.line), Some(35));
+}

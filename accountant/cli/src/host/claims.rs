@@ -173,9 +173,10 @@ fn units(space: Space, r: &Resource) -> Option<(u64, u64)> {
 pub struct FunctionResources {
     /// The function.
     pub bdf: Bdf,
-    /// Frame ranges of its memory BARs and ROM (inclusive).
+    /// Frame ranges of its memory BARs and ROM (inclusive), sorted and
+    /// joined where they touch.
     pub frames: Vec<(u64, u64)>,
-    /// Port ranges of its I/O BARs (inclusive).
+    /// Port ranges of its I/O BARs (inclusive), sorted and joined.
     pub ports: Vec<(u64, u64)>,
     /// Its legacy line (GSI), when sysfs gives one that is a line.
     pub line: Option<u32>,
@@ -291,6 +292,20 @@ fn standard_tty(base: u16) -> Option<&'static str> {
     }
 }
 
+/// Sorted, with overlapping or touching ranges joined: two sub-page BARs
+/// of one function in one frame are that frame once.
+fn merged(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
 /// Keeps each unit in at most one claim: sorts by space and first unit
 /// (stable, so the order pushed breaks ties) and trims overlaps.
 fn disjoint(mut v: Vec<Claim>) -> Vec<Claim> {
@@ -360,22 +375,14 @@ impl HostMap {
     /// `System RAM` entry, a frame counted when any byte of it is RAM;
     /// sorted and merged.
     pub fn ram_frames(&self) -> Vec<(u64, u64)> {
-        let mut v: Vec<(u64, u64)> = self
+        let v: Vec<(u64, u64)> = self
             .iomem
             .iter()
             .flatten()
             .filter(|r| r.name == "System RAM")
             .filter_map(|r| frames(r.start, r.end))
             .collect();
-        v.sort_unstable();
-        let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
-        for (a, b) in v {
-            match out.last_mut() {
-                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-                _ => out.push((a, b)),
-            }
-        }
-        out
+        merged(v)
     }
 
     /// The `PCI MMCONFIG`/`PCI ECAM` windows (PCI configuration space by
@@ -430,6 +437,8 @@ impl HostMap {
                     BarKind::Io => fr.ports.push((b.start, b.end)),
                 }
             }
+            fr.frames = merged(fr.frames);
+            fr.ports = merged(fr.ports);
             return Some(fr);
         }
         let key = bdf.to_string();
@@ -453,6 +462,8 @@ impl HostMap {
                 }
             }
         }
+        fr.frames = merged(fr.frames);
+        fr.ports = merged(fr.ports);
         fr.span.is_some().then_some(fr)
     }
 
