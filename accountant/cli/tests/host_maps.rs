@@ -627,3 +627,27 @@ fn a_functions_bars_in_one_frame_are_that_frame_once() {
     assert_eq!(fr.driver.as_deref(), Some("forcedeth"));
     assert_eq!(fr.span.as_ref().map(|s| s.line), Some(35));
 }
+
+#[test]
+fn gpu_on_vfio_with_vesafb_still_on_its_first_bar() {
+    let m = read("gpu-vfio-vesafb");
+    let dom0 = m.dom0_claims();
+    // iomem 17-18: `90000000-9fffffff : 0000:01:00.0` / `vesafb`.
+    let fb = covers(&dom0, Space::IoMem, 0x90000).expect("vesafb");
+    assert_eq!((fb.first, fb.last), (0x90000, 0x9ffff));
+    assert_eq!(fb.name, "0000:01:00.0 vesafb");
+    assert_eq!(fb.span.as_ref().map(|s| s.line), Some(18));
+    // iomem 19-24: the BARs vfio-pci holds are not dom0's.
+    for frame in [0xa0000, 0xa1fff, 0xa2000, 0xa2fff, 0xa3080, 0xa3083] {
+        assert!(covers(&dom0, Space::IoMem, frame).is_none(), "{frame:#x}");
+    }
+    // iomem 27-28: ahci is.
+    assert_eq!(
+        find(&dom0, Space::IoMem, 0xa3200).expect("ahci").name,
+        "0000:02:00.0 ahci"
+    );
+    let fr = m.function_resources(&bdf("01:00.0")).expect("the GPU");
+    assert_eq!(fr.driver.as_deref(), Some("vfio-pci"));
+    assert_eq!(fr.frames, [(0x90000, 0xa2fff)]);
+    assert_eq!(m.dom0_claims().len(), 2);
+}

@@ -22,9 +22,10 @@
 //!    sysfs, a function entry in `/proc/iomem` or `/proc/ioports`
 //!    (`0000:00:19.0`) holds its range when any of that function's entries
 //!    has a driver's entry under it (`e1000e`); the claim is named
-//!    `0000:00:19.0 e1000e`. Under a function held for a guest, an entry
-//!    of another driver (a firmware framebuffer, `efifb`, still mapping a
-//!    GPU's BAR) is dom0's by rule 2.
+//!    `0000:00:19.0 e1000e`; when one of them is an assignable driver's
+//!    (`vfio-pci`), that is the bound driver. Under a function held for a
+//!    guest, an entry of another driver (a firmware framebuffer, `vesafb`,
+//!    still mapping a GPU's BAR) is dom0's by rule 2.
 //! 2. **Other `/proc` entries**: the outermost entry that is not
 //!    *structural* is a claim (`serial`, `i8042`, `rtc0`, `ACPI PM1a_EVT_BLK`,
 //!    `APEI ERST`), its children included. Structural, and so not dom0's
@@ -474,14 +475,19 @@ impl HostMap {
     }
 
     /// [`proc_driver`](HostMap::proc_driver) for every function at once, in
-    /// one pass over both trees.
+    /// one pass over both trees. An assignable driver's entry (`vfio-pci`)
+    /// wins over another's: that is the bound driver, and the other (a
+    /// firmware framebuffer, `vesafb`) is a leftover mapping of one BAR.
     fn proc_drivers(&self) -> BTreeMap<Bdf, String> {
-        let mut m = BTreeMap::new();
+        let mut m: BTreeMap<Bdf, String> = BTreeMap::new();
         for tree in [&self.iomem, &self.ioports].into_iter().flatten() {
             for r in tree {
                 let parent = r.parent.and_then(|p| tree.get(p));
                 if let Some(bdf) = parent.and_then(|p| entry_bdf(&p.name)) {
-                    m.entry(bdf).or_insert_with(|| r.name.clone());
+                    let e = m.entry(bdf).or_insert_with(|| r.name.clone());
+                    if assignable_name(&r.name) && !assignable_name(e) {
+                        *e = r.name.clone();
+                    }
                 }
             }
         }
@@ -849,6 +855,9 @@ impl HostMap {
                         continue;
                     };
                     if assignable_name(drv) {
+                        // Held for a guest: other drivers' entries under
+                        // it are examined by rule 2.
+                        skip_below = None;
                         continue;
                     }
                     if let Some((first, last)) = units(space, r) {
