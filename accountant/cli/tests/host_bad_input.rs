@@ -112,6 +112,25 @@ fn an_endless_file_is_not_read_forever() {
 }
 
 #[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let dir = snapshot("fifo");
+    std::fs::remove_file(dir.join("proc/interrupts")).expect("rm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("proc/interrupts"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    match HostMap::read_dir(&dir) {
+        Err(HostError::Read { path, error }) => {
+            assert!(path.ends_with("proc/interrupts"));
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[test]
 fn a_directory_where_a_file_was_expected() {
     let dir = snapshot("dir");
     std::fs::remove_file(dir.join("proc/iomem")).expect("rm");
@@ -320,4 +339,29 @@ fn errors_name_the_file_and_line_when_shown() {
     assert!(e
         .to_string()
         .starts_with("snap/proc/iomem: larger than 16777216 bytes"));
+}
+
+#[test]
+fn missing_attributes_are_one_gap_each_however_many_functions() {
+    let dir = snapshot("attrs");
+    let devs = pci_dir(&dir);
+    for f in 0..5 {
+        let d = devs.join(format!("0000:00:03.{f}"));
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::write(
+            d.join("resource"),
+            b"0x0000000000000000 0x0000000000000000 0x0000000000000000\n",
+        )
+        .expect("write");
+    }
+    let m = HostMap::read_dir(&dir).expect("reads");
+    assert_eq!(m.pci.as_ref().map(Vec::len), Some(5));
+    assert_eq!(m.gaps.len(), 1, "{:?}", m.gaps);
+    assert!(m.gaps[0].path.ends_with("0000:00:03.0/irq"));
+    assert!(
+        m.gaps[0].why.contains("for 4 more functions"),
+        "{}",
+        m.gaps[0].why
+    );
+    std::fs::remove_dir_all(&dir).expect("clean up");
 }

@@ -357,7 +357,7 @@ fn desktop_with(driver: &str, proc_name: Option<&str>) -> PathBuf {
         let text = std::fs::read_to_string(src.join("proc").join(f)).expect("read");
         let text: String = text
             .lines()
-            .filter_map(|l| match (l.trim_start() == "e1000e", proc_name) {
+            .filter_map(|l| match (l.ends_with(" : e1000e"), proc_name) {
                 (true, None) => None,
                 (true, Some(n)) => Some(l.replace("e1000e", n)),
                 (false, _) => Some(l.to_string()),
@@ -409,6 +409,13 @@ fn a_function_held_for_a_guest_is_not_dom0s() {
     ] {
         let dir = desktop_with(driver, proc_name);
         let m = HostMap::read_dir(&dir).expect("reads");
+        let e1000e = m
+            .iomem
+            .iter()
+            .flatten()
+            .filter(|r| r.name == "e1000e")
+            .count();
+        assert_eq!(e1000e, 0, "{driver}: the driver's /proc entries are gone");
         let dom0 = m.dom0_claims();
         let fr = m.function_resources(&bdf("00:19.0")).expect("in sysfs");
         assert_eq!(fr.driver.as_deref(), Some(driver));
@@ -560,4 +567,87 @@ fn the_live_host_captures_and_reads_back() {
     );
     assert_eq!(copy.phys_bits, live.phys_bits);
     std::fs::remove_dir_all(&dst).expect("clean up");
+}
+
+#[test]
+fn without_sysfs_a_vfio_region_is_not_dom0s() {
+    // vfio-pci requests a function's BARs under the name `vfio`.
+    let dir = desktop_with("e1000e", Some("vfio"));
+    std::fs::remove_dir_all(dir.join("sys")).expect("no sysfs");
+    let m = HostMap::read_dir(&dir).expect("reads");
+    let dom0 = m.dom0_claims();
+    assert!(covers(&dom0, Space::IoMem, 0xe1500).is_none());
+    assert!(covers(&dom0, Space::IoPort, 0x4040).is_none());
+    assert_eq!(
+        m.function_resources(&bdf("00:19.0"))
+            .and_then(|f| f.driver)
+            .as_deref(),
+        Some("vfio")
+    );
+    // Its neighbour under ahci still is.
+    assert_eq!(
+        find(&dom0, Space::IoMem, 0xe1540).expect("ahci").name,
+        "0000:00:1f.2 ahci"
+    );
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[test]
+fn a_framebuffer_left_on_a_function_held_for_a_guest_is_dom0s() {
+    // 0000:01:00.0 (the desktop's GPU) bound to pciback in sysfs while
+    // iomem still shows `vesafb` under its first BAR (iomem lines 21-23).
+    let dir = desktop_with("pciback", None);
+    let d = dir.join("sys/bus/pci/devices/0000:01:00.0");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    std::fs::write(
+        d.join("resource"),
+        "0x00000000d0000000 0x00000000dfffffff 0x000000000014220c\n",
+    )
+    .expect("write");
+    std::fs::write(d.join("irq"), "0\n").expect("write");
+    std::fs::write(d.join("driver"), "pciback\n").expect("write");
+    let m = HostMap::read_dir(&dir).expect("reads");
+    let dom0 = m.dom0_claims();
+    let fb = covers(&dom0, Space::IoMem, 0xd0000).expect("vesafb's range");
+    assert_eq!((fb.first, fb.last), (0xd0000, 0xd05af)); // d0000000-d05affff
+    assert_eq!(fb.name, "0000:01:00.0 vesafb");
+    assert_eq!(fb.device, Some(bdf("01:00.0")));
+    // The rest of the BAR is not dom0's.
+    assert!(covers(&dom0, Space::IoMem, 0xd05b0).is_none());
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[test]
+fn a_functions_bars_in_one_frame_are_that_frame_once() {
+    // iomem 35, 41, 43: 0000:00:0a.0 has fcf7c000-fcf7cfff, fcf7f000-fcf7f00f
+    // and fcf7f400-fcf7f4ff.
+    let m = read("desktop-forcedeth");
+    let fr = m.function_resources(&bdf("00:0a.0")).expect("forcedeth");
+    assert_eq!(fr.frames, [(0xfcf7c, 0xfcf7c), (0xfcf7f, 0xfcf7f)]);
+    assert_eq!(fr.driver.as_deref(), Some("forcedeth"));
+    assert_eq!(fr.span.as_ref().map(|s| s.line), Some(35));
+}
+
+#[test]
+fn gpu_on_vfio_with_vesafb_still_on_its_first_bar() {
+    let m = read("gpu-vfio-vesafb");
+    let dom0 = m.dom0_claims();
+    // iomem 17-18: `90000000-9fffffff : 0000:01:00.0` / `vesafb`.
+    let fb = covers(&dom0, Space::IoMem, 0x90000).expect("vesafb");
+    assert_eq!((fb.first, fb.last), (0x90000, 0x9ffff));
+    assert_eq!(fb.name, "0000:01:00.0 vesafb");
+    assert_eq!(fb.span.as_ref().map(|s| s.line), Some(18));
+    // iomem 19-24: the BARs vfio-pci holds are not dom0's.
+    for frame in [0xa0000, 0xa1fff, 0xa2000, 0xa2fff, 0xa3080, 0xa3083] {
+        assert!(covers(&dom0, Space::IoMem, frame).is_none(), "{frame:#x}");
+    }
+    // iomem 27-28: ahci is.
+    assert_eq!(
+        find(&dom0, Space::IoMem, 0xa3200).expect("ahci").name,
+        "0000:02:00.0 ahci"
+    );
+    let fr = m.function_resources(&bdf("01:00.0")).expect("the GPU");
+    assert_eq!(fr.driver.as_deref(), Some("vfio-pci"));
+    assert_eq!(fr.frames, [(0x90000, 0xa2fff)]);
+    assert_eq!(m.dom0_claims().len(), 2);
 }

@@ -22,7 +22,10 @@
 //!    sysfs, a function entry in `/proc/iomem` or `/proc/ioports`
 //!    (`0000:00:19.0`) holds its range when any of that function's entries
 //!    has a driver's entry under it (`e1000e`); the claim is named
-//!    `0000:00:19.0 e1000e`.
+//!    `0000:00:19.0 e1000e`; when one of them is an assignable driver's
+//!    (`vfio-pci`), that is the bound driver. Under a function held for a
+//!    guest, an entry of another driver (a firmware framebuffer, `vesafb`,
+//!    still mapping a GPU's BAR) is dom0's by rule 2.
 //! 2. **Other `/proc` entries**: the outermost entry that is not
 //!    *structural* is a claim (`serial`, `i8042`, `rtc0`, `ACPI PM1a_EVT_BLK`,
 //!    `APEI ERST`), its children included. Structural, and so not dom0's
@@ -171,9 +174,10 @@ fn units(space: Space, r: &Resource) -> Option<(u64, u64)> {
 pub struct FunctionResources {
     /// The function.
     pub bdf: Bdf,
-    /// Frame ranges of its memory BARs and ROM (inclusive).
+    /// Frame ranges of its memory BARs and ROM (inclusive), sorted and
+    /// joined where they touch.
     pub frames: Vec<(u64, u64)>,
-    /// Port ranges of its I/O BARs (inclusive).
+    /// Port ranges of its I/O BARs (inclusive), sorted and joined.
     pub ports: Vec<(u64, u64)>,
     /// Its legacy line (GSI), when sysfs gives one that is a line.
     pub line: Option<u32>,
@@ -289,6 +293,20 @@ fn standard_tty(base: u16) -> Option<&'static str> {
     }
 }
 
+/// Sorted, with overlapping or touching ranges joined: two sub-page BARs
+/// of one function in one frame are that frame once.
+fn merged(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
 /// Keeps each unit in at most one claim: sorts by space and first unit
 /// (stable, so the order pushed breaks ties) and trims overlaps.
 fn disjoint(mut v: Vec<Claim>) -> Vec<Claim> {
@@ -341,9 +359,9 @@ impl HostMap {
     pub fn line_of_irq(&self, irq: u32) -> Option<u32> {
         match self.interrupts.as_ref() {
             None => Some(irq),
-            Some(rows) => match rows.iter().find(|r| r.irq == irq) {
-                Some(r) => r.gsi,
-                None => Some(irq),
+            Some(rows) => match rows.binary_search_by_key(&irq, |r| r.irq) {
+                Ok(i) => rows.get(i).and_then(|r| r.gsi),
+                Err(_) => Some(irq),
             },
         }
     }
@@ -358,22 +376,14 @@ impl HostMap {
     /// `System RAM` entry, a frame counted when any byte of it is RAM;
     /// sorted and merged.
     pub fn ram_frames(&self) -> Vec<(u64, u64)> {
-        let mut v: Vec<(u64, u64)> = self
+        let v: Vec<(u64, u64)> = self
             .iomem
             .iter()
             .flatten()
             .filter(|r| r.name == "System RAM")
             .filter_map(|r| frames(r.start, r.end))
             .collect();
-        v.sort_unstable();
-        let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
-        for (a, b) in v {
-            match out.last_mut() {
-                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-                _ => out.push((a, b)),
-            }
-        }
-        out
+        merged(v)
     }
 
     /// The `PCI MMCONFIG`/`PCI ECAM` windows (PCI configuration space by
@@ -428,6 +438,8 @@ impl HostMap {
                     BarKind::Io => fr.ports.push((b.start, b.end)),
                 }
             }
+            fr.frames = merged(fr.frames);
+            fr.ports = merged(fr.ports);
             return Some(fr);
         }
         let key = bdf.to_string();
@@ -451,23 +463,35 @@ impl HostMap {
                 }
             }
         }
+        fr.frames = merged(fr.frames);
+        fr.ports = merged(fr.ports);
         fr.span.is_some().then_some(fr)
     }
 
     /// The driver `/proc` shows for a function: the name of the first entry
-    /// under one of its entries.
+    /// under one of its entries. O(entries).
     fn proc_driver(&self, bdf: &Bdf) -> Option<String> {
-        let key = bdf.to_string();
+        self.proc_drivers().remove(bdf)
+    }
+
+    /// [`proc_driver`](HostMap::proc_driver) for every function at once, in
+    /// one pass over both trees. An assignable driver's entry (`vfio-pci`)
+    /// wins over another's: that is the bound driver, and the other (a
+    /// firmware framebuffer, `vesafb`) is a leftover mapping of one BAR.
+    fn proc_drivers(&self) -> BTreeMap<Bdf, String> {
+        let mut m: BTreeMap<Bdf, String> = BTreeMap::new();
         for tree in [&self.iomem, &self.ioports].into_iter().flatten() {
             for r in tree {
-                if let Some(p) = r.parent {
-                    if tree.get(p).is_some_and(|p| p.name == key) {
-                        return Some(r.name.clone());
+                let parent = r.parent.and_then(|p| tree.get(p));
+                if let Some(bdf) = parent.and_then(|p| entry_bdf(&p.name)) {
+                    let e = m.entry(bdf).or_insert_with(|| r.name.clone());
+                    if assignable_name(&r.name) && !assignable_name(e) {
+                        *e = r.name.clone();
                     }
                 }
             }
         }
-        None
+        m
     }
 
     /// Frames holding memory BARs of two or more different functions.
@@ -739,7 +763,7 @@ impl HostMap {
     pub fn dom0_claims(&self) -> Vec<Claim> {
         let mut mem_io: Vec<Claim> = Vec::new();
         let mut lines: Vec<Claim> = Vec::new();
-        let sysfs_has = |b: &Bdf| self.device(b).is_some();
+        let proc_drivers = self.proc_drivers();
 
         // 1. PCI functions with a bound driver, from sysfs.
         for d in self.pci.iter().flatten().filter(|d| !d.assignable()) {
@@ -816,13 +840,24 @@ impl HostMap {
                 }
                 if let Some(bdf) = entry_bdf(&r.name) {
                     skip_below = Some(r.depth);
-                    if sysfs_has(&bdf) {
+                    if let Some(d) = self.device(&bdf) {
+                        // A bound function: its BARs are claimed from
+                        // sysfs above. One held for a guest: what another
+                        // driver still maps inside its BARs (a firmware
+                        // framebuffer on a GPU) is dom0's, by the rule
+                        // below for the entries under it.
+                        if d.assignable() {
+                            skip_below = None;
+                        }
                         continue;
                     }
-                    let Some(drv) = self.proc_driver(&bdf) else {
+                    let Some(drv) = proc_drivers.get(&bdf) else {
                         continue;
                     };
-                    if assignable_name(&drv) {
+                    if assignable_name(drv) {
+                        // Held for a guest: other drivers' entries under
+                        // it are examined by rule 2.
+                        skip_below = None;
                         continue;
                     }
                     if let Some((first, last)) = units(space, r) {
@@ -849,12 +884,13 @@ impl HostMap {
                     continue;
                 }
                 if let Some((first, last)) = units(space, r) {
+                    let parent = r.parent.and_then(|p| tree.get(p));
                     mem_io.push(Claim {
                         space,
                         first,
                         last,
-                        name: r.name.clone(),
-                        device: None,
+                        name: HostMap::display_name(tree, r),
+                        device: parent.and_then(|p| entry_bdf(&p.name)),
                         span: Some(r.span.clone()),
                     });
                 }

@@ -131,6 +131,9 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<Vec<IrqLine>, HostError> {
             span: Span::new(file.clone(), line.no, 0),
         });
     }
+    // The kernel prints rows in IRQ order; sorting keeps a hand-edited file
+    // searchable by number (spans keep the file's own line numbers).
+    out.sort_by_key(|r| r.irq);
     Ok(out)
 }
 
@@ -204,6 +207,10 @@ mod tests {
         parse(Path::new("proc/interrupts"), s.as_bytes())
     }
 
+    fn row(r: &[IrqLine], irq: u32) -> &IrqLine {
+        r.iter().find(|x| x.irq == irq).expect("a row")
+    }
+
     #[test]
     fn modern_rows() {
         let mut r = p("           CPU0       CPU1       \n\
@@ -215,20 +222,25 @@ mod tests {
 NMI:          0          0   Non-maskable interrupts\n\
 ERR:          0\n")
         .expect("parses");
-        assert_eq!(r.len(), 5);
-        assert_eq!(r[0].chip, "IO-APIC   2-edge");
-        assert_eq!(r[0].hwirq, Some(2));
-        assert_eq!(r[0].actions, ["timer"]);
-        assert_eq!(r[2].actions, ["ehci_hcd:usb1", "PCIe PME", "i801_smbus"]);
-        assert_eq!(r[3].hwirq, Some(0));
-        assert!(r[4].actions.is_empty());
+        let irqs: Vec<u32> = r.iter().map(|x| x.irq).collect();
+        assert_eq!(irqs, [0, 7, 16, 26, 28], "sorted by IRQ number");
+        assert_eq!(row(&r, 26).span.line, 3, "spans keep the file's lines");
+        assert_eq!(row(&r, 0).chip, "IO-APIC   2-edge");
+        assert_eq!(row(&r, 0).hwirq, Some(2));
+        assert_eq!(row(&r, 0).actions, ["timer"]);
+        assert_eq!(
+            row(&r, 16).actions,
+            ["ehci_hcd:usb1", "PCIe PME", "i801_smbus"]
+        );
+        assert_eq!(row(&r, 28).hwirq, Some(0));
+        assert!(row(&r, 7).actions.is_empty());
         assign_gsis(&mut r, 1);
-        assert_eq!(r[0].gsi, Some(2));
-        assert_eq!(r[1].gsi, Some(4));
-        assert_eq!(r[3].gsi, None);
+        assert_eq!(row(&r, 0).gsi, Some(2));
+        assert_eq!(row(&r, 26).gsi, Some(4));
+        assert_eq!(row(&r, 28).gsi, None);
         assign_gsis(&mut r, 3);
-        assert_eq!(r[0].gsi, Some(2), "ISA IRQs sit on the first IO-APIC");
-        assert_eq!(r[1].gsi, Some(26));
+        assert_eq!(row(&r, 0).gsi, Some(2), "ISA IRQs sit on the first IO-APIC");
+        assert_eq!(row(&r, 26).gsi, Some(26));
     }
 
     #[test]
@@ -241,15 +253,37 @@ ERR:          0\n")
    9:          0          0  xen-pirq    -ioapic-level  acpi\n")
         .expect("parses");
         assign_gsis(&mut r, 1);
-        assert_eq!(r[0].chip, "IO-APIC-edge");
-        assert_eq!(r[0].gsi, Some(0));
-        assert_eq!(r[1].gsi, Some(1));
-        assert_eq!(r[1].actions, ["i8042"]);
-        assert_eq!(r[2].gsi, None);
-        assert_eq!(r[3].gsi, None);
-        assert_eq!(r[4].chip, "xen-pirq    -ioapic-level");
-        assert_eq!(r[4].gsi, Some(9));
-        assert_eq!(r[4].actions, ["acpi"]);
+        assert_eq!(row(&r, 0).chip, "IO-APIC-edge");
+        assert_eq!(row(&r, 0).gsi, Some(0));
+        assert_eq!(row(&r, 1).gsi, Some(1));
+        assert_eq!(row(&r, 1).actions, ["i8042"]);
+        assert_eq!(row(&r, 42).gsi, None);
+        assert_eq!(row(&r, 112).gsi, None);
+        assert_eq!(row(&r, 9).chip, "xen-pirq    -ioapic-level");
+        assert_eq!(row(&r, 9).gsi, Some(9));
+        assert_eq!(row(&r, 9).actions, ["acpi"]);
+    }
+
+    #[test]
+    fn xen_hvm_guest_rows() {
+        // The shape of a Linux guest's table under Xen with pirqs (as
+        // quoted in QEMU's Xen emulation commits).
+        let mut r = p("            CPU0       CPU1\n\
+   0:         65          0   IO-APIC   2-edge      timer\n\
+   4:          0        846  xen-pirq   4-ioapic-edge  ttyS0\n\
+   9:          0          0  xen-pirq   9-ioapic-level  acpi\n\
+  24:       9600          0  xen-percpu    -virq      timer0\n\
+  25:       2758          0  xen-percpu    -ipi       resched0\n\
+  30:          5          0  xen-pirq    -msi       eth0\n")
+        .expect("parses");
+        assign_gsis(&mut r, 1);
+        assert_eq!(row(&r, 4).gsi, Some(4));
+        assert_eq!(row(&r, 4).hwirq, Some(4));
+        assert_eq!(row(&r, 4).actions, ["ttyS0"]);
+        assert_eq!(row(&r, 9).gsi, Some(9));
+        assert_eq!(row(&r, 24).gsi, None);
+        assert_eq!(row(&r, 24).actions, ["timer0"]);
+        assert_eq!(row(&r, 30).gsi, None, "an MSI pirq is not a line");
     }
 
     #[test]

@@ -3,12 +3,65 @@
 //! Read from the live host (`/proc/iomem`, `/proc/ioports`, `/proc/interrupts`,
 //! `/sys/bus/pci/devices/*/{resource,irq,driver,iommu_group}`, and
 //! `/proc/cpuinfo` for the physical address width) or from a snapshot
-//! directory with the same relative paths (`ioacct capture DIR` writes one).
-//! A part that is missing or unusable is a [`Gap`], not an error: the check
-//! uses what is there and says what it could not check.
+//! directory with the same relative paths ([`capture()`] writes one).
 //!
 //! INTERFACE CONTRACT (shared by the host side and the judge; keep the names):
 //! the types below and the methods on [`HostMap`].
+//!
+//! # Using it
+//!
+//! 1. Read a map: [`HostMap::read_live`] or [`HostMap::read_dir`].
+//! 2. Report [`HostMap::gaps`]: what could not be checked, and why.
+//! 3. Hand the judge the owners the host already has:
+//!    [`HostMap::hv_reservations`] (the hypervisor), [`HostMap::dom0_claims`]
+//!    (dom0's drivers), [`HostMap::ram_frames`], [`HostMap::max_frame`].
+//! 4. Resolve a guest's PCI functions: [`HostMap::function_resources`]
+//!    (pages, ports, line, driver, IOMMU group), [`HostMap::iommu_groups`],
+//!    [`HostMap::shared_bar_pages`] (XSA-461).
+//! 5. Name what a finding is about: [`HostMap::name_of`].
+//!
+//! ```
+//! use accountant::Space;
+//! use ioacct_check::host::{HostMap, HvReserve};
+//!
+//! let map = HostMap::read_dir("tests/data/hosts/virtio-vm".as_ref())?;
+//! assert!(map.gaps.is_empty());
+//! // Xen takes the console UART at 0x3f8; the host map calls it `serial`,
+//! // and dom0's 8250 driver holds it too.
+//! let hv = map.hv_reservations(&HvReserve::default());
+//! assert!(hv.iter().any(|c| c.space == Space::IoPort && c.first == 0x3f8 && c.name == "serial"));
+//! assert!(map.dom0_claims().iter().any(|c| c.space == Space::IoPort && c.first == 0x3f8));
+//! let (name, span) = map.name_of(Space::IoPort, 0x3f8).expect("shown");
+//! assert_eq!(name, "serial");
+//! assert!(span.expect("read from a file").to_string().ends_with("proc/ioports:13"));
+//! # Ok::<(), ioacct_check::host::HostError>(())
+//! ```
+//!
+//! # Errors and gaps
+//!
+//! A part that is **absent** is a [`Gap`] and the rest is used: a missing
+//! file or `sys/bus/pci/devices` directory, an empty `/proc` file, a
+//! `/proc/iomem` or `/proc/ioports` whose addresses are all 0 (read without
+//! CAP_SYS_ADMIN: "shows zero addresses: read as root (CAP_SYS_ADMIN) or
+//! capture as root"), a `/proc/cpuinfo` without `address sizes` (not x86),
+//! a PCI function without `resource` or `irq`. Each gap says what could then
+//! not be checked.
+//!
+//! A part that is **present but not the kernel's** is a [`HostError`]
+//! (exit status 2), naming the file and, for line-oriented files, the line:
+//! a file that cannot be read (permissions, I/O, a symlink loop), a
+//! directory, FIFO or device node where a file is expected, a file over its
+//! size cap ([`read::PROC_LIMIT`], [`read::ATTR_LIMIT`]), a line not in the
+//! kernel's format (bad hex, start after end, odd indentation, nesting
+//! beyond [`resources::MAX_DEPTH`], binary data, a last line without its
+//! newline, i.e. a truncated file), a `sys/bus/pci/devices` with more than
+//! [`sysfs::MAX_DEVICES`] entries or an entry not named by a PCI address.
+//! The reasoning: a missing part leaves the check sound for the rest, while
+//! a corrupt part means the snapshot is not what the user thinks it is.
+//!
+//! Reading costs O(bytes) time and memory, bounded by the caps; nothing is
+//! written. Claims, RAM and names are documented in [`claims`]
+//! (the rules are also in `accountant/cli/HOSTMAP.md`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,7 +72,7 @@ use crate::pci::Bdf;
 use crate::span::Span;
 
 pub mod capture;
-mod claims;
+pub mod claims;
 pub mod cpuinfo;
 pub mod interrupts;
 pub mod read;
@@ -297,9 +350,9 @@ pub struct HostMap {
     pub iomem: Option<Vec<Resource>>,
     /// `proc/ioports`.
     pub ioports: Option<Vec<Resource>>,
-    /// `proc/interrupts`.
+    /// `proc/interrupts`, sorted by IRQ number (the kernel's order).
     pub interrupts: Option<Vec<IrqLine>>,
-    /// `sys/bus/pci/devices`.
+    /// `sys/bus/pci/devices`, sorted by address.
     pub pci: Option<Vec<PciDevice>>,
     /// Physical address width in bits (`/proc/cpuinfo` `address sizes`).
     pub phys_bits: Option<u8>,
@@ -364,11 +417,24 @@ impl HostMap {
             _ => {
                 let mut missing = Vec::new();
                 let devs = sysfs::read_devices(&path, &mut missing)?;
-                for m in missing {
-                    map.gap(
-                        m,
-                        "missing: that function's resources from sysfs not checked",
-                    );
+                // One gap per attribute, not per function: a snapshot
+                // without `irq` files would otherwise list thousands.
+                for (attr, what) in [("resource", "BARs"), ("irq", "legacy interrupt lines")] {
+                    let lacking: Vec<&PathBuf> = missing
+                        .iter()
+                        .filter(|m| m.file_name().is_some_and(|f| f == attr))
+                        .collect();
+                    if let Some(first) = lacking.first() {
+                        let why = if lacking.len() == 1 {
+                            format!("missing: that function's {what} not checked")
+                        } else {
+                            format!(
+                                "missing, and for {} more functions: their {what} not checked",
+                                lacking.len() - 1
+                            )
+                        };
+                        map.gap(first.to_path_buf(), &why);
+                    }
                 }
                 Some(devs)
             }
@@ -422,7 +488,14 @@ impl HostMap {
     }
 
     /// The PCI function at `bdf`, if sysfs was read and has it.
+    /// O(log n) on a map [`read_dir`](HostMap::read_dir) made (`pci` sorted
+    /// by address); a map built by hand in another order is searched
+    /// linearly when the binary search misses.
     pub fn device(&self, bdf: &Bdf) -> Option<&PciDevice> {
-        self.pci.as_ref()?.iter().find(|d| d.bdf == *bdf)
+        let pci = self.pci.as_ref()?;
+        match pci.binary_search_by_key(bdf, |d| d.bdf) {
+            Ok(i) => pci.get(i),
+            Err(_) => pci.iter().find(|d| d.bdf == *bdf),
+        }
     }
 }

@@ -2,13 +2,18 @@
 //! cap, as bytes, and split into numbered lines.
 //!
 //! `/proc` and sysfs files report a length of 0, so the cap is enforced
-//! while reading (`Read::take(limit + 1)`), not from metadata: an endless
-//! file (a symlink to `/dev/zero` in a hostile snapshot) costs at most
-//! `limit + 1` bytes. Only regular files are read; a FIFO or a device node
-//! (which could block forever) and a directory are [`HostError::Read`].
+//! while reading (`Read::take(limit + 1)`), not from metadata: a regular
+//! file costs at most `limit + 1` bytes whatever it claims. Only regular
+//! files are opened: a FIFO (which could block forever), a device node (a
+//! hostile snapshot's symlink to `/dev/zero`, or to a device whose `open`
+//! does something) and a directory are [`HostError::Read`], decided by
+//! `stat` before any `open`; the open itself is non-blocking and checked
+//! again with `fstat`, so a file swapped for a FIFO in between is refused
+//! too.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::HostError;
@@ -29,24 +34,40 @@ pub fn read_capped(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError
         path: path.to_path_buf(),
         error,
     };
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
+    let kind_err = |meta: &std::fs::Metadata| {
+        if meta.is_dir() {
+            Some(read_err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "a directory where a file was expected",
+            )))
+        } else if !meta.is_file() {
+            Some(read_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a FIFO or device node is not opened)",
+            )))
+        } else {
+            None
+        }
+    };
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            if let Some(e) = kind_err(&m) {
+                return Err(e);
+            }
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(read_err(e)),
-    };
-    if meta.is_dir() {
-        return Err(read_err(io::Error::new(
-            io::ErrorKind::IsADirectory,
-            "a directory where a file was expected",
-        )));
     }
-    if !meta.is_file() {
-        return Err(read_err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (a FIFO or device node is not read)",
-        )));
+    // O_NONBLOCK: should the path have become a FIFO since the stat, the
+    // open must not wait for a writer; it changes nothing for a regular file.
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_err)?;
+    if let Some(e) = kind_err(&file.metadata().map_err(read_err)?) {
+        return Err(e);
     }
-    let file = File::open(path).map_err(read_err)?;
     let mut buf = Vec::new();
     file.take(limit.saturating_add(1))
         .read_to_end(&mut buf)

@@ -12,7 +12,7 @@
 //!   what `ioacct capture` writes).
 //!
 //! A hostile tree is bounded: at most [`MAX_DEVICES`] entries, each
-//! attribute read with [`ATTR_LIMIT`](super::read::ATTR_LIMIT), at most
+//! attribute read with [`ATTR_LIMIT`], at most
 //! [`MAX_RESOURCE_LINES`] lines per `resource`; a symlink loop makes the
 //! OS fail the open (`ELOOP`), which is a [`HostError::Read`].
 
@@ -64,6 +64,9 @@ pub fn read_devices(
         })?;
         names.push(entry.file_name());
     }
+    // Directory order is the filesystem's; read in name order so that
+    // errors and gaps name the same entry on every run.
+    names.sort();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let path = dir.join(&name);
@@ -128,26 +131,29 @@ pub fn link_name(path: &Path) -> Result<Option<String>, HostError> {
         path: path.to_path_buf(),
         error,
     };
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
+    // readlink first: on a live host both are symlinks, and a plain file
+    // (a snapshot) answers EINVAL.
+    let name = match std::fs::read_link(path) {
+        Ok(target) => {
+            let last = target.file_name().ok_or_else(|| HostError::Invalid {
+                path: path.to_path_buf(),
+                why: format!("symlink to `{}` names nothing", target.display()),
+            })?;
+            escape(last.as_encoded_bytes())
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            let Some(data) = read_capped(path, ATTR_LIMIT)? else {
+                return Ok(None);
+            };
+            let ls = lines(path, &data)?;
+            let first = ls.first().ok_or_else(|| HostError::Invalid {
+                path: path.to_path_buf(),
+                why: "empty: expected a name".into(),
+            })?;
+            escape(first.text.trim_ascii())
+        }
         Err(e) => return Err(read_err(e)),
-    };
-    let name = if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(path).map_err(read_err)?;
-        let last = target.file_name().ok_or_else(|| HostError::Invalid {
-            path: path.to_path_buf(),
-            why: format!("symlink to `{}` names nothing", target.display()),
-        })?;
-        escape(last.as_encoded_bytes())
-    } else {
-        let data = read_capped(path, ATTR_LIMIT)?.unwrap_or_default();
-        let ls = lines(path, &data)?;
-        let first = ls.first().ok_or_else(|| HostError::Invalid {
-            path: path.to_path_buf(),
-            why: "empty: expected a name".into(),
-        })?;
-        escape(first.text.trim_ascii())
     };
     if name.is_empty() {
         return Err(HostError::Invalid {
