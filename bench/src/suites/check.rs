@@ -36,6 +36,20 @@ pub fn steps(quick: bool) -> usize {
     rounds(quick)
 }
 
+/// The calling thread's CPU time (user + system) in seconds, from
+/// `/proc/thread-self/stat` (clock ticks, 100 per second on Linux): a sample's
+/// CPU time beside its wall time shows how much of the wall time was other
+/// processes' on a loaded machine. `None` where the file is not there.
+fn thread_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after `)`.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 /// Runs the suite.
 pub fn check_scale(cx: &mut Ctx, sink: &mut Sink) {
     let host = scale::host(DEVICES);
@@ -52,6 +66,7 @@ pub fn check_scale(cx: &mut Ctx, sink: &mut Sink) {
         .collect();
     let reference = Reference::of_ns(1_000_000.0);
     let mut findings = vec![0usize; fleets.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); fleets.len()];
     for round in 0..rounds(cx.quick) {
         cx.progress.step(&format!(
             "check.scale round {}/{}",
@@ -66,9 +81,13 @@ pub fn check_scale(cx: &mut Ctx, sink: &mut Sink) {
         };
         for i in order {
             let (_, texts) = &fleets[i];
+            let c0 = thread_cpu_s();
             let t = Instant::now();
             let outcome = scale::check(texts, &host);
             let ns = t.elapsed().as_nanos() as f64;
+            if let (Some(a), Some(b)) = (c0, thread_cpu_s()) {
+                cpu[i].push(b - a);
+            }
             match outcome {
                 Ok(o) => {
                     findings[i] = o.findings.len();
@@ -97,9 +116,14 @@ pub fn check_scale(cx: &mut Ctx, sink: &mut Sink) {
         if let Some(mut metric) =
             harness::timing_metric(MetricName::CheckScale, &params, &measured[i])
         {
+            let mut c = cpu[i].clone();
+            c.sort_by(f64::total_cmp);
+            let cpu_note = c.get(c.len() / 2).map_or(String::new(), |m| {
+                format!("; median thread CPU time {m:.2} s (wall time includes other processes' share of the CPU)")
+            });
             metric.note = Some(format!(
                 "one whole check (parse {guests} xl.cfg texts of {RANGES} entries + judge against \
-                 {DEVICES} functions) per sample; {} findings; sizes interleaved per round",
+                 {DEVICES} functions) per sample; {} findings; sizes interleaved per round{cpu_note}",
                 findings[i]
             ));
             sink.metrics.push(metric);
