@@ -16,6 +16,7 @@
 //! interactive work: `cargo bench -p bench`).
 #![deny(missing_docs)]
 
+pub mod capi;
 pub mod harness;
 pub mod instructions;
 pub mod linear;
@@ -184,14 +185,149 @@ impl Progress {
     }
 }
 
-/// A suite: the metric names it emits (`--only` selects a suite when one of
-/// them and the filter are prefixes of each other), its progress steps, and
-/// the function that runs it.
-type Suite = (
-    &'static [MetricName],
-    usize,
-    fn(&mut suites::Ctx, &mut suites::Sink),
-);
+/// A suite of the registry ([`suites_for`]).
+pub struct Suite {
+    /// The metric names it emits: `--only` selects a suite when one of them
+    /// and the filter are prefixes of each other.
+    pub emits: &'static [MetricName],
+    /// The progress steps it announces in this run.
+    pub steps: usize,
+    /// Runs it.
+    pub run: fn(&mut suites::Ctx, &mut suites::Sink),
+    /// The keys (name and params) of every metric it emits on a host where
+    /// everything can be measured, for a run with this `quick`: what the
+    /// committed baseline must hold (`tests/declared.rs`), enumerable without
+    /// running anything.
+    pub keys: fn(&KeyScope) -> Vec<String>,
+}
+
+/// What a suite's metric keys depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyScope {
+    /// A quick run.
+    pub quick: bool,
+    /// The CPUs the placement probe visits
+    /// ([`suites::hv::probe_cpus`]: every CPU the run may use, at most four).
+    pub probe_cpus: Vec<usize>,
+}
+
+impl Suite {
+    /// Whether `--only` (`None`: no filter) selects this suite.
+    pub fn selected(&self, only: Option<&str>) -> bool {
+        only.is_none_or(|o| {
+            self.emits
+                .iter()
+                .any(|e| e.as_str().starts_with(o) || o.starts_with(e.as_str()))
+        })
+    }
+}
+
+/// Every suite, in the order a run measures them, with its progress steps
+/// for a `quick` run filtered by `only`.
+pub fn suites_for(quick: bool, only: Option<&str>) -> [Suite; 10] {
+    let q = quick;
+    let g = suites::grant_points(q).len();
+    let p = suites::page_points(q).len();
+    [
+        Suite {
+            emits: &[MetricName::PortCheck],
+            steps: g + suites::PORT_CHECK_ROUNDS,
+            run: suites::port_check,
+            keys: |s| suites::port_check_keys(s.quick),
+        },
+        Suite {
+            emits: &[MetricName::Map, MetricName::Unmap],
+            steps: suites::RANGE_ROUNDS,
+            run: suites::map_unmap,
+            keys: |s| suites::map_unmap_keys(s.quick),
+        },
+        Suite {
+            emits: &[MetricName::TrackingBytes, MetricName::TrackingAllocations],
+            steps: 3 * p,
+            run: suites::tracking,
+            keys: |s| suites::tracking_keys(s.quick),
+        },
+        Suite {
+            emits: &[MetricName::Grant, MetricName::Revoke],
+            steps: suites::RANGE_ROUNDS,
+            run: suites::grant_revoke,
+            keys: |s| suites::grant_revoke_keys(s.quick),
+        },
+        Suite {
+            emits: &[MetricName::TracepointOverhead],
+            steps: 1,
+            run: suites::tracepoints,
+            keys: |s| suites::tracepoints_keys(s.quick),
+        },
+        Suite {
+            emits: &[MetricName::PortCheckInstructions],
+            steps: 2,
+            run: suites::port_check_instructions,
+            keys: |s| suites::port_check_instructions_keys(s.quick),
+        },
+        Suite {
+            emits: instructions::EMITS,
+            steps: 1,
+            run: instructions::accountant_instructions,
+            keys: |s| instructions::keys(s.quick),
+        },
+        Suite {
+            emits: suites::hv::EMITS,
+            steps: suites::hv::steps_for(q, only),
+            run: suites::hv::hv,
+            keys: |s| suites::hv::keys(s.quick, &s.probe_cpus),
+        },
+        Suite {
+            emits: suites::hv_realism::EMITS,
+            steps: suites::hv_realism::steps_for(q, only),
+            run: suites::hv_realism::hv_realism,
+            keys: |s| suites::hv_realism::keys(s.quick),
+        },
+        Suite {
+            emits: suites::check::EMITS,
+            steps: suites::check::steps(q),
+            run: suites::check::check_scale,
+            keys: |_| suites::check::keys(),
+        },
+    ]
+}
+
+/// The keys of every metric a full (`only` = `None`) run emits in `scope`:
+/// the union of the suites' declarations.
+pub fn declared_keys(scope: &KeyScope) -> std::collections::BTreeSet<String> {
+    suites_for(scope.quick, None)
+        .iter()
+        .flat_map(|s| (s.keys)(scope))
+        .collect()
+}
+
+/// How the metrics a run emitted differ from what its suites declare: keys
+/// emitted but not declared, and (in a run of every suite) keys declared
+/// but neither emitted nor skipped with a reason (`not_measured` names their
+/// metric). Empty when they agree.
+pub fn undeclared(results: &Results, scope: &KeyScope, all_suites: bool) -> Vec<String> {
+    let declared = declared_keys(scope);
+    let emitted: std::collections::BTreeSet<String> =
+        results.metrics.iter().map(|m| m.key()).collect();
+    let mut out: Vec<String> = emitted
+        .difference(&declared)
+        .map(|k| format!("emitted but not declared by its suite: {k}"))
+        .collect();
+    if all_suites {
+        let skipped: std::collections::BTreeSet<&str> = results
+            .not_measured
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        out.extend(
+            declared
+                .difference(&emitted)
+                .filter(|k| !skipped.contains(k.split(' ').next().unwrap_or("")))
+                .map(|k| format!("declared but neither emitted nor skipped: {k}")),
+        );
+    }
+    out
+}
 
 /// The CPUs the process could use when the run started, before it pinned
 /// its measuring thread (what the placement probe visits).
@@ -244,66 +380,12 @@ pub fn run(opts: &RunOptions) -> Results {
         ));
     }
     let q = opts.quick;
-    let g = suites::grant_points(q).len();
-    let p = suites::page_points(q).len();
-    let all: [Suite; 10] = [
-        (
-            &[MetricName::PortCheck],
-            g + suites::PORT_CHECK_ROUNDS,
-            suites::port_check,
-        ),
-        (
-            &[MetricName::Map, MetricName::Unmap],
-            suites::RANGE_ROUNDS,
-            suites::map_unmap,
-        ),
-        (
-            &[MetricName::TrackingBytes, MetricName::TrackingAllocations],
-            3 * p,
-            suites::tracking,
-        ),
-        (
-            &[MetricName::Grant, MetricName::Revoke],
-            suites::RANGE_ROUNDS,
-            suites::grant_revoke,
-        ),
-        (&[MetricName::TracepointOverhead], 1, suites::tracepoints),
-        (
-            &[MetricName::PortCheckInstructions],
-            2,
-            suites::port_check_instructions,
-        ),
-        (
-            instructions::EMITS,
-            1,
-            instructions::accountant_instructions,
-        ),
-        (
-            suites::hv::EMITS,
-            suites::hv::steps_for(q, opts.only.as_deref()),
-            suites::hv::hv,
-        ),
-        (
-            suites::hv_realism::EMITS,
-            suites::hv_realism::steps_for(q, opts.only.as_deref()),
-            suites::hv_realism::hv_realism,
-        ),
-        (
-            suites::check::EMITS,
-            suites::check::steps(q),
-            suites::check::check_scale,
-        ),
-    ];
+    let all = suites_for(q, opts.only.as_deref());
     let selected: Vec<&Suite> = all
         .iter()
-        .filter(|s| {
-            opts.only.as_deref().is_none_or(|o| {
-                s.0.iter()
-                    .any(|e| e.as_str().starts_with(o) || o.starts_with(e.as_str()))
-            })
-        })
+        .filter(|s| s.selected(opts.only.as_deref()))
         .collect();
-    let steps = selected.iter().map(|s| s.1).sum();
+    let steps = selected.iter().map(|s| s.steps).sum();
     let inject = harness::injected_slowdown();
     let mut cx = suites::Ctx {
         plan: if q {
@@ -328,7 +410,7 @@ pub fn run(opts: &RunOptions) -> Results {
     };
     let mut sink = suites::Sink::default();
     for s in selected {
-        (s.2)(&mut cx, &mut sink);
+        (s.run)(&mut cx, &mut sink);
     }
     cx.progress.finish();
     if cx.progress.done() != steps {
@@ -355,7 +437,7 @@ pub fn run(opts: &RunOptions) -> Results {
     if let Some(p) = hv::workloads::inject::slowdown() {
         knobs.insert(hv::workloads::inject::ENV.to_owned(), format!("{p}"));
     }
-    Results {
+    let mut results = Results {
         schema: SCHEMA,
         host,
         run: RunInfo {
@@ -372,5 +454,15 @@ pub fn run(opts: &RunOptions) -> Results {
         },
         metrics: sink.metrics,
         not_measured: sink.not_measured,
-    }
+    };
+    // A suite that emits what it does not declare (or the reverse) makes the
+    // committed baseline's metric set, which tests/declared.rs holds to the
+    // declarations, a wrong picture of the bench: say so in the results.
+    let scope = KeyScope {
+        quick: q,
+        probe_cpus: suites::hv::probe_cpus(),
+    };
+    let drift = undeclared(&results, &scope, opts.only.is_none());
+    results.run.warnings.extend(drift);
+    results
 }

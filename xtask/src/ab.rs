@@ -44,7 +44,8 @@
 //! Exit status: 0 pass, 1 regression, 2 bad usage, 4 side A could not be
 //! built or run (CI then falls back to `cargo xtask gate`), 5 side B could
 //! not be built or run.
-use crate::gate::{parse_format, parse_min_effect, print_report, Format, INJECT_KNOBS};
+use crate::benchbin::{self, BenchBin, BenchRun};
+use crate::gate::{parse_format, parse_min_effect, print_report, Format};
 use crate::report;
 use reports::gate::{compare_ab, GateConfig, GateReport, Verdict};
 use reports::Results;
@@ -163,12 +164,9 @@ struct Side {
     label: &'static str,
     /// What the user named, and the commit it resolved to.
     rev: String,
-    /// The source tree the binary was built from (and runs in).
-    tree: PathBuf,
-    /// The copied release binary.
-    bin: PathBuf,
-    /// Harness options this binary accepts (from its `--help`).
-    help: String,
+    /// The copied release binary and the tree it was built from (and runs
+    /// in).
+    bin: BenchBin,
     /// Extra environment for this side.
     env: Vec<(String, String)>,
 }
@@ -248,41 +246,15 @@ fn target_for(root: &Path, dir: &Path, tree: &Path) -> PathBuf {
 }
 
 /// Builds the bench binary of `tree` into its own target directory and
-/// copies it to `target/ab/bin/ioacct-bench-LABEL`.
+/// copies it to `target/ab/bin/ioacct-bench-TREE`.
 fn build(root: &Path, dir: &Path, tree: &Path, label: &str) -> Result<PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let target = target_for(root, dir, tree);
     eprintln!("ab: building side {label} in {}", tree.display());
-    let st = Command::new(cargo)
-        .current_dir(tree)
-        .env("CARGO_TARGET_DIR", &target)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "bench",
-            "--bin",
-            "ioacct-bench",
-        ])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !st.success() {
-        return Err(format!("cargo build failed ({st})"));
-    }
-    let bins = dir.join("bin");
-    std::fs::create_dir_all(&bins).map_err(|e| format!("{}: {e}", bins.display()))?;
     // Named for the tree, not the side: another A/B session may be running
     // one of these binaries right now.
-    let name = tree_name(tree);
-    let bin = bins.join(format!("ioacct-bench-{name}"));
-    // Copy, then rename over: a running binary of the same name keeps its
-    // inode.
-    let tmp = bins.join(format!(".{name}.{}", std::process::id()));
-    std::fs::copy(target.join("release/ioacct-bench"), &tmp)
-        .and_then(|_| std::fs::rename(&tmp, &bin))
-        .map_err(|e| format!("{}: {e}", bin.display()))?;
-    Ok(bin)
+    let bin = dir
+        .join("bin")
+        .join(format!("ioacct-bench-{}", tree_name(tree)));
+    benchbin::build(tree, &target_for(root, dir, tree), &bin, true)
 }
 
 fn prepare(
@@ -293,58 +265,29 @@ fn prepare(
     env: &[(String, String)],
 ) -> Result<Side, String> {
     let (rev, tree) = checkout(root, dir, rev)?;
-    let bin = build(root, dir, &tree, label)?;
-    let out = Command::new(&bin)
-        .arg("--help")
-        .output()
-        .map_err(|e| format!("{}: {e}", bin.display()))?;
-    let help =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let bin = BenchBin::at(build(root, dir, &tree, label)?, tree)?;
     Ok(Side {
         label,
         rev,
-        tree,
         bin,
-        help,
         env: env.to_vec(),
     })
 }
 
 impl Side {
-    fn accepts(&self, flag: &str) -> bool {
-        self.help.contains(flag)
-    }
-
     /// Runs this side's bench once into `out`.
     fn run(&self, a: &Opts, only: Option<&str>, out: &Path) -> Result<Results, String> {
-        let mut cmd = Command::new(&self.bin);
-        cmd.current_dir(&self.tree).arg("--out").arg(out);
-        if a.quick {
-            cmd.arg("--quick");
-        }
-        if self.accepts("--no-progress") {
-            cmd.arg("--no-progress");
-        }
-        if let Some(o) = only {
-            cmd.args(["--only", o]);
-        }
-        if let Some(c) = a.cpus.as_deref().filter(|_| self.accepts("--cpus")) {
-            cmd.args(["--cpus", c]);
-        }
-        // Knobs reach a side only when asked for that side.
-        for knob in INJECT_KNOBS {
-            cmd.env_remove(knob);
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let st = cmd
-            .status()
-            .map_err(|e| format!("{}: {e}", self.bin.display()))?;
-        if !st.success() {
-            return Err(format!("side {} bench failed ({st})", self.label));
-        }
-        Results::load(out).map_err(|e| e.to_string())
+        let run = BenchRun {
+            quick: a.quick,
+            only,
+            cpus: a.cpus.as_deref(),
+            progress: false,
+            // Knobs reach a side only when asked for that side.
+            env: &self.env,
+        };
+        self.bin
+            .run(&run, out)
+            .map_err(|e| format!("side {}: {e}", self.label))
     }
 }
 
@@ -507,7 +450,7 @@ fn describe(g: &mut GateReport, a: &Opts, sides: [&Side; 2], rb: &[Results]) {
             .unwrap_or_default(),
     ));
     if a.cpus.is_some() {
-        for s in sides.iter().filter(|s| !s.accepts("--cpus")) {
+        for s in sides.iter().filter(|s| !s.bin.accepts("--cpus")) {
             g.notes.push(format!(
                 "Side {}'s harness has no --cpus: it ran with its own placement.",
                 s.label

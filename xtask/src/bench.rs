@@ -11,9 +11,10 @@
 //! (`taskset -c 2 cargo xtask bench`), set the `performance` governor
 //! (`cpupower frequency-set -g performance`), and disable turbo for stable
 //! clocks. The report records the governor and clocksource it saw.
+use crate::benchbin::{BenchBin, BenchRun, INJECT_KNOBS};
 use crate::report;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 /// `cargo xtask bench`.
 #[derive(clap::Args, Debug)]
@@ -45,43 +46,25 @@ pub fn run(args: Args) -> ExitCode {
     let root = report::root();
     let dir = root.join("target/bench");
     let results = dir.join("results.json");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "bench",
-            "--bin",
-            "ioacct-bench",
-            "--",
-        ])
-        .arg("--out")
-        .arg(&results);
-    if quick {
-        cmd.arg("--quick");
-    }
-    if let Some(p) = &only {
-        cmd.args(["--only", p]);
-    }
-    if let Some(c) = &cpus {
-        cmd.args(["--cpus", c]);
-    }
     eprintln!(
         "xtask bench: building ioacct-bench in release mode if needed (a few minutes from scratch), then running it ..."
     );
-    match cmd.status() {
-        Ok(s) if s.success() => {}
-        Ok(s) => {
-            eprintln!("xtask bench: ioacct-bench failed ({s})");
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("xtask bench: cannot run cargo: {e}");
-            return ExitCode::FAILURE;
-        }
+    // An injection knob set for this command reaches the run, as it always
+    // has (`IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10 cargo xtask bench`).
+    let inject: Vec<(String, String)> = INJECT_KNOBS
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .collect();
+    let run = BenchRun {
+        quick,
+        only: only.as_deref(),
+        cpus: cpus.as_deref(),
+        progress: true,
+        env: &inject,
+    };
+    if let Err(e) = BenchBin::of_workspace(&root, true).and_then(|b| b.run(&run, &results)) {
+        eprintln!("xtask bench: {e}");
+        return ExitCode::FAILURE;
     }
     let baseline = baseline.or_else(|| {
         let p = root.join("bench/baseline.json");

@@ -34,11 +34,12 @@
 //! measured between-run noise: the median absolute deviation of the runs'
 //! relative median within-run samples, scaled to a standard deviation
 //! (`reports::stats::mad_sigma`), so one disturbed run cannot widen it.
+use crate::benchbin::{BenchBin, BenchRun, INJECT_KNOBS};
 use crate::report;
 use reports::gate::{compare, GateConfig, GateReport, Verdict};
 use reports::{MetricName, Results};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 /// Fewest runs a baseline's noise estimate is made from.
 const MIN_BASELINE_RUNS: usize = 6;
@@ -92,14 +93,13 @@ pub fn print_report(g: &GateReport, format: Format) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-const INJECT_ENV: &str = "IOACCT_INJECT_PORT_CHECK_SLOWDOWN";
+/// Percent: a slowdown of every timed port-check batch (bench harness).
+const INJECT_ENV: &str = INJECT_KNOBS[0];
 /// `OP:PERCENT`: a slowdown of one range operation (bench harness).
-const INJECT_OP_ENV: &str = "IOACCT_INJECT_OP_SLOWDOWN";
+const INJECT_OP_ENV: &str = INJECT_KNOBS[1];
 /// Percent: a slowdown of every timed hypervisor step of the paired hv
 /// workloads (`hv::workloads::inject`).
-const INJECT_HV_ENV: &str = "IOACCT_INJECT_HV_SLOWDOWN";
-/// Every injection knob: never inherited by a bench run unless asked for.
-pub(crate) const INJECT_KNOBS: [&str; 3] = [INJECT_ENV, INJECT_OP_ENV, INJECT_HV_ENV];
+const INJECT_HV_ENV: &str = INJECT_KNOBS[2];
 
 /// How to slow a family by a percentage: the environment variable and value.
 type Knob = fn(f64) -> (&'static str, String);
@@ -161,6 +161,9 @@ pub struct Args {
     /// Judge timings even when the baseline was measured on another host.
     #[arg(long)]
     cross_host: bool,
+    /// Judge only exact counts, within-run invariants and missing metrics; list timings (cheap, any host: CI's check of the quick results).
+    #[arg(long, conflicts_with_all = ["demo", "make_baseline", "cross_host"])]
+    counts_only: bool,
     /// Output: md (Markdown for a CI page) or json (schema in the README).
     #[arg(long, value_name = "md|json", default_value = "md", value_parser = parse_format)]
     format: Format,
@@ -209,6 +212,7 @@ pub fn run(args: Args) -> ExitCode {
     }
     cfg.allow_missing = args.allow_missing;
     cfg.cross_host = args.cross_host;
+    cfg.counts_only = args.counts_only;
     let a = Opts {
         baseline: args.baseline,
         results: args.results,
@@ -268,6 +272,7 @@ fn confirm(root: &Path, base: &Results, a: &Opts, g: &mut GateReport) {
         return;
     }
     let mut failing = g.timing_regressions();
+    let bin = built(root);
     for round in 1..=a.confirm {
         g.confirmations = round;
         let mut names: Vec<String> = failing
@@ -285,11 +290,15 @@ fn confirm(root: &Path, base: &Results, a: &Opts, g: &mut GateReport) {
         for (i, name) in names.iter().enumerate() {
             let out = dir.join(format!("round{round}-{i}.json"));
             // The injection knobs (for testing the gate itself) carry over.
-            let inject: Vec<(&str, String)> = INJECT_KNOBS
+            let inject: Vec<(String, String)> = INJECT_KNOBS
                 .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v)))
+                .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
                 .collect();
-            let fresh = match bench_once(root, &out, &inject, Some(name)) {
+            let fresh = match bin
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|b| bench_once(b, &out, &inject, Some(name)))
+            {
                 Ok(r) => r,
                 Err(e) => {
                     g.notes.push(format!(
@@ -326,40 +335,24 @@ fn confirm(root: &Path, base: &Results, a: &Opts, g: &mut GateReport) {
 /// Runs the quick benchmark once into `out` (only the metrics starting with
 /// `only`, when given), with the injected slowdown when `inject` is set.
 fn bench_once(
-    root: &Path,
+    bin: &BenchBin,
     out: &Path,
-    inject: &[(&str, String)],
+    inject: &[(String, String)],
     only: Option<&str>,
 ) -> Result<Results, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "bench",
-            "--bin",
-            "ioacct-bench",
-            "--",
-        ])
-        .args(["--quick", "--no-progress", "--out"])
-        .arg(out);
-    if let Some(o) = only {
-        cmd.args(["--only", o]);
-    }
-    for knob in INJECT_KNOBS {
-        cmd.env_remove(knob);
-    }
-    for (k, v) in inject {
-        cmd.env(k, v);
-    }
-    let st = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !st.success() {
-        return Err(format!("ioacct-bench failed ({st})"));
-    }
-    Results::load(out).map_err(|e| e.to_string())
+    let run = BenchRun {
+        quick: true,
+        only,
+        env: inject,
+        ..BenchRun::default()
+    };
+    bin.run(&run, out)
+}
+
+/// The working tree's bench binary, built once for a series of runs.
+fn built(root: &Path) -> Result<BenchBin, String> {
+    eprintln!("xtask gate: building ioacct-bench (release) ...");
+    BenchBin::of_workspace(root, true)
 }
 
 fn demo(a: &Opts) -> ExitCode {
@@ -370,6 +363,13 @@ fn demo(a: &Opts) -> ExitCode {
         return ExitCode::from(2);
     }
     let committed = root.join("bench/baseline.json");
+    let bin = match built(&root) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("xtask gate: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runs = a.runs.unwrap_or(20);
     let want = (runs * 19).div_ceil(20);
     let mut summary = Vec::new();
@@ -396,7 +396,7 @@ fn demo(a: &Opts) -> ExitCode {
             None if committed.exists() => Results::load(&committed).map_err(|e| e.to_string()),
             None => {
                 eprintln!("gate demo: no committed baseline; baseline run (same build) ...");
-                bench_once(&root, &dir.join("baseline.json"), &[], Some(name))
+                bench_once(&bin, &dir.join("baseline.json"), &[], Some(name))
             }
         };
         let baseline = match baseline {
@@ -435,8 +435,13 @@ fn demo(a: &Opts) -> ExitCode {
                     name,
                     if injected { "inj" } else { "aa" }
                 ));
-                let env: Vec<(&str, String)> = if injected { vec![knob(pct)] } else { vec![] };
-                let r = match bench_once(&root, &out, &env, Some(name)) {
+                let env: Vec<(String, String)> = if injected {
+                    let (k, v) = knob(pct);
+                    vec![(k.to_owned(), v)]
+                } else {
+                    vec![]
+                };
+                let r = match bench_once(&bin, &out, &env, Some(name)) {
                     Ok(r) => r,
                     Err(e) => {
                         eprintln!("xtask gate: {e}");
@@ -459,7 +464,7 @@ fn demo(a: &Opts) -> ExitCode {
                         name,
                         if injected { "inj" } else { "aa" }
                     ));
-                    let again = match bench_once(&root, &out, &env, Some(name)) {
+                    let again = match bench_once(&bin, &out, &env, Some(name)) {
                         Ok(r) => compare(&baseline, &r, &a.cfg, Some(name)),
                         Err(e) => {
                             eprintln!("xtask gate: {e}");
@@ -552,10 +557,19 @@ fn make_baseline(a: &Opts) -> ExitCode {
         eprintln!("xtask gate: {}: {e}", dir.display());
         return ExitCode::from(2);
     }
+    // Built once and copied: an edit of the tree while the runs go on
+    // cannot change what they measure.
+    let bin = match built(&root) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("xtask gate: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut all = Vec::new();
     for i in 0..runs {
         eprintln!("make-baseline: run {}/{runs} ...", i + 1);
-        match bench_once(&root, &dir.join(format!("run-{i:02}.json")), &[], None) {
+        match bench_once(&bin, &dir.join(format!("run-{i:02}.json")), &[], None) {
             Ok(r) => all.push(r),
             Err(e) => {
                 eprintln!("xtask gate: {e}");

@@ -459,20 +459,17 @@ fn build(root: &Path) -> Res<Built> {
     if tests.is_empty() {
         return Err("cargo built no hv test binary".into());
     }
-    sh(Command::new(cargo()).current_dir(root).args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "bench",
-        "--bin",
-        "ioacct-bench",
-    ]))?;
+    let bench = crate::benchbin::build(
+        root,
+        &root.join("target"),
+        &root.join("target/bench/bin/ioacct-bench"),
+        true,
+    )?;
     let xtask = std::env::current_exe().map_err(|e| format!("this binary: {e}"))?;
     Ok(Built {
         tests,
         xtask,
-        bench: root.join("target/release/ioacct-bench"),
+        bench,
     })
 }
 

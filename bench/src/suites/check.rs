@@ -31,6 +31,22 @@ pub fn rounds(quick: bool) -> usize {
     }
 }
 
+/// The keys of the metrics this suite emits (the same in quick and full runs).
+pub fn keys() -> Vec<String> {
+    GUESTS
+        .iter()
+        .map(|&g| super::key(MetricName::CheckScale, &params(g)))
+        .collect()
+}
+
+fn params(guests: usize) -> [(&'static str, Param); 3] {
+    [
+        ("guests", Param::from(guests as u64)),
+        ("ranges", Param::from(RANGES as u64)),
+        ("devices", Param::from(DEVICES as u64)),
+    ]
+}
+
 /// Progress steps.
 pub fn steps(quick: bool) -> usize {
     rounds(quick)
@@ -108,13 +124,8 @@ pub fn check_scale(cx: &mut Ctx, sink: &mut Sink) {
         }
     }
     for (i, (guests, _)) in fleets.iter().enumerate() {
-        let params = [
-            ("guests", Param::from(*guests as u64)),
-            ("ranges", Param::from(RANGES as u64)),
-            ("devices", Param::from(DEVICES as u64)),
-        ];
         if let Some(mut metric) =
-            harness::timing_metric(MetricName::CheckScale, &params, &measured[i])
+            harness::timing_metric(MetricName::CheckScale, &params(*guests), &measured[i])
         {
             let mut c = cpu[i].clone();
             c.sort_by(f64::total_cmp);

@@ -98,7 +98,7 @@ pub(super) fn cost_plan(quick: bool) -> (usize, u64) {
 
 /// CPUs the placement probe visits: every CPU the process may use, at
 /// most four.
-fn probe_cpus() -> Vec<usize> {
+pub fn probe_cpus() -> Vec<usize> {
     crate::ALLOWED
         .get()
         .cloned()
@@ -232,11 +232,7 @@ fn exits(cx: &mut Ctx, sink: &mut Sink) {
             cx.progress.step(&format!(
                 "hv.pio_exit accounting={word} mmio_tracked_pages={tracked} n={n}"
             ));
-            let params = [
-                ("accounting", Param::from(word)),
-                ("mmio_tracked_pages", Param::from(tracked)),
-                ("load", Param::from("none")),
-            ];
+            let params = pio_params(word, tracked);
             match w::pio_exit(acc, tracked, n, &setup) {
                 Ok(v) => {
                     if let Some(mut m) =
@@ -295,13 +291,7 @@ pub(super) fn cost_step(cx: &mut Ctx, sink: &mut Sink, tracked: u64, beside: Opt
             return;
         }
     };
-    let mut params = vec![
-        ("mmio_tracked_pages", Param::from(tracked)),
-        ("load", Param::from(load.name())),
-    ];
-    if beside.is_some() {
-        params.push(("mapped_by", Param::from("painter")));
-    }
+    let params = cost_params(tracked, beside);
     let painter = match beside {
         Some(l) => format!(
             "; beside a painter domain mapping the tracked pages ({}; its vCPU on CPU {:?} / \
@@ -331,8 +321,7 @@ pub(super) fn cost_step(cx: &mut Ctx, sink: &mut Sink, tracked: u64, beside: Opt
         ("on", &c.all_on, c.vcpu_cpu.0),
         ("off", &c.all_off, c.vcpu_cpu.1),
     ] {
-        let mut p = params.clone();
-        p.insert(0, ("accounting", Param::from(word)));
+        let p = handler_params(word, &params);
         if let Some(mut m) = latency_metric(MetricName::ExitHandler, &p, all, false, None) {
             m.note = Some(format!(
                 "hypervisor side: the exit handler of `in al, 0x300` (port check and device A) \
@@ -408,11 +397,7 @@ pub(super) fn bind_step(
         Ok(p) => push_pairs(
             sink,
             &p,
-            (
-                MetricName::MemslotAdd,
-                MetricName::Bind,
-                MetricName::BindOverFloor,
-            ),
+            BIND_PAIR,
             &params,
             &format!(
                 "bare memslot add of the same frames on the same VM{}",
@@ -433,20 +418,12 @@ fn deletes(cx: &mut Ctx, sink: &mut Sink) {
         }
         cx.progress
             .step(&format!("hv.unmap pages={pages} ({rounds} paired rounds)"));
-        let params = [
-            ("pages", Param::from(pages)),
-            ("vcpu_state", Param::from("parked")),
-            ("paired_with", Param::from("unmap")),
-        ];
+        let params = unmap_params(pages);
         match paired::unmap(pages, rounds, &setup) {
             Ok(p) => push_pairs(
                 sink,
                 &p,
-                (
-                    MetricName::MemslotDelete,
-                    MetricName::HvUnmap,
-                    MetricName::UnmapOverFloor,
-                ),
+                UNMAP_PAIR,
                 &params,
                 "bare memslot delete of the same touched frames on the same VM",
             ),
@@ -476,12 +453,7 @@ fn placement_probe(cx: &mut Ctx, sink: &mut Sink) {
             );
             continue;
         }
-        let params = [
-            ("pages", Param::from(1u64)),
-            ("vcpu_state", Param::from("parked")),
-            ("paired_with", Param::from("placement")),
-            ("control_cpu", Param::from(cpu as u64)),
-        ];
+        let params = placement_params(cpu);
         match paired::unmap(1, rounds, &cx.placement) {
             Ok(p) => sink.metrics.extend(
                 latency_metric(MetricName::MemslotDelete, &params, &p.floor, false, None).map(
@@ -522,23 +494,12 @@ pub(super) fn revoke(
         state.name(),
         beside.map_or(String::new(), |l| format!(" load={}", l.name()))
     ));
-    let params = with_load(
-        vec![
-            ("pages", Param::from(pages)),
-            ("vcpu_state", Param::from(state.name())),
-            ("paired_with", Param::from("revoke_force")),
-        ],
-        beside,
-    );
+    let params = revoke_params(pages, state, beside);
     match paired::revoke_force(pages, rounds, state, beside, &cx.placement) {
         Ok(p) => push_pairs(
             sink,
             &p,
-            (
-                MetricName::MemslotDelete,
-                MetricName::RevokeForce,
-                MetricName::RevokeForceOverFloor,
-            ),
+            REVOKE_PAIR,
             &params,
             &format!(
                 "bare memslot delete of the same touched frames on the same VM, vCPU in the same \
@@ -563,11 +524,7 @@ fn push_pairs(
     params: &[(&str, Param)],
     floor_words: &str,
 ) {
-    let own: Vec<(&str, Param)> = params
-        .iter()
-        .filter(|(k, _)| *k != "paired_with")
-        .cloned()
-        .collect();
+    let own = own_params(params);
     let with_cpus = |mut m: Metric| {
         m.cpus = p.cpu.clone();
         m
@@ -641,6 +598,15 @@ fn on_cpu(mut m: Metric, cpu: Option<u32>) -> Metric {
 /// table (`hv.port_exit`: the same percentiles without the samples), tagged
 /// with `side` when it is not what the guest saw.
 fn push_with_exit_row(sink: &mut Sink, m: Metric, side: Option<&str>) {
+    let row = exit_row(&m, side);
+    sink.metrics.push(m);
+    sink.metrics.push(row);
+}
+
+/// The `hv.port_exit` row of a port-0x300 latency metric: the same
+/// percentiles without the samples, tagged with `side` when it is not what
+/// the guest saw.
+fn exit_row(m: &Metric, side: Option<&str>) -> Metric {
     let mut row = m.clone();
     row.name = MetricName::PortExit.as_str().into();
     row.params.insert("port".into(), Param::from(0x300u64));
@@ -651,8 +617,183 @@ fn push_with_exit_row(sink: &mut Sink, m: Metric, side: Option<&str>) {
     row.norm_samples.clear();
     row.spectrum.clear();
     row.cpus.clear();
-    sink.metrics.push(m);
-    sink.metrics.push(row);
+    row
+}
+
+/// The params of a guest-timed `hv.pio_exit` of the dom0-mapped rows.
+fn pio_params(word: &str, tracked: u64) -> [(&'static str, Param); 3] {
+    [
+        ("accounting", Param::from(word)),
+        ("mmio_tracked_pages", Param::from(tracked)),
+        ("load", Param::from("none")),
+    ]
+}
+
+/// The params of `hv.accounting_cost` with `tracked` pages, alone or beside
+/// a painter.
+fn cost_params(tracked: u64, beside: Option<Load>) -> Vec<(&'static str, Param)> {
+    let mut params = vec![
+        ("mmio_tracked_pages", Param::from(tracked)),
+        ("load", Param::from(beside.unwrap_or(Load::None).name())),
+    ];
+    if beside.is_some() {
+        params.push(("mapped_by", Param::from("painter")));
+    }
+    params
+}
+
+/// The params of one side's `hv.exit_handler` row of a cost step.
+fn handler_params(
+    word: &'static str,
+    cost: &[(&'static str, Param)],
+) -> Vec<(&'static str, Param)> {
+    let mut p = cost.to_vec();
+    p.insert(0, ("accounting", Param::from(word)));
+    p
+}
+
+/// The params of the paired unmap step.
+fn unmap_params(pages: u64) -> [(&'static str, Param); 3] {
+    [
+        ("pages", Param::from(pages)),
+        ("vcpu_state", Param::from("parked")),
+        ("paired_with", Param::from("unmap")),
+    ]
+}
+
+/// The params of the placement probe on `cpu`.
+fn placement_params(cpu: usize) -> [(&'static str, Param); 4] {
+    [
+        ("pages", Param::from(1u64)),
+        ("vcpu_state", Param::from("parked")),
+        ("paired_with", Param::from("placement")),
+        ("control_cpu", Param::from(cpu as u64)),
+    ]
+}
+
+/// The params of a paired forced revoke, alone or beside a painter.
+fn revoke_params(
+    pages: u64,
+    state: paired::VcpuState,
+    beside: Option<Load>,
+) -> Vec<(&'static str, Param)> {
+    with_load(
+        vec![
+            ("pages", Param::from(pages)),
+            ("vcpu_state", Param::from(state.name())),
+            ("paired_with", Param::from("revoke_force")),
+        ],
+        beside,
+    )
+}
+
+/// A paired step's own params: the floor's without `paired_with`, which the
+/// step's and the ratio's names already say.
+fn own_params<'p>(params: &[(&'p str, Param)]) -> Vec<(&'p str, Param)> {
+    params
+        .iter()
+        .filter(|(k, _)| *k != "paired_with")
+        .cloned()
+        .collect()
+}
+
+/// The keys [`push_pairs`] emits for a paired step with `params`.
+pub(super) fn pair_keys(
+    (floor, step, ratio): (MetricName, MetricName, MetricName),
+    params: &[(&str, Param)],
+) -> [String; 3] {
+    let own = own_params(params);
+    [
+        super::key(floor, params),
+        super::key(step, &own),
+        super::key(ratio, &own),
+    ]
+}
+
+/// The floor, step and ratio of a paired bind.
+pub(super) const BIND_PAIR: (MetricName, MetricName, MetricName) = (
+    MetricName::MemslotAdd,
+    MetricName::Bind,
+    MetricName::BindOverFloor,
+);
+/// The floor, step and ratio of a paired unmap.
+const UNMAP_PAIR: (MetricName, MetricName, MetricName) = (
+    MetricName::MemslotDelete,
+    MetricName::HvUnmap,
+    MetricName::UnmapOverFloor,
+);
+/// The floor, step and ratio of a paired forced revoke.
+pub(super) const REVOKE_PAIR: (MetricName, MetricName, MetricName) = (
+    MetricName::MemslotDelete,
+    MetricName::RevokeForce,
+    MetricName::RevokeForceOverFloor,
+);
+
+/// The keys of one [`cost_step`].
+pub(super) fn cost_keys(tracked: u64, beside: Option<Load>) -> Vec<String> {
+    let params = cost_params(tracked, beside);
+    let mut v = vec![super::key(MetricName::AccountingCost, &params)];
+    for word in ["on", "off"] {
+        let m = Metric::new(MetricName::ExitHandler, &handler_params(word, &params));
+        if beside.is_none() {
+            v.push(exit_row(&m, Some("hypervisor")).key());
+        }
+        v.push(m.key());
+    }
+    v
+}
+
+/// The keys of one [`bind_step`].
+pub(super) fn bind_keys(pages: u64, beside: Option<Load>) -> [String; 3] {
+    pair_keys(
+        BIND_PAIR,
+        &with_load(vec![("pages", Param::from(pages))], beside),
+    )
+}
+
+/// The keys of one [`revoke`].
+pub(super) fn revoke_keys(
+    pages: u64,
+    state: paired::VcpuState,
+    beside: Option<Load>,
+) -> [String; 3] {
+    pair_keys(REVOKE_PAIR, &revoke_params(pages, state, beside))
+}
+
+/// The keys this suite emits on a host with `/dev/kvm`, the placement probe
+/// visiting `probe` (every CPU the run may use, at most four).
+pub fn keys(quick: bool, probe: &[usize]) -> Vec<String> {
+    let mut v = vec![super::key(MetricName::BareExit, &[])];
+    for tracked in TRACKED_PAGES {
+        for word in ["on", "off"] {
+            let m = Metric::new(MetricName::PioExit, &pio_params(word, tracked));
+            v.push(m.key());
+            v.push(exit_row(&m, None).key());
+        }
+    }
+    for tracked in TRACKED_PAGES {
+        v.extend(cost_keys(tracked, None));
+    }
+    for &pages in bind_points(quick) {
+        v.extend(bind_keys(pages, None));
+    }
+    for point in delete_points(quick) {
+        if point.all_states {
+            v.extend(pair_keys(UNMAP_PAIR, &unmap_params(point.pages)));
+            for state in [paired::VcpuState::Parked, paired::VcpuState::Running] {
+                v.extend(revoke_keys(point.pages, state, None));
+            }
+        } else {
+            v.extend(revoke_keys(point.pages, paired::VcpuState::Parked, None));
+        }
+    }
+    for &cpu in probe {
+        v.push(super::key(
+            MetricName::MemslotDelete,
+            &placement_params(cpu),
+        ));
+    }
+    v
 }
 
 /// Keeps at most `max` evenly strided values.

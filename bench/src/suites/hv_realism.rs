@@ -64,7 +64,7 @@ fn irq_rounds(quick: bool) -> usize {
 fn parts(quick: bool) -> [(&'static [MetricName], usize); 6] {
     let fb = fb_points(quick).len();
     [
-        (IRQ, 1),
+        (&IRQ, 1),
         (&[MetricName::PioExit], 2 + 4 * fb),
         (
             &[MetricName::AccountingCost, MetricName::ExitHandler],
@@ -90,17 +90,18 @@ fn parts(quick: bool) -> [(&'static [MetricName], usize); 6] {
     ]
 }
 
-/// The interrupt-binding metrics: the first six of [`EMITS`].
-const IRQ: &[MetricName] = EMITS.split_at(6).0;
-
-/// The metric names this suite emits (the interrupt-binding ones first).
-pub const EMITS: &[MetricName] = &[
+/// The interrupt-binding metrics.
+const IRQ: [MetricName; 6] = [
     MetricName::BindIrq,
     MetricName::UnbindIrq,
     MetricName::IrqfdAssign,
     MetricName::IrqfdDeassign,
     MetricName::BindIrqOverFloor,
     MetricName::BindIrqDelta,
+];
+
+/// The metrics of the two-vCPU and loaded rows.
+const REALISM: [MetricName; 9] = [
     MetricName::PioExit,
     MetricName::AccountingCost,
     MetricName::ExitHandler,
@@ -111,6 +112,9 @@ pub const EMITS: &[MetricName] = &[
     MetricName::MemslotDelete,
     MetricName::RevokeForceOverFloor,
 ];
+
+/// The metric names this suite emits: [`IRQ`], then [`REALISM`].
+pub const EMITS: &[MetricName] = &super::concat::<6, 9, 15>(IRQ, REALISM);
 
 /// Steps this suite announces with `--only` (for the progress total).
 pub fn steps_for(quick: bool, only: Option<&str>) -> usize {
@@ -179,7 +183,7 @@ fn irq_bind(cx: &mut Ctx, sink: &mut Sink) {
     ));
     match w::irq::bind_irq(rounds) {
         Ok(r) => {
-            let params = [("delivery", Param::from("irqchip"))];
+            let params = irq_params();
             let note = |what: &str, cpus: &[u32]| {
                 format!(
                     "{what}; paired per round with the bare KVM_IRQFD step on the same thread, \
@@ -229,7 +233,7 @@ fn irq_bind(cx: &mut Ctx, sink: &mut Sink) {
         }
         Err(e) => {
             for name in IRQ {
-                sink.skip(*name, format!("irqfd binding not measured: {e}"));
+                sink.skip(name, format!("irqfd binding not measured: {e}"));
             }
         }
     }
@@ -241,11 +245,7 @@ fn exits(cx: &mut Ctx, sink: &mut Sink) {
     for (acc, word) in [(Accounting::On, "on"), (Accounting::Off, "off")] {
         cx.progress
             .step(&format!("hv.pio_exit vcpus=2 accounting={word} n={n}"));
-        let params = [
-            ("accounting", Param::from(word)),
-            ("mmio_tracked_pages", Param::from(0u64)),
-            ("vcpus", Param::from(2u64)),
-        ];
+        let params = smp_pio_params(word);
         match w::smp::pio_exit(acc, 2, n, &cx.placement) {
             Ok(v) => {
                 if let Some(mut m) = latency_metric(MetricName::PioExit, &params, &v, true, None) {
@@ -278,12 +278,7 @@ fn exits(cx: &mut Ctx, sink: &mut Sink) {
                         // `painter`: the framebuffer is mapped by a painter
                         // domain (running or not), which tells these rows from
                         // the dom0-mapped ones of the `hv` suite.
-                        let params = [
-                            ("accounting", Param::from(word)),
-                            ("mmio_tracked_pages", Param::from(fb)),
-                            ("load", Param::from(load.name())),
-                            ("mapped_by", Param::from("painter")),
-                        ];
+                        let params = loaded_pio_params(word, fb, load);
                         if let Some(mut m) =
                             latency_metric(MetricName::PioExit, &params, &v, true, None)
                         {
@@ -349,14 +344,10 @@ fn loaded_revokes(cx: &mut Ctx, sink: &mut Sink) {
 fn smp_revokes(cx: &mut Ctx, sink: &mut Sink) {
     let reps = if cx.quick { 15 } else { 60 };
     let smp_cpus = cx.placement.for_vcpus(2);
-    for pages in [1u64, 4096] {
+    for pages in SMP_REVOKE_PAGES {
         cx.progress
             .step(&format!("hv.revoke_force vcpus=2 pages={pages}"));
-        let params = [
-            ("pages", Param::from(pages)),
-            ("vcpus", Param::from(2u64)),
-            ("vcpu_state", Param::from("running")),
-        ];
+        let params = smp_revoke_params(pages);
         match w::smp::revoke_force(pages, 2, reps, &cx.placement) {
             Ok(v) => {
                 if let Some(mut m) =
@@ -376,6 +367,80 @@ fn smp_revokes(cx: &mut Ctx, sink: &mut Sink) {
             ),
         }
     }
+}
+
+/// The params of every interrupt-binding metric.
+fn irq_params() -> [(&'static str, Param); 1] {
+    [("delivery", Param::from("irqchip"))]
+}
+
+/// The params of `hv.pio_exit` with two vCPUs.
+fn smp_pio_params(word: &str) -> [(&'static str, Param); 3] {
+    [
+        ("accounting", Param::from(word)),
+        ("mmio_tracked_pages", Param::from(0u64)),
+        ("vcpus", Param::from(2u64)),
+    ]
+}
+
+/// The params of `hv.pio_exit` beside a painter.
+fn loaded_pio_params(word: &str, fb: u64, load: Load) -> [(&'static str, Param); 4] {
+    [
+        ("accounting", Param::from(word)),
+        ("mmio_tracked_pages", Param::from(fb)),
+        ("load", Param::from(load.name())),
+        ("mapped_by", Param::from("painter")),
+    ]
+}
+
+/// Pages of the two-vCPU forced revokes.
+const SMP_REVOKE_PAGES: [u64; 2] = [1, 4096];
+
+/// The params of a two-vCPU forced revoke.
+fn smp_revoke_params(pages: u64) -> [(&'static str, Param); 3] {
+    [
+        ("pages", Param::from(pages)),
+        ("vcpus", Param::from(2u64)),
+        ("vcpu_state", Param::from("running")),
+    ]
+}
+
+/// The keys this suite emits on a host with `/dev/kvm`.
+pub fn keys(quick: bool) -> Vec<String> {
+    let key = super::key;
+    let mut v: Vec<String> = IRQ.iter().map(|n| key(*n, &irq_params())).collect();
+    for word in ["on", "off"] {
+        v.push(key(MetricName::PioExit, &smp_pio_params(word)));
+    }
+    let loads = [Load::None, Load::FbPaint];
+    for &fb in fb_points(quick) {
+        for load in loads {
+            for word in ["on", "off"] {
+                v.push(key(MetricName::PioExit, &loaded_pio_params(word, fb, load)));
+            }
+        }
+    }
+    for &fb in fb_points(quick) {
+        for load in loads {
+            v.extend(super::hv::cost_keys(fb, Some(load)));
+        }
+    }
+    for &pages in loaded_bind_points(quick) {
+        for load in loads {
+            v.extend(super::hv::bind_keys(pages, Some(load)));
+        }
+    }
+    for &(pages, _) in loaded_revoke_points(quick) {
+        for state in [VcpuState::Parked, VcpuState::Running] {
+            for load in loads {
+                v.extend(super::hv::revoke_keys(pages, state, Some(load)));
+            }
+        }
+    }
+    for pages in SMP_REVOKE_PAGES {
+        v.push(key(MetricName::RevokeForce, &smp_revoke_params(pages)));
+    }
+    v
 }
 
 /// A CPU set for a note (`unpinned` when there is none).

@@ -54,6 +54,31 @@ pub struct Ctx {
     pub placement_home: Option<::hv::affinity::CpuSet>,
 }
 
+/// `a` then `b` (`C` = `A + B`, checked when the constant is evaluated).
+pub const fn concat<const A: usize, const B: usize, const C: usize>(
+    a: [MetricName; A],
+    b: [MetricName; B],
+) -> [MetricName; C] {
+    assert!(A + B == C, "concat: C must be A + B");
+    let mut out = [MetricName::PortCheck; C];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < C {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
+
+/// A metric's key (name and params, as `results.json` identifies it): what a
+/// suite declares it emits.
+pub fn key(name: MetricName, params: &[(&str, Param)]) -> String {
+    Metric::new(name, params).key()
+}
+
 /// Grant counts of the port-check sweep.
 pub fn grant_points(quick: bool) -> Vec<u64> {
     if quick {
@@ -103,6 +128,23 @@ fn check_order(ports: &[(u16, u16)]) -> Vec<(u16, u16)> {
     v
 }
 
+/// The params of `accountant.port_check` for one implementation and grant count.
+fn port_params(imp: &str, grants: u64) -> [(&'static str, Param); 2] {
+    [("impl", Param::from(imp)), ("grants", Param::from(grants))]
+}
+
+/// The keys [`port_check`] emits.
+pub fn port_check_keys(quick: bool) -> Vec<String> {
+    grant_points(quick)
+        .into_iter()
+        .flat_map(|g| {
+            PORT_IMPLS
+                .iter()
+                .map(move |imp| key(MetricName::PortCheck, &port_params(imp, g)))
+        })
+        .collect()
+}
+
 /// Builds an accountant (default deny) holding the grants, and the linear
 /// list of the same grants in grant order.
 pub fn port_setup(ports: &[(u16, u16)]) -> Result<(Accountant, LinearAccessList), String> {
@@ -142,10 +184,19 @@ struct PortPoint {
     bus: PortBus,
     list: LinearAccessList,
     order: Vec<(u16, u16)>,
+    /// The same grants made through libioacct's C API, with its checkers.
+    capi: crate::capi::CAcct,
 }
 
 /// The implementations of `accountant.port_check`, by their `impl` param.
-const PORT_IMPLS: [&str; 5] = ["radix", "radix-bound", "bitmap", "btree", "linear"];
+const PORT_IMPLS: [&str; 6] = [
+    "radix",
+    "radix-bound",
+    "radix-bound-capi",
+    "bitmap",
+    "btree",
+    "linear",
+];
 
 /// Binds `$op` to the check of implementation `$imp` on point `$p` (an
 /// allowed access to the `i`-th port of the point's order) and evaluates
@@ -169,6 +220,19 @@ macro_rules! with_port_op {
                 let mut $op = |i: u64| {
                     let (d, port) = order[(i % len) as usize];
                     black_box(bound[usize::from(black_box(d))].check_untraced(black_box(port), 1));
+                };
+                $body
+            }
+            "radix-bound-capi" => {
+                // The exported C function through an opaque pointer: a call
+                // where the Rust bound check is inlined (see `crate::capi`).
+                let check = crate::capi::port_check_fn();
+                let checkers = &p.capi.checkers;
+                let mut $op = |i: u64| {
+                    let (d, port) = order[(i % len) as usize];
+                    let c = checkers[usize::from(black_box(d))];
+                    // SAFETY: `c` is a live checker of `p.capi`.
+                    black_box(unsafe { check(c, black_box(port), 1) });
                 };
                 $body
             }
@@ -223,12 +287,22 @@ fn port_point(n: u64) -> Result<PortPoint, String> {
         bitmaps.grant(d, p, p);
         bus.grant(d, p, p);
     }
+    // The same boot line as `port_setup`'s.
+    let mut capi =
+        crate::capi::CAcct::new("io_default=none", TrackerKind::SlabExtent, PORT_DOMAINS)?;
+    for &(d, p) in &ports {
+        capi.grant_port(d, p)?;
+    }
+    capi.bind_checkers(PORT_DOMAINS)?;
     let order = check_order(&ports);
     let c = acct.port_checker();
+    let check_c = crate::capi::port_check_fn();
     // All must allow every access, or the comparison is meaningless.
     let all_allow = order.iter().all(|&(d, p)| {
         c.check(d, p, 1)
             && bound[usize::from(d)].check(p, 1)
+            // SAFETY: a live checker of `capi`.
+            && unsafe { check_c(capi.checkers[usize::from(d)], p, 1) }
             && bitmaps.check(d, p, 1)
             && bus.check(d, p, 1)
             && list.check(d, p, 1)
@@ -244,6 +318,7 @@ fn port_point(n: u64) -> Result<PortPoint, String> {
         bus,
         list,
         order,
+        capi,
     })
 }
 
@@ -286,10 +361,7 @@ pub fn port_check(cx: &mut Ctx, sink: &mut Sink) {
         }
     }
     for (p, imp, c, m) in &slots {
-        let params = [
-            ("impl", Param::from(*imp)),
-            ("grants", Param::from(p.grants)),
-        ];
+        let params = port_params(imp, p.grants);
         let Some(mut metric) = harness::timing_metric(MetricName::PortCheck, &params, m) else {
             continue;
         };
@@ -520,10 +592,7 @@ pub fn map_unmap(cx: &mut Ctx, sink: &mut Sink) {
         );
     }
     for (c, bench) in &configs {
-        let params = [
-            ("tracker", Param::from(c.kind.name())),
-            ("pages", Param::from(c.pages)),
-        ];
+        let params = tracker_params(c.kind, c.pages);
         sink.metrics
             .extend(harness::timing_metric(MetricName::Map, &params, &bench.fwd));
         sink.metrics.extend(harness::timing_metric(
@@ -532,6 +601,40 @@ pub fn map_unmap(cx: &mut Ctx, sink: &mut Sink) {
             &bench.back,
         ));
     }
+}
+
+/// The params of a tracker's metrics at `pages` pages.
+fn tracker_params(kind: TrackerKind, pages: u64) -> [(&'static str, Param); 2] {
+    [
+        ("tracker", Param::from(kind.name())),
+        ("pages", Param::from(pages)),
+    ]
+}
+
+/// The keys `names` take at every tracker and page point.
+fn tracker_keys(quick: bool, names: [MetricName; 2]) -> Vec<String> {
+    let mut v = Vec::new();
+    for kind in TrackerKind::ALL {
+        for pages in page_points(quick) {
+            for name in names {
+                v.push(key(name, &tracker_params(kind, pages)));
+            }
+        }
+    }
+    v
+}
+
+/// The keys [`map_unmap`] emits.
+pub fn map_unmap_keys(quick: bool) -> Vec<String> {
+    tracker_keys(quick, [MetricName::Map, MetricName::Unmap])
+}
+
+/// The keys [`tracking`] emits.
+pub fn tracking_keys(quick: bool) -> Vec<String> {
+    tracker_keys(
+        quick,
+        [MetricName::TrackingBytes, MetricName::TrackingAllocations],
+    )
 }
 
 /// `accountant.tracking_bytes` and `accountant.tracking_allocations`: a
@@ -554,10 +657,7 @@ pub fn tracking(cx: &mut Ctx, sink: &mut Sink) {
                     .map_err(|e| format!("map: {e:?}"))?;
                 Ok::<_, String>((t.tracking_bytes(), t.stats(), before))
             })();
-            let params = [
-                ("tracker", Param::from(kind.name())),
-                ("pages", Param::from(pages)),
-            ];
+            let params = tracker_params(kind, pages);
             match result {
                 Ok((bytes, after, before)) => {
                     let mut b = Metric::exact(MetricName::TrackingBytes, &params, bytes as f64);
@@ -581,15 +681,38 @@ pub fn tracking(cx: &mut Ctx, sink: &mut Sink) {
     }
 }
 
+/// Page counts of the grant / revoke sweep.
+fn grant_revoke_points(quick: bool) -> &'static [u64] {
+    if quick {
+        &[1, 65_536]
+    } else {
+        &[1, 64, 4096, 65_536, 262_144]
+    }
+}
+
+/// The params of `accountant.grant` / `accountant.revoke` at `pages` pages.
+fn grant_params(pages: u64) -> [(&'static str, Param); 2] {
+    [
+        ("space", Param::from("iomem")),
+        ("pages", Param::from(pages)),
+    ]
+}
+
+/// The keys [`grant_revoke`] emits.
+pub fn grant_revoke_keys(quick: bool) -> Vec<String> {
+    grant_revoke_points(quick)
+        .iter()
+        .flat_map(|&pages| {
+            [MetricName::Grant, MetricName::Revoke].map(|n| key(n, &grant_params(pages)))
+        })
+        .collect()
+}
+
 /// `accountant.grant` / `accountant.revoke`: exclusive grant and plain revoke
 /// of unused I/O memory ranges of `pages` pages, in [`RANGE_ROUNDS`]
 /// interleaved rounds.
 pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
-    let points: &[u64] = if cx.quick {
-        &[1, 65_536]
-    } else {
-        &[1, 64, 4096, 65_536, 262_144]
-    };
+    let points = grant_revoke_points(cx.quick);
     let mut configs = Vec::new();
     for &pages in points {
         let count = (262_144 / pages).clamp(1, 64);
@@ -643,10 +766,7 @@ pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
         sink.skip(MetricName::Grant, format!("{pages} pages: {e}"));
     }
     for ((pages, _, _), bench) in &configs {
-        let params = [
-            ("space", Param::from("iomem")),
-            ("pages", Param::from(*pages)),
-        ];
+        let params = grant_params(*pages);
         sink.metrics.extend(harness::timing_metric(
             MetricName::Grant,
             &params,
@@ -658,6 +778,22 @@ pub fn grant_revoke(cx: &mut Ctx, sink: &mut Sink) {
             &bench.back,
         ));
     }
+}
+
+/// The `state` params of `tracepoints.overhead`, in the order measured.
+const TRACEPOINT_STATES: [&str; 3] = ["baseline", "disabled", "enabled"];
+
+/// The keys [`tracepoints`] emits.
+pub fn tracepoints_keys(_quick: bool) -> Vec<String> {
+    TRACEPOINT_STATES
+        .iter()
+        .map(|s| {
+            key(
+                MetricName::TracepointOverhead,
+                &[("state", Param::from(*s))],
+            )
+        })
+        .collect()
 }
 
 /// `tracepoints.overhead`: a relaxed-load baseline, a disabled and an
@@ -695,7 +831,7 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
             break;
         }
     }
-    for (state, m) in [("baseline", &base), ("disabled", &off), ("enabled", &on)] {
+    for (state, m) in TRACEPOINT_STATES.into_iter().zip([&base, &off, &on]) {
         let params = [("state", Param::from(state))];
         if let Some(mut metric) = harness::timing_metric(MetricName::TracepointOverhead, &params, m)
         {
@@ -756,12 +892,23 @@ fn callgrind_instructions(grants: u64, checks: u64) -> Result<u64, String> {
 /// setup, which is identical in both.
 const CALLGRIND_CHECKS: (u64, u64) = (1_000, 101_000);
 
+/// Grant counts at which the radix check's instructions are counted.
+const COUNTED_GRANTS: [u64; 2] = [1, 65_536];
+
+/// The keys [`port_check_instructions`] emits.
+pub fn port_check_instructions_keys(_quick: bool) -> Vec<String> {
+    COUNTED_GRANTS
+        .iter()
+        .map(|g| key(MetricName::PortCheckInstructions, &port_params("radix", *g)))
+        .collect()
+}
+
 /// `accountant.port_check_instructions`: instructions per radix port check,
 /// counted by callgrind (deterministic for one binary: the gate compares it
 /// exactly). Skipped, and said so, where valgrind is not installed.
 pub fn port_check_instructions(cx: &mut Ctx, sink: &mut Sink) {
     const NAME: MetricName = MetricName::PortCheckInstructions;
-    for grants in [1u64, 65_536] {
+    for grants in COUNTED_GRANTS {
         cx.progress
             .step(&format!("{NAME} grants={grants} (callgrind)"));
         let (lo, hi) = CALLGRIND_CHECKS;
@@ -770,10 +917,7 @@ pub fn port_check_instructions(cx: &mut Ctx, sink: &mut Sink) {
         match counted {
             Ok((a, b)) if b > a => {
                 let per_check = (b - a) as f64 / (hi - lo) as f64;
-                let params = [
-                    ("impl", Param::from("radix")),
-                    ("grants", Param::from(grants)),
-                ];
+                let params = port_params("radix", grants);
                 let mut m = Metric::exact(NAME, &params, harness::round4(per_check));
                 m.note = Some(format!(
                     "callgrind: (Ir with {hi} checks - Ir with {lo}) / {}",
