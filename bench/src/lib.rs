@@ -224,7 +224,7 @@ impl Suite {
 
 /// Every suite, in the order a run measures them, with its progress steps
 /// for a `quick` run filtered by `only`.
-pub fn suites_for(quick: bool, only: Option<&str>) -> [Suite; 9] {
+pub fn suites_for(quick: bool, only: Option<&str>) -> [Suite; 10] {
     let q = quick;
     let g = suites::grant_points(q).len();
     let p = suites::page_points(q).len();
@@ -282,6 +282,12 @@ pub fn suites_for(quick: bool, only: Option<&str>) -> [Suite; 9] {
             steps: suites::hv_realism::steps_for(q, only),
             run: suites::hv_realism::hv_realism,
             keys: |s| suites::hv_realism::keys(s.quick),
+        },
+        Suite {
+            emits: suites::check::EMITS,
+            steps: suites::check::steps(q),
+            run: suites::check::check_scale,
+            keys: |_| suites::check::keys(),
         },
     ]
 }

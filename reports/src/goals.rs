@@ -269,6 +269,37 @@ fn bind_irq_delta(r: &Results, limit: f64) -> Option<Measured> {
     })
 }
 
+fn check_at(r: &Results, guests: u64) -> Option<&Metric> {
+    r.named(MetricName::CheckScale)
+        .find(|m| pu(m, "guests") == Some(guests))
+}
+
+fn check_scale(r: &Results, limit: f64) -> Option<Measured> {
+    let m = check_at(r, 10_000)?;
+    Some(Measured {
+        value: m.p50,
+        limit,
+        detail: format!(
+            "{} per whole check, median of {} rounds",
+            fmt_ns(m.p50),
+            m.count
+        ),
+    })
+}
+
+fn check_linear(r: &Results, limit: f64) -> Option<Measured> {
+    let (small, big) = (check_at(r, 2_500)?, check_at(r, 10_000)?);
+    (small.p50 > 0.0).then(|| Measured {
+        value: (big.p50 / 10_000.0) / (small.p50 / 2_500.0),
+        limit,
+        detail: format!(
+            "{} at 10,000 guests vs {} at 2,500",
+            fmt_ns(big.p50),
+            fmt_ns(small.p50)
+        ),
+    })
+}
+
 fn instructions_equal(r: &Results, limit: f64) -> Option<Measured> {
     let mut v: Vec<&Metric> = r.named(MetricName::PortCheckInstructions).collect();
     v.sort_by_key(|m| pu(m, "grants").unwrap_or(0));
@@ -795,6 +826,28 @@ pub const GOALS: &[Goal] = &[
         limit: 300.0,
         unit: "s",
         eval: quick_wall,
+    },
+    Goal {
+        id: "check-scale",
+        kind: Kind::Target,
+        metric: MetricName::CheckScale,
+        what: "ioacct check: 10,000 guest configs of 64 entries against 4,096 host functions, parse + judge (median)",
+        why: "issue 17: a whole fleet checked in at most 2 s on this machine",
+        bound: Bound::AtMost,
+        limit: 2e9,
+        unit: "ns",
+        eval: check_scale,
+    },
+    Goal {
+        id: "check-linear",
+        kind: Kind::Target,
+        metric: MetricName::CheckScale,
+        what: "ioacct check: time per guest at 10,000 guests over time per guest at 2,500 (medians, interleaved rounds)",
+        why: "cost linear in the input: 4× the guests may cost at most 1.5× as much per guest",
+        bound: Bound::AtMost,
+        limit: 1.5,
+        unit: "×",
+        eval: check_linear,
     },
     Goal {
         id: "capi-port-check",

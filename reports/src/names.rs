@@ -121,6 +121,8 @@ names! {
     BindIrqOverFloor = "hv.bind_irq_over_floor", Ratio;
     /// `hv.bind_irq` − `hv.irqfd_assign`, per round.
     BindIrqDelta = "hv.bind_irq_delta", Ns;
+    /// One whole `ioacct check` (parse + judge) of `guests` configs of `ranges` entries against `devices` functions.
+    CheckScale = "check.scale", Ns;
 }
 
 impl MetricName {

@@ -1,6 +1,7 @@
 //! The measurement suites behind `results.json`: each function measures one
 //! family of metrics and appends them (or a `NotMeasured` with the reason).
 
+pub mod check;
 pub mod hv;
 
 use crate::harness::{self, Calibrated, HwCounters, Measured, Plan, Reference};
