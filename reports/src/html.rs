@@ -220,11 +220,12 @@ fn goals(r: &Results) -> Vec<GoalRow> {
         .into_iter()
         .map(|e| {
             let g = &e.goal;
-            let status = match (e.met(), g.kind) {
-                (None, _) => "not measured",
-                (Some(true), _) => "met",
-                (Some(false), goals::Kind::Target) => "MISSED",
-                (Some(false), goals::Kind::Invariant) => "BROKEN",
+            let status = match (e.status(), g.kind) {
+                (goals::Status::NotMeasured, _) => "not measured",
+                (goals::Status::Met, _) => "met",
+                (goals::Status::Inconclusive, _) => "inconclusive",
+                (goals::Status::Missed, goals::Kind::Target) => "MISSED",
+                (goals::Status::Missed, goals::Kind::Invariant) => "BROKEN",
             };
             let limit = e.measured.as_ref().map_or(g.limit, |m| m.limit);
             GoalRow {
@@ -239,12 +240,17 @@ fn goals(r: &Results) -> Vec<GoalRow> {
                 measured: e.measured.as_ref().map_or_else(
                     || "–".to_owned(),
                     |m| {
-                        let v = if matches!(g.unit, "ratio" | "×" | "fraction") {
-                            format!("{:.3}", m.value)
-                        } else {
-                            n(m.value)
+                        let f = |x: f64| {
+                            if matches!(g.unit, "ratio" | "×" | "fraction") {
+                                format!("{x:.3}")
+                            } else {
+                                n(x)
+                            }
                         };
-                        format!("{v} {} ({})", g.unit, m.detail)
+                        let interval = m.interval.map_or(String::new(), |[lo, hi]| {
+                            format!(", 95 % interval {} … {}", f(lo), f(hi))
+                        });
+                        format!("{} {} ({}{interval})", f(m.value), g.unit, m.detail)
                     },
                 ),
                 status: status.to_owned(),
@@ -1037,7 +1043,7 @@ const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1100px;col
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;\
 font-size:13px;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 th{background:#eee}.met{color:#176017;font-weight:bold}.MISSED,.BROKEN,.REGRESSION{color:#b00;\
-font-weight:bold}.nm{color:#777}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444;\
+font-weight:bold}.nm{color:#777}.inconclusive{color:#a60;font-weight:bold}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444;\
 max-width:720px}code{background:#f4f4f4}.headline{background:#f6f8fb;border:1px solid #cdd;\
 padding:0.5em 1em}.headline td.big{font-size:20px;font-weight:bold;white-space:nowrap}\
 .toc ol{columns:2}.tocchart{display:inline-block;margin-right:1em;font-size:13px}\
@@ -1166,7 +1172,7 @@ pub fn render(c: &Context) -> String {
         ));
     }
     h.push_str("</nav>\n");
-    h.push_str("<h2 id=\"summary\">Summary against goals</h2>\n<p>A <b>target</b> is reported as met or missed and never fails CI; an <b>invariant</b> is gated: a broken one fails <code>cargo xtask gate</code>. Both are computed from this file by the same definitions the gate uses (<code>reports::goals</code>).</p>\n<table><tr><th>metric</th><th>kind</th><th>goal</th><th>measured</th><th>status</th></tr>\n");
+    h.push_str("<h2 id=\"summary\">Summary against goals</h2>\n<p>A <b>target</b> is judged on the 95 % interval of what was measured — met when the whole interval lies within the goal, missed when it lies beyond, inconclusive when it straddles the goal — and never fails CI; an <b>invariant</b> is gated: a broken one fails <code>cargo xtask gate</code>. Both are computed from this file by the same definitions the gate uses (<code>reports::goals</code>).</p>\n<table><tr><th>metric</th><th>kind</th><th>goal</th><th>measured</th><th>status</th></tr>\n");
     for g in &c.goals {
         let class = if g.status == "not measured" {
             "nm"

@@ -21,7 +21,11 @@ fn timing(name: MetricName, params: &[(&str, Param)], p50: f64) -> Metric {
     m.max = p50 * 3.0;
     m.min = p50 * 0.9;
     m.count = 100;
-    m.norm_samples = (0..50).map(|i| 1.0 + f64::from(i % 5) * 0.001).collect();
+    // Within-run samples whose median is the p50, as a run's are: the goals'
+    // intervals are bootstrapped from them.
+    m.norm_samples = (0..50)
+        .map(|i| p50 * (1.0 + f64::from(i % 5) * 0.001))
+        .collect();
     m.spectrum = vec![
         [0.5, p50],
         [0.9, p50 * 1.1],
@@ -219,6 +223,7 @@ fn goals_follow_their_metric() {
                     *v *= k;
                 }
                 m.samples.iter_mut().for_each(|v| *v *= k);
+                m.ci95.iter_mut().flatten().for_each(|v| *v *= k);
             }
         }
         Context::build(&r, None)
