@@ -257,14 +257,18 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     t
 }
 
+/// The chart drawn where there is nothing to plot (`templates/message.svg`,
+/// escaped by the template).
+#[derive(askama::Template)]
+#[template(path = "message.svg", escape = "html")]
+struct Message<'a> {
+    title: &'a str,
+    msg: &'a str,
+}
+
 fn message(title: &str, msg: &str) -> Drawn {
     Drawn {
-        svg: format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"60\">\
-             <text x=\"10\" y=\"25\" font-family=\"sans-serif\" font-size=\"14\">{}: {}</text></svg>",
-            crate::html::escape(title),
-            crate::html::escape(msg)
-        ),
+        svg: askama::Template::render(&Message { title, msg }).unwrap_or_default(),
         legend: Vec::new(),
         x_ticks: Vec::new(),
         y_ticks: Vec::new(),

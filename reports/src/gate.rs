@@ -32,6 +32,7 @@
 //! * **Within-run invariants** ([`invariants`]) are judged on the current
 //!   results alone.
 
+use crate::format;
 use crate::goals;
 use crate::names::MetricName;
 use crate::schema::{Host, Metric, Results};
@@ -604,7 +605,6 @@ fn table(rows: &[&Finding], mode: &str) -> String {
     };
     let mut sorted = rows.to_vec();
     sorted.sort_by_key(|f| rank(&f.verdict));
-    let num = |v: Option<f64>| v.map_or("–".to_owned(), |x| format!("{x:.4}"));
     for f in sorted {
         let verdict = match &f.verdict {
             Verdict::Regression => "**REGRESSION**".to_owned(),
@@ -614,12 +614,11 @@ fn table(rows: &[&Finding], mode: &str) -> String {
         out.push_str(&format!(
             "| {verdict} | `{}` | {} | {} | {} | {} | {} |\n",
             f.key,
-            num(f.baseline),
-            num(f.current),
-            f.ratio.map_or("–".to_owned(), |r| format!("{r:.3}")),
-            f.threshold
-                .map_or("–".to_owned(), |t| format!("±{:.0} %", t * 100.0)),
-            f.p.map_or("–".to_owned(), |p| format!("{p:.2e}")),
+            format::judged(f.baseline),
+            format::judged(f.current),
+            format::ratio(f.ratio),
+            format::effect(f.threshold),
+            format::p_sci(f.p),
         ));
     }
     out

@@ -219,21 +219,7 @@ pub fn typical(m: &Metric) -> f64 {
     m.uncorrected.map_or(m.p50, |u| u.p50)
 }
 
-/// Formats nanoseconds with a unit scaled to the value.
-pub fn fmt_ns(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.2} s", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.2} ms", v / 1e6)
-    } else if a >= 1e3 {
-        format!("{:.2} µs", v / 1e3)
-    } else if a >= 10.0 {
-        format!("{v:.1} ns")
-    } else {
-        format!("{v:.2} ns")
-    }
-}
+pub use crate::format::ns as fmt_ns;
 
 fn radix_points<'a>(r: &'a Results, imp: &str) -> Vec<&'a Metric> {
     let mut v: Vec<&Metric> = r

@@ -543,16 +543,12 @@ fn write_outputs(
         let p = dir.join(name);
         std::fs::write(&p, r.to_json()).map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    let label = format!(
+    let mut context = reports::html::Context::build(b, Some(a));
+    context.comparison_title = format!(
         "Comparison with baseline — A/B run: baseline = side A, {}; results = side B, {}",
-        html_escape(&sides[0].rev),
-        html_escape(&sides[1].rev)
+        sides[0].rev, sides[1].rev
     );
-    let html = reports::html::report(b, Some(a)).replacen(
-        "Comparison with baseline</h2>",
-        &format!("{label}</h2>"),
-        1,
-    );
+    let html = reports::html::render(&context);
     let p = dir.join("report.html");
     std::fs::write(&p, html).map_err(|e| format!("{}: {e}", p.display()))?;
     eprintln!(
@@ -562,12 +558,6 @@ fn write_outputs(
         p.display()
     );
     Ok(())
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
