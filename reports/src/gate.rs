@@ -307,11 +307,39 @@ impl Outcome {
     }
 }
 
+/// What a gate run compared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Results against a committed baseline ([`compare`]).
+    #[default]
+    Baseline,
+    /// Two revisions measured interleaved in one session ([`compare_ab`]).
+    Ab,
+}
+
+impl Mode {
+    /// The word the JSON uses: `baseline` or `a/b`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Baseline => "baseline",
+            Mode::Ab => "a/b",
+        }
+    }
+
+    /// The names of the two sides in tables.
+    fn sides(self) -> (&'static str, &'static str) {
+        match self {
+            Mode::Baseline => ("baseline", "current"),
+            Mode::Ab => ("A", "B"),
+        }
+    }
+}
+
 /// The whole comparison.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GateReport {
-    /// `baseline` (results against a committed baseline) or `a/b`.
-    pub mode: &'static str,
+    /// Against a committed baseline, or two revisions side by side.
+    pub mode: Mode,
     /// Metric comparisons and invariant checks, in results order.
     pub findings: Vec<Finding>,
     /// Thresholds used, for the summary.
@@ -389,7 +417,7 @@ impl GateReport {
         let missing = count(|v| matches!(v, Verdict::Missing | Verdict::OneSide(_)));
         let noise = count(|v| matches!(v, Verdict::LayoutNoise | Verdict::NotReproduced));
         let changed = count(|v| *v == Verdict::Changed);
-        let what = if self.mode == "a/b" {
+        let what = if self.mode == Mode::Ab {
             "A/B"
         } else {
             "Benchmark gate"
@@ -419,7 +447,7 @@ impl GateReport {
              samples, p < {}, minimum effect {:.0} % ({:.0} % for `{}`, per family for \
              `hv.*` ratios) or {}× the baseline's robust between-run noise (column `needs`); \
              counts compared exactly.\n\n",
-            if self.mode == "a/b" {
+            if self.mode == Mode::Ab {
                 "permutation test of the median ratio within rounds"
             } else {
                 "one-sided Mann-Whitney"
@@ -479,11 +507,7 @@ impl GateReport {
         let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
         let doc = Doc {
             schema: 1,
-            mode: if self.mode.is_empty() {
-                "baseline"
-            } else {
-                self.mode
-            },
+            mode: self.mode.label(),
             verdict: self.outcome().label(),
             exit_code: self.outcome().exit_code(),
             alpha: self.alpha,
@@ -585,12 +609,8 @@ impl GateReport {
 }
 
 /// A Markdown table of `rows`, regressions first.
-fn table(rows: &[&Finding], mode: &str) -> String {
-    let (a, b) = if mode == "a/b" {
-        ("A", "B")
-    } else {
-        ("baseline", "current")
-    };
+fn table(rows: &[&Finding], mode: Mode) -> String {
+    let (a, b) = mode.sides();
     let mut out = format!("| verdict | metric | {a} | {b} | ratio | needs | p |\n");
     out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
     let rank = |v: &Verdict| match v {
@@ -970,7 +990,7 @@ pub fn compare_ab(
         }
     }
     GateReport {
-        mode: "a/b",
+        mode: Mode::Ab,
         findings,
         missing_fails: false,
         ..report_frame(cfg)
@@ -1015,7 +1035,7 @@ fn one_side(key: &str, a: Option<f64>, b: Option<f64>, which: &str) -> Finding {
 
 fn report_frame(cfg: &GateConfig) -> GateReport {
     GateReport {
-        mode: "baseline",
+        mode: Mode::Baseline,
         findings: Vec::new(),
         alpha: cfg.alpha,
         min_effect: cfg.min_effect,

@@ -11,6 +11,7 @@ mod benchbin;
 mod conformance;
 mod export;
 mod gate;
+mod judge;
 mod nested;
 mod replay;
 mod report;
