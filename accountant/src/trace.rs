@@ -153,6 +153,74 @@ fn force(w: Option<&&str>) -> Result<bool, String> {
     }
 }
 
+/// Generates [`Keyword`] from its one table: each op's word in a trace.
+macro_rules! keywords {
+    ($($(#[$doc:meta])* $kw:ident = $word:literal,)*) => {
+        /// The word that starts a trace line: which op it is. [`parse_op`]
+        /// matches on it exhaustively, so a keyword added here without its
+        /// parser does not compile.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Keyword {
+            $($(#[$doc])* $kw,)*
+        }
+
+        impl Keyword {
+            /// Every keyword, in the table's order.
+            pub const ALL: &'static [Keyword] = &[$(Keyword::$kw),*];
+
+            /// Its word in a trace.
+            pub const fn word(self) -> &'static str {
+                match self {
+                    $(Keyword::$kw => $word,)*
+                }
+            }
+
+            /// The keyword spelt `w`, if any.
+            pub fn from_word(w: &str) -> Option<Keyword> {
+                match w {
+                    $($word => Some(Keyword::$kw),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+keywords! {
+    /// `boot OPTIONS…`.
+    Boot = "boot",
+    /// `create D`.
+    Create = "create",
+    /// `destroy D`.
+    Destroy = "destroy",
+    /// `reserve SPACE R`.
+    Reserve = "reserve",
+    /// `unreserve SPACE R`.
+    Unreserve = "unreserve",
+    /// `hvmap SPACE R`.
+    HvMap = "hvmap",
+    /// `hvunmap SPACE R`.
+    HvUnmap = "hvunmap",
+    /// `grant D SPACE R MODE [force]`.
+    Grant = "grant",
+    /// `revoke D SPACE R [force]`.
+    Revoke = "revoke",
+    /// `map D iomem R`.
+    Map = "map",
+    /// `unmap D iomem R`.
+    Unmap = "unmap",
+    /// `bind D irq N`.
+    Bind = "bind",
+    /// `unbind D irq N`.
+    Unbind = "unbind",
+    /// `access D ioport P [W]`.
+    Access = "access",
+    /// `query SPACE U`.
+    Query = "query",
+    /// `check`.
+    Check = "check",
+}
+
 /// The most words any op takes, the op included.
 const MAX_WORDS: usize = 6;
 
@@ -165,10 +233,8 @@ pub fn parse_op(code: &str) -> Result<Op, String> {
     let Some((&op, args)) = w.split_first() else {
         return Err("empty line".to_string());
     };
-    let op = match op {
-        "boot" | "create" | "destroy" | "reserve" | "unreserve" | "hvmap" | "hvunmap" | "grant"
-        | "revoke" | "map" | "unmap" | "bind" | "unbind" | "access" | "query" | "check" => op,
-        _ => return Err(format!("unknown op `{}`", quote(op))),
+    let Some(kw) = Keyword::from_word(op) else {
+        return Err(format!("unknown op `{}`", quote(op)));
     };
     let got = args.len() + more;
     let arity = |min: usize, max: usize| -> Result<(), String> {
@@ -182,32 +248,32 @@ pub fn parse_op(code: &str) -> Result<Op, String> {
             Ok(())
         }
     };
-    Ok(match op {
-        "boot" => {
+    Ok(match kw {
+        Keyword::Boot => {
             let opts = code.trim_start().strip_prefix("boot").unwrap_or("");
             // Every boot option is one word; the words were only counted above.
             Op::Boot(BootOptions::parse(opts).map_err(|e| e.to_string())?)
         }
-        "create" | "destroy" => {
+        Keyword::Create | Keyword::Destroy => {
             arity(1, 1)?;
             let d = num(args[0])?;
-            if op == "create" {
+            if kw == Keyword::Create {
                 Op::Create(d)
             } else {
                 Op::Destroy(d)
             }
         }
-        "reserve" | "unreserve" | "hvmap" | "hvunmap" => {
+        Keyword::Reserve | Keyword::Unreserve | Keyword::HvMap | Keyword::HvUnmap => {
             arity(2, 2)?;
             let (s, r) = (space(args[0])?, range(args[1])?);
-            match op {
-                "reserve" => Op::Reserve(s, r),
-                "unreserve" => Op::Unreserve(s, r),
-                "hvmap" => Op::HvMap(s, r),
+            match kw {
+                Keyword::Reserve => Op::Reserve(s, r),
+                Keyword::Unreserve => Op::Unreserve(s, r),
+                Keyword::HvMap => Op::HvMap(s, r),
                 _ => Op::HvUnmap(s, r),
             }
         }
-        "grant" => {
+        Keyword::Grant => {
             arity(4, 5)?;
             let mode = match args[3] {
                 "exclusive" => Mode::Exclusive,
@@ -222,7 +288,7 @@ pub fn parse_op(code: &str) -> Result<Op, String> {
                 force: force(args.get(4))?,
             }
         }
-        "revoke" => {
+        Keyword::Revoke => {
             arity(3, 4)?;
             Op::Revoke {
                 dom: num(args[0])?,
@@ -231,23 +297,23 @@ pub fn parse_op(code: &str) -> Result<Op, String> {
                 force: force(args.get(3))?,
             }
         }
-        "map" | "unmap" | "bind" | "unbind" => {
+        Keyword::Map | Keyword::Unmap | Keyword::Bind | Keyword::Unbind => {
             arity(3, 3)?;
-            let want = if op.ends_with("map") {
+            let want = if matches!(kw, Keyword::Map | Keyword::Unmap) {
                 Space::IoMem
             } else {
                 Space::Irq
             };
             only(args[1], want, op)?;
             let (d, r) = (num(args[0])?, range(args[2])?);
-            match op {
-                "map" => Op::Map(d, r),
-                "unmap" => Op::Unmap(d, r),
-                "bind" => Op::Bind(d, r),
+            match kw {
+                Keyword::Map => Op::Map(d, r),
+                Keyword::Unmap => Op::Unmap(d, r),
+                Keyword::Bind => Op::Bind(d, r),
                 _ => Op::Unbind(d, r),
             }
         }
-        "access" => {
+        Keyword::Access => {
             arity(3, 4)?;
             only(args[1], Space::IoPort, op)?;
             Op::Access {
@@ -259,15 +325,14 @@ pub fn parse_op(code: &str) -> Result<Op, String> {
                 },
             }
         }
-        "query" => {
+        Keyword::Query => {
             arity(2, 2)?;
             Op::Query(space(args[0])?, num(args[1])?)
         }
-        "check" => {
+        Keyword::Check => {
             arity(0, 0)?;
             Op::Check
         }
-        _ => return Err(format!("unknown op `{}`", quote(op))),
     })
 }
 

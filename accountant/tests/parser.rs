@@ -1,7 +1,7 @@
 //! Random and mutated trace text into the parser and the replay: never a
 //! panic; a malformed line is a `TraceError` naming its line.
 
-use accountant::trace::{parse_op, Replay};
+use accountant::trace::{parse_op, Keyword, Replay};
 use accountant::TrackerKind;
 use proptest::prelude::*;
 
@@ -180,5 +180,25 @@ fn malformed_lines_are_refused_with_their_number() {
         rp.feed("boot reserve_ioports=0x10 dom0_ioports=0x10")
             .is_err(),
         "boot grant on a reserved unit"
+    );
+}
+
+/// Every keyword of the table is an op the parser knows (so a keyword
+/// cannot be listed without its parser, nor the other way round), and a
+/// word outside the table is not.
+#[test]
+fn every_keyword_parses_and_nothing_else_is_an_op() {
+    for &kw in Keyword::ALL {
+        assert_eq!(Keyword::from_word(kw.word()), Some(kw));
+        let bare = parse_op(kw.word()).err().unwrap_or_default();
+        assert!(!bare.starts_with("unknown op"), "{}: {bare}", kw.word());
+    }
+    for line in SEED {
+        let word = line.split_whitespace().next().unwrap_or_default();
+        assert!(Keyword::from_word(word).is_some(), "{line}");
+    }
+    assert_eq!(
+        parse_op("hv_map iomem 1"),
+        Err("unknown op `hv_map`".to_string())
     );
 }

@@ -297,9 +297,9 @@ impl Acct {
         x: &Arc<RwLock<XenCaps>>,
         f: impl FnOnce(&mut XenCaps) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        // A poisoned lock means a panic elsewhere; the caps themselves are
-        // still consistent (every update is a single map operation).
-        let mut g = x.write().unwrap_or_else(|p| p.into_inner());
+        // The caps stay consistent through a panic elsewhere (every update
+        // is a single map operation): see `locks`.
+        let mut g = crate::locks::write(x);
         f(&mut g)
     }
 
@@ -337,11 +337,7 @@ impl Acct {
         let known = d == DomId::DOM0
             || match &self.inner {
                 Inner::On(a) => a.exists(d),
-                Inner::Off(x) => x
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .exists(d)
-                    .is_ok(),
+                Inner::Off(x) => crate::locks::read(x).exists(d).is_ok(),
             };
         if known {
             Ok(())

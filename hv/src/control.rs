@@ -5,57 +5,59 @@
 //! The other concerns are `impl Hypervisor` / `impl Shared` blocks of their
 //! own files: domains and their lifecycle (`domain.rs`), I/O memory
 //! (`iomem.rs`), interrupt lines (`irq_routing.rs`), what a vCPU's exits and
-//! hypercalls do (`dispatch.rs`).
+//! hypercalls do (`dispatch.rs`). Each reaches the shared state through
+//! [`Shared`]'s methods and the components it returns (the domain table,
+//! the interrupt lines), never through their fields.
 //!
-//! Lock order (outer first): control plane (`cp`, the accountant) → the
-//! domain table → a domain's slot table; the irq binding table is taken
-//! either alone or before the domain table, never while the domain table is
-//! held. vCPU threads take the control plane only for hypercalls, which are
+//! Lock order (outer first, carried by the types of [`crate::locks`]):
+//! control plane ([`Shared::acct`], the accountant) → the irq binding
+//! table; the domain table and a domain's slot table are locked only inside
+//! their own methods, and changed only with the control plane's token.
+//! vCPU threads take the control plane only for hypercalls, which are
 //! outside their in-flight sections, so the control plane may wait for
 //! in-flight port accesses ([`crate::vcpu::VcpuCtl::quiesce`]) while holding it.
 
 use crate::acct::{Accounting, Acct};
-use crate::domain::Domain;
+use crate::domain::Domains;
 use crate::host::HostInfo;
-use crate::irq_routing::IrqTable;
+use crate::irq_routing::Interrupts;
 use crate::layout;
+use crate::locks::{self, ControlPlane, Guard, Ordered, Root, Token};
 use crate::platform::{DeviceCounters, Platform};
 use crate::{Config, HvError};
 use accountant::{DomId, Error, Mode, Revoked, Space, Teardown, UnitInfo, UnitRange};
 use kvm_ioctls::Kvm;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex};
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every structure behind these locks is updated in single steps that
-    // keep it consistent, so a panic elsewhere does not make it unusable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// The control plane held: the accountant, and the token for the locks
+/// after it.
+pub(crate) type Cp<'a> = Guard<'a, ControlPlane, Acct>;
 
 /// What the control calls and every vCPU thread share.
 pub(crate) struct Shared {
     // Field order is drop order: domains (VMs, memslots into platform
     // memory) before the platform; the binding table holds domains too.
-    pub(crate) domains: RwLock<BTreeMap<u16, Arc<Domain>>>,
-    pub(crate) cp: Mutex<Acct>,
+    domains: Domains,
+    cp: Ordered<ControlPlane, Acct>,
     /// Line bindings, their irqfds, and every domain with a VM. Taken
     /// alone or after the control plane; vCPU threads take it to raise.
-    pub(crate) irqs: Mutex<IrqTable>,
+    irqs: Interrupts,
     /// Domains told to stop because KVM kept a memslot they must no longer
     /// reach; the public entry points wait for them once the control plane
-    /// is released (see [`Shared::unslot`]). Taken alone.
-    pub(crate) isolate: Mutex<Vec<DomId>>,
-    pub(crate) platform: Platform,
-    pub(crate) kvm: Kvm,
-    pub(crate) host: HostInfo,
-    pub(crate) cfg: Config,
-    pub(crate) map_gib: u64,
-    pub(crate) max_slots: u32,
+    /// is released (see [`Shared::unslot`]). A leaf lock.
+    isolate: Mutex<Vec<DomId>>,
+    platform: Platform,
+    kvm: Kvm,
+    host: HostInfo,
+    cfg: Config,
+    map_gib: u64,
+    max_slots: u32,
 }
 
 /// The hypervisor. Dropping it stops every vCPU and frees every VM.
 pub struct Hypervisor {
-    pub(crate) sh: Arc<Shared>,
+    sh: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Hypervisor {
@@ -68,40 +70,93 @@ impl std::fmt::Debug for Hypervisor {
 }
 
 impl Shared {
-    pub(crate) fn domain(&self, d: DomId) -> Option<Arc<Domain>> {
-        self.domains
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&d.get())
-            .cloned()
+    /// Takes the control plane.
+    pub(crate) fn acct<'a>(&'a self, root: &'a mut Token<Root>) -> Cp<'a> {
+        self.cp.lock(root)
     }
 
-    pub(crate) fn all_domains(&self) -> Vec<Arc<Domain>> {
-        self.domains
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+    /// Takes the control plane for an operation on `r`, which must be of
+    /// `space` ([`HvError::WrongSpace`] otherwise, nothing taken).
+    pub(crate) fn acct_for<'a>(
+        &'a self,
+        root: &'a mut Token<Root>,
+        r: UnitRange,
+        space: Space,
+    ) -> Result<Cp<'a>, HvError> {
+        if r.space() != space {
+            return Err(HvError::WrongSpace(r.space()));
+        }
+        Ok(self.acct(root))
+    }
+
+    /// The domain table.
+    pub(crate) fn domains(&self) -> &Domains {
+        &self.domains
+    }
+
+    /// The interrupt lines.
+    pub(crate) fn irqs(&self) -> &Interrupts {
+        &self.irqs
+    }
+
+    /// The platform's devices and memory.
+    pub(crate) fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// The configuration booted with.
+    pub(crate) fn cfg(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Memslots KVM offers per VM.
+    pub(crate) fn max_slots(&self) -> u32 {
+        self.max_slots
+    }
+
+    /// The KVM system handle.
+    pub(crate) fn kvm(&self) -> &Kvm {
+        &self.kvm
+    }
+
+    /// GiB of guest-physical space each guest's page tables map.
+    pub(crate) fn map_gib(&self) -> u64 {
+        self.map_gib
+    }
+
+    /// Queues `d` for [`Shared::isolate_pending`].
+    pub(crate) fn queue_isolation(&self, d: DomId) {
+        locks::leaf(&self.isolate).push(d);
+    }
+
+    /// Takes every domain queued for isolation.
+    pub(crate) fn take_isolated(&self) -> Vec<DomId> {
+        std::mem::take(&mut *locks::leaf(&self.isolate))
+    }
+
+    pub(crate) fn domain(&self, d: DomId) -> Option<Arc<crate::domain::Domain>> {
+        self.domains.get(d)
     }
 
     pub(crate) fn quiesce_all(&self) {
-        for d in self.all_domains() {
+        for d in self.domains.all() {
             d.quiesce();
         }
     }
 
-    pub(crate) fn apply_teardown(&self, td: &Teardown) {
+    pub(crate) fn apply_teardown(&self, cp: &mut Token<ControlPlane>, td: &Teardown) {
         for it in td {
             match it.space {
                 Space::IoMem => {
                     if let Some(dom) = self.domain(it.dom) {
                         // A stuck slot is counted and isolated by `unslot`;
                         // the teardown itself stands.
-                        let _stuck = self.unslot(&dom, it.first, it.last, it.count);
+                        let _stuck = self.unslot(cp, &dom, it.first, it.last, it.count);
                     }
                 }
-                Space::Irq => self.unbind_lines(it.dom, it.first, it.last, it.count),
+                Space::Irq => self
+                    .irqs
+                    .unbind_lines(cp, it.dom, it.first, it.last, it.count),
                 Space::IoPort => {}
             }
         }
@@ -109,6 +164,11 @@ impl Shared {
 }
 
 impl Hypervisor {
+    /// The shared state.
+    pub(crate) fn sh(&self) -> &Arc<Shared> {
+        &self.sh
+    }
+
     /// Boots: opens `/dev/kvm`, detects the host, boots the accountant from
     /// the boot line (and reserves the hypervisor's paravirtual ports
     /// [`layout::HV_PORTS`]), builds the platform.
@@ -116,7 +176,7 @@ impl Hypervisor {
         let host = crate::host::detect();
         let kvm = Kvm::new().map_err(|e| HvError::NoKvm(e.errno()))?;
         let mut acct = Acct::boot(&cfg.boot_line, cfg.accounting, cfg.tracker)
-            .map_err(|e| HvError::Boot(e.to_string()))?;
+            .map_err(|e| HvError::Boot(e.0))?;
         if let Some(q) = cfg.quotas {
             acct.set_quotas(q);
         }
@@ -129,17 +189,17 @@ impl Hypervisor {
         let platform = Platform::new(cfg.fb_bytes).map_err(HvError::Mem)?;
         let map_gib = platform.top_gpa().div_ceil(1 << 30).max(4);
         if map_gib > layout::MAX_MAPPED_GIB {
-            return Err(HvError::Boot(format!(
-                "framebuffer of {:#x} bytes does not fit the guest page tables",
-                cfg.fb_bytes
-            )));
+            return Err(HvError::FramebufferTooLarge {
+                bytes: cfg.fb_bytes,
+                max_gib: layout::MAX_MAPPED_GIB,
+            });
         }
         let max_slots = kvm.get_nr_memslots() as u32;
         Ok(Hypervisor {
             sh: Arc::new(Shared {
-                domains: RwLock::new(BTreeMap::new()),
-                cp: Mutex::new(acct),
-                irqs: Mutex::new(IrqTable::new()),
+                domains: Domains::new(),
+                cp: Ordered::new(acct),
+                irqs: Interrupts::new(),
                 isolate: Mutex::new(Vec::new()),
                 platform,
                 kvm,
@@ -180,14 +240,15 @@ impl Hypervisor {
         mode: Mode,
         force: bool,
     ) -> Result<Teardown, HvError> {
+        let mut root = Token::root();
         let td = {
-            let mut acct = lock(&self.sh.cp);
+            let mut acct = self.sh.acct(&mut root);
             let td = acct.grant(d, r, mode, force)?;
-            self.sh.apply_teardown(&td);
+            self.sh.apply_teardown(acct.token(), &td);
             self.sh.quiesce_all();
             td
         };
-        self.sh.isolate_pending();
+        self.sh.isolate_pending(&mut root);
         Ok(td)
     }
 
@@ -196,57 +257,58 @@ impl Hypervisor {
     /// returns no port access checked against the old permission is still
     /// in flight.
     pub fn revoke(&self, d: DomId, r: UnitRange, force: bool) -> Result<Revoked, HvError> {
+        let mut root = Token::root();
         let rv = {
-            let mut acct = lock(&self.sh.cp);
+            let mut acct = self.sh.acct(&mut root);
             let rv = acct.revoke(d, r, force)?;
-            self.sh.apply_teardown(&rv.teardown);
+            self.sh.apply_teardown(acct.token(), &rv.teardown);
             self.sh.quiesce_all();
             rv
         };
-        self.sh.isolate_pending();
+        self.sh.isolate_pending(&mut root);
         Ok(rv)
     }
 
     /// Hypervisor reservation.
     pub fn reserve(&self, r: UnitRange) -> Result<(), HvError> {
-        lock(&self.sh.cp).reserve(r)?;
+        self.sh.acct(&mut Token::root()).reserve(r)?;
         self.sh.quiesce_all();
         Ok(())
     }
 
     /// Lifts a reservation.
     pub fn unreserve(&self, r: UnitRange) -> Result<(), HvError> {
-        Ok(lock(&self.sh.cp).unreserve(r)?)
+        Ok(self.sh.acct(&mut Token::root()).unreserve(r)?)
     }
 
     /// The hypervisor's own use of reserved units.
     pub fn hvmap(&self, r: UnitRange) -> Result<(), HvError> {
-        Ok(lock(&self.sh.cp).hvmap(r)?)
+        Ok(self.sh.acct(&mut Token::root()).hvmap(r)?)
     }
 
     /// Ends the hypervisor's own use.
     pub fn hvunmap(&self, r: UnitRange) -> Result<(), HvError> {
-        Ok(lock(&self.sh.cp).hvunmap(r)?)
+        Ok(self.sh.acct(&mut Token::root()).hvunmap(r)?)
     }
 
     /// One access check through the accountant (as a vCPU exit would make).
     pub fn access(&self, d: DomId, port: u64, width: u64) -> Result<bool, HvError> {
-        Ok(lock(&self.sh.cp).access(d, port, width)?)
+        Ok(self.sh.acct(&mut Token::root()).access(d, port, width)?)
     }
 
     /// The accountant's view of one unit (accounting on; `None` when off).
     pub fn query(&self, space: Space, unit: u64) -> Option<Result<UnitInfo, Error>> {
-        lock(&self.sh.cp).query(space, unit)
+        self.sh.acct(&mut Token::root()).query(space, unit)
     }
 
     /// Verifies the accountant's invariants.
     pub fn check_invariants(&self) -> Result<(), accountant::Violation> {
-        lock(&self.sh.cp).check_invariants()
+        self.sh.acct(&mut Token::root()).check_invariants()
     }
 
     /// Bytes the accountant spends tracking I/O memory.
     pub fn tracking_bytes(&self) -> u64 {
-        lock(&self.sh.cp).tracking_bytes()
+        self.sh.acct(&mut Token::root()).tracking_bytes()
     }
 
     /// Device A's per-domain counters.
@@ -257,8 +319,9 @@ impl Hypervisor {
 
 impl Drop for Hypervisor {
     fn drop(&mut self) {
-        for d in self.sh.all_domains() {
-            d.stop();
+        let mut root = Token::root();
+        for d in self.sh.domains.all() {
+            d.stop(&mut root);
             d.join();
         }
     }

@@ -4,36 +4,84 @@
 
 use crate::acct::DomChecker;
 use crate::affinity::{self, CpuSet};
-use crate::control::lock;
 use crate::dispatch::Env;
 use crate::exit::StopReason;
 use crate::guest::Program;
+use crate::hypercall;
 use crate::iomem::probe_slot;
 use crate::kvm_slots::KvmSlots;
 use crate::layout;
+use crate::locks::{self, ControlPlane, Root, Token};
 use crate::memslot::SlotTable;
 use crate::vcpu::{self, VcpuCtl};
 use crate::vm::{GuestVm, VmError};
 use crate::{HvError, Hypervisor};
 use accountant::{DomId, Error, Teardown};
 use kvm_ioctls::VcpuFd;
+use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Per-domain counters kept by the hypervisor.
+/// A per-domain counter kept by the hypervisor (see [`DomainStats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stat {
+    DeniedPorts,
+    DeniedMmio,
+    SlowMmio,
+    Hypercalls,
+    HypercallErrors,
+    BadHypercalls,
+    Events,
+    StuckFrames,
+    QuotaRefusals,
+}
+
+/// Per-domain counters, one per [`Stat`].
 #[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) denied_ports: AtomicU64,
-    pub(crate) denied_mmio: AtomicU64,
-    pub(crate) slow_mmio: AtomicU64,
-    pub(crate) hypercalls: AtomicU64,
-    pub(crate) hypercall_errors: AtomicU64,
-    pub(crate) bad_hypercalls: AtomicU64,
-    pub(crate) events: AtomicU64,
-    pub(crate) stuck_frames: AtomicU64,
-    pub(crate) quota_refusals: AtomicU64,
+struct Stats([AtomicU64; Stat::QuotaRefusals as usize + 1]);
+
+impl Stats {
+    fn get(&self, s: Stat) -> u64 {
+        self.0[s as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// The domain table: every domain with a VM, by id. Its lock is held only
+/// inside these methods, which take no other lock; it changes only under
+/// the control plane (create and destroy change the accountant and this
+/// table together).
+pub(crate) struct Domains {
+    map: RwLock<BTreeMap<u16, Arc<Domain>>>,
+}
+
+impl Domains {
+    /// No domain.
+    pub(crate) fn new() -> Domains {
+        Domains {
+            map: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Domain `d`, if it has a VM.
+    pub(crate) fn get(&self, d: DomId) -> Option<Arc<Domain>> {
+        locks::read(&self.map).get(&d.get()).cloned()
+    }
+
+    /// Every domain with a VM, in id order.
+    pub(crate) fn all(&self) -> Vec<Arc<Domain>> {
+        locks::read(&self.map).values().cloned().collect()
+    }
+
+    fn insert(&self, _cp: &Token<ControlPlane>, dom: Arc<Domain>) {
+        locks::write(&self.map).insert(dom.id.get(), dom);
+    }
+
+    fn remove(&self, _cp: &Token<ControlPlane>, d: DomId) {
+        locks::write(&self.map).remove(&d.get());
+    }
 }
 
 /// A snapshot of a domain's counters.
@@ -73,38 +121,46 @@ pub struct DomainStats {
     pub vcpu_cpu: Option<u32>,
 }
 
+/// A domain: its VM, vCPUs, slot table and counters.
 pub(crate) struct Domain {
-    pub(crate) id: DomId,
+    id: DomId,
     /// The port check of this domain's vCPU exits.
-    pub(crate) ports: DomChecker,
-    pub(crate) slots: Mutex<SlotTable>,
+    ports: DomChecker,
+    /// A leaf lock, changed only under the control plane
+    /// ([`Domain::slots_mut`]).
+    slots: Mutex<SlotTable>,
     /// Its vCPUs, by index (at least one).
-    pub(crate) vcpus: Box<[Vcpu]>,
+    vcpus: Box<[Vcpu]>,
     /// Host CPUs its vCPU threads are pinned to, per vCPU index (a vCPU past
     /// the list takes its last entry; empty: [`crate::Config::vcpu_cpus`]);
     /// set before [`Hypervisor::start`].
-    pub(crate) cpus: Mutex<Vec<CpuSet>>,
-    pub(crate) stats: Stats,
-    pub(crate) wake: Mutex<u64>,
-    pub(crate) cv: Condvar,
-    pub(crate) tsc_khz: u32,
+    cpus: Mutex<Vec<CpuSet>>,
+    stats: Stats,
+    wake: Mutex<u64>,
+    cv: Condvar,
+    tsc_khz: u32,
     /// The VM and its RAM (`GuestVm` drops the VM fd, and with it every
     /// memslot, before the RAM). Memslots also point into platform memory,
     /// which `Shared` drops only after its domain table.
-    pub(crate) gvm: GuestVm,
+    gvm: GuestVm,
 }
 
 /// One vCPU of a domain: its control block, its fd until its thread
 /// starts, the thread, and why it stopped.
 pub(crate) struct Vcpu {
-    pub(crate) ctl: VcpuCtl,
-    pub(crate) fd: Mutex<Option<VcpuFd>>,
-    pub(crate) thread: Mutex<Option<JoinHandle<StopReason>>>,
-    pub(crate) outcome: Mutex<Option<StopReason>>,
+    ctl: VcpuCtl,
+    fd: Mutex<Option<VcpuFd>>,
+    thread: Mutex<Option<JoinHandle<StopReason>>>,
+    outcome: Mutex<Option<StopReason>>,
 }
 
 impl Vcpu {
-    pub(crate) fn new(index: u32, fd: VcpuFd) -> Vcpu {
+    /// Its control block.
+    pub(crate) fn ctl(&self) -> &VcpuCtl {
+        &self.ctl
+    }
+
+    fn new(index: u32, fd: VcpuFd) -> Vcpu {
         Vcpu {
             ctl: VcpuCtl::new(index),
             fd: Mutex::new(Some(fd)),
@@ -115,6 +171,59 @@ impl Vcpu {
 }
 
 impl Domain {
+    /// Its id.
+    pub(crate) fn id(&self) -> DomId {
+        self.id
+    }
+
+    /// Its VM and RAM.
+    pub(crate) fn gvm(&self) -> &GuestVm {
+        &self.gvm
+    }
+
+    /// Whether its port check allows `size` bytes at `port`.
+    pub(crate) fn port_allowed(&self, port: u16, size: u8) -> bool {
+        self.ports.check(port, size)
+    }
+
+    /// Adds `n` to counter `s`.
+    pub(crate) fn count(&self, s: Stat, n: u64) {
+        self.stats.0[s as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Its slot table, to read.
+    pub(crate) fn slots(&self) -> impl Deref<Target = SlotTable> + '_ {
+        locks::leaf(&self.slots)
+    }
+
+    /// Its slot table, to change: only under the control plane, so the
+    /// accountant's uses and the memslots change together.
+    pub(crate) fn slots_mut(&self, _cp: &Token<ControlPlane>) -> MutexGuard<'_, SlotTable> {
+        locks::leaf(&self.slots)
+    }
+
+    /// The KVM memslot back end of its slot table.
+    pub(crate) fn kvm_slots(&self) -> KvmSlots<'_> {
+        KvmSlots::new(&self.gvm.vm, self.id.get())
+    }
+
+    /// Waits up to `us` microseconds for an event on its page (the `BLOCK`
+    /// hypercall): 0 when one is pending, else `E_TIMEOUT`.
+    pub(crate) fn block(&self, us: u64) -> u32 {
+        let deadline = Instant::now() + Duration::from_micros(us);
+        let mut g = locks::leaf(&self.wake);
+        loop {
+            if self.events_pending() {
+                return 0;
+            }
+            let now = Instant::now();
+            if self.stop_requested() || now >= deadline {
+                return hypercall::E_TIMEOUT;
+            }
+            g = locks::wait_timeout(&self.cv, g, deadline - now).0;
+        }
+    }
+
     pub(crate) fn events_pending(&self) -> bool {
         (0..16).any(|i| {
             self.gvm
@@ -125,20 +234,22 @@ impl Domain {
     }
 
     pub(crate) fn wake(&self) {
-        let mut g = lock(&self.wake);
+        let mut g = locks::leaf(&self.wake);
         *g = g.wrapping_add(1);
         self.cv.notify_all();
     }
 
     /// Stops every vCPU (kicking each out of the guest) and waits until
-    /// every vCPU loop has returned.
-    pub(crate) fn stop(&self) {
+    /// every vCPU loop has returned. With no lock held (`root`): a vCPU may
+    /// be waiting for the control plane in a hypercall.
+    pub(crate) fn stop(&self, root: &mut Token<Root>) {
+        let _ = root;
         // Every vCPU is asked first, so none runs on while another is waited for.
         for v in self.vcpus.iter() {
             v.ctl.request_stop();
         }
         for v in self.vcpus.iter() {
-            if lock(&v.fd).take().is_some() {
+            if locks::leaf(&v.fd).take().is_some() {
                 // Never started.
                 v.ctl.mark_finished();
                 continue;
@@ -177,32 +288,32 @@ impl Domain {
     pub(crate) fn join(&self) -> Option<StopReason> {
         let mut first = None;
         for v in self.vcpus.iter() {
-            if let Some(h) = lock(&v.thread).take() {
+            if let Some(h) = locks::leaf(&v.thread).take() {
                 if let Ok(r) = h.join() {
-                    *lock(&v.outcome) = Some(r);
+                    *locks::leaf(&v.outcome) = Some(r);
                 }
             }
-            first = first.or(*lock(&v.outcome));
+            first = first.or(*locks::leaf(&v.outcome));
         }
         first
     }
 
     pub(crate) fn snapshot(&self) -> DomainStats {
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let l = |s: Stat| self.stats.get(s);
         DomainStats {
-            denied_ports: l(&self.stats.denied_ports),
-            denied_mmio: l(&self.stats.denied_mmio),
-            slow_mmio: l(&self.stats.slow_mmio),
-            hypercalls: l(&self.stats.hypercalls),
-            hypercall_errors: l(&self.stats.hypercall_errors),
-            bad_hypercalls: l(&self.stats.bad_hypercalls),
-            events: l(&self.stats.events),
+            denied_ports: l(Stat::DeniedPorts),
+            denied_mmio: l(Stat::DeniedMmio),
+            slow_mmio: l(Stat::SlowMmio),
+            hypercalls: l(Stat::Hypercalls),
+            hypercall_errors: l(Stat::HypercallErrors),
+            bad_hypercalls: l(Stat::BadHypercalls),
+            events: l(Stat::Events),
             exits: self.vcpus.iter().map(|v| v.ctl.exits()).sum(),
             native_port_exits: self.vcpus.iter().map(|v| v.ctl.native_port_exits()).sum(),
             trapped_port_exits: self.vcpus.iter().map(|v| v.ctl.trapped_port_exits()).sum(),
-            io_slots: lock(&self.slots).slot_count(),
-            stuck_frames: l(&self.stats.stuck_frames),
-            quota_refusals: l(&self.stats.quota_refusals),
+            io_slots: self.slots().slot_count(),
+            stuck_frames: l(Stat::StuckFrames),
+            quota_refusals: l(Stat::QuotaRefusals),
             vcpu_cpu: self.vcpus.first().and_then(|v| v.ctl.start_cpu()),
         }
     }
@@ -225,7 +336,7 @@ impl Hypervisor {
         program: &Program,
         vcpus: u32,
     ) -> Result<(), HvError> {
-        self.create_domain_paused_smp(d, program, self.sh.cfg.ram_bytes, vcpus)?;
+        self.create_domain_paused_smp(d, program, self.sh().cfg().ram_bytes, vcpus)?;
         self.start(d)
     }
 
@@ -248,19 +359,20 @@ impl Hypervisor {
         ram_bytes: u64,
         vcpus: u32,
     ) -> Result<(), HvError> {
-        let mut acct = lock(&self.sh.cp);
+        let mut root = Token::root();
+        let mut acct = self.sh().acct(&mut root);
         if d != DomId::DOM0 {
             acct.create(d)?;
         }
-        if self.sh.domain(d).is_some() {
+        if self.sh().domain(d).is_some() {
             // Only domain 0 can get here: the accountant knows every other
             // domain that has a VM.
             return Err(HvError::VmExists(d));
         }
         let built = GuestVm::new_smp(
-            &self.sh.kvm,
+            self.sh().kvm(),
             ram_bytes,
-            self.sh.map_gib,
+            self.sh().map_gib(),
             d.get(),
             program,
             vcpus,
@@ -281,7 +393,7 @@ impl Hypervisor {
                 if d != DomId::DOM0 {
                     let _ = acct.destroy(d);
                 }
-                return Err(HvError::Boot(format!("no port check for domain {d}")));
+                return Err(HvError::NoPortCheck(d));
             }
         };
         let dom = Arc::new(Domain {
@@ -290,7 +402,7 @@ impl Hypervisor {
             cpus: Mutex::new(Vec::new()),
             // The highest slot id stays free for the bench's bare-KVM floors
             // (`floor_memslot_add`).
-            slots: Mutex::new(SlotTable::new(probe_slot(&gvm, self.sh.max_slots))),
+            slots: Mutex::new(SlotTable::new(probe_slot(&gvm, self.sh().max_slots()))),
             vcpus: fds
                 .into_iter()
                 .zip(0u32..)
@@ -302,23 +414,19 @@ impl Hypervisor {
             tsc_khz,
             gvm,
         });
-        if self.sh.cfg.handler_probe > 0 {
+        if self.sh().cfg().handler_probe > 0 {
             for v in dom.vcpus.iter() {
-                v.ctl.enable_probe(self.sh.cfg.handler_probe);
+                v.ctl.enable_probe(self.sh().cfg().handler_probe);
             }
         }
-        lock(&self.sh.irqs).add_domain(Arc::clone(&dom));
-        self.sh
-            .domains
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(d.get(), dom);
+        self.sh().irqs().add_domain(acct.token(), Arc::clone(&dom));
+        self.sh().domains().insert(acct.token(), dom);
         Ok(())
     }
 
     /// Starts the vCPU thread of a domain created paused.
     pub fn start(&self, d: DomId) -> Result<(), HvError> {
-        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        let dom = self.sh().domain(d).ok_or(HvError::NoVm(d))?;
         // Without the kick handler a running vCPU could not be stopped
         // promptly (kicking it would kill the process): refuse to start one.
         vcpu::install_kick_handler().map_err(|errno| {
@@ -328,16 +436,16 @@ impl Hypervisor {
             })
         })?;
         for (i, v) in dom.vcpus.iter().enumerate() {
-            let Some(mut fd) = lock(&v.fd).take() else {
+            let Some(mut fd) = locks::leaf(&v.fd).take() else {
                 continue;
             };
-            let sh = Arc::clone(&self.sh);
+            let sh = Arc::clone(self.sh());
             let dom2 = Arc::clone(&dom);
             let cpus = {
-                let each = lock(&dom.cpus);
+                let each = locks::leaf(&dom.cpus);
                 each.get(i).or(each.last()).cloned()
             }
-            .or_else(|| self.sh.cfg.vcpu_cpus.clone());
+            .or_else(|| self.sh().cfg().vcpu_cpus.clone());
             let h = std::thread::Builder::new()
                 .name(format!("vcpu-d{}.{i}", d.get()))
                 .spawn(move || {
@@ -348,13 +456,9 @@ impl Hypervisor {
                         let _ = affinity::pin_current(cpus);
                     }
                     let v = &dom2.vcpus[i];
-                    let mut env = Env {
-                        sh: &sh,
-                        dom: &dom2,
-                        vcpu: v,
-                    };
+                    let mut env = Env::new(&sh, &dom2, v);
                     let r = vcpu::run(&mut fd, &dom2.gvm.ram, &mut env, &v.ctl);
-                    *lock(&v.outcome) = Some(r);
+                    *locks::leaf(&v.outcome) = Some(r);
                     r
                 })
                 .map_err(|e| {
@@ -364,7 +468,7 @@ impl Hypervisor {
                         errno: e.raw_os_error().unwrap_or(0),
                     })
                 })?;
-            *lock(&v.thread) = Some(h);
+            *locks::leaf(&v.thread) = Some(h);
         }
         Ok(())
     }
@@ -379,15 +483,15 @@ impl Hypervisor {
     /// started; vCPUs past the list take its last entry, and an empty list
     /// leaves [`crate::Config::vcpu_cpus`] in force.
     pub fn set_vcpu_cpus_each(&self, d: DomId, each: Vec<CpuSet>) -> Result<(), HvError> {
-        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
-        *lock(&dom.cpus) = each;
+        let dom = self.sh().domain(d).ok_or(HvError::NoVm(d))?;
+        *locks::leaf(&dom.cpus) = each;
         Ok(())
     }
 
     /// Waits up to `timeout` for a domain's vCPU to stop; its reason, or
     /// `None` if it is still running.
     pub fn wait(&self, d: DomId, timeout: Duration) -> Option<StopReason> {
-        let dom = self.sh.domain(d)?;
+        let dom = self.sh().domain(d)?;
         let end = Instant::now() + timeout;
         while !dom.finished() {
             if Instant::now() >= end {
@@ -401,8 +505,8 @@ impl Hypervisor {
     /// Stops a domain's vCPU (kicking it out of the guest); its VM, memory
     /// and resources stay until it is destroyed.
     pub fn stop(&self, d: DomId) -> Option<StopReason> {
-        let dom = self.sh.domain(d)?;
-        dom.stop();
+        let dom = self.sh().domain(d)?;
+        dom.stop(&mut Token::root());
         dom.join()
     }
 
@@ -416,55 +520,52 @@ impl Hypervisor {
         // Refuse (changing nothing) what the accountant would refuse, before
         // the vCPU is stopped. The vCPU is stopped without the control plane
         // held: a vCPU inside a hypercall may be waiting for it.
-        lock(&self.sh.cp).can_destroy(d)?;
-        let dom = self.sh.domain(d);
+        let mut root = Token::root();
+        self.sh().acct(&mut root).can_destroy(d)?;
+        let dom = self.sh().domain(d);
         if let Some(dom) = &dom {
-            dom.stop();
+            dom.stop(&mut root);
         }
-        let mut acct = lock(&self.sh.cp);
+        let mut acct = self.sh().acct(&mut root);
         let td = acct.destroy(d)?;
-        self.sh.apply_teardown(&td);
-        lock(&self.sh.irqs).remove_domain(d.get());
+        self.sh().apply_teardown(acct.token(), &td);
+        self.sh().irqs().remove_domain(acct.token(), d.get());
         if let Some(dom) = dom {
-            lock(&dom.slots).clear(&mut KvmSlots(&dom.gvm.vm, dom.id.get()));
+            dom.slots_mut(acct.token()).clear(&mut dom.kvm_slots());
             dom.join();
-            self.sh
-                .domains
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&d.get());
+            self.sh().domains().remove(acct.token(), d);
         }
-        self.sh.quiesce_all();
+        self.sh().quiesce_all();
         drop(acct);
-        self.sh.isolate_pending();
+        self.sh().isolate_pending(&mut root);
         Ok(td)
     }
 
     /// Exits handled by each of a domain's vCPUs, by index.
     pub fn vcpu_exits(&self, d: DomId) -> Option<Vec<u64>> {
-        self.sh
+        self.sh()
             .domain(d)
             .map(|x| x.vcpus.iter().map(|v| v.ctl.exits()).collect())
     }
 
     /// A domain's counters.
     pub fn stats(&self, d: DomId) -> Option<DomainStats> {
-        self.sh.domain(d).map(|x| x.snapshot())
+        self.sh().domain(d).map(|x| x.snapshot())
     }
 
     /// Reads a u64 of `d`'s guest RAM.
     pub fn read_guest_u64(&self, d: DomId, gpa: u64) -> Option<u64> {
-        self.sh.domain(d)?.gvm.ram.read_u64(gpa)
+        self.sh().domain(d)?.gvm.ram.read_u64(gpa)
     }
 
     /// Writes a u64 of `d`'s guest RAM (start-info words, control flags).
     pub fn write_guest_u64(&self, d: DomId, gpa: u64, v: u64) -> Option<()> {
-        self.sh.domain(d)?.gvm.ram.write_u64(gpa, v)
+        self.sh().domain(d)?.gvm.ram.write_u64(gpa, v)
     }
 
     /// Reads `n` consecutive u64s of guest RAM from `gpa` (sample buffers).
     pub fn read_guest_u64s(&self, d: DomId, gpa: u64, n: usize) -> Option<Vec<u64>> {
-        let dom = self.sh.domain(d)?;
+        let dom = self.sh().domain(d)?;
         let mut buf = vec![0u8; n.checked_mul(8)?];
         dom.gvm.ram.read(gpa, &mut buf)?;
         Some(
@@ -480,7 +581,7 @@ impl Hypervisor {
 
     /// The guest TSC frequency of `d` in kHz (0 if KVM would not say).
     pub fn tsc_khz(&self, d: DomId) -> u32 {
-        self.sh.domain(d).map_or(0, |x| x.tsc_khz)
+        self.sh().domain(d).map_or(0, |x| x.tsc_khz)
     }
 
     /// Exit-handler times (TSC ticks) recorded by `d`'s probe since the last
@@ -488,7 +589,7 @@ impl Hypervisor {
     /// probe ([`crate::Config::handler_probe`]) or VM. Call while the guest is
     /// parked, not in the middle of exits.
     pub fn take_handler_ticks(&self, d: DomId) -> Option<(Vec<u64>, u64)> {
-        let dom = self.sh.domain(d)?;
+        let dom = self.sh().domain(d)?;
         // vCPU 0's probe: the measured loops run on a domain's first vCPU.
         dom.vcpus.first()?.ctl.probe().map(|p| p.take())
     }

@@ -10,8 +10,40 @@ use accountant::{DomId, Error, Space};
 pub enum HvError {
     /// The accountant refused.
     Acct(Error),
-    /// The boot line or configuration is bad.
-    Boot(String),
+    /// The accountant refused the boot line.
+    Boot(accountant::BootError),
+    /// The framebuffer ends past the guest-physical space the guest page
+    /// tables map.
+    FramebufferTooLarge {
+        /// The configured framebuffer size.
+        bytes: u64,
+        /// GiB the page tables map at most ([`crate::layout::MAX_MAPPED_GIB`]).
+        max_gib: u64,
+    },
+    /// The accountant gave no port check for a domain it had just created.
+    NoPortCheck(DomId),
+    /// The framebuffer painter domain stopped while it should be painting.
+    PainterStopped(DomId),
+    /// A measurement's guest did not end or answer as its workload needs:
+    /// `what` it was, and how its vCPU stopped (`None`: still running, or
+    /// stopped answering).
+    GuestFailed {
+        /// The guest's role in the workload.
+        what: &'static str,
+        /// How its vCPU stopped, if it did.
+        stop: Option<crate::exit::StopReason>,
+    },
+    /// `bytes` of guest RAM at `gpa` (a guest's samples) could not be read.
+    GuestRam {
+        /// Where the read began.
+        gpa: u64,
+        /// How many bytes it wanted.
+        bytes: u64,
+    },
+    /// A domain has no exit-handler probe ([`crate::Config::handler_probe`]).
+    NoProbe(DomId),
+    /// A vCPU thread of a bare VM panicked.
+    VcpuPanicked,
     /// `/dev/kvm` is missing or unusable.
     NoKvm(i32),
     /// Building or changing a VM failed.
@@ -52,7 +84,22 @@ impl std::fmt::Display for HvError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HvError::Acct(e) => write!(f, "{e}"),
-            HvError::Boot(m) => write!(f, "boot: {m}"),
+            HvError::Boot(e) => write!(f, "boot: bad boot line: {e}"),
+            HvError::FramebufferTooLarge { bytes, max_gib } => write!(
+                f,
+                "boot: framebuffer of {bytes:#x} bytes does not fit the {max_gib} GiB the guest page tables map"
+            ),
+            HvError::NoPortCheck(d) => write!(f, "no port check for {d}"),
+            HvError::PainterStopped(d) => write!(f, "the framebuffer painter {d} stopped"),
+            HvError::GuestFailed { what, stop } => match stop {
+                Some(r) => write!(f, "{what} stopped: {r:?}"),
+                None => write!(f, "{what} stopped answering"),
+            },
+            HvError::GuestRam { gpa, bytes } => {
+                write!(f, "{bytes} bytes of guest RAM at {gpa:#x} unreadable")
+            }
+            HvError::NoProbe(d) => write!(f, "{d} has no exit-handler probe"),
+            HvError::VcpuPanicked => write!(f, "a vCPU thread panicked"),
             HvError::NoKvm(e) => write!(f, "/dev/kvm unusable: errno {e}"),
             HvError::Vm(e) => write!(f, "vm: {e}"),
             HvError::Mem(e) => write!(f, "{e}"),

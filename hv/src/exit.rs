@@ -151,6 +151,46 @@ pub trait ExitEnv {
     }
 }
 
+/// The bare exit environment: every port allowed, a port read answered by
+/// its `read` function (given the port and size), nothing else done and
+/// every MMIO access denied. What an exit costs with no accountant and no
+/// device model (the bench's floor), and a stand-in exit environment for
+/// tests of the vCPU loop.
+pub struct Bare<R: FnMut(u16, u8) -> Option<u32>> {
+    read: R,
+}
+
+impl<R: FnMut(u16, u8) -> Option<u32>> Bare<R> {
+    /// Port reads answered by `read`.
+    pub fn new(read: R) -> Self {
+        Bare { read }
+    }
+}
+
+impl<R: FnMut(u16, u8) -> Option<u32>> ExitEnv for Bare<R> {
+    fn port_allowed(&self, _: u16, _: u8) -> bool {
+        true
+    }
+    fn port_read(&mut self, port: u16, size: u8) -> Option<u32> {
+        (self.read)(port, size)
+    }
+    fn port_write(&mut self, _: u16, _: u8, _: u32) {}
+    fn port_denied(&mut self, _: u16, _: u8, _: bool) {}
+    fn hypercall(&mut self) -> u32 {
+        0
+    }
+    fn bad_hypercall(&mut self) {}
+    fn mmio_read(&mut self, _: u64, _: u8) -> MmioOutcome {
+        MmioOutcome::Denied
+    }
+    fn mmio_write(&mut self, _: u64, _: u8, _: [u8; 8]) -> MmioOutcome {
+        MmioOutcome::Denied
+    }
+    fn stop_requested(&self) -> bool {
+        false
+    }
+}
+
 impl Exit {
     /// The KVM exit reason this exit came from (`KVM_EXIT_*`), for traces.
     pub fn reason(&self) -> u32 {

@@ -195,16 +195,7 @@ pub fn write_descriptor_tables(ram: &HostMem) -> Result<(), GuestError> {
             return Err(GuestError::TooBig(code.len()));
         }
         ram.write(at, &code).ok_or(small.clone())?;
-        // 64-bit interrupt gate, DPL0, IST1.
-        let lo = (at & 0xffff)
-            | ((layout::KERNEL_CS as u64) << 16)
-            | (1u64 << 32)
-            | (0x8eu64 << 40)
-            | (((at >> 16) & 0xffff) << 48);
-        ram.write_u64(layout::IDT + 16 * v, lo)
-            .ok_or(small.clone())?;
-        ram.write_u64(layout::IDT + 16 * v + 8, at >> 32)
-            .ok_or(small.clone())?;
+        write_gate(ram, v, at).ok_or(small.clone())?;
     }
     // The interrupt handler: count, EOI (local APIC at 0xfee00000, EOI
     // register 0xb0), return. Interrupt gate: no nesting.
@@ -218,17 +209,21 @@ pub fn write_descriptor_tables(ram: &HostMem) -> Result<(), GuestError> {
     a.iretq()?;
     let code = a.assemble(at)?;
     ram.write(at, &code).ok_or(small.clone())?;
-    let v = u64::from(crate::irqchip::IRQ_VECTOR);
+    write_gate(ram, u64::from(crate::irqchip::IRQ_VECTOR), at).ok_or(small.clone())?;
+    Ok(())
+}
+
+/// Points IDT entry `vector` at the handler at `at`: a 64-bit interrupt
+/// gate, DPL0, IST1 (every vCPU's own stack, through its TSS). `None` if
+/// RAM is too small for the IDT.
+fn write_gate(ram: &HostMem, vector: u64, at: u64) -> Option<()> {
     let lo = (at & 0xffff)
         | ((layout::KERNEL_CS as u64) << 16)
         | (1u64 << 32)
         | (0x8eu64 << 40)
         | (((at >> 16) & 0xffff) << 48);
-    ram.write_u64(layout::IDT + 16 * v, lo)
-        .ok_or(small.clone())?;
-    ram.write_u64(layout::IDT + 16 * v + 8, at >> 32)
-        .ok_or(small.clone())?;
-    Ok(())
+    ram.write_u64(layout::IDT + 16 * vector, lo)?;
+    ram.write_u64(layout::IDT + 16 * vector + 8, at >> 32)
 }
 
 fn seg(selector: u16, code: bool) -> kvm_segment {

@@ -4,16 +4,15 @@
 //! the bench pairs with.
 
 use crate::acct::Accounting;
-use crate::control::{lock, Shared};
-use crate::domain::Domain;
+use crate::control::Shared;
+use crate::domain::{Domain, Stat};
 use crate::exit::MmioOutcome;
-use crate::kvm_slots::KvmSlots;
+use crate::locks::{ControlPlane, Root, Token};
 use crate::mem::PAGE_SIZE;
 use crate::memslot::{Backings, SlotError};
 use crate::vm::{GuestVm, VmError};
 use crate::{HvError, Hypervisor};
 use accountant::{DomId, Error, Space, UnitRange};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl Shared {
@@ -27,16 +26,16 @@ impl Shared {
         let frame = gpa / PAGE_SIZE;
         let off = gpa % PAGE_SIZE;
         let n = len as u64;
-        let slots = lock(&dom.slots);
+        let slots = dom.slots();
         let target = ((1..=8).contains(&n) && off + n <= PAGE_SIZE)
-            .then(|| slots.resolve(frame, &self.platform))
+            .then(|| slots.resolve(frame, self.platform()))
             .flatten()
-            .and_then(|_| self.platform.backing_mem(frame));
+            .and_then(|_| self.platform().backing_mem(frame));
         let Some((mem, base)) = target else {
-            dom.stats.denied_mmio.fetch_add(1, Ordering::Relaxed);
+            dom.count(Stat::DeniedMmio, 1);
             return MmioOutcome::Denied;
         };
-        dom.stats.slow_mmio.fetch_add(1, Ordering::Relaxed);
+        dom.count(Stat::SlowMmio, 1);
         let mut b = [0u8; 8];
         let ok = match write {
             Some(data) => mem.write(base + off, &data[..len as usize]),
@@ -57,9 +56,16 @@ impl Shared {
     /// this from its own hypercall is isolated on return) and queued for
     /// [`Shared::isolate_pending`], which waits for it. Returns the number of
     /// frames left reachable.
-    pub(crate) fn unslot(&self, dom: &Domain, first: u64, last: u64, count: u32) -> u64 {
-        let mut slots = lock(&dom.slots);
-        let mut ops = KvmSlots(&dom.gvm.vm, dom.id.get());
+    pub(crate) fn unslot(
+        &self,
+        cp: &Token<ControlPlane>,
+        dom: &Domain,
+        first: u64,
+        last: u64,
+        count: u32,
+    ) -> u64 {
+        let mut slots = dom.slots_mut(cp);
+        let mut ops = dom.kvm_slots();
         let stuck = match slots.unmap(first, last, count, &mut ops) {
             Ok(stuck) => stuck,
             Err(_) => slots.force_unmap(first, last, &mut ops),
@@ -67,22 +73,23 @@ impl Shared {
         drop(slots);
         let frames: u64 = stuck.iter().map(|(a, b)| b - a + 1).sum();
         if frames > 0 {
-            dom.stats.stuck_frames.fetch_add(frames, Ordering::Relaxed);
+            dom.count(Stat::StuckFrames, frames);
             dom.request_stop();
             dom.wake();
-            lock(&self.isolate).push(dom.id);
+            self.queue_isolation(dom.id());
         }
         frames
     }
 
-    /// Stops (and waits for) every domain `unslot` queued. Must not be
-    /// called with the control plane held or from a vCPU thread: a vCPU may
-    /// be waiting for the control plane in a hypercall.
-    pub(crate) fn isolate_pending(&self) {
-        let pending = std::mem::take(&mut *lock(&self.isolate));
+    /// Stops (and waits for) every domain `unslot` queued. Takes the root
+    /// token, so it cannot be called with the control plane held; nor may
+    /// it be called from a vCPU thread: a vCPU may be waiting for the
+    /// control plane in a hypercall.
+    pub(crate) fn isolate_pending(&self, root: &mut Token<Root>) {
+        let pending = self.take_isolated();
         for d in pending {
             if let Some(dom) = self.domain(d) {
-                dom.stop();
+                dom.stop(root);
                 dom.join();
             }
         }
@@ -93,11 +100,13 @@ impl Shared {
     /// the accountant track frames that way): the accountant then records
     /// the use and there is no slot table to update (the frames stay
     /// unreachable until its VM maps them itself).
-    pub(crate) fn map(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
-        if r.space() != Space::IoMem {
-            return Err(HvError::WrongSpace(r.space()));
-        }
-        let mut acct = lock(&self.cp);
+    pub(crate) fn map(
+        &self,
+        root: &mut Token<Root>,
+        d: DomId,
+        r: UnitRange,
+    ) -> Result<(), HvError> {
+        let mut acct = self.acct_for(root, r, Space::IoMem)?;
         let dom = self.domain(d);
         if dom.is_none() && d != DomId::DOM0 {
             // An unknown domain gets the accountant's answer. A known one
@@ -109,11 +118,11 @@ impl Shared {
         }
         acct.map(d, r)?;
         if let Some(dom) = dom {
-            let mapped = lock(&dom.slots).map(
+            let mapped = dom.slots_mut(acct.token()).map(
                 r.first(),
                 r.last(),
-                &self.platform,
-                &mut KvmSlots(&dom.gvm.vm, dom.id.get()),
+                self.platform(),
+                &mut dom.kvm_slots(),
             );
             if let Err(e) = mapped {
                 // Unreachable for a valid `UnitRange`; if it ever happens the
@@ -125,23 +134,25 @@ impl Shared {
         Ok(())
     }
 
-    pub(crate) fn unmap(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
-        if r.space() != Space::IoMem {
-            return Err(HvError::WrongSpace(r.space()));
-        }
-        let mut acct = lock(&self.cp);
+    pub(crate) fn unmap(
+        &self,
+        root: &mut Token<Root>,
+        d: DomId,
+        r: UnitRange,
+    ) -> Result<(), HvError> {
+        let mut acct = self.acct_for(root, r, Space::IoMem)?;
         let dom = self.domain(d);
         if acct.accounting() == Accounting::Off {
             // Xen keeps no use counts: the hypervisor's own map decides.
             if let Some(dom) = &dom {
-                lock(&dom.slots)
+                dom.slots()
                     .covered(r.first(), r.last(), 1)
                     .map_err(|unit| Error::NotMapped { unit })?;
             }
         }
         acct.unmap(d, r)?;
         if let Some(dom) = dom {
-            let frames = self.unslot(&dom, r.first(), r.last(), 1);
+            let frames = self.unslot(acct.token(), &dom, r.first(), r.last(), 1);
             if frames > 0 {
                 return Err(HvError::SlotStuck { dom: d, frames });
             }
@@ -153,23 +164,24 @@ impl Shared {
 impl Hypervisor {
     /// Maps frames `r` into `d` (accountant `map`, then memslots).
     pub fn map(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
-        self.sh.map(d, r)
+        self.sh().map(&mut Token::root(), d, r)
     }
 
     /// Unmaps frames `r` from `d`; their slots are gone when this returns,
     /// or, if KVM refused to delete one, `d`'s vCPU has stopped
     /// ([`HvError::SlotStuck`]).
     pub fn unmap(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
-        let res = self.sh.unmap(d, r);
-        self.sh.isolate_pending();
+        let mut root = Token::root();
+        let res = self.sh().unmap(&mut root, d, r);
+        self.sh().isolate_pending(&mut root);
         res
     }
 
     /// The memslots `d` uses for I/O memory, as frame ranges.
     pub fn io_slots(&self, d: DomId) -> Vec<(u64, u64)> {
-        self.sh
+        self.sh()
             .domain(d)
-            .map(|x| lock(&x.slots).slot_ranges())
+            .map(|x| x.slots().slot_ranges())
             .unwrap_or_default()
     }
 
@@ -182,15 +194,15 @@ impl Hypervisor {
         if r.space() != Space::IoMem {
             return Err(HvError::WrongSpace(r.space()));
         }
-        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
+        let dom = self.sh().domain(d).ok_or(HvError::NoVm(d))?;
         let bk = self
-            .sh
-            .platform
+            .sh()
+            .platform()
             .backing(r.first())
             .filter(|b| b.region_last >= r.last())
             .ok_or(HvError::Slots(SlotError::BadRange))?;
-        let id = probe_slot(&dom.gvm, self.sh.max_slots);
-        let mut ops = KvmSlots(&dom.gvm.vm, d.get());
+        let id = probe_slot(dom.gvm(), self.sh().max_slots());
+        let mut ops = dom.kvm_slots();
         let t = Instant::now();
         let res = ops.add_raw(id, r.first(), r.last(), bk.host);
         let ns = t.elapsed().as_nanos() as u64;
@@ -206,9 +218,9 @@ impl Hypervisor {
     /// Deletes the memslot [`Hypervisor::floor_memslot_add`] added for `r`,
     /// and returns the nanoseconds of that ioctl alone.
     pub fn floor_memslot_delete(&self, d: DomId, r: UnitRange) -> Result<u64, HvError> {
-        let dom = self.sh.domain(d).ok_or(HvError::NoVm(d))?;
-        let id = probe_slot(&dom.gvm, self.sh.max_slots);
-        let mut ops = KvmSlots(&dom.gvm.vm, d.get());
+        let dom = self.sh().domain(d).ok_or(HvError::NoVm(d))?;
+        let id = probe_slot(dom.gvm(), self.sh().max_slots());
+        let mut ops = dom.kvm_slots();
         let t = Instant::now();
         let res = ops.del_raw(id, r.first());
         let ns = t.elapsed().as_nanos() as u64;

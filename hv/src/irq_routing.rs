@@ -4,17 +4,74 @@
 //! KVM's irqchip, [`crate::irqchip`]).
 
 use crate::acct::Accounting;
-use crate::control::{lock, Shared};
-use crate::domain::Domain;
+use crate::control::Shared;
+use crate::domain::{Domain, Stat};
 use crate::irqchip::{self, Delivery, IrqfdPool};
 use crate::layout;
+use crate::locks::{Before, ControlPlane, Guard, IrqLines, Ordered, Root, Token};
 use crate::vm::VmError;
 use crate::{HvError, Hypervisor};
 use accountant::{DomId, Error, Space, UnitRange};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use vmm_sys_util::eventfd::EventFd;
+
+/// The interrupt lines: the binding table behind its lock, at
+/// [`IrqLines`] in the lock order (alone, or after the control plane).
+/// Bindings and the domains they reach change only under the control
+/// plane; a raise needs no more than the table.
+pub(crate) struct Interrupts {
+    table: Ordered<IrqLines, IrqTable>,
+}
+
+impl Interrupts {
+    /// No line bound, no domain.
+    pub(crate) fn new() -> Interrupts {
+        Interrupts {
+            table: Ordered::new(IrqTable::new()),
+        }
+    }
+
+    fn lock<'a, H: Before<IrqLines>>(
+        &'a self,
+        held: &'a mut Token<H>,
+    ) -> Guard<'a, IrqLines, IrqTable> {
+        self.table.lock(held)
+    }
+
+    /// Domain `dom`'s VM now exists: its lines can be bound and raised.
+    pub(crate) fn add_domain(&self, cp: &mut Token<ControlPlane>, dom: Arc<Domain>) {
+        self.lock(cp).add_domain(dom);
+    }
+
+    /// Ends every binding of `dom` (its irqfds deassigned before this
+    /// returns) and forgets it.
+    pub(crate) fn remove_domain(&self, cp: &mut Token<ControlPlane>, dom: u16) {
+        self.lock(cp).remove_domain(dom);
+    }
+
+    /// Raises `line` for every binder; how many event pages got it.
+    pub(crate) fn raise<H: Before<IrqLines>>(&self, held: &mut Token<H>, line: u64) -> usize {
+        self.lock(held).raise(line)
+    }
+
+    /// Ends `count` bindings of `d` to lines `first..=last`; a line whose
+    /// count reaches zero is removed from the table and its irqfd
+    /// deassigned before this returns.
+    pub(crate) fn unbind_lines(
+        &self,
+        cp: &mut Token<ControlPlane>,
+        d: DomId,
+        first: u64,
+        last: u64,
+        count: u32,
+    ) {
+        let mut irqs = self.lock(cp);
+        for irq in first..=last.min(Space::Irq.max_unit()) {
+            irqs.unbind(irq, d.get(), count);
+        }
+    }
+}
 
 /// Which domains are bound to each line, how many bindings each holds, and
 /// the irqfd of each binding on a VM with KVM's irqchip: one short list per
@@ -72,17 +129,14 @@ impl IrqTable {
             .collect()
     }
 
-    /// Domain `dom`'s VM now exists: its lines can be bound and raised.
-    pub(crate) fn add_domain(&mut self, dom: Arc<Domain>) {
-        if dom.gvm.irqchip {
+    fn add_domain(&mut self, dom: Arc<Domain>) {
+        if dom.gvm().irqchip {
             self.pool.top_up();
         }
-        self.doms.insert(dom.id.get(), dom);
+        self.doms.insert(dom.id().get(), dom);
     }
 
-    /// Ends every binding of `dom` (its irqfds deassigned before this
-    /// returns) and forgets it.
-    pub(crate) fn remove_domain(&mut self, dom: u16) {
+    fn remove_domain(&mut self, dom: u16) {
         let vm = self.doms.remove(&dom);
         for (line, list) in self.lines.iter_mut().enumerate() {
             let Some(i) = list.iter().position(|b| b.dom == dom) else {
@@ -90,7 +144,7 @@ impl IrqTable {
             };
             let b = list.remove(i);
             if let (Some(fd), Some(vm)) = (b.fd, &vm) {
-                self.pool.deassign(&vm.gvm.vm, line as u32, fd);
+                self.pool.deassign(&vm.gvm().vm, line as u32, fd);
             }
         }
     }
@@ -125,10 +179,10 @@ impl IrqTable {
         let Some(d) = self.doms.get(&dom) else {
             return Ok(());
         };
-        if !d.gvm.irqchip || line >= u64::from(crate::irqchip::LINES) {
+        if !d.gvm().irqchip || line >= u64::from(crate::irqchip::LINES) {
             return Ok(());
         }
-        list[i].fd = Some(self.pool.assign(&d.gvm.vm, line as u32)?);
+        list[i].fd = Some(self.pool.assign(&d.gvm().vm, line as u32)?);
         Ok(())
     }
 
@@ -150,7 +204,7 @@ impl IrqTable {
         }
         let b = list.remove(i);
         if let (Some(fd), Some(d)) = (b.fd, self.doms.get(&dom)) {
-            self.pool.deassign(&d.gvm.vm, line as u32, fd);
+            self.pool.deassign(&d.gvm().vm, line as u32, fd);
         }
     }
 
@@ -165,8 +219,8 @@ impl IrqTable {
             let Some(dom) = self.doms.get(&b.dom) else {
                 continue;
             };
-            if dom.gvm.ram.fetch_or_u64(word, bit).is_some() {
-                dom.stats.events.fetch_add(1, Ordering::Relaxed);
+            if dom.gvm().ram.fetch_or_u64(word, bit).is_some() {
+                dom.count(Stat::Events, 1);
                 n += 1;
             }
             // With an irqchip, the pending bit is also an interrupt.
@@ -180,23 +234,21 @@ impl IrqTable {
 }
 
 impl Shared {
-    pub(crate) fn raise_irq(&self, irq: u32) -> usize {
-        lock(&self.irqs).raise(u64::from(irq))
-    }
-
-    pub(crate) fn bind(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
-        if r.space() != Space::Irq {
-            return Err(HvError::WrongSpace(r.space()));
-        }
-        let mut acct = lock(&self.cp);
+    pub(crate) fn bind(
+        &self,
+        root: &mut Token<Root>,
+        d: DomId,
+        r: UnitRange,
+    ) -> Result<(), HvError> {
+        let mut acct = self.acct_for(root, r, Space::Irq)?;
         acct.bind(d, r)?;
-        let mut irqs = lock(&self.irqs);
+        let mut irqs = self.irqs().lock(acct.token());
         for irq in r.first()..=r.last() {
             if let Err(errno) = irqs.bind(irq, d.get()) {
                 // Undo this bind entirely: the lines bound so far, the table,
                 // the accountant.
                 drop(irqs);
-                self.unbind_lines(d, r.first(), irq, 1);
+                self.irqs().unbind_lines(acct.token(), d, r.first(), irq, 1);
                 let _ = acct.unbind(d, r);
                 return Err(HvError::Vm(VmError::Kvm {
                     what: "KVM_IRQFD assign",
@@ -207,13 +259,15 @@ impl Shared {
         Ok(())
     }
 
-    pub(crate) fn unbind(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
-        if r.space() != Space::Irq {
-            return Err(HvError::WrongSpace(r.space()));
-        }
-        let mut acct = lock(&self.cp);
+    pub(crate) fn unbind(
+        &self,
+        root: &mut Token<Root>,
+        d: DomId,
+        r: UnitRange,
+    ) -> Result<(), HvError> {
+        let mut acct = self.acct_for(root, r, Space::Irq)?;
         if acct.accounting() == Accounting::Off {
-            let irqs = lock(&self.irqs);
+            let irqs = self.irqs().lock(acct.token());
             for irq in r.first()..=r.last() {
                 if !irqs.is_bound(irq, d.get()) {
                     return Err(Error::NotBound { unit: irq }.into());
@@ -221,42 +275,33 @@ impl Shared {
             }
         }
         acct.unbind(d, r)?;
-        self.unbind_lines(d, r.first(), r.last(), 1);
+        self.irqs()
+            .unbind_lines(acct.token(), d, r.first(), r.last(), 1);
         Ok(())
-    }
-
-    /// Ends `count` bindings of `d` to lines `first..=last`; a line whose
-    /// count reaches zero is removed from the table and its irqfd
-    /// deassigned before this returns.
-    pub(crate) fn unbind_lines(&self, d: DomId, first: u64, last: u64, count: u32) {
-        let mut irqs = lock(&self.irqs);
-        for irq in first..=last.min(Space::Irq.max_unit()) {
-            irqs.unbind(irq, d.get(), count);
-        }
     }
 }
 
 impl Hypervisor {
     /// Binds line(s) `r` for `d`.
     pub fn bind(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
-        self.sh.bind(d, r)
+        self.sh().bind(&mut Token::root(), d, r)
     }
 
     /// Unbinds line(s) `r` for `d`; no event reaches `d` from them afterwards.
     pub fn unbind(&self, d: DomId, r: UnitRange) -> Result<(), HvError> {
-        self.sh.unbind(d, r)
+        self.sh().unbind(&mut Token::root(), d, r)
     }
 
     /// Raises interrupt line `irq`: sets its pending bit in the event page of
     /// every bound domain and wakes them. Returns how many got it.
     pub fn raise_irq(&self, irq: u32) -> usize {
-        self.sh.raise_irq(irq)
+        self.sh().irqs().raise(&mut Token::root(), u64::from(irq))
     }
 
     /// How interrupts reach domain `d` (KVM irqchip or event page only).
     pub fn irq_delivery(&self, d: DomId) -> Option<Delivery> {
-        self.sh.domain(d).map(|x| {
-            if x.gvm.irqchip {
+        self.sh().domain(d).map(|x| {
+            if x.gvm().irqchip {
                 Delivery::Irqchip
             } else {
                 Delivery::EventPage
@@ -272,18 +317,24 @@ impl Hypervisor {
 
     /// Lines with an irqfd assigned on domain `d`'s VM.
     pub fn irqfd_lines(&self, d: DomId) -> Vec<u32> {
-        lock(&self.sh.irqs).irqfd_lines(d.get())
+        self.sh()
+            .irqs()
+            .lock(&mut Token::root())
+            .irqfd_lines(d.get())
     }
 
     /// Rings `d`'s doorbell: sets event bit [`DOORBELL_LINE`] on its event
     /// page and wakes it from `BLOCK`. Bench guests wait on it between
     /// measured steps. False if `d` has no VM.
     pub fn notify(&self, d: DomId) -> bool {
-        let Some(dom) = self.sh.domain(d) else {
+        let Some(dom) = self.sh().domain(d) else {
             return false;
         };
         let word = layout::EVTCHN_PAGE + 8 * (DOORBELL_LINE as u64 / 64);
-        let _ = dom.gvm.ram.fetch_or_u64(word, 1u64 << (DOORBELL_LINE % 64));
+        let _ = dom
+            .gvm()
+            .ram
+            .fetch_or_u64(word, 1u64 << (DOORBELL_LINE % 64));
         dom.wake();
         true
     }

@@ -7,7 +7,14 @@ use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 
 /// Memslot changes on one VM (of domain `.1`, for tracepoints).
-pub(crate) struct KvmSlots<'a>(pub(crate) &'a VmFd, pub(crate) u16);
+pub(crate) struct KvmSlots<'a>(&'a VmFd, u16);
+
+impl<'a> KvmSlots<'a> {
+    /// Memslot changes on `vm`, the VM of domain `dom`.
+    pub(crate) fn new(vm: &'a VmFd, dom: u16) -> KvmSlots<'a> {
+        KvmSlots(vm, dom)
+    }
+}
 
 fn slot_record(
     kind: tracepoints::Kind,

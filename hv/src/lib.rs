@@ -92,7 +92,10 @@
 //!   MMIO fallback, the bare memslot floors; `irq_routing.rs` — line
 //!   bindings, their irqfds and delivery to every binder; `dispatch.rs` — the exit
 //!   environment and hypercall dispatch; `config.rs`, `error.rs` —
-//!   [`Config`], [`HvError`]. The module [`hv`] keeps their former paths.
+//!   [`Config`], [`HvError`]. Each reaches the shared state through the
+//!   methods of the component that owns it (the domain table, the interrupt
+//!   lines, the control plane); [`locks`] carries the lock order in the
+//!   types.
 //! * [`vcpu`] — the thin vCPU loop; [`exit`] — typed exits and the pure
 //!   [`exit::handle_exit`].
 //! * [`vm`], [`guest`], [`layout`], [`mem`] — building a CPL3 long-mode VM.
@@ -122,6 +125,7 @@ mod irq_routing;
 pub mod irqchip;
 mod kvm_slots;
 pub mod layout;
+pub mod locks;
 pub mod mem;
 pub mod memslot;
 pub mod platform;

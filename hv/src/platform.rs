@@ -96,7 +96,7 @@ impl DeviceA {
     fn state(&self) -> std::sync::MutexGuard<'_, DeviceAState> {
         // The state is a value and counters; a panic elsewhere cannot leave
         // it half-updated, so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::locks::leaf(&self.state)
     }
 
     /// A port read by `dom` (already allowed by the accountant).
@@ -215,7 +215,7 @@ impl Platform {
                 self.device_a.write(dom, p, data)
             }
             0x3f8 => {
-                let mut c = self.console.lock().unwrap_or_else(|p| p.into_inner());
+                let mut c = crate::locks::leaf(&self.console);
                 if c.buf.len() >= CONSOLE_CAP {
                     c.buf.pop_front();
                     c.dropped = c.dropped.saturating_add(1);
@@ -230,9 +230,7 @@ impl Platform {
     /// The last (at most [`CONSOLE_CAP`]) bytes that reached the console's
     /// transmit register.
     pub fn console(&self) -> Vec<u8> {
-        self.console
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::locks::leaf(&self.console)
             .buf
             .iter()
             .copied()
@@ -241,10 +239,7 @@ impl Platform {
 
     /// Console bytes dropped because more than [`CONSOLE_CAP`] arrived.
     pub fn console_dropped(&self) -> u64 {
-        self.console
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .dropped
+        crate::locks::leaf(&self.console).dropped
     }
 
     /// The backing memory of a frame's region and the offset of the frame in it.

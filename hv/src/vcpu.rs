@@ -485,36 +485,8 @@ fn raw_reason(e: &VcpuExit<'_>) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::MmioOutcome;
+    use crate::exit::Bare;
     use crate::vm::GuestVm;
-
-    /// Panics on the first port read the guest makes.
-    struct Panicky;
-
-    impl ExitEnv for Panicky {
-        fn port_allowed(&self, _: u16, _: u8) -> bool {
-            true
-        }
-        #[allow(clippy::panic)]
-        fn port_read(&mut self, _: u16, _: u8) -> Option<u32> {
-            panic!("exit handler failed (expected by the test)");
-        }
-        fn port_write(&mut self, _: u16, _: u8, _: u32) {}
-        fn port_denied(&mut self, _: u16, _: u8, _: bool) {}
-        fn hypercall(&mut self) -> u32 {
-            0
-        }
-        fn bad_hypercall(&mut self) {}
-        fn mmio_read(&mut self, _: u64, _: u8) -> MmioOutcome {
-            MmioOutcome::Denied
-        }
-        fn mmio_write(&mut self, _: u64, _: u8, _: [u8; 8]) -> MmioOutcome {
-            MmioOutcome::Denied
-        }
-        fn stop_requested(&self) -> bool {
-            false
-        }
-    }
 
     #[test]
     fn a_panicking_vcpu_thread_still_finishes() {
@@ -525,8 +497,11 @@ mod tests {
         let prog = crate::programs::port_loop(crate::platform::DEVICE_A_DATA, 10).unwrap();
         let (vm, mut vcpu) = GuestVm::new(&kvm, layout::DEFAULT_RAM, 4, 1, &prog).unwrap();
         let ctl = VcpuCtl::default();
+        // Panics on the first port read the guest makes.
+        #[allow(clippy::panic)]
+        let mut panicky = Bare::new(|_, _| panic!("exit handler failed (expected by the test)"));
         let joined = std::thread::scope(|s| {
-            s.spawn(|| run(&mut vcpu, &vm.ram, &mut Panicky, &ctl))
+            s.spawn(|| run(&mut vcpu, &vm.ram, &mut panicky, &ctl))
                 .join()
         });
         assert!(joined.is_err(), "the exit handler panicked");

@@ -61,23 +61,11 @@ fn a_spinning_guest_is_stopped_by_destroy() {
 fn hostile_guest_gets_error_codes_and_harms_no_one() {
     let Some(hv) = boot(small()) else { return };
     let gpa = programs::device_a_record_gpa(1);
-    hv.create_domain_paused(
-        d(1),
-        &programs::mmio_writer(gpa, 0, true).unwrap(),
-        hv::layout::DEFAULT_RAM,
-    )
-    .unwrap();
-    hv.grant(d(1), mem(DEVICE_A_FRAME), Mode::Exclusive, true)
-        .unwrap();
-    hv.grant(
-        d(1),
-        range(accountant::Space::IoPort, 0x300, 0x307),
-        Mode::Exclusive,
-        false,
-    )
-    .unwrap();
-    hv.map(d(1), mem(DEVICE_A_FRAME)).unwrap();
-    hv.start(d(1)).unwrap();
+    domain(&hv, d(1), &programs::mmio_writer(gpa, 0, true).unwrap())
+        .grant_forced(mem(DEVICE_A_FRAME), Mode::Exclusive)
+        .grant(device_a_ports(), Mode::Exclusive)
+        .map(mem(DEVICE_A_FRAME))
+        .start();
     for (n, seed) in [(2u64, 0x1234_5678u64), (3, 0x9e37_79b9_7f4a_7c15)] {
         hv.create_domain(d(n), &programs::hostile(seed, 3000).unwrap())
             .unwrap();

@@ -71,18 +71,9 @@ fn accounting_off_lets_two_domains_drive_and_keeps_revoked_mapping() {
     hv.create_domain(d(0), &programs::driver(0).unwrap())
         .unwrap();
     progress(&hv, d(0), 10);
-    hv.create_domain_paused(d(1), &programs::driver(0).unwrap(), hv::layout::DEFAULT_RAM)
-        .unwrap();
-    hv.grant(d(1), mem(DEVICE_A_FRAME), Mode::Exclusive, false)
-        .unwrap();
-    hv.grant(
-        d(1),
-        range(Space::IoPort, 0x300, 0x307),
-        Mode::Exclusive,
-        false,
-    )
-    .unwrap();
-    hv.start(d(1)).unwrap();
+    domain(&hv, d(1), &programs::driver(0).unwrap())
+        .device_a()
+        .start();
     progress(&hv, d(1), 10);
     hv.revoke(d(0), mem(DEVICE_A_FRAME), true).unwrap();
     let before = hv.platform().device_a.page_record(0).1;
@@ -125,13 +116,8 @@ fn accounting_on_refuses_then_forced_grant_tears_dom0_down() {
         "no write of dom0 lands"
     );
     assert!(hv.stats(d(0)).unwrap().denied_mmio >= denied + 20);
-    hv.grant(
-        d(1),
-        range(Space::IoPort, 0x300, 0x307),
-        Mode::Exclusive,
-        false,
-    )
-    .unwrap();
+    hv.grant(d(1), device_a_ports(), Mode::Exclusive, false)
+        .unwrap();
     let ports0 = hv.device_a_counters()[&0];
     hv.start(d(1)).unwrap();
     progress(&hv, d(1), 20);
@@ -160,16 +146,10 @@ fn accounting_on_refuses_then_forced_grant_tears_dom0_down() {
 fn revoke_without_force_drains_until_unmap() {
     let Some(hv) = boot(small()) else { return };
     let gpa = programs::device_a_record_gpa(1);
-    hv.create_domain_paused(
-        d(1),
-        &programs::mmio_writer(gpa, 0, false).unwrap(),
-        hv::layout::DEFAULT_RAM,
-    )
-    .unwrap();
-    hv.grant(d(1), mem(DEVICE_A_FRAME), Mode::Exclusive, false)
-        .unwrap();
-    hv.map(d(1), mem(DEVICE_A_FRAME)).unwrap();
-    hv.start(d(1)).unwrap();
+    domain(&hv, d(1), &programs::mmio_writer(gpa, 0, false).unwrap())
+        .grant(mem(DEVICE_A_FRAME), Mode::Exclusive)
+        .map(mem(DEVICE_A_FRAME))
+        .start();
     progress(&hv, d(1), 10);
     let r = hv.revoke(d(1), mem(DEVICE_A_FRAME), false).unwrap();
     assert!(r.pending);
@@ -198,14 +178,9 @@ fn shared_irq_reaches_every_binder_and_stops_at_unbind() {
     let Some(hv) = boot(small()) else { return };
     let line = range(Space::Irq, DEVICE_A_IRQ as u64, DEVICE_A_IRQ as u64);
     for n in [1, 2] {
-        hv.create_domain_paused(
-            d(n),
-            &programs::irq_waiter(DEVICE_A_IRQ, 3).unwrap(),
-            hv::layout::DEFAULT_RAM,
-        )
-        .unwrap();
-        hv.grant(d(n), line, Mode::Shared, false).unwrap();
-        hv.start(d(n)).unwrap();
+        domain(&hv, d(n), &programs::irq_waiter(DEVICE_A_IRQ, 3).unwrap())
+            .grant(line, Mode::Shared)
+            .start();
     }
     // Domain 3 is not granted the line: its bind is refused.
     hv.create_domain(d(3), &programs::irq_waiter(DEVICE_A_IRQ, 1).unwrap())
@@ -250,26 +225,12 @@ fn shared_irq_reaches_every_binder_and_stops_at_unbind() {
 fn destroy_releases_everything() {
     let Some(hv) = boot(small()) else { return };
     let gpa = programs::device_a_record_gpa(1);
-    hv.create_domain_paused(
-        d(1),
-        &programs::mmio_writer(gpa, 0, true).unwrap(),
-        hv::layout::DEFAULT_RAM,
-    )
-    .unwrap();
-    hv.grant(d(1), mem(DEVICE_A_FRAME), Mode::Exclusive, false)
-        .unwrap();
-    hv.grant(
-        d(1),
-        range(Space::IoPort, 0x300, 0x307),
-        Mode::Exclusive,
-        false,
-    )
-    .unwrap();
-    hv.grant(d(1), range(Space::Irq, 11, 11), Mode::Exclusive, false)
-        .unwrap();
-    hv.bind(d(1), range(Space::Irq, 11, 11)).unwrap();
-    hv.map(d(1), mem(DEVICE_A_FRAME)).unwrap();
-    hv.start(d(1)).unwrap();
+    domain(&hv, d(1), &programs::mmio_writer(gpa, 0, true).unwrap())
+        .device_a()
+        .grant(range(Space::Irq, 11, 11), Mode::Exclusive)
+        .bind(range(Space::Irq, 11, 11))
+        .map(mem(DEVICE_A_FRAME))
+        .start();
     progress(&hv, d(1), 10);
     let td = hv.destroy_domain(d(1)).unwrap();
     assert!(td.iter().any(|t| t.space == Space::IoMem));
@@ -278,10 +239,9 @@ fn destroy_releases_everything() {
     assert_eq!(hv.raise_irq(11), 0);
     let i = hv.query(Space::IoMem, DEVICE_A_FRAME).unwrap().unwrap();
     assert!(i.holders.is_empty() && i.uses.is_empty());
-    hv.create_domain_paused(d(2), &programs::spinner().unwrap(), hv::layout::DEFAULT_RAM)
-        .unwrap();
-    hv.grant(d(2), mem(DEVICE_A_FRAME), Mode::Exclusive, false)
-        .unwrap();
+    domain(&hv, d(2), &programs::spinner().unwrap())
+        .grant(mem(DEVICE_A_FRAME), Mode::Exclusive)
+        .paused();
     assert_eq!(
         hv.destroy_domain(d(0)).unwrap_err().acct_code(),
         Some(ErrorCode::NotPermitted)
@@ -295,22 +255,12 @@ fn a_doorbell_write_raises_the_line_for_every_binder() {
     let line = range(Space::Irq, DEVICE_A_IRQ as u64, DEVICE_A_IRQ as u64);
     for n in [1, 2] {
         let w = programs::irq_waiter(DEVICE_A_IRQ, 5).unwrap();
-        hv.create_domain_paused(d(n), &w, hv::layout::DEFAULT_RAM)
-            .unwrap();
-        hv.grant(d(n), line, Mode::Shared, false).unwrap();
-        hv.start(d(n)).unwrap();
+        domain(&hv, d(n), &w).grant(line, Mode::Shared).start();
     }
     let ring = programs::port_hammer(hv::platform::DEVICE_A_DOORBELL).unwrap();
-    hv.create_domain_paused(d(3), &ring, hv::layout::DEFAULT_RAM)
-        .unwrap();
-    hv.grant(
-        d(3),
-        range(Space::IoPort, 0x300, 0x307),
-        Mode::Exclusive,
-        false,
-    )
-    .unwrap();
-    hv.start(d(3)).unwrap();
+    domain(&hv, d(3), &ring)
+        .grant(device_a_ports(), Mode::Exclusive)
+        .start();
     for n in [1, 2] {
         assert_eq!(
             hv.wait(d(n), Duration::from_secs(20)),
@@ -339,14 +289,13 @@ fn query_hypercall_reports_the_callers_view() {
     for (i, (space, unit, want)) in cases.into_iter().enumerate() {
         let n = 1 + i as u64;
         let p = programs::query_probe(space, unit).unwrap();
-        hv.create_domain_paused(d(n), &p, hv::layout::DEFAULT_RAM)
-            .unwrap();
+        let mut s = domain(&hv, d(n), &p);
         if i == 0 {
-            hv.grant(d(n), mem(DEVICE_A_FRAME), Mode::Exclusive, true)
-                .unwrap();
-            hv.map(d(n), mem(DEVICE_A_FRAME)).unwrap();
+            s = s
+                .grant_forced(mem(DEVICE_A_FRAME), Mode::Exclusive)
+                .map(mem(DEVICE_A_FRAME));
         }
-        hv.start(d(n)).unwrap();
+        s.start();
         assert_eq!(
             hv.wait(d(n), Duration::from_secs(10)),
             Some(StopReason::Done(0))
@@ -367,4 +316,35 @@ fn query_hypercall_reports_the_callers_view() {
         Some(StopReason::Done(0))
     );
     assert_eq!(hv.read_guest_u64(d(9), SI_STATUS), Some(2), "out-of-range");
+}
+
+#[test]
+fn boot_failures_are_typed_and_named() {
+    if boot(small()).is_none() {
+        return;
+    }
+    let e = hv::Hypervisor::boot(Config {
+        boot_line: "no_such_option=1".into(),
+        ..small()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            hv::HvError::Boot(accountant::BootError::UnknownOption(_))
+        ),
+        "{e}"
+    );
+    let e = hv::Hypervisor::boot(Config {
+        fb_bytes: 32 << 30,
+        ..Config::default()
+    })
+    .unwrap_err();
+    assert_eq!(
+        e,
+        hv::HvError::FramebufferTooLarge {
+            bytes: 32 << 30,
+            max_gib: hv::layout::MAX_MAPPED_GIB
+        }
+    );
 }

@@ -6,7 +6,7 @@
 // Test code: unwrap is the assertion (also in the helpers the tests share).
 #![allow(clippy::unwrap_used)]
 mod common;
-use accountant::{Mode, Space};
+use accountant::Mode;
 use common::*;
 use hv::platform::{DeviceCounters, DEVICE_A_FRAME};
 use hv::programs;
@@ -31,7 +31,7 @@ fn device_a_never_sees_a_non_holder_4_vcpus() {
 
 fn hammer(vcpus: u32) {
     let Some(hv) = boot(small()) else { return };
-    let ports = range(Space::IoPort, 0x300, 0x307);
+    let ports = device_a_ports();
     let page = mem(DEVICE_A_FRAME);
     for n in [0u16, 1, 2] {
         let p = programs::mmio_writer(programs::device_a_record_gpa(n), 0, true).unwrap();

@@ -2,13 +2,12 @@
 //! hypervisor refuses: it gets the `quota` status (16), host memory grows by
 //! a bounded amount, and other domains keep working.
 mod common;
-use accountant::{Mode, Quotas, Space};
+use accountant::Quotas;
 use common::*;
 use hv::exit::StopReason;
 use hv::guest::Program;
 use hv::hypercall::op;
 use hv::layout::{DONE_PORT, HCALL_BLOCK, HCALL_PORT};
-use hv::platform::DEVICE_A_FRAME;
 use hv::programs::{self, SI_PROGRESS, SI_STATUS};
 use iced_x86::code_asm::*;
 use std::time::Duration;
@@ -85,22 +84,9 @@ fn dom0_mapping_fresh_frames_gets_the_quota_status() {
     let s = hv.stats(d(0)).unwrap();
     assert_eq!(s.quota_refusals, 1, "{s:?}");
     // Other domains keep working: a driver domain gets device A and drives it.
-    hv.create_domain_paused(
-        d(1),
-        &programs::driver(20).unwrap(),
-        hv::layout::DEFAULT_RAM,
-    )
-    .unwrap();
-    hv.grant(d(1), mem(DEVICE_A_FRAME), Mode::Exclusive, false)
-        .unwrap();
-    hv.grant(
-        d(1),
-        range(Space::IoPort, 0x300, 0x307),
-        Mode::Exclusive,
-        false,
-    )
-    .unwrap();
-    hv.start(d(1)).unwrap();
+    domain(&hv, d(1), &programs::driver(20).unwrap())
+        .device_a()
+        .start();
     assert_eq!(
         hv.wait(d(1), Duration::from_secs(20)),
         Some(StopReason::Done(0))

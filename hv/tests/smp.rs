@@ -5,7 +5,7 @@
 // Test code: unwrap is the assertion (also in the helpers the tests share).
 #![allow(clippy::unwrap_used)]
 mod common;
-use accountant::{Mode, Space};
+use accountant::Mode;
 use common::*;
 use hv::exit::StopReason;
 use hv::layout;
@@ -49,7 +49,7 @@ fn each_vcpu_knows_its_index() {
 
 fn revoke_while_running(vcpus: u32) {
     let Some(hv) = boot(small()) else { return };
-    let ports = range(Space::IoPort, 0x300, 0x307);
+    let ports = device_a_ports();
     let dom = d(1);
     hv.create_domain_smp(dom, &programs::port_hammer(0x300).unwrap(), vcpus)
         .unwrap();
@@ -96,7 +96,7 @@ fn revoke_while_running_4_vcpus() {
 
 fn destroy_stops_every_vcpu(vcpus: u32) {
     let Some(hv) = boot(small()) else { return };
-    let ports = range(Space::IoPort, 0x300, 0x307);
+    let ports = device_a_ports();
     for round in 0..4u64 {
         let dom = d(1 + round % 2);
         hv.create_domain_smp(dom, &programs::port_hammer(0x300).unwrap(), vcpus)

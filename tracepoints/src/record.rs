@@ -4,154 +4,120 @@
 //! bytes (one cache line), `Copy`, and built with `const fn` setters so that a
 //! tracepoint's closure compiles to a handful of stores.
 
-/// What happened: one variant per instrumented operation.
-///
-/// The accountant's operations come first (`1..`), the hypervisor's own
-/// events from `0x100`, and the collector's lost-records marker is
-/// [`Kind::Lost`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u16)]
-pub enum Kind {
-    /// `grant D SPACE R MODE [force]`.
-    Grant = 1,
-    /// `revoke D SPACE R [force]`.
-    Revoke = 2,
-    /// `map D iomem R`: one mapping of every frame in the range.
-    Map = 3,
-    /// `unmap D iomem R`.
-    Unmap = 4,
-    /// `bind D irq N`.
-    Bind = 5,
-    /// `unbind D irq N`.
-    Unbind = 6,
-    /// `reserve SPACE R` by the hypervisor.
-    Reserve = 7,
-    /// `unreserve SPACE R`.
-    Unreserve = 8,
-    /// `hvmap SPACE R`: the hypervisor's own use of reserved units.
-    HvMap = 9,
-    /// `hvunmap SPACE R`.
-    HvUnmap = 10,
-    /// A forced end of a domain's uses (forced revoke/grant, destroy); the
-    /// range is the torn-down range, `extra` the number of uses ended.
-    Teardown = 11,
-    /// A guest port access check (`access D ioport P [W]`): `first..=last`
-    /// are the ports touched, the outcome is allow or deny.
-    PortCheck = 12,
-    /// `create D`.
-    Create = 13,
-    /// `destroy D`.
-    Destroy = 14,
-    /// A VM exit handled by `hv`: `extra` is the exit reason, `first..=last`
-    /// the port or guest-physical range if any, `value` the data.
-    VmExit = 0x100,
-    /// A hypercall: `extra` is the call number, `value` its return value.
-    Hypercall = 0x101,
-    /// A KVM memory slot added: `first..=last` guest frames, `extra` the slot.
-    MemslotAdd = 0x102,
-    /// A KVM memory slot deleted: `first..=last` guest frames, `extra` the slot.
-    MemslotDelete = 0x103,
-    /// An interrupt injected into a guest: `first` the line, `value` the vector.
-    IrqInject = 0x104,
-    /// Records were lost on this thread's ring (it was full): `extra` is how
-    /// many since the previous marker. Written by the rings, never by a site.
-    Lost = 0xffff,
+/// The one table of tracepoint kinds: for each, its doc, variant,
+/// `repr(u16)` value, lower-case name (trace files, `tracing` targets, the
+/// Chrome trace) and layer (the Chrome category). It hands the table to the
+/// macro `$then` (after `$args`), which generates what it needs from it:
+/// [`Kind`] and its tables here, the `tracing` sink's per-kind targets.
+/// Adding a kind is one line here; every table follows.
+macro_rules! with_kind_table {
+    ($then:ident $(, $args:tt)*) => {
+        $then! { $($args,)*
+            /// `grant D SPACE R MODE [force]`.
+            Grant = 1, "grant", "accountant";
+            /// `revoke D SPACE R [force]`.
+            Revoke = 2, "revoke", "accountant";
+            /// `map D iomem R`: one mapping of every frame in the range.
+            Map = 3, "map", "accountant";
+            /// `unmap D iomem R`.
+            Unmap = 4, "unmap", "accountant";
+            /// `bind D irq N`.
+            Bind = 5, "bind", "accountant";
+            /// `unbind D irq N`.
+            Unbind = 6, "unbind", "accountant";
+            /// `reserve SPACE R` by the hypervisor.
+            Reserve = 7, "reserve", "accountant";
+            /// `unreserve SPACE R`.
+            Unreserve = 8, "unreserve", "accountant";
+            /// `hvmap SPACE R`: the hypervisor's own use of reserved units.
+            HvMap = 9, "hv_map", "accountant";
+            /// `hvunmap SPACE R`.
+            HvUnmap = 10, "hv_unmap", "accountant";
+            /// A forced end of a domain's uses (forced revoke/grant, destroy); the
+            /// range is the torn-down range, `extra` the number of uses ended.
+            Teardown = 11, "teardown", "accountant";
+            /// A guest port access check (`access D ioport P [W]`): `first..=last`
+            /// are the ports touched, the outcome is allow or deny.
+            PortCheck = 12, "port_check", "accountant";
+            /// `create D`.
+            Create = 13, "create", "accountant";
+            /// `destroy D`.
+            Destroy = 14, "destroy", "accountant";
+            /// A VM exit handled by `hv`: `extra` is the exit reason, `first..=last`
+            /// the port or guest-physical range if any, `value` the data.
+            VmExit = 0x100, "vm_exit", "hv";
+            /// A hypercall: `extra` is the call number, `value` its return value.
+            Hypercall = 0x101, "hypercall", "hv";
+            /// A KVM memory slot added: `first..=last` guest frames, `extra` the slot.
+            MemslotAdd = 0x102, "memslot_add", "hv";
+            /// A KVM memory slot deleted: `first..=last` guest frames, `extra` the slot.
+            MemslotDelete = 0x103, "memslot_delete", "hv";
+            /// An interrupt injected into a guest: `first` the line, `value` the vector.
+            IrqInject = 0x104, "irq_inject", "hv";
+            /// Records were lost on this thread's ring (it was full): `extra` is how
+            /// many since the previous marker. Written by the rings, never by a site.
+            Lost = 0xffff, "lost_records", "tracepoints";
+        }
+    };
+}
+#[cfg_attr(not(feature = "std"), allow(unused_imports))]
+pub(crate) use with_kind_table;
+
+/// Generates [`Kind`] and its tables from [`with_kind_table`].
+macro_rules! define_kind {
+    ($($(#[$doc:meta])* $kind:ident = $raw:literal, $name:literal, $layer:literal;)*) => {
+        /// What happened: one variant per instrumented operation.
+        ///
+        /// The accountant's operations come first (`1..`), the hypervisor's own
+        /// events from `0x100`, and the collector's lost-records marker is
+        /// [`Kind::Lost`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(u16)]
+        pub enum Kind {
+            $($(#[$doc])* $kind = $raw,)*
+        }
+
+        /// Each kind's position in the table: the discriminants count from 0.
+        #[repr(usize)]
+        enum Position {
+            $($kind,)*
+        }
+
+        impl Kind {
+            /// Every kind, in declaration order; [`Kind::index`] is the position here.
+            pub const ALL: [Kind; [$(Kind::$kind),*].len()] = [$(Kind::$kind),*];
+
+            /// Dense index `0..Kind::COUNT`, for per-kind arrays.
+            pub const fn index(self) -> usize {
+                match self {
+                    $(Kind::$kind => Position::$kind as usize,)*
+                }
+            }
+
+            /// Lower-case name, as used in trace files, `tracing` targets and the
+            /// Chrome trace (`port_check`, `hv_map`, ...).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Kind::$kind => $name,)*
+                }
+            }
+
+            /// Which layer emits this kind: `"accountant"`, `"hv"` or `"tracepoints"`
+            /// (the lost-records marker). Used as the Chrome trace category.
+            pub const fn layer(self) -> &'static str {
+                match self {
+                    $(Kind::$kind => $layer,)*
+                }
+            }
+        }
+    };
 }
 
-impl Kind {
-    /// Every kind, in declaration order; [`Kind::index`] is the position here.
-    pub const ALL: [Kind; 20] = [
-        Kind::Grant,
-        Kind::Revoke,
-        Kind::Map,
-        Kind::Unmap,
-        Kind::Bind,
-        Kind::Unbind,
-        Kind::Reserve,
-        Kind::Unreserve,
-        Kind::HvMap,
-        Kind::HvUnmap,
-        Kind::Teardown,
-        Kind::PortCheck,
-        Kind::Create,
-        Kind::Destroy,
-        Kind::VmExit,
-        Kind::Hypercall,
-        Kind::MemslotAdd,
-        Kind::MemslotDelete,
-        Kind::IrqInject,
-        Kind::Lost,
-    ];
+with_kind_table!(define_kind);
 
+impl Kind {
     /// Number of kinds (length of [`Kind::ALL`]); sizes per-kind tables.
     pub const COUNT: usize = Kind::ALL.len();
-
-    /// Dense index `0..Kind::COUNT`, for per-kind arrays.
-    pub const fn index(self) -> usize {
-        match self {
-            Kind::Grant => 0,
-            Kind::Revoke => 1,
-            Kind::Map => 2,
-            Kind::Unmap => 3,
-            Kind::Bind => 4,
-            Kind::Unbind => 5,
-            Kind::Reserve => 6,
-            Kind::Unreserve => 7,
-            Kind::HvMap => 8,
-            Kind::HvUnmap => 9,
-            Kind::Teardown => 10,
-            Kind::PortCheck => 11,
-            Kind::Create => 12,
-            Kind::Destroy => 13,
-            Kind::VmExit => 14,
-            Kind::Hypercall => 15,
-            Kind::MemslotAdd => 16,
-            Kind::MemslotDelete => 17,
-            Kind::IrqInject => 18,
-            Kind::Lost => 19,
-        }
-    }
-
-    /// Lower-case name, as used in trace files, `tracing` targets and the
-    /// Chrome trace (`port_check`, `hv_map`, ...).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Kind::Grant => "grant",
-            Kind::Revoke => "revoke",
-            Kind::Map => "map",
-            Kind::Unmap => "unmap",
-            Kind::Bind => "bind",
-            Kind::Unbind => "unbind",
-            Kind::Reserve => "reserve",
-            Kind::Unreserve => "unreserve",
-            Kind::HvMap => "hv_map",
-            Kind::HvUnmap => "hv_unmap",
-            Kind::Teardown => "teardown",
-            Kind::PortCheck => "port_check",
-            Kind::Create => "create",
-            Kind::Destroy => "destroy",
-            Kind::VmExit => "vm_exit",
-            Kind::Hypercall => "hypercall",
-            Kind::MemslotAdd => "memslot_add",
-            Kind::MemslotDelete => "memslot_delete",
-            Kind::IrqInject => "irq_inject",
-            Kind::Lost => "lost_records",
-        }
-    }
-
-    /// Which layer emits this kind: `"accountant"`, `"hv"` or `"tracepoints"`
-    /// (the lost-records marker). Used as the Chrome trace category.
-    pub const fn layer(self) -> &'static str {
-        match self {
-            Kind::VmExit
-            | Kind::Hypercall
-            | Kind::MemslotAdd
-            | Kind::MemslotDelete
-            | Kind::IrqInject => "hv",
-            Kind::Lost => "tracepoints",
-            _ => "accountant",
-        }
-    }
 
     /// The kind whose `repr(u16)` value is `raw`, if any.
     pub const fn from_u16(raw: u16) -> Option<Kind> {

@@ -196,6 +196,26 @@ fn tracing_bridge_forwards_drained_records_with_fields() {
 }
 
 #[test]
+fn every_kind_is_forwarded_to_the_target_named_after_it() {
+    let cap = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(cap.clone());
+    let records: Vec<Record> = Kind::ALL.iter().map(|&k| Record::new(k)).collect();
+    let cal = tracepoints::Calibration::global();
+    tracing::subscriber::with_default(subscriber, || tp_tracing::forward(&records, &cal));
+    let got = cap.0.lock().expect("no panics while held").clone();
+    let want: Vec<(String, String)> = Kind::ALL
+        .iter()
+        .map(|k| (format!("tracepoints::{}", k.name()), k.name().to_string()))
+        .collect();
+    let seen: Vec<(String, String)> = got
+        .into_iter()
+        .map(|(t, f)| (t, f.get("message").cloned().unwrap_or_default()))
+        .collect();
+    assert_eq!(seen, want);
+    assert!(want.iter().any(|(t, _)| t == "tracepoints::lost_records"));
+}
+
+#[test]
 fn live_tracing_sink_prints_at_emit_time() {
     let _g = serial();
     let cap = Capture::default();

@@ -109,7 +109,7 @@ impl Painter {
     /// An error if the painter should be painting and has stopped.
     pub(crate) fn check(&self, hv: &Hypervisor) -> Result<(), HvError> {
         if self.started.is_some() && hv.wait(self.dom, Duration::ZERO).is_some() {
-            return Err(HvError::Boot("the framebuffer painter stopped".into()));
+            return Err(HvError::PainterStopped(self.dom));
         }
         Ok(())
     }
@@ -182,6 +182,6 @@ pub fn pio_exit(
     };
     let cycles = hv
         .read_guest_u64s(d(1), layout::DATA, n)
-        .ok_or(HvError::NoVm(d(1)))?;
+        .ok_or(super::samples_unreadable(layout::DATA, n))?;
     Ok((to_ns(&cycles, hv.tsc_khz(d(1))), placement))
 }

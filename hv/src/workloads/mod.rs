@@ -23,13 +23,13 @@ pub mod paired;
 pub use paired::Setup;
 
 use crate::acct::Accounting;
-use crate::exit::{ExitEnv, MmioOutcome, StopReason};
+use crate::exit::{Bare, StopReason};
 use crate::layout;
 use crate::mem::PAGE_SIZE;
 use crate::platform::{DEVICE_A_DATA, DEVICE_A_PORTS, FB_FRAME};
 use crate::programs;
 use crate::vcpu::{self, VcpuCtl};
-use crate::vm::{GuestVm, VmError};
+use crate::vm::GuestVm;
 use crate::{Config, HvError, Hypervisor};
 use accountant::{DomId, Mode, Space, UnitRange};
 use kvm_ioctls::Kvm;
@@ -102,10 +102,18 @@ fn calibrate_tsc_khz() -> u64 {
     (t1.wrapping_sub(t0)) * 1000 / us
 }
 
+/// `n` samples at `gpa` could not be read.
+fn samples_unreadable(gpa: u64, n: usize) -> HvError {
+    HvError::GuestRam {
+        gpa,
+        bytes: (n as u64).saturating_mul(8),
+    }
+}
+
 fn stopped(what: &'static str, r: Option<StopReason>) -> Result<(), HvError> {
     match r {
         Some(StopReason::Done(0)) => Ok(()),
-        _ => Err(HvError::Vm(VmError::Kvm { what, errno: 0 })),
+        stop => Err(HvError::GuestFailed { what, stop }),
     }
 }
 
@@ -135,36 +143,8 @@ pub fn pio_exit(
     stopped("pio_exit guest", hv.wait(d(1), WAIT))?;
     let cycles = hv
         .read_guest_u64s(d(1), layout::DATA, n)
-        .ok_or(HvError::NoVm(d(1)))?;
+        .ok_or(samples_unreadable(layout::DATA, n))?;
     Ok(to_ns(&cycles, hv.tsc_khz(d(1))))
-}
-
-/// An exit handler that answers every port read with a constant and does
-/// nothing else: the bare cost of an exit.
-struct Bare;
-
-impl ExitEnv for Bare {
-    fn port_allowed(&self, _: u16, _: u8) -> bool {
-        true
-    }
-    fn port_read(&mut self, _: u16, _: u8) -> Option<u32> {
-        Some(0)
-    }
-    fn port_write(&mut self, _: u16, _: u8, _: u32) {}
-    fn port_denied(&mut self, _: u16, _: u8, _: bool) {}
-    fn hypercall(&mut self) -> u32 {
-        0
-    }
-    fn bad_hypercall(&mut self) {}
-    fn mmio_read(&mut self, _: u64, _: u8) -> MmioOutcome {
-        MmioOutcome::Denied
-    }
-    fn mmio_write(&mut self, _: u64, _: u8, _: [u8; 8]) -> MmioOutcome {
-        MmioOutcome::Denied
-    }
-    fn stop_requested(&self) -> bool {
-        false
-    }
 }
 
 fn kvm() -> Result<Kvm, HvError> {
@@ -180,16 +160,12 @@ fn run_bare(vm: &GuestVm, vcpu: &mut kvm_ioctls::VcpuFd, setup: &Setup) -> Resul
                 let _ = crate::affinity::pin_current(cpus);
             }
             let ctl = VcpuCtl::default();
-            vcpu::run(vcpu, &vm.ram, &mut Bare, &ctl)
+            // Every port read answered with a constant: the bare cost of an exit.
+            vcpu::run(vcpu, &vm.ram, &mut Bare::new(|_, _| Some(0)), &ctl)
         })
         .join()
     })
-    .map_err(|_| {
-        HvError::Vm(VmError::Kvm {
-            what: "bare vCPU thread panicked",
-            errno: 0,
-        })
-    })?;
+    .map_err(|_| HvError::VcpuPanicked)?;
     stopped("bare guest", Some(r))
 }
 
@@ -221,7 +197,7 @@ fn bare_samples(
     let mut buf = vec![0u8; n * 8];
     vm.ram
         .read(layout::DATA, &mut buf)
-        .ok_or(HvError::NoVm(d(1)))?;
+        .ok_or(samples_unreadable(layout::DATA, n))?;
     let cycles: Vec<u64> = buf
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
@@ -232,6 +208,24 @@ fn bare_samples(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guest_that_did_not_finish_cleanly_is_its_own_error() {
+        assert_eq!(stopped("g", Some(StopReason::Done(0))), Ok(()));
+        for stop in [Some(StopReason::Killed), Some(StopReason::Done(1)), None] {
+            assert_eq!(
+                stopped("g", stop),
+                Err(HvError::GuestFailed { what: "g", stop })
+            );
+        }
+        assert_eq!(
+            samples_unreadable(0x1000, 3),
+            HvError::GuestRam {
+                gpa: 0x1000,
+                bytes: 24
+            }
+        );
+    }
 
     #[test]
     fn ns_conversion_uses_the_tsc_rate() {

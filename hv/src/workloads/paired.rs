@@ -32,7 +32,6 @@ use crate::affinity::{current_cpu, CpuSet};
 use crate::layout;
 use crate::platform::{DEVICE_A_DATA, FB_FRAME};
 use crate::programs::{self, Wait, Work, SI_ACK, SI_REQ};
-use crate::vm::VmError;
 use crate::{Config, HvError, Hypervisor};
 use accountant::{DomId, Mode, UnitRange};
 use std::time::{Duration, Instant};
@@ -154,10 +153,6 @@ impl Paired {
     }
 }
 
-fn guest_failed(what: &'static str) -> HvError {
-    HvError::Vm(VmError::Kvm { what, errno: 0 })
-}
-
 /// A booted hypervisor with domain 1 running an [`programs::on_request`]
 /// guest, and the request counter.
 struct Bench {
@@ -251,7 +246,10 @@ impl Bench {
                 break;
             }
             if Instant::now() > end || self.hv.wait(self.dom, Duration::ZERO).is_some() {
-                return Err(guest_failed("bench guest stopped answering"));
+                return Err(HvError::GuestFailed {
+                    what: "bench guest",
+                    stop: self.hv.wait(self.dom, Duration::ZERO),
+                });
             }
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(64) {
@@ -506,7 +504,7 @@ pub fn accounting_cost(
             b.request(Wait::Parked)?;
             let (ticks, dropped) =
                 b.hv.take_handler_ticks(b.dom)
-                    .ok_or(guest_failed("handler probe missing"))?;
+                    .ok_or(HvError::NoProbe(b.dom))?;
             out.dropped += dropped;
             let ns: Vec<u64> = ticks.iter().map(|t| ticks_to_ns(*t, khz[s])).collect();
             med[s] = median(&ns);

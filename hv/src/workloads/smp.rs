@@ -7,7 +7,6 @@ use crate::acct::Accounting;
 use crate::layout;
 use crate::platform::{DEVICE_A_DATA, FB_FRAME};
 use crate::programs;
-use crate::vm::VmError;
 use crate::{Config, HvError, Hypervisor};
 use accountant::Mode;
 use std::time::{Duration, Instant};
@@ -37,7 +36,7 @@ pub fn pio_exit(
     let (data, _) = layout::vcpu_data(0, vcpus, ram);
     let cycles = hv
         .read_guest_u64s(d(1), data, n)
-        .ok_or(HvError::NoVm(d(1)))?;
+        .ok_or(super::samples_unreadable(data, n))?;
     Ok(to_ns(&cycles, hv.tsc_khz(d(1))))
 }
 
@@ -67,10 +66,10 @@ pub fn revoke_force(
         let end = Instant::now() + WAIT;
         while hv.read_guest_u64(id, programs::SI_PROGRESS) != Some(1) {
             if Instant::now() > end || hv.wait(id, Duration::ZERO).is_some() {
-                return Err(HvError::Vm(VmError::Kvm {
+                return Err(HvError::GuestFailed {
                     what: "painter guest",
-                    errno: 0,
-                }));
+                    stop: hv.wait(id, Duration::ZERO),
+                });
             }
             std::thread::sleep(Duration::from_micros(200));
         }

@@ -1,6 +1,8 @@
 //! Shared helpers of the KVM integration tests (test code: unwrap is the assertion).
 #![allow(dead_code, clippy::unwrap_used)]
-use accountant::{DomId, Space, UnitRange};
+use accountant::{DomId, Mode, Space, UnitRange};
+use hv::guest::Program;
+use hv::platform::DEVICE_A_FRAME;
 use hv::programs::SI_PROGRESS;
 use hv::{Config, Hypervisor};
 use std::time::{Duration, Instant};
@@ -62,4 +64,63 @@ pub fn assert_exit_path(hv: &Hypervisor, dom: DomId) {
         s.trapped_port_exits
     );
     hv::host::check_exit_path(kind, s.native_port_exits, s.trapped_port_exits).unwrap();
+}
+
+/// Device A's eight ports.
+pub fn device_a_ports() -> UnitRange {
+    range(Space::IoPort, 0x300, 0x307)
+}
+
+/// A domain being set up: created paused (default RAM) by [`domain`],
+/// given resources step by step (each step must succeed), then started.
+pub struct Setup<'a> {
+    hv: &'a Hypervisor,
+    dom: DomId,
+}
+
+/// Creates `dom` paused with `prog`, to be set up and started.
+pub fn domain<'a>(hv: &'a Hypervisor, dom: DomId, prog: &Program) -> Setup<'a> {
+    hv.create_domain_paused(dom, prog, hv::layout::DEFAULT_RAM)
+        .unwrap();
+    Setup { hv, dom }
+}
+
+impl Setup<'_> {
+    /// Grants `r` in `mode`, unforced.
+    pub fn grant(self, r: UnitRange, mode: Mode) -> Self {
+        self.hv.grant(self.dom, r, mode, false).unwrap();
+        self
+    }
+
+    /// Grants `r` in `mode`, forced (tearing down domain 0's uses).
+    pub fn grant_forced(self, r: UnitRange, mode: Mode) -> Self {
+        self.hv.grant(self.dom, r, mode, true).unwrap();
+        self
+    }
+
+    /// Grants device A's page and ports exclusively, unforced.
+    pub fn device_a(self) -> Self {
+        self.grant(mem(DEVICE_A_FRAME), Mode::Exclusive)
+            .grant(device_a_ports(), Mode::Exclusive)
+    }
+
+    /// Maps frames `r`.
+    pub fn map(self, r: UnitRange) -> Self {
+        self.hv.map(self.dom, r).unwrap();
+        self
+    }
+
+    /// Binds lines `r`.
+    pub fn bind(self, r: UnitRange) -> Self {
+        self.hv.bind(self.dom, r).unwrap();
+        self
+    }
+
+    /// Starts its vCPU(s).
+    pub fn start(self) {
+        self.hv.start(self.dom).unwrap();
+    }
+
+    /// Leaves it paused.
+    pub fn paused(self) {}
 }

@@ -27,6 +27,7 @@
 use ::tracing::{event, Level};
 
 use crate::clock::Calibration;
+use crate::record::with_kind_table;
 use crate::{Kind, Record};
 
 /// Shows a number as `0x…` in a `tracing` field.
@@ -38,11 +39,14 @@ impl core::fmt::Display for Hex {
     }
 }
 
+/// One `event!` per kind, each with its own static target
+/// `tracepoints::<kind name>`, from the kind table
+/// ([`crate::record::with_kind_table`]).
 macro_rules! per_kind {
-    ($r:expr, $cal:expr; $($kind:ident => $target:literal),* $(,)?) => {
+    ($r:ident, $cal:ident, $($(#[$doc:meta])* $kind:ident = $raw:literal, $name:literal, $layer:literal;)*) => {
         match $r.kind {
             $(Kind::$kind => event!(
-                target: $target,
+                target: concat!("tracepoints::", $name),
                 Level::TRACE,
                 domain = $r.domain,
                 space = $r.space.name(),
@@ -67,28 +71,7 @@ macro_rules! per_kind {
 /// Emits one `tracing` event for `record`; durations are converted with
 /// `cal`.
 pub fn forward_one(record: &Record, cal: &Calibration) {
-    per_kind!(record, cal;
-        Grant => "tracepoints::grant",
-        Revoke => "tracepoints::revoke",
-        Map => "tracepoints::map",
-        Unmap => "tracepoints::unmap",
-        Bind => "tracepoints::bind",
-        Unbind => "tracepoints::unbind",
-        Reserve => "tracepoints::reserve",
-        Unreserve => "tracepoints::unreserve",
-        HvMap => "tracepoints::hv_map",
-        HvUnmap => "tracepoints::hv_unmap",
-        Teardown => "tracepoints::teardown",
-        PortCheck => "tracepoints::port_check",
-        Create => "tracepoints::create",
-        Destroy => "tracepoints::destroy",
-        VmExit => "tracepoints::vm_exit",
-        Hypercall => "tracepoints::hypercall",
-        MemslotAdd => "tracepoints::memslot_add",
-        MemslotDelete => "tracepoints::memslot_delete",
-        IrqInject => "tracepoints::irq_inject",
-        Lost => "tracepoints::lost_records",
-    );
+    with_kind_table!(per_kind, record, cal);
 }
 
 /// Emits one `tracing` event per record, in slice order.
