@@ -961,7 +961,7 @@ fn headline(r: &Results) -> Vec<Headline> {
         ) {
             (Some(b), Some(a)) => format!(
                 "{t} {} in {} allocations",
-                charts::bytes(b.value),
+                format::axis::bytes(b.value),
                 n(a.value)
             ),
             _ => format!("{t} not measured"),
@@ -970,7 +970,7 @@ fn headline(r: &Results) -> Vec<Headline> {
             label: "Tracking a 256 MiB framebuffer (65,536 pages)".into(),
             value: format!(
                 "{} in {:.0} allocation(s)",
-                charts::bytes(eb.value),
+                format::axis::bytes(eb.value),
                 ea.value
             ),
             detail: format!(
