@@ -1,6 +1,7 @@
 //! The port access check: with its tracepoint compiled in but off
 //! (`PortChecker::check`) against the same check without it
-//! (`check_untraced`), at 1 and 65,536 grants, in one run.
+//! (`check_untraced`), at 1 and 65,536 grants, in one run; and the check
+//! bound to its domain (`BoundPortChecker`, what a vCPU thread holds).
 
 use std::hint::black_box;
 
@@ -47,6 +48,21 @@ fn port_check(c: &mut Criterion) {
                 black_box(checker.check_untraced(1, black_box(ports[i]), 1))
             })
         });
+        let mut a = a;
+        let bound = a
+            .bound_port_checker(DomId::new(1).expect("valid"))
+            .expect("in the table");
+        g.bench_with_input(
+            BenchmarkId::new("bound_untraced", grants),
+            &ports,
+            |b, ports| {
+                let mut i = 0usize;
+                b.iter(|| {
+                    i = (i + 1) & 255;
+                    black_box(bound.check_untraced(black_box(ports[i]), 1))
+                })
+            },
+        );
     }
     g.finish();
 }

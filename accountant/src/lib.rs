@@ -37,7 +37,7 @@
 #![deny(missing_docs)]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, loom))]
 extern crate std;
 
 pub mod boot;
@@ -48,6 +48,7 @@ pub mod model;
 pub mod num;
 mod ports;
 mod segs;
+mod sync;
 pub mod trace;
 pub mod track;
 pub mod types;

@@ -32,16 +32,16 @@
 //! Every operation checks the whole range before changing anything, in the
 //! SPEC's error precedence, so a failed operation changes nothing.
 
+use crate::sync::Arc;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::boot::{BootError, BootOptions, IoDefault};
 use crate::index::RangeSet;
-use crate::ports::{BoundPortChecker, PortChecker, PortTable};
+use crate::ports::{BoundPortChecker, PortChecker, PortTable, Retired};
 use crate::segs::SegMap;
 use crate::track::{
     new_tracker, new_tracker_with_limit, Run, TrackError, Tracker, TrackerKind, TrackerStats,
@@ -334,6 +334,8 @@ pub struct Accountant {
     iomem: Box<dyn Tracker + Send>,
     irq: Box<dyn Tracker + Send>,
     ports: Arc<PortTable>,
+    /// Destroyed domains' port leaves a [`PortChecker`] may still read.
+    retired: Retired,
 }
 
 impl fmt::Debug for Accountant {
@@ -371,6 +373,7 @@ impl Accountant {
             },
             irq: new_tracker(TrackerKind::SlabExtent),
             ports: Arc::new(PortTable::new()),
+            retired: Retired::default(),
         };
         a.sync_ports(UnitRange::all(Space::IoPort), &[Some(DomId::DOM0)]);
         a
@@ -472,13 +475,21 @@ impl Accountant {
         (before, after)
     }
 
-    /// Bytes of nodes in the port table (see the `ports` module docs: a
-    /// destroyed domain's nodes are kept for its id).
+    /// Bytes of nodes in the port table: directories, live domains' leaves,
+    /// and destroyed domains' leaves not yet returned because a
+    /// [`PortChecker`] exists (see the `ports` module docs). A leaf that
+    /// only a destroyed domain's [`BoundPortChecker`] still holds is that
+    /// checker's, not counted here.
     pub fn port_table_bytes(&self) -> u64 {
-        self.ports.node_bytes()
+        self.ports.node_bytes() + self.retired.bytes()
     }
 
     /// A lock-free port checker sharing this accountant's radix tree.
+    ///
+    /// While any clone of it lives, destroyed domains' port leaves are
+    /// kept (a check may be reading one) and reused when their ids are
+    /// created again; once none is left, the next `create` or `destroy`
+    /// frees them. vCPU threads should hold [`BoundPortChecker`]s.
     pub fn port_checker(&self) -> PortChecker {
         PortChecker {
             table: Arc::clone(&self.ports),
@@ -489,7 +500,9 @@ impl Accountant {
     /// of the radix tree is loaded once (and made, if `d` has no port bit
     /// yet), so a check is two loads. `&mut` because making a node is a
     /// write to the table, whose only writer is the accountant. `d` need not
-    /// exist yet; the checker sees whatever rights `d` has at each check.
+    /// exist yet; the checker sees whatever rights `d` has at each check,
+    /// until `d` is destroyed: from then on it denies everything, and the
+    /// leaf it holds is freed when the last such checker is dropped.
     pub fn bound_port_checker(&mut self, d: DomId) -> Option<BoundPortChecker> {
         BoundPortChecker::new(&self.ports, d.get())
     }
@@ -639,6 +652,8 @@ impl Accountant {
             return Err(Error::DomainExists(d));
         }
         self.doms.insert(d, DomState::default());
+        self.retired.reclaim(&mut self.ports);
+        self.retired.reuse(&self.ports, d.get());
         Ok(())
     }
 
@@ -676,6 +691,10 @@ impl Accountant {
             }
         }
         self.ports.write(d.get(), 0, 0xffff, false);
+        // Its leaf leaves the table: freed when no generic checker can be
+        // reading it and the domain's bound checkers are gone (`ports`).
+        self.retired.retire(&self.ports, d.get());
+        self.retired.reclaim(&mut self.ports);
         self.domains.remove(&d);
         for (s, e) in ports_held {
             if let Ok(r) = UnitRange::new(Space::IoPort, s, e) {
@@ -1388,6 +1407,23 @@ impl Accountant {
     }
 }
 
+impl Accountant {
+    /// Whether `d` may use every unit of `r` now: each unit is held by `d`
+    /// and not drained by it, or is default-accessible to it (the cover of
+    /// SPEC invariant 3, without counting uses). This is Xen's
+    /// `iomem_access_permitted` / `irq_access_permitted` over a range, for
+    /// the C library. Time proportional to the segments in `r`, not its
+    /// units. Errors: `no-such-domain`.
+    pub fn permitted(&self, d: DomId, r: UnitRange) -> Result<bool, Error> {
+        self.need(d)?;
+        let refused = self.segs(r).find_map(r.first(), r.last(), |s, _, u| {
+            let ok = (u.holds(d).is_some() && !u.drains(d)) || self.default_ok(d, r.space(), u);
+            (!ok).then_some(s)
+        });
+        Ok(refused.is_none())
+    }
+}
+
 /// A short human-readable summary of a teardown, for replay output.
 pub fn describe_teardown(t: &Teardown) -> String {
     use core::fmt::Write;
@@ -1413,6 +1449,37 @@ mod tests {
 
     fn r(space: Space, a: u64, b: u64) -> UnitRange {
         UnitRange::new(space, a, b).expect("valid range")
+    }
+
+    #[test]
+    fn permitted_covers_holders_and_default_right_over_a_range() {
+        let mut a = Accountant::new(TrackerKind::SlabExtent);
+        let d1 = DomId::new(1).expect("id");
+        a.create(d1).expect("create");
+        let all = r(Space::IoMem, 0x100, 0x1ff);
+        assert_eq!(
+            a.permitted(DomId::DOM0, all),
+            Ok(true),
+            "dom0 by default right"
+        );
+        assert_eq!(a.permitted(d1, all), Ok(false));
+        a.grant(d1, r(Space::IoMem, 0x100, 0x17f), Mode::Exclusive, false)
+            .expect("grant");
+        assert_eq!(a.permitted(d1, r(Space::IoMem, 0x100, 0x17f)), Ok(true));
+        assert_eq!(a.permitted(d1, all), Ok(false), "half of it only");
+        assert_eq!(a.permitted(DomId::DOM0, all), Ok(false), "d1 holds part");
+        a.map(d1, r(Space::IoMem, 0x100, 0x100)).expect("map");
+        let rv = a
+            .revoke(d1, r(Space::IoMem, 0x100, 0x17f), false)
+            .expect("revoke");
+        assert!(rv.pending);
+        assert_eq!(
+            a.permitted(d1, r(Space::IoMem, 0x100, 0x100)),
+            Ok(false),
+            "draining"
+        );
+        let d2 = DomId::new(2).expect("id");
+        assert_eq!(a.permitted(d2, all), Err(Error::NoSuchDomain(d2)));
     }
 
     #[test]
@@ -1504,7 +1571,7 @@ mod tests {
     }
 
     #[test]
-    fn port_table_memory_is_per_id_and_reused() {
+    fn port_table_memory_is_returned_at_destroy() {
         let mut a = Accountant::boot(
             &BootOptions::parse("io_default=none").expect("valid"),
             TrackerKind::SlabExtent,
@@ -1512,18 +1579,36 @@ mod tests {
         .expect("boots");
         let base = a.port_table_bytes();
         let d = DomId::new(300).expect("valid");
-        // One 8 KiB leaf of port bits.
-        let per_id = 8192;
+        // One leaf of port bits (8 KiB and its count of holders).
+        let leaf = 8192 + 8;
         for round in 0..3 {
             a.create(d).expect("fresh");
             a.grant(d, UnitRange::all(Space::IoPort), Mode::Exclusive, false)
                 .expect("free");
-            // One new directory (ids 256..=511) the first time, then nothing.
-            assert_eq!(a.port_table_bytes(), base + 2048 + per_id, "round {round}");
+            // One new directory (ids 256..=511) the first time, kept after.
+            assert_eq!(a.port_table_bytes(), base + 2048 + leaf, "round {round}");
             a.destroy(d).expect("exists");
-            assert_eq!(a.port_table_bytes(), base + 2048 + per_id);
+            assert_eq!(a.port_table_bytes(), base + 2048, "round {round}");
             assert!(!a.port_checker().check(300, 0x80, 1));
         }
+        // A live generic checker keeps a destroyed leaf (it may be reading
+        // it), reuses it for the same id, and lets it go once dropped.
+        let c = a.port_checker();
+        a.create(d).expect("fresh");
+        a.grant(d, UnitRange::all(Space::IoPort), Mode::Exclusive, false)
+            .expect("free");
+        a.destroy(d).expect("exists");
+        assert_eq!(a.port_table_bytes(), base + 2048 + leaf, "retired");
+        a.create(d).expect("fresh");
+        a.grant(d, UnitRange::all(Space::IoPort), Mode::Exclusive, false)
+            .expect("free");
+        assert_eq!(a.port_table_bytes(), base + 2048 + leaf, "reused");
+        assert!(c.check(300, 0x80, 1));
+        a.destroy(d).expect("exists");
+        assert!(!c.check(300, 0x80, 1));
+        drop(c);
+        a.create(d).expect("fresh");
+        assert_eq!(a.port_table_bytes(), base + 2048, "let go");
         assert_eq!(a.check_invariants(), Ok(()));
     }
 

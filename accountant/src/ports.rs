@@ -28,21 +28,28 @@
 //! domain is what VT-x's own I/O bitmaps cost per VM. A domain that never
 //! held a port, and has no bound checker, has no leaf.
 //!
-//! **Architecture invariant — type-stable nodes.** Nodes are allocated when a
-//! domain first gains a bit in them and are never freed or reused for another
-//! domain id while the table lives; destroying a domain clears its bits in
-//! place. A reader that loaded a node pointer can therefore always
-//! dereference it, and never sees another domain's bits. All nodes are freed
-//! in `Drop`, which runs only when no [`PortChecker`] (an `Arc`) is left.
+//! **Architecture invariant — directories are type-stable, leaves are
+//! counted.** A directory (2 KiB per 256 ids, at most 128) is never freed
+//! while the table lives. A leaf has a count of holders: the table's link
+//! (while the domain exists, and while it waits in [`Retired`] after the
+//! domain was destroyed) and one per [`BoundPortChecker`]. The last holder
+//! to let go frees it; its count is released with `Release` and the free
+//! follows an `Acquire` fence (as `Arc` does), so every check through a
+//! holder happens before the free.
 //!
-//! **Memory is bounded, not returned.** A domain id that ever had a port
-//! costs its 8 KiB `DomPorts` leaf ([`PortTable::node_bytes`] counts
-//! nodes; the global allocator adds 16 bytes), plus a 2 KiB directory per
-//! 256 ids. The bound is per id, not per domain created: re-creating a
-//! destroyed id reuses its leaf, so cycling domains grows the table only up
-//! to every id used — at most 32,752 ids × 8 KiB + 128 directories
-//! ≈ 256 MiB, the true worst case, reached only if every id ever held a
-//! port.
+//! **Memory is returned (SPEC "Port table").** Destroying a domain clears its
+//! bits, unlinks its leaf from the table and retires the table's hold
+//! ([`Retired`]). A reader of the generic [`PortChecker`] loads the leaf
+//! pointer from the table without holding the leaf, so the retired holds
+//! are released only when no [`PortChecker`] is left (`Arc::get_mut` on the
+//! table, under the accountant's `&mut`: no check through the table can be
+//! running and none can start). Then a destroyed domain's leaf is freed
+//! once its vCPUs have dropped their bound checkers (the hypervisor joins
+//! them before `destroy` returns): the table is bounded by live domains
+//! (8 KiB each) plus 2 KiB per 256 ids. While a generic checker lives, a
+//! retired leaf waits and is linked again if its id is created again
+//! (when no bound checker holds it), so memory is bounded by ids, as
+//! before: at most 32,752 × 8 KiB.
 //!
 //! **Ordering.** Writers clear with `fetch_and` and set with `fetch_or`
 //! (`SeqCst`), readers load with `Acquire`. An accountant operation that takes
@@ -51,65 +58,182 @@
 //! never allows the removed access.
 
 use alloc::boxed::Box;
-use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-const DIRS: usize = 128; // 128 * 256 = 32768 domain ids >= MAX_DOMID + 1
+use crate::sync::{fence, Arc, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-/// Words of a domain's leaf: 65,536 port bits.
-const WORDS: usize = 65_536 / 64;
+/// Domain ids per directory, as a shift: 256 (2 under loom, whose models
+/// keep every atomic few).
+const DOM_SHIFT: u32 = if cfg!(loom) { 1 } else { 8 };
+const DOMS_PER_DIR: usize = 1 << DOM_SHIFT;
+/// Directories: enough for every domain id (32,768 >= MAX_DOMID + 1).
+const DIRS: usize = if cfg!(loom) { 2 } else { 128 };
+
+/// Words of a domain's leaf: 65,536 port bits (under loom, 256 ports).
+const WORDS: usize = if cfg!(loom) { 4 } else { 65_536 / 64 };
+/// Ports a leaf holds bits for.
+const PORTS: u32 = (WORDS * 64) as u32;
 
 /// One domain's ports: a bit per port (8 KiB), made when the domain first
-/// gains one.
+/// gains one, and its count of holders (see the module docs).
 struct DomPorts {
     words: [AtomicU64; WORDS],
+    holders: AtomicUsize,
+    /// Under loom: read at every check, written at the free, so the model
+    /// reports a check that is not ordered before the free.
+    #[cfg(loom)]
+    life: loom::cell::UnsafeCell<()>,
+    /// Under loom: release without the `Release`/`Acquire` pair (the
+    /// weakened protocol the model must reject).
+    #[cfg(loom)]
+    weak: bool,
 }
 
-/// 256 domains.
+/// `1 << DOM_SHIFT` domains.
 struct Dir {
-    doms: [AtomicPtr<DomPorts>; 256],
+    doms: [AtomicPtr<DomPorts>; DOMS_PER_DIR],
 }
 
 /// The shared table; see the module docs.
 pub(crate) struct PortTable {
     dirs: [AtomicPtr<Dir>; DIRS],
+    /// Under loom: leaves made by this table release weakly.
+    #[cfg(loom)]
+    weak: bool,
 }
 
-/// Allocates a node whose atomics are all zero/null, and leaks it as a raw pointer.
-fn new_node<T: Default>() -> *mut T {
-    Box::into_raw(Box::<T>::default())
-}
-
-impl Default for DomPorts {
-    fn default() -> Self {
+impl DomPorts {
+    /// A leaf with no bit set and one hold (the table's link); `weak`
+    /// matters only under loom.
+    fn new(weak: bool) -> DomPorts {
+        #[cfg(not(loom))]
+        let _ = weak;
         DomPorts {
-            words: [const { AtomicU64::new(0) }; WORDS],
+            words: core::array::from_fn(|_| AtomicU64::new(0)),
+            holders: AtomicUsize::new(1),
+            #[cfg(loom)]
+            life: loom::cell::UnsafeCell::new(()),
+            #[cfg(loom)]
+            weak,
         }
     }
 }
+
+#[cfg(loom)]
+impl Drop for DomPorts {
+    fn drop(&mut self) {
+        self.life.with_mut(|_| ());
+    }
+}
+
 impl Default for Dir {
     fn default() -> Self {
         Dir {
-            doms: [const { AtomicPtr::new(ptr::null_mut()) }; 256],
+            doms: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
         }
     }
 }
 
-/// Dereferences a node pointer loaded from the table.
+/// One hold on a leaf (see the module docs): the table's link, a retired
+/// leaf's, or a bound checker's. Dropping it lets go.
+pub(crate) struct LeafHold(NonNull<DomPorts>);
+
+// SAFETY: a hold is a counted share of a leaf that holds only atomics; it
+// may be used and let go from any thread.
+unsafe impl Send for LeafHold {}
+// SAFETY: as above; through `&LeafHold` only atomic loads happen.
+unsafe impl Sync for LeafHold {}
+
+impl LeafHold {
+    /// Takes over the table's hold on the leaf at `p`.
+    ///
+    /// # Safety
+    /// `p` came from `Box::into_raw` in [`PortTable::dom_mut`] and the
+    /// caller owns one hold on it that it hands over.
+    unsafe fn adopt(p: NonNull<DomPorts>) -> LeafHold {
+        LeafHold(p)
+    }
+
+    fn leaf(&self) -> &DomPorts {
+        // SAFETY: a hold keeps the leaf alive: it is freed only when its
+        // last hold is let go (`Drop`), and this one is not yet.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// One more hold on the same leaf.
+    fn share(&self) -> LeafHold {
+        // Relaxed, as `Arc::clone`: the new hold comes from an existing
+        // one, which keeps the leaf alive meanwhile.
+        self.leaf().holders.fetch_add(1, Ordering::Relaxed);
+        LeafHold(self.0)
+    }
+
+    /// Whether this is the leaf's only hold (for reusing a retired leaf:
+    /// no bound checker has it).
+    fn is_only(&self) -> bool {
+        self.leaf().holders.load(Ordering::Acquire) == 1
+    }
+}
+
+impl Drop for LeafHold {
+    fn drop(&mut self) {
+        let leaf = self.leaf();
+        #[cfg(loom)]
+        let weak = leaf.weak;
+        #[cfg(not(loom))]
+        let weak = false;
+        let order = if weak {
+            Ordering::Relaxed
+        } else {
+            Ordering::Release
+        };
+        // `Release` orders this holder's checks before the decrement; the
+        // last holder's `Acquire` fence orders every holder's checks before
+        // the free (the `Arc` protocol).
+        if leaf.holders.fetch_sub(1, order) != 1 {
+            return;
+        }
+        if !weak {
+            fence(Ordering::Acquire);
+        }
+        // SAFETY: the count reached zero: this was the last hold, no other
+        // can be made (a new one comes only from an existing one), and the
+        // pointer came from `Box::into_raw` (`adopt`'s contract).
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// Dereferences a directory pointer loaded from the table.
 ///
 /// # Safety
-/// `p` must be null or a pointer stored into a [`PortTable`] that outlives `'a`.
-unsafe fn node<'a, T>(p: *mut T) -> Option<&'a T> {
-    // SAFETY: per the contract, non-null pointers in the table come from
-    // `new_node` (Box::into_raw) and are freed only in `PortTable::drop`, which
-    // cannot run while `'a` (a borrow of the table) is live.
+/// `p` must be null or a directory pointer stored into a [`PortTable`] that
+/// outlives `'a`.
+unsafe fn dir<'a>(p: *mut Dir) -> Option<&'a Dir> {
+    // SAFETY: per the contract, non-null pointers in `dirs` come from
+    // `Box::into_raw` and are freed only in `PortTable::drop`, which cannot
+    // run while `'a` (a borrow of the table) is live.
     unsafe { p.as_ref() }
 }
 
-/// The permission word of `port` (below 65,536) in one domain's leaf.
+/// Dereferences a leaf pointer loaded from the table.
+///
+/// # Safety
+/// `p` must be null or a leaf pointer loaded from a [`PortTable`] that
+/// outlives `'a`, by a reader during whose borrow the table's hold cannot
+/// be let go: the accountant (single writer) or a [`PortChecker`], whose
+/// `Arc` on the table keeps retired holds alive (see the module docs).
+unsafe fn leaf<'a>(p: *mut DomPorts) -> Option<&'a DomPorts> {
+    // SAFETY: per the contract, the leaf is linked or retired, and its
+    // table hold is not let go while `'a` lasts.
+    unsafe { p.as_ref() }
+}
+
+/// The permission word of `port` (below [`PORTS`]) in one domain's leaf.
 #[inline(always)]
 fn dom_word(dom: &DomPorts, port: u32) -> u64 {
+    #[cfg(loom)]
+    dom.life.with(|_| ());
     dom.words[(port >> 6) as usize % WORDS].load(Ordering::Acquire)
 }
 
@@ -142,20 +266,46 @@ fn dom_check(dp: &DomPorts, port: u16, width: u8) -> bool {
 impl PortTable {
     pub(crate) fn new() -> Self {
         PortTable {
-            dirs: [const { AtomicPtr::new(ptr::null_mut()) }; DIRS],
+            dirs: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            #[cfg(loom)]
+            weak: false,
         }
     }
 
-    fn dom(&self, dom: u16) -> Option<&DomPorts> {
-        let dir = self
+    /// A table whose leaves let go without the `Release`/`Acquire` pair:
+    /// the weakened protocol, for the model that must reject it.
+    #[cfg(loom)]
+    pub(crate) fn new_weakened() -> Self {
+        PortTable {
+            dirs: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            weak: true,
+        }
+    }
+
+    /// Whether this table's leaves let go weakly (only ever under loom).
+    fn weakened(&self) -> bool {
+        #[cfg(loom)]
+        return self.weak;
+        #[cfg(not(loom))]
+        false
+    }
+
+    /// The slot of `dom`'s leaf, if its directory exists.
+    fn slot(&self, dom: u16) -> Option<&AtomicPtr<DomPorts>> {
+        let d = self
             .dirs
-            .get(usize::from(dom >> 8))?
+            .get(usize::from(dom >> DOM_SHIFT))?
             .load(Ordering::Acquire);
-        // SAFETY: pointers in `dirs` obey `node`'s contract (type-stable nodes).
-        let dir = unsafe { node(dir) }?;
-        let dp = dir.doms[usize::from(dom & 0xff)].load(Ordering::Acquire);
-        // SAFETY: as above, for the per-domain node.
-        unsafe { node(dp) }
+        // SAFETY: pointers in `dirs` obey `dir`'s contract.
+        let d = unsafe { dir(d) }?;
+        d.doms.get(usize::from(dom) & (DOMS_PER_DIR - 1))
+    }
+
+    fn dom(&self, dom: u16) -> Option<&DomPorts> {
+        let dp = self.slot(dom)?.load(Ordering::Acquire);
+        // SAFETY: `&self` is the accountant's or a `PortChecker`'s borrow
+        // (`leaf`'s contract).
+        unsafe { leaf(dp) }
     }
 
     fn word(&self, dom: &DomPorts, port: u32) -> u64 {
@@ -172,30 +322,67 @@ impl PortTable {
         }
     }
 
-    /// The node for `dom`, allocated if missing (single writer: the accountant).
-    fn dom_mut(&self, dom: u16) -> Option<&DomPorts> {
-        let slot = self.dirs.get(usize::from(dom >> 8))?;
-        let mut dir = slot.load(Ordering::Acquire);
-        if dir.is_null() {
-            dir = new_node::<Dir>();
-            slot.store(dir, Ordering::Release);
+    /// The slot of `dom`'s leaf, its directory made if missing (single
+    /// writer: the accountant). `None` for an id past the table.
+    fn slot_mut(&self, dom: u16) -> Option<&AtomicPtr<DomPorts>> {
+        let slot = self.dirs.get(usize::from(dom >> DOM_SHIFT))?;
+        let mut d = slot.load(Ordering::Acquire);
+        if d.is_null() {
+            d = Box::into_raw(Box::<Dir>::default());
+            slot.store(d, Ordering::Release);
         }
-        // SAFETY: `dir` was just stored into the table or loaded from it.
-        let dir = unsafe { node(dir) }?;
-        let slot = &dir.doms[usize::from(dom & 0xff)];
-        let mut dp = slot.load(Ordering::Acquire);
-        if dp.is_null() {
-            dp = new_node::<DomPorts>();
-            slot.store(dp, Ordering::Release);
-        }
-        // SAFETY: as above.
-        unsafe { node(dp) }
+        // SAFETY: `d` was just stored into the table or loaded from it.
+        let d = unsafe { dir(d) }?;
+        d.doms.get(usize::from(dom) & (DOMS_PER_DIR - 1))
     }
 
-    /// The node of `dom`, allocated if missing, for a [`BoundPortChecker`]
+    /// The node for `dom`, allocated if missing (single writer: the accountant).
+    fn dom_mut(&self, dom: u16) -> Option<&DomPorts> {
+        let slot = self.slot_mut(dom)?;
+        let mut dp = slot.load(Ordering::Acquire);
+        if dp.is_null() {
+            dp = Box::into_raw(Box::new(DomPorts::new(self.weakened())));
+            // The new leaf's one hold is the table's link.
+            slot.store(dp, Ordering::Release);
+        }
+        // SAFETY: as in `dom`, for the writer.
+        unsafe { leaf(dp) }
+    }
+
+    /// A hold on `dom`'s leaf, made if missing, for a [`BoundPortChecker`]
     /// (single writer: the accountant). `None` only for an id past the table.
-    fn bind(&self, dom: u16) -> Option<NonNull<DomPorts>> {
-        self.dom_mut(dom).map(NonNull::from)
+    fn bind(&self, dom: u16) -> Option<LeafHold> {
+        let dp = NonNull::from(self.dom_mut(dom)?);
+        // SAFETY: borrowed, not adopted: `ManuallyDrop` keeps the table's
+        // own hold, and `share` makes the checker's.
+        let table = core::mem::ManuallyDrop::new(unsafe { LeafHold::adopt(dp) });
+        Some(table.share())
+    }
+
+    /// Unlinks `dom`'s leaf and returns the table's hold on it (single
+    /// writer: the accountant, at destroy, after clearing its bits).
+    fn unlink(&self, dom: u16) -> Option<LeafHold> {
+        let dp = self.slot(dom)?.swap(ptr::null_mut(), Ordering::SeqCst);
+        // SAFETY: a non-null leaf pointer in a slot carries the table's
+        // hold, which the swap took out of the table and hands over.
+        NonNull::new(dp).map(|p| unsafe { LeafHold::adopt(p) })
+    }
+
+    /// Links a retired leaf again for `dom` (whose slot is empty: single
+    /// writer, at create). Its bits are all clear since its domain was
+    /// destroyed.
+    /// `Err` gives the hold back if the slot is taken (a checker bound
+    /// before the create made a leaf) or the id is past the table.
+    fn relink(&self, dom: u16, hold: LeafHold) -> Result<(), LeafHold> {
+        let Some(slot) = self.slot_mut(dom) else {
+            return Err(hold);
+        };
+        if !slot.load(Ordering::Acquire).is_null() {
+            return Err(hold);
+        }
+        let p = core::mem::ManuallyDrop::new(hold);
+        slot.store(p.0.as_ptr(), Ordering::Release);
+        Ok(())
     }
 
     /// Sets (`allow`) or clears the bits of `first..=last` (ports) for `dom`.
@@ -207,7 +394,7 @@ impl PortTable {
             self.dom(dom)
         };
         let Some(dp) = dp else { return };
-        let (first, last) = (u32::from(first), u32::from(last));
+        let (first, last) = (u32::from(first), u32::from(last).min(PORTS - 1));
         let mut p = first;
         while p <= last {
             let word_end = (p | 63).min(last);
@@ -249,19 +436,19 @@ impl PortTable {
 }
 
 impl PortTable {
-    /// Bytes of nodes in the table (directories and per-domain leaves),
-    /// without the allocator's overhead. A walk of the table: for
+    /// Bytes of nodes linked in the table (directories and per-domain
+    /// leaves), without the allocator's overhead. A walk of the table: for
     /// measurement and tests, not for a hot path.
     pub(crate) fn node_bytes(&self) -> u64 {
         let size = |n: usize| n as u64;
         let mut total = 0;
         for d in &self.dirs {
-            // SAFETY: null or a node of this table (never freed while it lives).
-            let Some(dir) = (unsafe { node(d.load(Ordering::Acquire)) }) else {
+            // SAFETY: null or a directory of this table.
+            let Some(d) = (unsafe { dir(d.load(Ordering::Acquire)) }) else {
                 continue;
             };
             total += size(core::mem::size_of::<Dir>());
-            for dp in &dir.doms {
+            for dp in &d.doms {
                 if !dp.load(Ordering::Acquire).is_null() {
                     total += size(core::mem::size_of::<DomPorts>());
                 }
@@ -274,23 +461,77 @@ impl PortTable {
 impl Drop for PortTable {
     fn drop(&mut self) {
         for d in &self.dirs {
-            let dir = d.swap(ptr::null_mut(), Ordering::AcqRel);
-            if dir.is_null() {
+            let d = d.swap(ptr::null_mut(), Ordering::AcqRel);
+            if d.is_null() {
                 continue;
             }
             // SAFETY: `&mut self` means no reader is left (readers hold an Arc);
-            // every non-null pointer came from `Box::into_raw` in `new_node` and
-            // is freed exactly once here, after being swapped out.
-            let dir = unsafe { Box::from_raw(dir) };
-            for dp in &dir.doms {
+            // every non-null pointer came from `Box::into_raw` in `slot_mut`
+            // and is freed exactly once here, after being swapped out.
+            let d = unsafe { Box::from_raw(d) };
+            for dp in &d.doms {
                 let dp = dp.swap(ptr::null_mut(), Ordering::AcqRel);
-                if dp.is_null() {
-                    continue;
-                }
-                // SAFETY: as above.
-                drop(unsafe { Box::from_raw(dp) });
+                // SAFETY: a linked leaf carries the table's hold, taken out
+                // by the swap; bound checkers keep theirs.
+                drop(NonNull::new(dp).map(|p| unsafe { LeafHold::adopt(p) }));
             }
         }
+    }
+}
+
+/// The table's holds on destroyed domains' leaves, unlinked but not yet let
+/// go: a [`PortChecker`] may still be reading them (see the module docs).
+/// Owned by the accountant, beside its `Arc` on the table.
+#[derive(Default)]
+pub(crate) struct Retired {
+    leaves: Vec<(u16, LeafHold)>,
+}
+
+impl Retired {
+    /// Unlinks `dom`'s leaf (its bits already cleared) and keeps the
+    /// table's hold until [`Retired::reclaim`].
+    pub(crate) fn retire(&mut self, table: &PortTable, dom: u16) {
+        if let Some(h) = table.unlink(dom) {
+            self.leaves.push((dom, h));
+        }
+    }
+
+    /// Lets go of every retired hold if no [`PortChecker`] shares `table`
+    /// (then no check through the table runs, and none can start while the
+    /// caller's `&mut` lasts). Leaves that bound checkers still hold are
+    /// freed by the last of them. Whether it let go.
+    pub(crate) fn reclaim(&mut self, table: &mut Arc<PortTable>) -> bool {
+        if self.leaves.is_empty() {
+            return true;
+        }
+        // `get_mut` loads the count with `Acquire`: every check through a
+        // dropped `PortChecker` happened before.
+        if Arc::get_mut(table).is_none() {
+            return false;
+        }
+        self.leaves.clear();
+        true
+    }
+
+    /// At `create dom`: a retired leaf of `dom` that no bound checker holds
+    /// is linked again rather than a new one made (a `PortChecker` may
+    /// still read it, so it cannot be freed). Call after [`Retired::reclaim`].
+    pub(crate) fn reuse(&mut self, table: &PortTable, dom: u16) {
+        if let Some(i) = self
+            .leaves
+            .iter()
+            .position(|(d, h)| *d == dom && h.is_only())
+        {
+            let (_, h) = self.leaves.swap_remove(i);
+            if let Err(h) = table.relink(dom, h) {
+                self.leaves.push((dom, h));
+            }
+        }
+    }
+
+    /// Bytes of the retired leaves.
+    pub(crate) fn bytes(&self) -> u64 {
+        (self.leaves.len() * core::mem::size_of::<DomPorts>()) as u64
     }
 }
 
@@ -345,41 +586,34 @@ impl PortChecker {
 
 /// A port check bound to one domain, for the vCPU threads of that domain.
 ///
-/// It holds the domain's node of the radix tree, loaded once when it was
-/// made: nodes are type-stable (never freed or reused for another domain id
-/// while the table lives, and the checker keeps the table alive), so the
-/// pointer stays valid for the checker's life and a check is one word load
-/// (two for an access straddling a word).
+/// It holds the domain's leaf of the table (its 65,536 port bits): a check
+/// is one word load (two for an access straddling a word), with no pointer
+/// to follow and no lock.
 ///
 /// The concurrency guarantee is [`PortChecker`]'s: bits are cleared in place
 /// before an operation that takes rights away returns, so after a revoke
-/// returns no later check allows the revoked access. A domain id that is
-/// destroyed and created again reuses its node, so a checker bound to the
-/// old domain sees the new one's rights: the hypervisor stops a domain's
-/// vCPUs before it destroys the domain.
+/// returns no later check allows the revoked access.
+///
+/// **Lifetime (the protocol between destroy, holders and the free).** The
+/// checker is one of its leaf's holders. Destroying the domain clears the
+/// leaf's bits (so every later check denies) and unlinks the leaf; the leaf
+/// is freed when its last holder lets go, so a checker never reads freed
+/// memory, and dropping it is what returns a destroyed domain's 8 KiB: drop
+/// a domain's checkers when its vCPUs stop. A checker kept past its
+/// domain's destroy denies everything forever, even if the id is created
+/// again (the new domain gets a leaf of its own).
 pub struct BoundPortChecker {
-    node: NonNull<DomPorts>,
+    leaf: LeafHold,
     dom: u16,
-    // Keeps the nodes alive: `PortTable::drop` frees them.
-    _table: Arc<PortTable>,
 }
 
-// SAFETY: `node` points into the table `_table` keeps alive; the node holds
-// only atomics, so shared access from any thread is sound, and nothing about
-// it is tied to the thread that made the checker.
-unsafe impl Send for BoundPortChecker {}
-// SAFETY: as above; `check` only performs atomic loads through `node`.
-unsafe impl Sync for BoundPortChecker {}
-
 impl BoundPortChecker {
-    /// Binds to `dom`'s node, allocating it if the domain has none yet.
+    /// Binds to `dom`'s leaf, allocating it if the domain has none yet.
     /// `None` only for an id past the table (never for a `DomId`).
-    pub(crate) fn new(table: &Arc<PortTable>, dom: u16) -> Option<Self> {
-        let node = table.bind(dom)?;
+    pub(crate) fn new(table: &PortTable, dom: u16) -> Option<Self> {
         Some(BoundPortChecker {
-            node,
+            leaf: table.bind(dom)?,
             dom,
-            _table: Arc::clone(table),
         })
     }
 
@@ -400,19 +634,15 @@ impl BoundPortChecker {
     /// The same check without the tracepoint.
     #[inline]
     pub fn check_untraced(&self, port: u16, width: u8) -> bool {
-        // SAFETY: `node` came from the table `_table` keeps alive, and nodes
-        // are freed only in `PortTable::drop` (type-stable nodes).
-        let dp = unsafe { self.node.as_ref() };
-        dom_check(dp, port, width)
+        dom_check(self.leaf.leaf(), port, width)
     }
 }
 
 impl Clone for BoundPortChecker {
     fn clone(&self) -> Self {
         BoundPortChecker {
-            node: self.node,
+            leaf: self.leaf.share(),
             dom: self.dom,
-            _table: Arc::clone(&self._table),
         }
     }
 }
@@ -466,10 +696,12 @@ mod tests {
         assert_eq!(t.node_bytes(), 0, "clearing allocates nothing");
         t.write(1, 0x3f8, 0x3f8, true);
         let dir = core::mem::size_of::<Dir>() as u64;
-        assert_eq!(t.node_bytes(), dir + 8192);
+        // 8 KiB of bits and the count of holders.
+        let leaf = 8192 + 8;
+        assert_eq!(t.node_bytes(), dir + leaf);
         t.write(1, 0, 0xffff, true);
         t.write(2, 0, 0, true);
-        assert_eq!(t.node_bytes(), dir + 2 * 8192);
+        assert_eq!(t.node_bytes(), dir + 2 * leaf);
     }
 
     #[test]
@@ -506,5 +738,78 @@ mod tests {
         drop(t);
         assert!(b.check(0x41, 1) && other.check(0x1ff, 1));
         assert!(BoundPortChecker::new(&Arc::new(PortTable::new()), 32767).is_some());
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! The bound check against a concurrent revoke and destroy, and the
+    //! free of a destroyed domain's leaf, explored by loom. The leaf's
+    //! `life` cell makes loom report any check not ordered before the free.
+    use super::*;
+    use loom::sync::atomic::AtomicBool;
+
+    const PORT: u16 = 0x42;
+
+    /// A vCPU checks with its bound checker (and, if `generic`, another
+    /// thread with the generic one) while the control plane revokes the
+    /// port, destroys the domain and reclaims.
+    fn run(table: fn() -> PortTable, generic: bool) {
+        loom::model(move || {
+            let mut t = Arc::new(table());
+            t.write(1, PORT, PORT, true);
+            let bound = BoundPortChecker::new(&t, 1).expect("in the table");
+            let revoked = Arc::new(AtomicBool::new(false));
+            let vcpu = {
+                let revoked = Arc::clone(&revoked);
+                loom::thread::spawn(move || {
+                    let after = revoked.load(Ordering::Acquire);
+                    let allowed = bound.check_untraced(PORT, 1);
+                    assert!(!(after && allowed), "allowed after revoke returned");
+                    // The vCPU stops: its checker goes.
+                    drop(bound);
+                })
+            };
+            let other = generic.then(|| {
+                let c = PortChecker {
+                    table: Arc::clone(&t),
+                };
+                let revoked = Arc::clone(&revoked);
+                loom::thread::spawn(move || {
+                    let after = revoked.load(Ordering::Acquire);
+                    let allowed = c.check_untraced(1, PORT, 1);
+                    assert!(!(after && allowed), "allowed after revoke returned");
+                })
+            });
+            // revoke, then destroy: bits cleared, leaf unlinked and retired.
+            t.write(1, PORT, PORT, false);
+            revoked.store(true, Ordering::Release);
+            let mut retired = Retired::default();
+            retired.retire(&t, 1);
+            while !retired.reclaim(&mut t) {
+                loom::thread::yield_now();
+            }
+            vcpu.join().expect("vCPU");
+            if let Some(o) = other {
+                o.join().expect("generic checker");
+            }
+            assert_eq!(t.node_bytes(), core::mem::size_of::<Dir>() as u64);
+        });
+    }
+
+    #[test]
+    fn a_revoked_port_stays_denied_and_a_destroyed_leaf_is_freed_after_its_checks() {
+        run(PortTable::new, false);
+    }
+
+    #[test]
+    fn a_generic_checker_delays_the_free_until_it_is_gone() {
+        run(PortTable::new, true);
+    }
+
+    #[test]
+    #[should_panic(expected = "Causality violation")]
+    fn a_relaxed_release_frees_a_leaf_under_a_check() {
+        run(PortTable::new_weakened, false);
     }
 }

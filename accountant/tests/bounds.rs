@@ -291,3 +291,58 @@ fn teardown_succeeds_at_the_page_limit() {
         }
     }
 }
+
+/// The records quota's bound as SPEC states it ("Boot options"): only an
+/// unmap takes a domain past its records quota, by at most 2 records per
+/// unmap; a map never adds a record past the quota; and records never
+/// exceed frames mapped, so the frames quota bounds them whatever the
+/// unmaps. Random maps and unmaps over 64 frames with a quota of 3 runs.
+#[test]
+fn records_quota_bound_as_stated() {
+    let opts = BootOptions::parse("quota_frames=200 quota_records=3").expect("valid");
+    let d0 = DomId::DOM0;
+    let mut past = 0u64;
+    for kind in TrackerKind::ALL {
+        let mut a = Accountant::boot(&opts, kind).expect("boots");
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let first = 0x5000 + x % 64;
+            let last = (first + (x >> 8) % 8).min(0x5000 + 63);
+            let range = r(Space::IoMem, first, last);
+            let (_, before) = a.quota_usage(d0).expect("domain 0");
+            let unmap = (x >> 20).is_multiple_of(2);
+            let res = if unmap {
+                a.unmap(d0, range)
+            } else {
+                a.map(d0, range)
+            };
+            let (frames, after) = a.quota_usage(d0).expect("domain 0");
+            assert!(after <= frames, "{after} records over {frames} frames");
+            assert!(frames <= 200);
+            match (unmap, res) {
+                (true, Ok(())) => {
+                    assert!(after <= before + 2, "unmap {range:?}: {before} -> {after}")
+                }
+                (false, Ok(())) => {
+                    assert!(after <= before.max(3), "map {range:?}: {before} -> {after}")
+                }
+                (_, Err(e)) => {
+                    assert_eq!(after, before, "a refused op changes nothing: {e}");
+                    assert!(
+                        matches!(e.code(), ErrorCode::Quota | ErrorCode::NotMapped),
+                        "{e}"
+                    );
+                }
+            }
+            past = past.max(after.saturating_sub(3));
+        }
+        assert_eq!(a.check_invariants(), Ok(()));
+    }
+    assert!(
+        past > 0,
+        "the run never went past the quota: it tests nothing"
+    );
+}

@@ -7,11 +7,12 @@
 //! still being delivered ([`VcpuCtl::quiesce`]).
 
 use crate::exit::{handle_exit, Action, Exit, ExitEnv, StopReason};
+use crate::inflight::InFlight;
 use crate::layout;
 use crate::mem::HostMem;
 use crate::pvio::Trap;
 use kvm_ioctls::{VcpuExit, VcpuFd};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ pub struct VcpuCtl {
     /// The vCPU's index in its domain.
     index: u32,
     stop: AtomicBool,
-    /// Odd while an exit is being decided and carried out.
-    seq: AtomicU64,
+    /// Open while a checked exit is being decided and carried out.
+    section: InFlight,
     thread: Mutex<Option<libc::pthread_t>>,
     done: AtomicBool,
     exits: AtomicU64,
@@ -133,40 +134,19 @@ impl VcpuCtl {
     }
 
     fn enter(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        // Store-buffering (Dekker) pattern with `quiesce`: here "write seq,
-        // then read the permission word" (the checker's load is Acquire);
-        // there "write the permission word, then read seq". The SeqCst
-        // fences on both sides forbid both reads seeing the old values, so
-        // either the control plane sees this section (and waits) or this
-        // access sees the revocation.
-        fence(Ordering::SeqCst);
+        self.section.enter();
     }
     fn leave(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.section.leave();
     }
 
     /// Waits until any exit that was being handled when this was called has
     /// finished (its port check and device access both happened before this
     /// returns). Called after an accountant change, it guarantees no access
-    /// checked against the old state is still in flight.
+    /// checked against the old state is still in flight
+    /// ([`InFlight::quiesce`]).
     pub fn quiesce(&self) {
-        // Store-buffering pattern with `enter`: the fence orders the caller's
-        // preceding permission update before this read of `seq`.
-        fence(Ordering::SeqCst);
-        let s = self.seq.load(Ordering::SeqCst);
-        if s % 2 == 1 {
-            let mut spins = 0u32;
-            while self.seq.load(Ordering::SeqCst) == s {
-                spins = spins.wrapping_add(1);
-                if spins.is_multiple_of(64) {
-                    // The vCPU thread may be preempted inside its section.
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
-            }
-        }
+        self.section.quiesce();
     }
 
     /// Asks the vCPU to stop at its next exit (without kicking it).
@@ -278,8 +258,8 @@ struct Finish<'a>(&'a VcpuCtl);
 impl Drop for Finish<'_> {
     fn drop(&mut self) {
         let ctl = self.0;
-        // Only this thread changes `seq`; odd means it unwound mid-section.
-        if ctl.seq.load(Ordering::SeqCst) % 2 == 1 {
+        // Only this thread enters; open means it unwound mid-section.
+        if ctl.section.is_open() {
             ctl.leave();
         }
         *ctl.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -506,7 +486,7 @@ mod tests {
         });
         assert!(joined.is_err(), "the exit handler panicked");
         assert!(ctl.finished(), "done set while unwinding");
-        assert_eq!(ctl.seq.load(Ordering::SeqCst) % 2, 0, "section closed");
+        assert!(!ctl.section.is_open(), "section closed");
         assert!(ctl.thread.lock().unwrap().is_none(), "thread id cleared");
         // Neither of these may hang on the dead thread.
         ctl.quiesce();

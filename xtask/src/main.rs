@@ -8,10 +8,13 @@
 mod ab;
 mod bench;
 mod benchbin;
+mod capi;
 mod conformance;
 mod export;
+mod fuzz;
 mod gate;
 mod judge;
+mod loom;
 mod nested;
 mod replay;
 mod report;
@@ -52,6 +55,12 @@ pub enum Task {
     Conformance(conformance::Args),
     /// Run the hv suite on VT-x (Bochs) and AMD-V (QEMU) guests, and on the host.
     Nested(nested::Args),
+    /// Model-check the port table and the vCPU in-flight section with loom (weakened twins must fail).
+    Loom(loom::Args),
+    /// Coverage-guided fuzzing (libFuzzer, stable toolchain) of a target in fuzz/, or `all`.
+    Fuzz(fuzz::Args),
+    /// Build libioacct (the C library) and its C programs into target/capi/; --check runs the C checks.
+    Capi(capi::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +74,9 @@ fn main() -> ExitCode {
         Task::Scenario(a) => scenario::run(a),
         Task::Conformance(a) => conformance::run(a),
         Task::Nested(a) => nested::run(&a.args),
+        Task::Fuzz(a) => fuzz::run(a),
+        Task::Loom(a) => loom::run(a),
+        Task::Capi(a) => capi::run(a),
     }
 }
 
@@ -128,6 +140,13 @@ mod tests {
         assert_eq!(code(&["replay"]), Some(2));
         assert_eq!(code(&["replay", "--help"]), Some(0));
         assert_eq!(code(&["scenario", "trace", "--help"]), Some(0));
+        assert_eq!(code(&["loom", "--preemptions", "2"]), None);
+        assert_eq!(code(&["loom", "--preemptions", "0"]), Some(2));
+        assert_eq!(code(&["fuzz", "trace", "--secs", "5"]), None);
+        assert_eq!(code(&["fuzz", "nothing"]), Some(2));
+        assert_eq!(code(&["fuzz", "all", "--secs", "0"]), Some(2));
+        assert_eq!(code(&["capi", "--check"]), None);
+        assert_eq!(code(&["capi", "--random", "x"]), Some(2));
         assert_eq!(code(&[]), Some(2));
     }
 }
