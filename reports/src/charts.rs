@@ -15,6 +15,7 @@
 //! * the legend is drawn outside the plot (the report lays it out as HTML),
 //!   so it never covers data; the chart returns what the legend needs.
 
+use crate::format::axis::{bytes, ns, percentile_label, si, trim};
 use plotters::prelude::*;
 
 /// One line on a chart.
@@ -133,81 +134,6 @@ fn hex(c: RGBColor) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
-fn trim(v: f64, digits: usize) -> String {
-    let mut s = format!("{v:.digits$}");
-    if s.contains('.') {
-        while s.ends_with('0') {
-            s.pop();
-        }
-        if s.ends_with('.') {
-            s.pop();
-        }
-    }
-    s
-}
-
-fn sig(v: f64) -> String {
-    let a = v.abs();
-    if a >= 100.0 {
-        trim(v, 0)
-    } else if a >= 10.0 {
-        trim(v, 1)
-    } else {
-        trim(v, 2)
-    }
-}
-
-/// Writes a count with an SI suffix.
-pub fn si(x: f64) -> String {
-    let a = x.abs();
-    let (v, s) = if a >= 1e9 {
-        (x / 1e9, "G")
-    } else if a >= 1e6 {
-        (x / 1e6, "M")
-    } else if a >= 1e3 {
-        (x / 1e3, "k")
-    } else {
-        (x, "")
-    };
-    format!("{}{s}", sig(v))
-}
-
-/// Nanoseconds with a unit scaled to the value.
-pub fn ns(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{} s", sig(v / 1e9))
-    } else if a >= 1e6 {
-        format!("{} ms", sig(v / 1e6))
-    } else if a >= 1e3 {
-        format!("{} µs", sig(v / 1e3))
-    } else {
-        format!("{} ns", sig(v))
-    }
-}
-
-/// Bytes with a binary unit scaled to the value.
-pub fn bytes(v: f64) -> String {
-    let a = v.abs();
-    if a >= (1u64 << 30) as f64 {
-        format!("{} GiB", sig(v / (1u64 << 30) as f64))
-    } else if a >= (1u64 << 20) as f64 {
-        format!("{} MiB", sig(v / (1u64 << 20) as f64))
-    } else if a >= 1024.0 {
-        format!("{} KiB", sig(v / 1024.0))
-    } else {
-        format!("{} B", sig(v))
-    }
-}
-
-/// Writes a value on a 1/(1-p) axis as a percentile.
-fn percentile_label(x: f64) -> String {
-    if x <= 1.0 {
-        return "0%".to_owned();
-    }
-    format!("{}%", trim(100.0 * (1.0 - 1.0 / x), 4))
-}
-
 /// Ticks for a log axis over `[lo, hi]` (both > 0): every 1-2-5 value in
 /// range; only powers of ten when that gives more than 12; every 1…9 × 10^k
 /// when 1-2-5 gives fewer than 3; and when even that gives fewer than 2
@@ -257,14 +183,18 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     t
 }
 
+/// The chart drawn where there is nothing to plot (`templates/message.svg`,
+/// escaped by the template).
+#[derive(askama::Template)]
+#[template(path = "message.svg", escape = "html")]
+struct Message<'a> {
+    title: &'a str,
+    msg: &'a str,
+}
+
 fn message(title: &str, msg: &str) -> Drawn {
     Drawn {
-        svg: format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"60\">\
-             <text x=\"10\" y=\"25\" font-family=\"sans-serif\" font-size=\"14\">{}: {}</text></svg>",
-            crate::html::escape(title),
-            crate::html::escape(msg)
-        ),
+        svg: askama::Template::render(&Message { title, msg }).unwrap_or_default(),
         legend: Vec::new(),
         x_ticks: Vec::new(),
         y_ticks: Vec::new(),

@@ -5,14 +5,17 @@
 //! one file: styles inline, charts inline SVG, no script, no network.
 
 use crate::charts::{self, Axis, Series};
+use crate::format::{self, n};
 use crate::gate::{self, GateConfig, Verdict};
 use crate::goals;
 use crate::names::MetricName;
 use crate::schema::{CounterStatus, Metric, NotMeasured, Param, Results, RunInfo};
+use askama::Template;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text as the report's template does (HTML element content and
+/// attribute values): for checking what a page shows.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -41,8 +44,56 @@ pub struct GoalRow {
     pub goal: String,
     /// What this run measured.
     pub measured: String,
-    /// `met`, `MISSED` (a target), `BROKEN` (an invariant) or `not measured`.
-    pub status: String,
+    /// The verdict.
+    pub status: GoalStatus,
+}
+
+/// A goal's verdict as the summary shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoalStatus {
+    /// Within the goal (a target: its whole 95 % interval).
+    Met,
+    /// A target beyond its goal (its whole interval).
+    Missed,
+    /// An invariant that does not hold: fails the gate.
+    Broken,
+    /// A target whose interval straddles its goal.
+    Inconclusive,
+    /// The results lack what the goal needs.
+    NotMeasured,
+}
+
+impl GoalStatus {
+    /// The word shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            GoalStatus::Met => "met",
+            GoalStatus::Missed => "MISSED",
+            GoalStatus::Broken => "BROKEN",
+            GoalStatus::Inconclusive => "inconclusive",
+            GoalStatus::NotMeasured => "not measured",
+        }
+    }
+
+    /// The style class of its cell.
+    pub fn class(self) -> &'static str {
+        match self {
+            GoalStatus::NotMeasured => "nm",
+            s => s.label(),
+        }
+    }
+}
+
+impl std::fmt::Display for GoalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+impl Serialize for GoalStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.label())
+    }
 }
 
 /// An inline chart.
@@ -169,8 +220,39 @@ pub struct CompareRow {
     pub ratio: String,
     /// One-sided p-value.
     pub p: String,
-    /// Verdict word.
-    pub verdict: String,
+    /// The gate's verdict.
+    pub verdict: CompareVerdict,
+}
+
+/// The gate's verdict on a comparison row, as the report words it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompareVerdict(pub Verdict);
+
+impl CompareVerdict {
+    /// The style class of its cell (regressions stand out).
+    pub fn class(&self) -> &'static str {
+        if self.0 == Verdict::Regression {
+            "REGRESSION"
+        } else {
+            ""
+        }
+    }
+}
+
+impl std::fmt::Display for CompareVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Verdict::Regression => f.write_str("REGRESSION"),
+            Verdict::Info(w) => write!(f, "info: {w}"),
+            v => f.write_str(v.label()),
+        }
+    }
+}
+
+impl Serialize for CompareVerdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Everything the report shows, derived from results (and an optional
@@ -201,6 +283,9 @@ pub struct Context {
     pub not_measured: Vec<NotMeasured>,
     /// Comparison with the baseline, if one was given.
     pub comparison: Option<Vec<CompareRow>>,
+    /// The heading of the comparison section: "Comparison with baseline",
+    /// or what an A/B run compared.
+    pub comparison_title: String,
     /// One-line verdict of the comparison.
     pub comparison_summary: String,
     /// Method notes (coordinated omission, clocks, normalization).
@@ -220,11 +305,12 @@ fn goals(r: &Results) -> Vec<GoalRow> {
         .into_iter()
         .map(|e| {
             let g = &e.goal;
-            let status = match (e.met(), g.kind) {
-                (None, _) => "not measured",
-                (Some(true), _) => "met",
-                (Some(false), goals::Kind::Target) => "MISSED",
-                (Some(false), goals::Kind::Invariant) => "BROKEN",
+            let status = match (e.status(), g.kind) {
+                (goals::Status::NotMeasured, _) => GoalStatus::NotMeasured,
+                (goals::Status::Met, _) => GoalStatus::Met,
+                (goals::Status::Inconclusive, _) => GoalStatus::Inconclusive,
+                (goals::Status::Missed, goals::Kind::Target) => GoalStatus::Missed,
+                (goals::Status::Missed, goals::Kind::Invariant) => GoalStatus::Broken,
             };
             let limit = e.measured.as_ref().map_or(g.limit, |m| m.limit);
             GoalRow {
@@ -239,15 +325,20 @@ fn goals(r: &Results) -> Vec<GoalRow> {
                 measured: e.measured.as_ref().map_or_else(
                     || "–".to_owned(),
                     |m| {
-                        let v = if matches!(g.unit, "ratio" | "×" | "fraction") {
-                            format!("{:.3}", m.value)
-                        } else {
-                            n(m.value)
+                        let f = |x: f64| {
+                            if matches!(g.unit, "ratio" | "×" | "fraction") {
+                                format!("{x:.3}")
+                            } else {
+                                n(x)
+                            }
                         };
-                        format!("{v} {} ({})", g.unit, m.detail)
+                        let interval = m.interval.map_or(String::new(), |[lo, hi]| {
+                            format!(", 95 % interval {} … {}", f(lo), f(hi))
+                        });
+                        format!("{} {} ({}{interval})", f(m.value), g.unit, m.detail)
                     },
                 ),
-                status: status.to_owned(),
+                status,
             }
         })
         .collect()
@@ -870,7 +961,7 @@ fn headline(r: &Results) -> Vec<Headline> {
         ) {
             (Some(b), Some(a)) => format!(
                 "{t} {} in {} allocations",
-                charts::bytes(b.value),
+                format::axis::bytes(b.value),
                 n(a.value)
             ),
             _ => format!("{t} not measured"),
@@ -879,7 +970,7 @@ fn headline(r: &Results) -> Vec<Headline> {
             label: "Tracking a 256 MiB framebuffer (65,536 pages)".into(),
             value: format!(
                 "{} in {:.0} allocation(s)",
-                charts::bytes(eb.value),
+                format::axis::bytes(eb.value),
                 ea.value
             ),
             detail: format!(
@@ -980,21 +1071,16 @@ impl Context {
             None => (None, "No baseline given.".to_owned()),
             Some(b) => {
                 let g = gate::compare(b, results, &GateConfig::default(), None);
-                let num = |v: Option<f64>| v.map_or("–".to_owned(), |x| format!("{x:.4}"));
                 let rows = g
                     .findings
                     .iter()
                     .map(|f| CompareRow {
                         key: f.key.clone(),
-                        baseline: num(f.baseline),
-                        current: num(f.current),
-                        ratio: f.ratio.map_or("–".into(), |r| format!("{r:.3}")),
-                        p: f.p.map_or("–".into(), |p| format!("{p:.2e}")),
-                        verdict: match &f.verdict {
-                            Verdict::Regression => "REGRESSION".into(),
-                            Verdict::Info(w) => format!("info: {w}"),
-                            v => v.label().to_owned(),
-                        },
+                        baseline: format::judged(f.baseline),
+                        current: format::judged(f.current),
+                        ratio: format::ratio(f.ratio),
+                        p: format::p_sci(f.p),
+                        verdict: CompareVerdict(f.verdict.clone()),
                     })
                     .collect();
                 let summary = format!(
@@ -1027,6 +1113,7 @@ impl Context {
             metrics,
             not_measured: results.not_measured.clone(),
             comparison,
+            comparison_title: "Comparison with baseline".to_owned(),
             comparison_summary,
             method,
         }
@@ -1037,59 +1124,12 @@ const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1100px;col
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;\
 font-size:13px;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 th{background:#eee}.met{color:#176017;font-weight:bold}.MISSED,.BROKEN,.REGRESSION{color:#b00;\
-font-weight:bold}.nm{color:#777}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444;\
+font-weight:bold}.nm{color:#777}.inconclusive{color:#a60;font-weight:bold}figure{margin:1.5em 0}figcaption{font-size:13px;color:#444;\
 max-width:720px}code{background:#f4f4f4}.headline{background:#f6f8fb;border:1px solid #cdd;\
 padding:0.5em 1em}.headline td.big{font-size:20px;font-weight:bold;white-space:nowrap}\
 .toc ol{columns:2}.tocchart{display:inline-block;margin-right:1em;font-size:13px}\
 .legend{font-size:13px;max-width:720px}.key{display:inline-block;margin-right:1.2em}\
 .sw{display:inline-block;width:14px;height:4px;margin-right:4px;vertical-align:middle}";
-
-/// A number for a table: integers (and anything ≥ 1000) with thousands
-/// separators and no decimals, others with up to 3 significant decimals;
-/// never scientific notation.
-pub fn n(v: f64) -> String {
-    if !v.is_finite() {
-        return "–".to_owned();
-    }
-    let a = v.abs();
-    if a >= 1000.0 || (v.fract() == 0.0 && a < 1e15) {
-        let digits = format!("{:.0}", a);
-        let mut out = String::new();
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(ch);
-        }
-        return if v < 0.0 { format!("-{out}") } else { out };
-    }
-    let decimals = if a >= 10.0 {
-        1
-    } else if a >= 1.0 {
-        2
-    } else if a >= 0.001 {
-        (2 - a.log10().floor() as i32).clamp(3, 6) as usize
-    } else {
-        6
-    };
-    let mut s = format!("{v:.decimals$}");
-    while s.contains('.') && s.ends_with('0') {
-        s.pop();
-    }
-    if s.ends_with('.') {
-        s.pop();
-    }
-    s
-}
-
-/// A p-value in plain notation.
-pub fn p_plain(p: f64) -> String {
-    if p < 0.0001 {
-        "< 0.0001".to_owned()
-    } else {
-        format!("{p:.4}")
-    }
-}
 
 /// The anchor of a chart.
 fn chart_id(title: &str) -> String {
@@ -1104,220 +1144,119 @@ fn chart_id(title: &str) -> String {
     id
 }
 
-/// Lays out a context as one self-contained HTML document.
-pub fn render(c: &Context) -> String {
-    let mut h = String::new();
-    let e = escape;
-    h.push_str(&format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
-         <style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
-        e(&c.title),
-        e(&c.title)
-    ));
-    h.push_str(&format!(
-        "<p>Run: {}, {:.0} s of measuring{}.</p>\n",
-        if c.run.quick { "quick" } else { "full" },
-        c.run.wall_secs,
-        if c.run.knobs.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; knobs: {}",
-                e(&c.run
-                    .knobs
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-            )
-        }
-    ));
-    h.push_str(
-        "<section class=\"headline\" id=\"headline\"><h2>What I/O accounting costs</h2>\n<table>\n",
-    );
-    for x in &c.headline {
-        h.push_str(&format!(
-            "<tr><th>{}</th><td class=\"big\">{}</td><td>{}</td></tr>\n",
-            e(&x.label),
-            e(&x.value),
-            e(&x.detail)
-        ));
+/// The page template (`templates/report.html`): the context, laid out.
+#[derive(Template)]
+#[template(path = "report.html")]
+struct Page<'c> {
+    c: &'c Context,
+    style: &'static str,
+}
+
+impl Page<'_> {
+    /// Seconds of measuring, as shown.
+    fn wall_secs(&self) -> String {
+        format!("{:.0}", self.c.run.wall_secs)
     }
-    h.push_str("</table></section>\n<nav class=\"toc\"><b>Contents</b><ol>");
-    for (id, t) in [
-        ("summary", "Summary against goals"),
-        ("host", "Host"),
-        ("charts", "Charts"),
-        ("exits", "Per-exit table"),
-        ("load", "Under framebuffer load"),
-        ("comparison", "Comparison with baseline"),
-        ("not-measured", "Not measured"),
-        ("method", "Method"),
-        ("metrics", "All metrics"),
-    ] {
-        h.push_str(&format!("<li><a href=\"#{id}\">{t}</a></li>"));
-    }
-    h.push_str("</ol>");
-    for ch in &c.charts {
-        h.push_str(&format!(
-            "<span class=\"tocchart\"><a href=\"#{}\">{}</a></span>",
-            chart_id(&ch.title),
-            e(&ch.title)
-        ));
-    }
-    h.push_str("</nav>\n");
-    h.push_str("<h2 id=\"summary\">Summary against goals</h2>\n<p>A <b>target</b> is reported as met or missed and never fails CI; an <b>invariant</b> is gated: a broken one fails <code>cargo xtask gate</code>. Both are computed from this file by the same definitions the gate uses (<code>reports::goals</code>).</p>\n<table><tr><th>metric</th><th>kind</th><th>goal</th><th>measured</th><th>status</th></tr>\n");
-    for g in &c.goals {
-        let class = if g.status == "not measured" {
-            "nm"
-        } else {
-            &g.status
-        };
-        h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",
-            e(&g.metric),
-            e(&g.kind),
-            e(&g.goal),
-            e(&g.measured),
-            e(class),
-            e(&g.status)
-        ));
-    }
-    h.push_str("</table>\n<h2 id=\"host\">Host</h2>\n<table>\n");
-    for (k, v) in &c.host {
-        h.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", e(k), e(v)));
-    }
-    h.push_str(&format!(
-        "<tr><th>Hardware counters</th><td>{}{}</td></tr>\n</table>\n",
-        if c.counters.available {
-            "available"
-        } else {
-            "unavailable"
-        },
-        if c.counters.detail.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", e(&c.counters.detail))
-        }
-    ));
-    h.push_str("<h2 id=\"charts\">Charts</h2>\n");
-    for ch in &c.charts {
-        let legend: String = ch
-            .legend
+
+    /// The environment knobs of the run, `K=V, …`.
+    fn knobs(&self) -> String {
+        self.c
+            .run
+            .knobs
             .iter()
-            .map(|(name, color)| {
-                format!(
-                    "<span class=\"key\"><span class=\"sw\" style=\"background:{}\"></span>{}</span>",
-                    e(color),
-                    e(name)
-                )
-            })
-            .collect();
-        h.push_str(&format!(
-            "<figure id=\"{}\"><h3>{}</h3>{}<div class=\"legend\">{legend}</div><figcaption>{}</figcaption></figure>\n",
-            chart_id(&ch.title),
-            e(&ch.title),
-            ch.svg,
-            e(&ch.caption)
-        ));
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
-    h.push_str("<h2 id=\"exits\">Per-exit table</h2>\n<p>As <code>perf kvm stat --event=ioport</code> lays it out (which does not work under PVM): one row per port and configuration; guest rows are the round trip the guest timed, hypervisor rows the exit handler alone. Times in ns.</p>\n");
-    if c.exit_table.is_empty() {
-        h.push_str(
-            "<p class=\"nm\">No per-port exits recorded in this run (see Not measured).</p>\n",
-        );
-    } else {
-        h.push_str("<table><tr><th>side</th><th>exit</th><th>exits</th><th>time %</th><th>mean ± sd (ns)</th><th>min (ns)</th><th>p50 (ns)</th><th>p99 (ns)</th><th>max (ns)</th><th>p50 on − off (ns)</th><th>raw p50 (ns)</th><th>raw p99 (ns)</th></tr>\n");
-        for x in &c.exit_table {
-            let dash = || "–".to_owned();
-            h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
-                e(&x.side),
-                e(&x.port),
-                n(x.count as f64),
-                x.share.map_or_else(dash, |v| format!("{v:.1}")),
-                x.mean_sd.map_or_else(dash, |(m, sd)| format!("{} ± {}", n(m), n(sd))),
-                n(x.min),
-                n(x.p50),
-                n(x.p99),
-                n(x.max),
-                x.on_minus_off.map_or_else(dash, |d| format!("{d:+.1}")),
-                x.raw_p50.map_or_else(dash, n),
-                x.raw_p99.map_or_else(dash, n)
-            ));
-        }
-        h.push_str("</table>\n");
+
+    /// The sections, `(anchor, heading)`.
+    fn contents(&self) -> [(&'static str, &str); 9] {
+        [
+            ("summary", "Summary against goals"),
+            ("host", "Host"),
+            ("charts", "Charts"),
+            ("exits", "Per-exit table"),
+            ("load", "Under framebuffer load"),
+            ("comparison", &self.c.comparison_title),
+            ("not-measured", "Not measured"),
+            ("method", "Method"),
+            ("metrics", "All metrics"),
+        ]
     }
-    h.push_str("<h2 id=\"load\">Under framebuffer load</h2>\n<p>Each metric measured twice in this run beside a painter domain that maps 256 MiB of framebuffer (the accountant tracks the same pages both times): idle (<code>load=none</code>) and streaming one write per page over it, pass after pass (<code>load=fb-paint</code>). Rows with <code>accounting=off</code> show what the load does without accounting. On a host with two CPUs the painter shares a CPU with what is not measured (each row's note says which), so part of what the load moves is CPU sharing, not accounting.</p>\n");
-    if c.load_table.is_empty() {
-        h.push_str("<p class=\"nm\">No metric was measured under both loads in this run.</p>\n");
-    } else {
-        h.push_str("<table><tr><th>metric</th><th>unit</th><th>p50, idle painter</th><th>p50, painting</th><th>moved by (painting − idle)</th></tr>\n");
-        for x in &c.load_table {
-            h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}{}{}</td></tr>\n",
-                e(&x.key),
-                e(&x.unit),
-                n(x.none),
-                n(x.paint),
-                if x.moved < 0.0 { "−" } else { "+" },
-                n(x.moved.abs()),
-                // A ratio only where both are positive durations or ratios.
-                if x.none > 0.0 && x.paint > 0.0 {
-                    format!(" (×{:.2})", x.paint / x.none)
-                } else {
-                    String::new()
-                }
-            ));
-        }
-        h.push_str("</table>\n");
+}
+
+impl Chart {
+    /// Its anchor in the page.
+    pub fn anchor(&self) -> String {
+        chart_id(&self.title)
     }
-    h.push_str(&format!(
-        "<h2 id=\"comparison\">Comparison with baseline</h2>\n<p>{}</p>\n",
-        e(&c.comparison_summary)
-    ));
-    if let Some(rows) = &c.comparison {
-        h.push_str("<table><tr><th>verdict</th><th>metric</th><th>baseline</th><th>current</th><th>ratio</th><th>p</th></tr>\n");
-        for r in rows {
-            let class = if r.verdict == "REGRESSION" {
-                "REGRESSION"
-            } else {
-                ""
-            };
-            h.push_str(&format!(
-                "<tr><td class=\"{class}\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
-                e(&r.verdict), e(&r.key), e(&r.baseline), e(&r.current), e(&r.ratio), e(&r.p)
-            ));
-        }
-        h.push_str("</table>\n");
+}
+
+impl ExitRow {
+    /// The numeric cells, as shown: exits, time %, mean ± sd, min, p50,
+    /// p99, max, on − off, raw p50, raw p99.
+    pub fn cells(&self) -> [String; 10] {
+        let dash = || "–".to_owned();
+        [
+            n(self.count as f64),
+            self.share.map_or_else(dash, |v| format!("{v:.1}")),
+            self.mean_sd
+                .map_or_else(dash, |(m, sd)| format!("{} ± {}", n(m), n(sd))),
+            n(self.min),
+            n(self.p50),
+            n(self.p99),
+            n(self.max),
+            self.on_minus_off.map_or_else(dash, |d| format!("{d:+.1}")),
+            self.raw_p50.map_or_else(dash, n),
+            self.raw_p99.map_or_else(dash, n),
+        ]
     }
-    h.push_str("<h2 id=\"not-measured\">Not measured</h2>\n");
-    if c.not_measured.is_empty() {
-        h.push_str("<p>Everything in the plan was measured.</p>\n");
-    } else {
-        h.push_str("<ul>\n");
-        for nm in &c.not_measured {
-            h.push_str(&format!(
-                "<li><code>{}</code>: {}</li>\n",
-                e(&nm.name),
-                e(&nm.reason)
-            ));
-        }
-        h.push_str("</ul>\n");
+}
+
+impl LoadRow {
+    /// The numeric cells, as shown: idle, painting, and how far the load
+    /// moved it (× where both are positive).
+    pub fn cells(&self) -> [String; 3] {
+        let times = if self.none > 0.0 && self.paint > 0.0 {
+            format!(" (×{:.2})", self.paint / self.none)
+        } else {
+            String::new()
+        };
+        [
+            n(self.none),
+            n(self.paint),
+            format!(
+                "{}{}{times}",
+                if self.moved < 0.0 { "−" } else { "+" },
+                n(self.moved.abs())
+            ),
+        ]
     }
-    h.push_str("<h2 id=\"method\">Method</h2>\n<ul>\n");
-    for m in &c.method {
-        h.push_str(&format!("<li>{}</li>\n", e(m)));
+}
+
+impl MetricRow {
+    /// The numeric cells, as shown: value, p50, p90, p99, p99.9, max, n.
+    pub fn cells(&self) -> [String; 7] {
+        [
+            n(self.value),
+            n(self.p50),
+            n(self.p90),
+            n(self.p99),
+            n(self.p999),
+            n(self.max),
+            self.count.to_string(),
+        ]
     }
-    h.push_str("</ul>\n<h2 id=\"metrics\">All metrics</h2>\n<table><tr><th>metric</th><th>unit</th><th>value</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>n</th><th>counters</th><th>note</th></tr>\n");
-    for m in &c.metrics {
-        h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>\n",
-            e(&m.key), e(&m.unit), n(m.value), n(m.p50), n(m.p90), n(m.p99), n(m.p999), n(m.max), m.count, e(&m.counters), e(&m.note)
-        ));
-    }
-    h.push_str("</table>\n</body></html>\n");
-    h
+}
+
+/// Lays out a context as one self-contained HTML document (the template
+/// escapes every value but the inline SVG charts).
+pub fn render(c: &Context) -> String {
+    Page { c, style: STYLE }
+        .render()
+        // Rendering writes into a String and formats plain values: it
+        // cannot fail, and if it did the message says so.
+        .unwrap_or_else(|e| format!("the report could not be rendered: {e}"))
 }
 
 /// The report for `results`, compared with `baseline` when given: a pure

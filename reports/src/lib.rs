@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod charts;
+pub mod format;
 pub mod gate;
 pub mod goals;
 pub mod host;

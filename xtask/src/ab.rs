@@ -45,7 +45,7 @@
 //! built or run (CI then falls back to `cargo xtask gate`), 5 side B could
 //! not be built or run.
 use crate::benchbin::{self, BenchBin, BenchRun};
-use crate::gate::{parse_format, parse_min_effect, print_report, Format};
+use crate::judge::{print_report, Format, JudgeArgs};
 use crate::report;
 use reports::gate::{compare_ab, GateConfig, GateReport, Verdict};
 use reports::Results;
@@ -88,15 +88,8 @@ pub struct Args {
     /// An environment variable for side B only (repeatable), e.g. IOACCT_INJECT_PORT_CHECK_SLOWDOWN=10.
     #[arg(long = "env-b", value_name = "VAR=VALUE", value_parser = env_pair)]
     env_b: Vec<(String, String)>,
-    /// Significance level of the permutation test, in (0, 1) [default: 0.01].
-    #[arg(long, value_name = "P", value_parser = probability)]
-    alpha: Option<f64>,
-    /// Smallest slowdown that counts: a fraction in (0, 1) or a percentage such as 10% [default: 0.10; the port check 0.05].
-    #[arg(long, value_name = "F|N%", value_parser = parse_min_effect)]
-    min_effect: Option<f64>,
-    /// Output: md (Markdown for a CI page) or json (schema in the README).
-    #[arg(long, value_name = "md|json", default_value = "md", value_parser = parse_format)]
-    format: Format,
+    #[command(flatten)]
+    judge: JudgeArgs,
     /// Judge results files already measured (REV_A and REV_B are comma-separated files) instead of building and running.
     #[arg(long)]
     files: bool,
@@ -107,13 +100,6 @@ fn env_pair(v: &str) -> Result<(String, String), String> {
         Some((k, val)) if !k.is_empty() => Ok((k.to_owned(), val.to_owned())),
         _ => Err(format!("expected VAR=VALUE, not `{v}`")),
     }
-}
-
-fn probability(s: &str) -> Result<f64, String> {
-    s.parse()
-        .ok()
-        .filter(|p: &f64| *p > 0.0 && *p < 1.0)
-        .ok_or_else(|| "takes a probability in (0, 1)".to_string())
 }
 
 /// The options, checked.
@@ -134,13 +120,7 @@ struct Opts {
 
 impl From<Args> for Opts {
     fn from(a: Args) -> Opts {
-        let mut cfg = GateConfig::default();
-        if let Some(p) = a.alpha {
-            cfg.alpha = p;
-        }
-        if let Some(f) = a.min_effect {
-            cfg.min_effect = f;
-        }
+        let cfg = a.judge.config();
         Opts {
             files: a.files,
             rev_a: a.rev_a,
@@ -153,7 +133,7 @@ impl From<Args> for Opts {
             env_a: a.env_a,
             env_b: a.env_b,
             cfg,
-            format: a.format,
+            format: a.judge.format,
         }
     }
 }
@@ -543,16 +523,12 @@ fn write_outputs(
         let p = dir.join(name);
         std::fs::write(&p, r.to_json()).map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    let label = format!(
+    let mut context = reports::html::Context::build(b, Some(a));
+    context.comparison_title = format!(
         "Comparison with baseline — A/B run: baseline = side A, {}; results = side B, {}",
-        html_escape(&sides[0].rev),
-        html_escape(&sides[1].rev)
+        sides[0].rev, sides[1].rev
     );
-    let html = reports::html::report(b, Some(a)).replacen(
-        "Comparison with baseline</h2>",
-        &format!("{label}</h2>"),
-        1,
-    );
+    let html = reports::html::render(&context);
     let p = dir.join("report.html");
     std::fs::write(&p, html).map_err(|e| format!("{}: {e}", p.display()))?;
     eprintln!(
@@ -562,12 +538,6 @@ fn write_outputs(
         p.display()
     );
     Ok(())
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@
 //! relative median within-run samples, scaled to a standard deviation
 //! (`reports::stats::mad_sigma`), so one disturbed run cannot widen it.
 use crate::benchbin::{BenchBin, BenchRun, INJECT_KNOBS};
+use crate::judge::{print_report, Format, JudgeArgs};
 use crate::report;
 use reports::gate::{compare, GateConfig, GateReport, Verdict};
 use reports::{MetricName, Results};
@@ -43,55 +44,6 @@ use std::process::ExitCode;
 
 /// Fewest runs a baseline's noise estimate is made from.
 const MIN_BASELINE_RUNS: usize = 6;
-
-/// How the verdict is printed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// Markdown for a CI page.
-    Markdown,
-    /// The findings as JSON (README, gate section).
-    Json,
-}
-
-/// Parses `--format`.
-pub fn parse_format(v: &str) -> Result<Format, String> {
-    match v {
-        "md" | "markdown" => Ok(Format::Markdown),
-        "json" => Ok(Format::Json),
-        _ => Err(format!("--format takes md or json, not `{v}`")),
-    }
-}
-
-/// Parses `--min-effect`: a fraction in (0, 1) (`0.1`) or a percentage in
-/// (0, 100) with a `%` sign (`10%`). A bare `5` is refused rather than read
-/// as 500 %.
-pub fn parse_min_effect(v: &str) -> Result<f64, String> {
-    let bad = || {
-        format!("--min-effect takes a fraction in (0, 1) such as 0.1, or a percentage such as 10%; not `{v}`")
-    };
-    let t = v.trim();
-    let f = match t.strip_suffix('%') {
-        Some(pct) => pct.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
-        None => t.parse::<f64>().map_err(|_| bad())?,
-    };
-    if f > 0.0 && f < 1.0 {
-        Ok(f)
-    } else {
-        Err(bad())
-    }
-}
-
-/// Prints the report in `format`.
-pub fn print_report(g: &GateReport, format: Format) {
-    use std::io::Write;
-    let text = match format {
-        Format::Markdown => g.markdown(),
-        Format::Json => g.json() + "\n",
-    };
-    // A closed stdout (`| head`) only loses the output; the exit status
-    // still carries the verdict.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
 
 /// Percent: a slowdown of every timed port-check batch (bench harness).
 const INJECT_ENV: &str = INJECT_KNOBS[0];
@@ -146,12 +98,8 @@ pub struct Args {
     /// Judge only the metrics whose name starts with PREFIX; with --demo, run only the families whose metric does.
     #[arg(long, value_name = "PREFIX")]
     only: Option<String>,
-    /// Significance level of the one-sided test, in (0, 1) [default: 0.01].
-    #[arg(long, value_name = "P", value_parser = probability)]
-    alpha: Option<f64>,
-    /// Smallest slowdown that counts as a regression: a fraction in (0, 1) or a percentage such as 10% [default: 0.10; the port check is held to 0.05].
-    #[arg(long, value_name = "F|N%", value_parser = parse_min_effect)]
-    min_effect: Option<f64>,
+    #[command(flatten)]
+    judge: JudgeArgs,
     /// Re-measure each regressed timing N times (0 to 5) in fresh runs; fail only if it reproduces every time (with --demo, every alarmed run).
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=5))]
     confirm: u8,
@@ -164,9 +112,6 @@ pub struct Args {
     /// Judge only exact counts, within-run invariants and missing metrics; list timings (cheap, any host: CI's check of the quick results).
     #[arg(long, conflicts_with_all = ["demo", "make_baseline", "cross_host"])]
     counts_only: bool,
-    /// Output: md (Markdown for a CI page) or json (schema in the README).
-    #[arg(long, value_name = "md|json", default_value = "md", value_parser = parse_format)]
-    format: Format,
     /// Show the gate is trustworthy, per gated family: N A/A runs and N runs with an injected slowdown.
     #[arg(long, conflicts_with = "make_baseline")]
     demo: bool,
@@ -179,13 +124,6 @@ pub struct Args {
     /// With --demo or --make-baseline: how many runs (1 to 1000) [default: 20 for --demo, 6 for --make-baseline].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
     runs: Option<u16>,
-}
-
-fn probability(s: &str) -> Result<f64, String> {
-    s.parse()
-        .ok()
-        .filter(|p: &f64| *p > 0.0 && *p < 1.0)
-        .ok_or_else(|| "takes a probability in (0, 1)".to_string())
 }
 
 struct Opts {
@@ -203,13 +141,7 @@ struct Opts {
 
 /// Runs the task.
 pub fn run(args: Args) -> ExitCode {
-    let mut cfg = GateConfig::default();
-    if let Some(p) = args.alpha {
-        cfg.alpha = p;
-    }
-    if let Some(f) = args.min_effect {
-        cfg.min_effect = f;
-    }
+    let mut cfg = args.judge.config();
     cfg.allow_missing = args.allow_missing;
     cfg.cross_host = args.cross_host;
     cfg.counts_only = args.counts_only;
@@ -223,7 +155,7 @@ pub fn run(args: Args) -> ExitCode {
         out: args.out,
         runs: args.runs.map(usize::from),
         confirm: usize::from(args.confirm),
-        format: args.format,
+        format: args.judge.format,
     };
     if a.demo {
         return demo(&a);
@@ -622,26 +554,4 @@ fn make_baseline(a: &Opts) -> ExitCode {
         println!("  {:>6.1} %  {k}", n * 100.0);
     }
     ExitCode::SUCCESS
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn min_effect_is_a_fraction_or_a_percentage() {
-        assert_eq!(parse_min_effect("0.1"), Ok(0.1));
-        assert_eq!(parse_min_effect("10%"), Ok(0.1));
-        assert_eq!(parse_min_effect(" 2.5 %"), Ok(0.025));
-        for bad in ["5", "0", "1", "100%", "-0.1", "ten", "%", "nan", "inf"] {
-            assert!(parse_min_effect(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn format_names() {
-        assert_eq!(parse_format("json"), Ok(Format::Json));
-        assert_eq!(parse_format("md"), Ok(Format::Markdown));
-        assert!(parse_format("xml").is_err());
-    }
 }

@@ -13,6 +13,7 @@ mod conformance;
 mod export;
 mod fuzz;
 mod gate;
+mod judge;
 mod loom;
 mod nested;
 mod replay;
