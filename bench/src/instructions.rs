@@ -69,11 +69,15 @@ pub enum Op {
     Unbind,
     /// One allowed one-byte port access check.
     Access,
+    /// Map of granted frames through the C API (`ioacct_map`).
+    MapCapi,
+    /// Bind of a granted line through the C API (`ioacct_bind`).
+    BindCapi,
 }
 
 impl Op {
     /// Every operation, in the order cases run.
-    pub const ALL: [Op; 9] = [
+    pub const ALL: [Op; 11] = [
         Op::Grant,
         Op::Revoke,
         Op::RevokePending,
@@ -83,6 +87,8 @@ impl Op {
         Op::Bind,
         Op::Unbind,
         Op::Access,
+        Op::MapCapi,
+        Op::BindCapi,
     ];
 
     /// The `op` parameter value.
@@ -97,6 +103,8 @@ impl Op {
             Op::Bind => "bind",
             Op::Unbind => "unbind",
             Op::Access => "access",
+            Op::MapCapi => "map-capi",
+            Op::BindCapi => "bind-capi",
         }
     }
 
@@ -105,7 +113,10 @@ impl Op {
         match self {
             Op::Grant | Op::Revoke | Op::RevokePending | Op::RevokeForce => vec![1, 4096, 65_536],
             Op::Map | Op::Unmap => page_points(quick),
-            Op::Bind | Op::Unbind | Op::Access => vec![1],
+            Op::Bind | Op::Unbind | Op::Access | Op::BindCapi => vec![1],
+            // Beside `map` at the sizes where the C boundary's fixed cost
+            // weighs most (1 page) and where the work dominates.
+            Op::MapCapi => vec![1, 4096],
         }
     }
 }
@@ -160,6 +171,9 @@ fn frames(units: u64) -> Result<UnitRange, String> {
 /// [`ioacct_measured_op`]. An error means the case did not do what it names
 /// (e.g. a non-forced revoke of mapped frames that did not drain).
 pub fn run_case(c: &Case) -> Result<(), String> {
+    if matches!(c.op, Op::MapCapi | Op::BindCapi) {
+        return run_capi_case(c);
+    }
     let mut a = Accountant::new(c.tracker);
     let d = DomId::new(1).map_err(|e| format!("{e}"))?;
     a.create(d).map_err(|e| format!("create: {e}"))?;
@@ -201,6 +215,7 @@ pub fn run_case(c: &Case) -> Result<(), String> {
             a.bind(d, r).map_err(fail)?;
             ioacct_measured_op(|| a.unbind(d, r)).map_err(fail)
         }
+        Op::MapCapi | Op::BindCapi => run_capi_case(c),
         Op::Access => {
             let r = UnitRange::one(Space::IoPort, PORT).map_err(|e| format!("{e}"))?;
             a.grant(d, r, Mode::Exclusive, false).map_err(fail)?;
@@ -209,6 +224,29 @@ pub fn run_case(c: &Case) -> Result<(), String> {
                 false => Err(format!("{what}: a granted port was denied")),
             }
         }
+    }
+}
+
+/// A case through libioacct's C API: the same setup as the Rust case (no
+/// boot options, the case's tracker, domain 1, the same grant), and one
+/// call of the exported function through an opaque pointer inside
+/// [`ioacct_measured_op`].
+fn run_capi_case(c: &Case) -> Result<(), String> {
+    let what = format!("{} {}", c.op.name(), c.units);
+    let mut a = crate::capi::CAcct::new("", c.tracker, 1)?;
+    let (f, first, last) = if c.op == Op::MapCapi {
+        a.grant_frames(1, IOMEM_BASE, IOMEM_BASE + c.units - 1)?;
+        (crate::capi::map_fn(), IOMEM_BASE, IOMEM_BASE + c.units - 1)
+    } else {
+        a.grant_irq(1, IRQ_LINE)?;
+        (crate::capi::bind_fn(), IRQ_LINE, IRQ_LINE)
+    };
+    // SAFETY: a live handle of `a`.
+    let rc = ioacct_measured_op(|| unsafe { f(a.acct, 1, first, last) });
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!("{what}: C error {rc}"))
     }
 }
 

@@ -16,6 +16,7 @@
 //! interactive work: `cargo bench -p bench`).
 #![deny(missing_docs)]
 
+pub mod capi;
 pub mod harness;
 pub mod instructions;
 pub mod linear;

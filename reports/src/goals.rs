@@ -458,6 +458,52 @@ fn quick_wall(r: &Results, limit: f64) -> Option<Measured> {
 /// orders of magnitude). Gated.
 pub const RADIX_FLATNESS_LIMIT: f64 = 4.0;
 
+/// radix-bound-capi (the exported C check, called) over radix-bound (the
+/// Rust check, inlined), the worst grant count.
+fn capi_check_vs_bound(r: &Results, limit: f64) -> Option<Measured> {
+    let c = radix_points(r, "radix-bound-capi");
+    let b = radix_points(r, "radix-bound");
+    c.iter()
+        .filter_map(|x| {
+            let g = pu(x, "grants")?;
+            let y = b.iter().find(|y| pu(y, "grants") == Some(g))?;
+            (y.p50 > 0.0).then(|| (x.p50 / y.p50, g, x.p50, y.p50))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(ratio, g, x, y)| Measured {
+            value: ratio,
+            limit,
+            detail: format!("worst at {g} grants: C {} vs Rust {}", fmt_ns(x), fmt_ns(y)),
+        })
+}
+
+/// Instructions of map and bind through the C API over the same call in
+/// Rust (same tracker and size), the worst pair.
+fn capi_instructions_vs_rust(r: &Results, limit: f64) -> Option<Measured> {
+    let all: Vec<&Metric> = r.named(MetricName::Instructions).collect();
+    all.iter()
+        .filter_map(|c| {
+            let rust_op = match ps(c, "op")? {
+                "map-capi" => "map",
+                "bind-capi" => "bind",
+                _ => return None,
+            };
+            let (t, u) = (ps(c, "tracker")?, pu(c, "units")?);
+            let rust = all.iter().find(|m| {
+                ps(m, "op") == Some(rust_op)
+                    && ps(m, "tracker") == Some(t)
+                    && pu(m, "units") == Some(u)
+            })?;
+            (rust.value > 0.0).then(|| (c.value / rust.value, rust_op, t, u, c.value, rust.value))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(ratio, op, t, u, c, rust)| Measured {
+            value: ratio,
+            limit,
+            detail: format!("worst: {op} {t} {u} units, C {c:.0} vs Rust {rust:.0} instructions"),
+        })
+}
+
 /// Every goal, in the order the summary shows them.
 pub const GOALS: &[Goal] = &[
     Goal {
@@ -669,6 +715,28 @@ pub const GOALS: &[Goal] = &[
         unit: "s",
         eval: quick_wall,
     },
+    Goal {
+        id: "capi-port-check",
+        kind: Kind::Target,
+        metric: MetricName::PortCheck,
+        what: "the bound port check called from C through libioacct over the same check in Rust (inlined), worst grant count",
+        why: "a C hypervisor calls the check on every port exit; the call, the handle check and the return must not make it a different cost class",
+        bound: Bound::AtMost,
+        limit: 1.5,
+        unit: "ratio",
+        eval: capi_check_vs_bound,
+    },
+    Goal {
+        id: "capi-map-bind-instructions",
+        kind: Kind::Target,
+        metric: MetricName::Instructions,
+        what: "instructions of map and bind through libioacct's C API over the same call in Rust, worst size and tracker",
+        why: "the C boundary (handle, argument and range checks) must stay a small fixed cost on the control path",
+        bound: Bound::AtMost,
+        limit: 1.05,
+        unit: "ratio",
+        eval: capi_instructions_vs_rust,
+    },
 ];
 
 /// Evaluates every goal on `r`.
@@ -719,6 +787,57 @@ mod tests {
             measured: (g.eval)(r, g.limit),
         }
         .met()
+    }
+
+    fn check(imp: &str, grants: u64, p50: f64) -> Metric {
+        let mut m = Metric::new(
+            MetricName::PortCheck,
+            &[("impl", imp.into()), ("grants", grants.into())],
+        );
+        m.value = p50;
+        m.p50 = p50;
+        m
+    }
+
+    fn count(op: &str, tracker: &str, units: u64, n: f64) -> Metric {
+        Metric::exact(
+            MetricName::Instructions,
+            &[
+                ("op", op.into()),
+                ("tracker", tracker.into()),
+                ("units", units.into()),
+            ],
+            n,
+        )
+    }
+
+    #[test]
+    fn the_capi_goals_take_the_worst_pair() {
+        let r = results(vec![
+            check("radix-bound", 1, 2.0),
+            check("radix-bound-capi", 1, 2.8),
+            check("radix-bound", 4096, 2.0),
+            check("radix-bound-capi", 4096, 3.2),
+        ]);
+        let g = goal("capi-port-check");
+        let m = (g.eval)(&r, g.limit).expect("measured");
+        assert!((m.value - 1.6).abs() < 1e-9, "{m:?}");
+        assert_eq!(met("capi-port-check", &r), Some(false));
+        let r = results(vec![
+            count("map", "slab-extent", 1, 1000.0),
+            count("map-capi", "slab-extent", 1, 1040.0),
+            count("bind", "slab-extent", 1, 500.0),
+            count("bind-capi", "slab-extent", 1, 520.0),
+            count("map-capi", "slab-page", 1, 9999.0),
+        ]);
+        let g = goal("capi-map-bind-instructions");
+        let m = (g.eval)(&r, g.limit).expect("measured");
+        assert!(
+            (m.value - 1.04).abs() < 1e-9,
+            "unpaired rows are ignored: {m:?}"
+        );
+        assert_eq!(met("capi-map-bind-instructions", &r), Some(true));
+        assert_eq!(met("capi-map-bind-instructions", &results(vec![])), None);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! in-process and compares each output line with the line's `#=>`
 //! expectation — the first token, and the error code after `err`, as SPEC
 //! section 3 makes the contract. Also checks that a malformed trace ends
-//! with an error naming its line. Prints one line per trace and
-//! `conformance: N passed, N failed`; exit 1 if any failed, 2 if a trace
+//! with an error naming its line. Then builds the C replay (`cargo xtask
+//! capi`) and checks that it prints what the Rust replay prints on every
+//! trace: the same full lines and exit status (`--rust-only` skips it).
+//! Prints one line per trace and `conformance: N passed, N failed`; exit 1 if any failed, 2 if a trace
 //! cannot be read or has an op without an expectation.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +33,9 @@ pub struct Args {
     /// The MMIO tracker to replay with: xmalloc-page, slab-page or slab-extent.
     #[arg(long, value_name = "NAME", default_value = "slab-extent", value_parser = tracker)]
     tracker: TrackerKind,
+    /// Skip the C replay (libioacct through its C API) and its comparison.
+    #[arg(long)]
+    rust_only: bool,
 }
 
 fn tracker(s: &str) -> Result<TrackerKind, String> {
@@ -185,12 +190,55 @@ pub fn run(args: Args) -> ExitCode {
             say!("FAIL malformed trace: {other:?}");
         }
     }
+    if !args.rust_only {
+        let (p, f) = c_replay(&traces, args.tracker);
+        passed += p;
+        failed += f;
+    }
     say!("conformance: {passed} passed, {failed} failed");
     if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Every trace through the C replay, compared with the Rust replay line by
+/// line; (passed, failed).
+fn c_replay(traces: &[PathBuf], tracker: TrackerKind) -> (usize, usize) {
+    let built = match crate::capi::build() {
+        Ok(b) => b,
+        Err(e) => {
+            say!("FAIL C replay: cannot build it: {e}");
+            return (0, 1);
+        }
+    };
+    let name = tracker.name().to_string();
+    let (mut passed, mut failed) = (0, 0);
+    for t in traces {
+        let rust = crate::capi::rust_replay(t, tracker, None);
+        let args = ["--tracker".to_string(), name.clone()];
+        let verdict = crate::capi::c_replay(&[], &built.replay, t, &args)
+            .map(|c| crate::capi::diff(&rust, &c));
+        let shown = t.file_name().map_or_else(
+            || t.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        match verdict {
+            Ok(None) => {
+                passed += 1;
+                say!(
+                    "ok   C replay {shown} = Rust replay ({} lines)",
+                    rust.lines.len()
+                );
+            }
+            Ok(Some(d)) | Err(d) => {
+                failed += 1;
+                say!("FAIL C replay {shown}: {d}");
+            }
+        }
+    }
+    (passed, failed)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 mod ab;
 mod bench;
 mod benchbin;
+mod capi;
 mod conformance;
 mod export;
 mod fuzz;
@@ -57,6 +58,8 @@ pub enum Task {
     Loom(loom::Args),
     /// Coverage-guided fuzzing (libFuzzer, stable toolchain) of a target in fuzz/, or `all`.
     Fuzz(fuzz::Args),
+    /// Build libioacct (the C library) and its C programs into target/capi/; --check runs the C checks.
+    Capi(capi::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Task::Nested(a) => nested::run(&a.args),
         Task::Fuzz(a) => fuzz::run(a),
         Task::Loom(a) => loom::run(a),
+        Task::Capi(a) => capi::run(a),
     }
 }
 
@@ -140,6 +144,8 @@ mod tests {
         assert_eq!(code(&["fuzz", "trace", "--secs", "5"]), None);
         assert_eq!(code(&["fuzz", "nothing"]), Some(2));
         assert_eq!(code(&["fuzz", "all", "--secs", "0"]), Some(2));
+        assert_eq!(code(&["capi", "--check"]), None);
+        assert_eq!(code(&["capi", "--random", "x"]), Some(2));
         assert_eq!(code(&[]), Some(2));
     }
 }

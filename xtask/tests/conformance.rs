@@ -29,11 +29,13 @@ fn every_conformance_trace_passes() {
         .expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    // Every trace and the malformed-trace check.
+    // Every trace, the malformed-trace check, and every trace through the
+    // C replay compared with the Rust replay.
     assert!(
-        text.contains(&format!("conformance: {} passed, 0 failed", n + 1)),
+        text.contains(&format!("conformance: {} passed, 0 failed", 2 * n + 1)),
         "{text}"
     );
+    assert_eq!(text.matches("= Rust replay").count(), n, "{text}");
 }
 
 #[test]
@@ -44,6 +46,7 @@ fn a_broken_expectation_fails_with_exit_1() {
     std::fs::write(&t, "boot #=> ok\ncreate 1 #=> ok\ncreate 1 #=> ok\n").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("conformance")
+        .arg("--rust-only")
         .arg(&t)
         .output()
         .expect("runs");

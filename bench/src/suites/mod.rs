@@ -183,10 +183,19 @@ struct PortPoint {
     bus: PortBus,
     list: LinearAccessList,
     order: Vec<(u16, u16)>,
+    /// The same grants made through libioacct's C API, with its checkers.
+    capi: crate::capi::CAcct,
 }
 
 /// The implementations of `accountant.port_check`, by their `impl` param.
-const PORT_IMPLS: [&str; 5] = ["radix", "radix-bound", "bitmap", "btree", "linear"];
+const PORT_IMPLS: [&str; 6] = [
+    "radix",
+    "radix-bound",
+    "radix-bound-capi",
+    "bitmap",
+    "btree",
+    "linear",
+];
 
 /// Binds `$op` to the check of implementation `$imp` on point `$p` (an
 /// allowed access to the `i`-th port of the point's order) and evaluates
@@ -210,6 +219,19 @@ macro_rules! with_port_op {
                 let mut $op = |i: u64| {
                     let (d, port) = order[(i % len) as usize];
                     black_box(bound[usize::from(black_box(d))].check_untraced(black_box(port), 1));
+                };
+                $body
+            }
+            "radix-bound-capi" => {
+                // The exported C function through an opaque pointer: a call
+                // where the Rust bound check is inlined (see `crate::capi`).
+                let check = crate::capi::port_check_fn();
+                let checkers = &p.capi.checkers;
+                let mut $op = |i: u64| {
+                    let (d, port) = order[(i % len) as usize];
+                    let c = checkers[usize::from(black_box(d))];
+                    // SAFETY: `c` is a live checker of `p.capi`.
+                    black_box(unsafe { check(c, black_box(port), 1) });
                 };
                 $body
             }
@@ -264,12 +286,22 @@ fn port_point(n: u64) -> Result<PortPoint, String> {
         bitmaps.grant(d, p, p);
         bus.grant(d, p, p);
     }
+    // The same boot line as `port_setup`'s.
+    let mut capi =
+        crate::capi::CAcct::new("io_default=none", TrackerKind::SlabExtent, PORT_DOMAINS)?;
+    for &(d, p) in &ports {
+        capi.grant_port(d, p)?;
+    }
+    capi.bind_checkers(PORT_DOMAINS)?;
     let order = check_order(&ports);
     let c = acct.port_checker();
+    let check_c = crate::capi::port_check_fn();
     // All must allow every access, or the comparison is meaningless.
     let all_allow = order.iter().all(|&(d, p)| {
         c.check(d, p, 1)
             && bound[usize::from(d)].check(p, 1)
+            // SAFETY: a live checker of `capi`.
+            && unsafe { check_c(capi.checkers[usize::from(d)], p, 1) }
             && bitmaps.check(d, p, 1)
             && bus.check(d, p, 1)
             && list.check(d, p, 1)
@@ -285,6 +317,7 @@ fn port_point(n: u64) -> Result<PortPoint, String> {
         bus,
         list,
         order,
+        capi,
     })
 }
 
