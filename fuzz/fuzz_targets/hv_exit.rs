@@ -6,7 +6,7 @@
 #![no_main]
 
 use accountant::{DomId, Mode, Space, TrackerKind, UnitRange};
-use hv::acct::{errno_of, Acct, Accounting, DomChecker};
+use hv::acct::{errno_of, Accounting, Acct, DomChecker};
 use hv::exit::{handle_exit, Action, Exit, ExitEnv, MmioOutcome};
 use hv::hypercall::{self, Op, Rejected};
 use libfuzzer_sys::fuzz_target;
@@ -198,12 +198,19 @@ fuzz_target!(|data: &[u8]| {
         if let Action::ReplyIo(v) = a {
             if let Exit::IoIn { size, .. } = e {
                 if matches!(size, 1 | 2) {
-                    assert_eq!(v >> (8 * u32::from(size)), 0, "{e:?} replied {v:#x} past its width");
+                    assert_eq!(
+                        v >> (8 * u32::from(size)),
+                        0,
+                        "{e:?} replied {v:#x} past its width"
+                    );
                 }
             }
         }
         if let Err(v) = env.acct.check_invariants() {
-            panic!("invariant broken after {e:?} with block {:x?}: {v:?}", env.block);
+            panic!(
+                "invariant broken after {e:?} with block {:x?}: {v:?}",
+                env.block
+            );
         }
     }
 });

@@ -22,7 +22,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The fuzz targets (binaries of `fuzz/`).
-pub const TARGETS: &[&str] = &["trace", "boot", "hv_exit"];
+pub const TARGETS: &[&str] = &["trace", "boot", "hv_exit", "capi"];
+
+/// `all` or one of [`TARGETS`]. A new target: a `[[bin]]` in
+/// `fuzz/Cargo.toml`, its seeds in `fuzz/corpus/NAME/`, and its name here.
+fn target_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(std::iter::once("all").chain(TARGETS.iter().copied()))
+}
 
 /// The host triple the targets are built for: naming it keeps the coverage
 /// flags off build scripts and proc macros.
@@ -44,8 +50,8 @@ const RUSTFLAGS: &[&str] = &[
 /// `cargo xtask fuzz`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The target to fuzz (`trace`, `boot`, `hv_exit`), or `all` to run each in turn.
-    #[arg(value_parser = clap::builder::PossibleValuesParser::new(["all", "trace", "boot", "hv_exit"]))]
+    /// The target to fuzz (`trace`, `boot`, `hv_exit`, `capi`), or `all` to run each in turn.
+    #[arg(value_parser = target_parser())]
     target: String,
     /// Seconds of fuzzing per target (libFuzzer's `-max_total_time`). Default 60:
     /// a smoke run; a campaign wants hours.
