@@ -5,7 +5,7 @@
 //! for a sanitizer, but libFuzzer needs only sanitizer-coverage, and stable
 //! rustc emits it (`-Cpasses=sancov-module` and LLVM's
 //! `-sanitizer-coverage-*` options), so this task passes those flags to a
-//! plain `cargo build` of the `fuzz/` crate, for the host target only (so
+//! plain `cargo build` of the `accountant/fuzz/` crate, for the host target only (so
 //! build scripts stay uninstrumented) into `target/fuzz`. Nothing to
 //! install but a C++ compiler, which `libfuzzer-sys` builds libFuzzer with.
 //! Without AddressSanitizer a finding is a panic, an abort, a hang
@@ -13,7 +13,7 @@
 //! do wrong.
 //!
 //! Each target fuzzes from `target/fuzz/corpus/TARGET` (seeded from the
-//! committed `fuzz/corpus/TARGET`, which it never writes); a crash is saved
+//! committed `accountant/fuzz/corpus/TARGET`, which it never writes); a crash is saved
 //! as `target/fuzz/artifacts/TARGET/crash-…` and the task exits 1. Keep
 //! every crash found as a regression test next to the code it broke.
 //! `all` runs every target for `--secs` each (CI's smoke run).
@@ -21,11 +21,18 @@ use crate::report;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// The fuzz targets (binaries of `fuzz/`).
-pub const TARGETS: &[&str] = &["trace", "boot", "hv_exit", "capi"];
+/// The fuzz targets (binaries of `accountant/fuzz/`).
+pub const TARGETS: &[&str] = &[
+    "trace",
+    "boot",
+    "hv_exit",
+    "capi",
+    "host_map",
+    "guest_config",
+];
 
 /// `all` or one of [`TARGETS`]. A new target: a `[[bin]]` in
-/// `fuzz/Cargo.toml`, its seeds in `fuzz/corpus/NAME/`, and its name here.
+/// `accountant/fuzz/Cargo.toml`, its seeds in `accountant/fuzz/corpus/NAME/`, and its name here.
 fn target_parser() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(std::iter::once("all").chain(TARGETS.iter().copied()))
 }
@@ -50,7 +57,7 @@ const RUSTFLAGS: &[&str] = &[
 /// `cargo xtask fuzz`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The target to fuzz (`trace`, `boot`, `hv_exit`, `capi`), or `all` to run each in turn.
+    /// The target to fuzz (`trace`, `boot`, `hv_exit`, `capi`, `host_map`, `guest_config`), or `all` to run each in turn.
     #[arg(value_parser = target_parser())]
     target: String,
     /// Seconds of fuzzing per target (libFuzzer's `-max_total_time`). Default 60:
@@ -105,7 +112,7 @@ pub fn run(args: Args) -> ExitCode {
 fn build(root: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
-        .current_dir(root.join("fuzz"))
+        .current_dir(root.join("accountant/fuzz"))
         .env("RUSTFLAGS", RUSTFLAGS.join(" "))
         .args([
             "build",
@@ -137,7 +144,7 @@ fn binary(root: &Path, target: &str) -> PathBuf {
 
 /// Fuzzes one target for `secs`; `Ok(false)` on a finding.
 fn fuzz(root: &Path, target: &str, secs: u64, extra: &[String]) -> Result<bool, String> {
-    let seeds = root.join("fuzz/corpus").join(target);
+    let seeds = root.join("accountant/fuzz/corpus").join(target);
     let corpus = root.join("target/fuzz/corpus").join(target);
     let artifacts = root.join("target/fuzz/artifacts").join(target);
     for d in [&corpus, &artifacts] {

@@ -57,7 +57,7 @@ pub enum Task {
     Nested(nested::Args),
     /// Model-check the port table and the vCPU in-flight section with loom (weakened twins must fail).
     Loom(loom::Args),
-    /// Coverage-guided fuzzing (libFuzzer, stable toolchain) of a target in fuzz/, or `all`.
+    /// Coverage-guided fuzzing (libFuzzer, stable toolchain) of a target in accountant/fuzz/, or `all`.
     Fuzz(fuzz::Args),
     /// Build libioacct (the C library) and its C programs into target/capi/; --check runs the C checks.
     Capi(capi::Args),
