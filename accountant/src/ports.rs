@@ -274,7 +274,7 @@ impl PortTable {
 
     /// A table whose leaves let go without the `Release`/`Acquire` pair:
     /// the weakened protocol, for the model that must reject it.
-    #[cfg(loom)]
+    #[cfg(all(test, loom))]
     pub(crate) fn new_weakened() -> Self {
         PortTable {
             dirs: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
