@@ -41,7 +41,7 @@ impl InFlight {
     }
 
     /// The section without its fence: what the model must reject.
-    #[cfg(loom)]
+    #[cfg(all(test, loom))]
     fn enter_without_fence(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
     }
@@ -68,7 +68,7 @@ impl InFlight {
     }
 
     /// `quiesce` without its fence: what the model must reject.
-    #[cfg(loom)]
+    #[cfg(all(test, loom))]
     fn quiesce_without_fence(&self) {
         self.wait_out();
     }
