@@ -20,28 +20,50 @@ use vmm_sys_util::eventfd::EventFd;
 /// [`IrqLines`] in the lock order (alone, or after the control plane).
 /// Bindings and the domains they reach change only under the control
 /// plane; a raise needs no more than the table.
-pub(crate) struct Interrupts {
-    table: Ordered<IrqLines, IrqTable>,
+///
+/// **Deassignment happens before unbind, revoke, forced grant and destroy
+/// return.** A raise delivers to a line's binders while it holds the table
+/// ([`IrqTable::raise`]); the unbind of a line's last binding
+/// ([`Interrupts::unbind_lines`], which revoke and forced grant reach
+/// through their teardown) and destroy ([`Interrupts::remove_domain`])
+/// remove the binder and deassign its irqfd under the same lock. So once
+/// one of them has returned, no delivery to that binder begins, and one
+/// that began before has finished. The delivery itself is behind
+/// [`Deliver`] (KVM's irqfds and event pages in the product), so `cargo
+/// xtask loom` runs this code with loom's mutex and a delivery it can
+/// watch, and rejects a raise that delivers after letting the lock go.
+pub(crate) struct Interrupts<D: Deliver = Vms> {
+    table: Ordered<IrqLines, IrqTable<D>>,
 }
 
-impl Interrupts {
+impl Interrupts<Vms> {
     /// No line bound, no domain.
-    pub(crate) fn new() -> Interrupts {
+    pub(crate) fn new() -> Interrupts<Vms> {
         Interrupts {
             table: Ordered::new(IrqTable::new()),
+        }
+    }
+
+    /// Domain `dom`'s VM now exists: its lines can be bound and raised.
+    pub(crate) fn add_domain(&self, cp: &mut Token<ControlPlane>, dom: Arc<Domain>) {
+        self.lock(cp).add_domain(dom);
+    }
+}
+
+impl<D: Deliver> Interrupts<D> {
+    /// No line bound; raises go to `sink`.
+    #[cfg(all(test, loom))]
+    fn with_sink(sink: D) -> Interrupts<D> {
+        Interrupts {
+            table: Ordered::new(IrqTable::with_sink(sink)),
         }
     }
 
     fn lock<'a, H: Before<IrqLines>>(
         &'a self,
         held: &'a mut Token<H>,
-    ) -> Guard<'a, IrqLines, IrqTable> {
+    ) -> Guard<'a, IrqLines, IrqTable<D>> {
         self.table.lock(held)
-    }
-
-    /// Domain `dom`'s VM now exists: its lines can be bound and raised.
-    pub(crate) fn add_domain(&self, cp: &mut Token<ControlPlane>, dom: Arc<Domain>) {
-        self.lock(cp).add_domain(dom);
     }
 
     /// Ends every binding of `dom` (its irqfds deassigned before this
@@ -53,6 +75,24 @@ impl Interrupts {
     /// Raises `line` for every binder; how many event pages got it.
     pub(crate) fn raise<H: Before<IrqLines>>(&self, held: &mut Token<H>, line: u64) -> usize {
         self.lock(held).raise(line)
+    }
+
+    /// `raise` that lets the table go before it delivers (the binders read
+    /// under the lock, delivered to after): what the model must reject.
+    #[cfg(all(test, loom))]
+    fn raise_after_unlocking<H: Before<IrqLines>>(&self, held: &mut Token<H>, line: u64) -> usize
+    where
+        D: Clone,
+    {
+        let (binders, sink) = {
+            let t = self.lock(held);
+            let binders: Vec<u16> = t.list(line).iter().map(|b| b.dom).collect();
+            (binders, t.sink.clone())
+        };
+        binders
+            .into_iter()
+            .filter(|&dom| sink.deliver(dom, line, None))
+            .count()
     }
 
     /// Ends `count` bindings of `d` to lines `first..=last`; a line whose
@@ -73,43 +113,126 @@ impl Interrupts {
     }
 }
 
+/// Where a raise goes, and what a binding holds while it lasts: the
+/// part of the interrupt table that touches a VM. The product's is
+/// [`Vms`] (event pages, irqfds); the loom model's records deliveries in a
+/// cell it checks. Every method is called with the table locked.
+pub(crate) trait Deliver {
+    /// What one binding holds (an irqfd).
+    type Fd;
+    /// At `dom`'s first binding of `line`: its handle, if its VM takes
+    /// one; `Err(errno)` if the VM refused it.
+    fn assign(&mut self, dom: u16, line: u64) -> Result<Option<Self::Fd>, i32>;
+    /// At `dom`'s last binding of `line`: lets its handle go. No raise
+    /// reaches `dom` through it after this returns.
+    fn deassign(&mut self, dom: u16, line: u64, fd: Self::Fd);
+    /// `dom` is destroyed: forgets it (its bindings already ended).
+    fn forget(&mut self, dom: u16);
+    /// Delivers a raise of `line` to its binder `dom` (through `fd` if it
+    /// has one); whether `dom`'s event page got it.
+    fn deliver(&self, dom: u16, line: u64, fd: Option<&Self::Fd>) -> bool;
+}
+
+/// Every domain that has a VM (added at creation, removed at destroy, both
+/// under the control plane, like the domain table), and the pool irqfds
+/// come from: the product's [`Deliver`].
+#[derive(Default)]
+pub(crate) struct Vms {
+    doms: BTreeMap<u16, Arc<Domain>>,
+    pool: IrqfdPool,
+}
+
+impl Deliver for Vms {
+    type Fd = EventFd;
+
+    fn assign(&mut self, dom: u16, line: u64) -> Result<Option<EventFd>, i32> {
+        let Some(d) = self.doms.get(&dom) else {
+            return Ok(None);
+        };
+        if !d.gvm().irqchip || line >= u64::from(crate::irqchip::LINES) {
+            return Ok(None);
+        }
+        self.pool.assign(&d.gvm().vm, line as u32).map(Some)
+    }
+
+    fn deassign(&mut self, dom: u16, line: u64, fd: EventFd) {
+        if let Some(d) = self.doms.get(&dom) {
+            self.pool.deassign(&d.gvm().vm, line as u32, fd);
+        }
+    }
+
+    fn forget(&mut self, dom: u16) {
+        self.doms.remove(&dom);
+    }
+
+    /// Its pending bit in the binder's event page, the interrupt through
+    /// its irqfd if it has one, a wake from `BLOCK`.
+    fn deliver(&self, dom: u16, line: u64, fd: Option<&EventFd>) -> bool {
+        let Some(dom) = self.doms.get(&dom) else {
+            return false;
+        };
+        let word = layout::EVTCHN_PAGE + 8 * (line / 64);
+        let bit = 1u64 << (line % 64);
+        let paged = dom.gvm().ram.fetch_or_u64(word, bit).is_some();
+        if paged {
+            dom.count(Stat::Events, 1);
+        }
+        // With an irqchip, the pending bit is also an interrupt.
+        if let Some(fd) = fd {
+            irqchip::raise(fd);
+        }
+        dom.wake();
+        paged
+    }
+}
+
 /// Which domains are bound to each line, how many bindings each holds, and
 /// the irqfd of each binding on a VM with KVM's irqchip: one short list per
 /// line, indexed by the line, its binders in domain order. A list keeps its
 /// storage when its last binder leaves and eventfds come from a pool, so
 /// once a line has been bound a bind allocates nothing.
 ///
-/// The table also holds every domain that has a VM (added at creation,
-/// removed at destroy, both under the control plane, like the domain
-/// table), so a bind, an unbind or a raise takes this one lock and no
-/// other.
-pub(crate) struct IrqTable {
-    lines: Box<[Vec<Binder>]>,
-    doms: BTreeMap<u16, Arc<Domain>>,
-    pool: IrqfdPool,
+/// The table also holds its [`Deliver`] (every domain that has a VM), so a
+/// bind, an unbind or a raise takes this one lock and no other.
+pub(crate) struct IrqTable<D: Deliver = Vms> {
+    lines: Box<[Vec<Binder<D::Fd>>]>,
+    sink: D,
 }
 
 /// One domain's bindings of one line.
 #[derive(Debug)]
-struct Binder {
+struct Binder<F> {
     dom: u16,
     count: u32,
     /// Its irqfd, assigned at the first binding where the VM has an
     /// irqchip and deassigned when the last one ends.
-    fd: Option<EventFd>,
+    fd: Option<F>,
 }
 
-impl IrqTable {
+impl IrqTable<Vms> {
     /// No line bound, no domain.
-    pub(crate) fn new() -> IrqTable {
+    pub(crate) fn new() -> IrqTable<Vms> {
+        IrqTable::with_sink(Vms::default())
+    }
+
+    fn add_domain(&mut self, dom: Arc<Domain>) {
+        if dom.gvm().irqchip {
+            self.sink.pool.top_up();
+        }
+        self.sink.doms.insert(dom.id().get(), dom);
+    }
+}
+
+impl<D: Deliver> IrqTable<D> {
+    /// No line bound; raises go to `sink`.
+    fn with_sink(sink: D) -> IrqTable<D> {
         IrqTable {
             lines: (0..=Space::Irq.max_unit()).map(|_| Vec::new()).collect(),
-            doms: BTreeMap::new(),
-            pool: IrqfdPool::default(),
+            sink,
         }
     }
 
-    fn list(&self, line: u64) -> &[Binder] {
+    fn list(&self, line: u64) -> &[Binder<D::Fd>] {
         usize::try_from(line)
             .ok()
             .and_then(|l| self.lines.get(l))
@@ -129,24 +252,17 @@ impl IrqTable {
             .collect()
     }
 
-    fn add_domain(&mut self, dom: Arc<Domain>) {
-        if dom.gvm().irqchip {
-            self.pool.top_up();
-        }
-        self.doms.insert(dom.id().get(), dom);
-    }
-
     fn remove_domain(&mut self, dom: u16) {
-        let vm = self.doms.remove(&dom);
         for (line, list) in self.lines.iter_mut().enumerate() {
             let Some(i) = list.iter().position(|b| b.dom == dom) else {
                 continue;
             };
             let b = list.remove(i);
-            if let (Some(fd), Some(vm)) = (b.fd, &vm) {
-                self.pool.deassign(&vm.gvm().vm, line as u32, fd);
+            if let Some(fd) = b.fd {
+                self.sink.deassign(dom, line as u64, fd);
             }
         }
+        self.sink.forget(dom);
     }
 
     /// One more binding of `line` by `dom`; at its first, the irqfd is
@@ -176,13 +292,7 @@ impl IrqTable {
                 i
             }
         };
-        let Some(d) = self.doms.get(&dom) else {
-            return Ok(());
-        };
-        if !d.gvm().irqchip || line >= u64::from(crate::irqchip::LINES) {
-            return Ok(());
-        }
-        list[i].fd = Some(self.pool.assign(&d.gvm().vm, line as u32)?);
+        list[i].fd = self.sink.assign(dom, line)?;
         Ok(())
     }
 
@@ -203,33 +313,18 @@ impl IrqTable {
             return;
         }
         let b = list.remove(i);
-        if let (Some(fd), Some(d)) = (b.fd, self.doms.get(&dom)) {
-            self.pool.deassign(&d.gvm().vm, line as u32, fd);
+        if let Some(fd) = b.fd {
+            self.sink.deassign(dom, line, fd);
         }
     }
 
-    /// Raises `line` for every binder: its pending bit in the binder's
-    /// event page, the interrupt through its irqfd if it has one, a wake
-    /// from `BLOCK`. How many event pages got it.
+    /// Raises `line` for every binder ([`Deliver::deliver`]), the table
+    /// held throughout. How many event pages got it.
     fn raise(&self, line: u64) -> usize {
-        let word = layout::EVTCHN_PAGE + 8 * (line / 64);
-        let bit = 1u64 << (line % 64);
-        let mut n = 0;
-        for b in self.list(line) {
-            let Some(dom) = self.doms.get(&b.dom) else {
-                continue;
-            };
-            if dom.gvm().ram.fetch_or_u64(word, bit).is_some() {
-                dom.count(Stat::Events, 1);
-                n += 1;
-            }
-            // With an irqchip, the pending bit is also an interrupt.
-            if let Some(fd) = &b.fd {
-                irqchip::raise(fd);
-            }
-            dom.wake();
-        }
-        n
+        self.list(line)
+            .iter()
+            .filter(|b| self.sink.deliver(b.dom, line, b.fd.as_ref()))
+            .count()
     }
 }
 
@@ -403,5 +498,117 @@ mod tests {
         assert!(!t.is_bound(1024, 1));
         t.unbind(u64::MAX, 1, 1);
         assert_eq!(t.raise(u64::MAX), 0);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! A device raises a line bound by one domain while the control plane
+    //! ends that binding (unbind, or the teardown of a revoke or forced
+    //! grant: `unbind_lines`) or destroys the domain (`remove_domain`),
+    //! then hands the domain's event page on (a write). The delivery writes
+    //! the page too, so loom reports a causality violation if a delivery
+    //! is not ordered before the operation's return. The table, its lock
+    //! and the raise are the product's; only [`Deliver`] is the model's.
+    use super::{Deliver, Interrupts};
+    use crate::locks::{ControlPlane, Ordered, Token};
+    use accountant::DomId;
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+
+    const LINE: u64 = 9;
+    const DOM: u16 = 1;
+    /// Bound to the line throughout: still delivered to.
+    const OTHER: u16 = 2;
+
+    /// `DOM`'s event page; deliveries to `OTHER` only counted.
+    #[derive(Clone)]
+    struct Page(Arc<UnsafeCell<u64>>);
+
+    impl Deliver for Page {
+        type Fd = ();
+        fn assign(&mut self, _dom: u16, _line: u64) -> Result<Option<()>, i32> {
+            Ok(Some(()))
+        }
+        fn deassign(&mut self, _dom: u16, _line: u64, _fd: ()) {}
+        fn forget(&mut self, _dom: u16) {}
+        fn deliver(&self, dom: u16, line: u64, _fd: Option<&()>) -> bool {
+            if dom == DOM {
+                // SAFETY: loom's cell checks this write against the control
+                // plane's hand-over; nothing else touches the page.
+                self.0.with_mut(|p| unsafe { *p |= 1 << (line % 64) });
+            }
+            true
+        }
+    }
+
+    /// How the binding ends.
+    #[derive(Clone, Copy)]
+    enum End {
+        Unbind,
+        Destroy,
+    }
+
+    fn run(end: End, weakened: bool) {
+        loom::model(move || {
+            let page = Arc::new(UnsafeCell::new(0u64));
+            let irqs = Arc::new(Interrupts::with_sink(Page(Arc::clone(&page))));
+            let cp = Ordered::<ControlPlane, ()>::new(());
+            let mut root = Token::root();
+            {
+                let mut acct = cp.lock(&mut root);
+                let mut t = irqs.lock(acct.token());
+                for dom in [DOM, OTHER] {
+                    assert_eq!(t.bind(LINE, dom), Ok(()));
+                }
+            }
+            let device = {
+                let irqs = Arc::clone(&irqs);
+                loom::thread::spawn(move || {
+                    let mut root = Token::root();
+                    let n = if weakened {
+                        irqs.raise_after_unlocking(&mut root, LINE)
+                    } else {
+                        irqs.raise(&mut root, LINE)
+                    };
+                    // `OTHER` always, `DOM` if the raise came first.
+                    assert!(n == 1 || n == 2, "{n} deliveries");
+                })
+            };
+            {
+                let mut acct = cp.lock(&mut root);
+                let d = DomId::new(u64::from(DOM)).expect("a valid id");
+                match end {
+                    End::Unbind => irqs.unbind_lines(acct.token(), d, LINE, LINE, 1),
+                    End::Destroy => irqs.remove_domain(acct.token(), DOM),
+                }
+            }
+            // The page now belongs to someone else.
+            // SAFETY: as above: loom checks this write against a delivery's.
+            page.with_mut(|p| unsafe { *p = 0 });
+            device.join().expect("the device thread");
+        });
+    }
+
+    #[test]
+    fn no_delivery_outlives_an_unbind() {
+        run(End::Unbind, false);
+    }
+
+    #[test]
+    fn no_delivery_outlives_a_destroy() {
+        run(End::Destroy, false);
+    }
+
+    #[test]
+    #[should_panic(expected = "Causality violation")]
+    fn delivering_after_unlocking_outlives_an_unbind() {
+        run(End::Unbind, true);
+    }
+
+    #[test]
+    #[should_panic(expected = "Causality violation")]
+    fn delivering_after_unlocking_outlives_a_destroy() {
+        run(End::Destroy, true);
     }
 }

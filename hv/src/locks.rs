@@ -113,10 +113,11 @@ impl Token<Root> {
     }
 }
 
-/// A mutex at level `L`.
+/// A mutex at level `L` (loom's under `--cfg loom`, the `sync` seam, so
+/// the interrupt table's model runs this lock).
 #[derive(Debug, Default)]
 pub struct Ordered<L: Level, T> {
-    m: Mutex<T>,
+    m: crate::sync::Mutex<T>,
     _l: PhantomData<fn() -> L>,
 }
 
@@ -124,7 +125,7 @@ pub struct Ordered<L: Level, T> {
 /// take the next lock down.
 #[derive(Debug)]
 pub struct Guard<'a, L: Level, T> {
-    g: MutexGuard<'a, T>,
+    g: crate::sync::MutexGuard<'a, T>,
     tok: Token<L>,
 }
 
@@ -132,7 +133,7 @@ impl<L: Level, T> Ordered<L, T> {
     /// A lock at level `L` around `v`.
     pub fn new(v: T) -> Self {
         Ordered {
-            m: Mutex::new(v),
+            m: crate::sync::Mutex::new(v),
             _l: PhantomData,
         }
     }
@@ -141,7 +142,8 @@ impl<L: Level, T> Ordered<L, T> {
     pub fn lock<'a, H: Before<L>>(&'a self, held: &'a mut Token<H>) -> Guard<'a, L, T> {
         let _ = held;
         Guard {
-            g: leaf(&self.m),
+            // A poisoned lock is taken with the state it was left in, as `leaf`.
+            g: self.m.lock().unwrap_or_else(|p| p.into_inner()),
             tok: Token(PhantomData),
         }
     }

@@ -1,13 +1,18 @@
-//! The atomics of the vCPU in-flight section ([`crate::inflight`]), behind
-//! one seam: `std`'s normally, loom's under `--cfg loom` (the
-//! memory-ordering models, `cargo xtask loom`), so the models run the
-//! section's own code.
+//! The atomics of the vCPU in-flight section ([`crate::inflight`]) and the
+//! mutex of an ordered lock ([`crate::locks::Ordered`], the interrupt
+//! table's), behind one seam: `std`'s normally, loom's under `--cfg loom`
+//! (the memory-ordering models, `cargo xtask loom`), so the models run the
+//! product's own code.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU64, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 
 /// One turn of a wait loop: a spin hint, and every 64th turn a yield (the
 /// thread waited on may be preempted). Under loom, always a yield, which is

@@ -4,9 +4,11 @@
 //! weak load may return) up to a bound on preemptions, and reports a data
 //! race on a `loom::cell::UnsafeCell` as a causality violation. The models
 //! run the product's own code: the port table (`accountant/src/ports.rs`)
-//! and the vCPU in-flight section (`hv/src/inflight.rs`) take their atomics
-//! from a `sync` module that is loom's under `--cfg loom`. Each model has a
-//! weakened twin (a `Relaxed` release, a fence left out) that must fail;
+//! and the vCPU in-flight section (`hv/src/inflight.rs`) take their atomics,
+//! and the interrupt table (`hv/src/irq_routing.rs`) its lock, from a
+//! `sync` module that is loom's under `--cfg loom`. Each model has a
+//! weakened twin (a `Relaxed` release, a fence left out, a raise that
+//! delivers after letting the table go) that must fail;
 //! it is a `#[should_panic]` test, so a model that stopped finding the
 //! race fails this task.
 //!
