@@ -586,15 +586,7 @@ pub fn parse(file: Arc<PathBuf>, text: String) -> Result<Guest, GuestError> {
             });
         }
     }
-    // Report in file order.
-    requests.sort_by_key(|r| (r.span.line, r.span.col));
-    Ok(Guest {
-        file,
-        format: Format::Xl,
-        name,
-        requests,
-        source: text,
-    })
+    Ok(Guest::new(file, Format::Xl, name, requests, text))
 }
 
 #[cfg(test)]

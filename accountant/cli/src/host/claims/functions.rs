@@ -50,17 +50,7 @@ impl HostMap {
             .iter()
             .flatten()
             .filter(|r| r.name.starts_with("PCI MMCONFIG") || r.name.starts_with("PCI ECAM"))
-            .filter_map(|r| {
-                let (first, last) = frames(r.start, r.end)?;
-                Some(Claim {
-                    space: Space::IoMem,
-                    first,
-                    last,
-                    name: r.name.clone(),
-                    device: None,
-                    span: Some(r.span.clone()),
-                })
-            })
+            .filter_map(Claim::iomem_entry)
             .collect()
     }
 

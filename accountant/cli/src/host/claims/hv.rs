@@ -5,7 +5,6 @@
 use accountant::Space;
 
 use super::disjoint;
-use super::frames;
 use crate::host::{Claim, HostMap, HvReserve, Resource};
 
 /// Why `--hv-reserve` did not parse.
@@ -135,18 +134,7 @@ impl HostMap {
                         span: None,
                     });
                 }
-                for r in found {
-                    if let Some((first, last)) = frames(r.start, r.end) {
-                        v.push(Claim {
-                            space: Space::IoMem,
-                            first,
-                            last,
-                            name: r.name.clone(),
-                            device: None,
-                            span: Some(r.span.clone()),
-                        });
-                    }
-                }
+                v.extend(found.into_iter().filter_map(Claim::iomem_entry));
             };
         pages(
             &mut v,
@@ -200,14 +188,7 @@ impl HostMap {
                 });
             }
             if let Some((g, r)) = timer {
-                v.push(Claim {
-                    space: Space::Irq,
-                    first: u64::from(g),
-                    last: u64::from(g),
-                    name: r.actions.join(", "),
-                    device: None,
-                    span: Some(r.span.clone()),
-                });
+                v.push(Claim::line(g, r));
             }
         }
         if let Some(tty) = policy.console.and_then(standard_tty) {
@@ -216,14 +197,7 @@ impl HostMap {
                 .into_iter()
                 .find(|(_, r)| r.actions.iter().any(|a| a == tty))
             {
-                v.push(Claim {
-                    space: Space::Irq,
-                    first: u64::from(g),
-                    last: u64::from(g),
-                    name: r.actions.join(", "),
-                    device: None,
-                    span: Some(r.span.clone()),
-                });
+                v.push(Claim::line(g, r));
             }
         }
         disjoint(v)

@@ -86,7 +86,7 @@
 
 use accountant::Space;
 
-use super::{Claim, PciDevice, Resource};
+use super::{Claim, IrqLine, PciDevice, Resource};
 use crate::pci::Bdf;
 
 mod dom0;
@@ -225,6 +225,33 @@ fn disjoint(mut v: Vec<Claim>) -> Vec<Claim> {
         out.push(c);
     }
     out
+}
+
+impl Claim {
+    /// A `/proc/iomem` entry's frames, claimed under the entry's own name.
+    fn iomem_entry(r: &Resource) -> Option<Claim> {
+        let (first, last) = frames(r.start, r.end)?;
+        Some(Claim {
+            space: Space::IoMem,
+            first,
+            last,
+            name: r.name.clone(),
+            device: None,
+            span: Some(r.span.clone()),
+        })
+    }
+
+    /// Line `gsi`, claimed under the names of all its handlers.
+    fn line(gsi: u32, r: &IrqLine) -> Claim {
+        Claim {
+            space: Space::Irq,
+            first: u64::from(gsi),
+            last: u64::from(gsi),
+            name: r.actions.join(", "),
+            device: None,
+            span: Some(r.span.clone()),
+        }
+    }
 }
 
 /// `0000:00:19.0 e1000e`, or the address alone when no driver is bound.
