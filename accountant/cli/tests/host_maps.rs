@@ -2,18 +2,14 @@
 //! each): parsers, gaps, claims and names, with expected values read from
 //! the files themselves.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::PathBuf;
+
+mod common;
 
 use accountant::Space;
+use common::{host, scratch};
 use ioacct_check::host::{capture_from, Claim, HostError, HostMap, HvReserve, SharedPage};
 use ioacct_check::pci::Bdf;
-
-fn host(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/hosts")
-        .join(name)
-}
 
 fn read(name: &str) -> HostMap {
     match HostMap::read_dir(&host(name)) {
@@ -24,18 +20,6 @@ fn read(name: &str) -> HostMap {
 
 fn bdf(s: &str) -> Bdf {
     Bdf::parse(s).expect("a PCI address")
-}
-
-/// A fresh empty scratch directory under the system's temp dir.
-fn scratch(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let p = std::env::temp_dir().join(format!(
-        "ioacct-host-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&p);
-    p
 }
 
 fn find(claims: &[Claim], space: Space, first: u64) -> Option<&Claim> {

@@ -4,11 +4,9 @@
 
 use std::path::PathBuf;
 
-use ioacct_check::cli::run;
+mod common;
 
-fn data(rel: &str) -> String {
-    format!("{}/tests/data/{rel}", env!("CARGO_MANIFEST_DIR"))
-}
+use common::{data, ioacct};
 
 fn all(dir: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(data(dir))
@@ -21,19 +19,23 @@ fn all(dir: &str) -> Vec<String> {
     v
 }
 
+/// `ioacct check ARGS…`: the exit code, and stdout and stderr together.
 fn check(args: &[&str]) -> (i32, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv: Vec<&str> = ["ioacct", "check"].iter().chain(args).copied().collect();
-    let code = run(argv, &mut out, &mut err);
-    (
-        code,
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out),
-            String::from_utf8_lossy(&err)
-        ),
-    )
+    let argv: Vec<&str> = std::iter::once("check")
+        .chain(args.iter().copied())
+        .collect();
+    let (code, out, err) = ioacct(&argv);
+    (code, out + &err)
+}
+
+/// `ioacct check OPTS… FILES…`.
+fn check_files(opts: &[&str], files: &[String]) -> (i32, String) {
+    let args: Vec<&str> = opts
+        .iter()
+        .copied()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    check(&args)
 }
 
 fn codes(out: &str) -> Vec<String> {
@@ -64,10 +66,7 @@ fn different_domains_together_do_not_conflict() {
             .into_iter()
             .filter(|f| !f.ends_with("test-fullvirt-pci.xml")),
     );
-    let args: Vec<&str> = std::iter::once("--no-host")
-        .chain(files.iter().map(String::as_str))
-        .collect();
-    let (code, out) = check(&args);
+    let (code, out) = check_files(&["--no-host"], &files);
     assert_eq!(code, 0, "{out}");
 }
 
@@ -124,9 +123,7 @@ fn on_real_host_maps_the_examples_raise_no_false_alarm() {
         "server-hpsa-igb",
     ] {
         let h = data(&format!("hosts/{host}"));
-        let mut args: Vec<&str> = vec!["--host", &h];
-        args.extend(guests.iter().map(String::as_str));
-        let (code, out) = check(&args);
+        let (code, out) = check_files(&["--host", &h], &guests);
         assert_eq!(code, 0, "{host}: {out}");
     }
 }
