@@ -64,7 +64,9 @@ fn different_domains_together_do_not_conflict() {
     files.extend(
         all("guests/libvirt")
             .into_iter()
-            .filter(|f| !f.ends_with("test-fullvirt-pci.xml")),
+            // The same domain as test-fullvirt-pci.cfg; functions of
+            // hostdev-pci-multifunction.xml (tests below).
+            .filter(|f| !f.ends_with("test-fullvirt-pci.xml") && !f.ends_with("hostdev-vfio.xml")),
     );
     let (code, out) = check_files(&["--no-host"], &files);
     assert_eq!(code, 0, "{out}");
@@ -145,4 +147,56 @@ fn the_vtd_example_on_a_desktop_takes_dom0s_framebuffer() {
     assert!(out.contains("`0000:01:00.0 vesafb`"), "{out}");
     // 03:00.0 is not on that host: a warning, not an error.
     assert!(out.contains(&format!("{g}:1:20: warning[W0603]")), "{out}");
+}
+
+/// libvirt's test domains reuse host functions: `hostdev-vfio.xml` names
+/// 0000:06:12.1–4, and `hostdev-pci-multifunction.xml` names .1 and .2 too.
+/// Defined on one host, those two functions are each given twice; .3 and .4
+/// (behind `<driver name='vfio' model='vfio-pci-igb'/>`) are not.
+#[test]
+fn libvirt_domains_that_reuse_functions_conflict_on_exactly_those() {
+    let vfio = data("guests/libvirt/qemuxmlconfdata-hostdev-vfio.xml");
+    let multi = data("guests/libvirt/qemuxml2argvdata-hostdev-pci-multifunction.xml");
+    let (code, out) = check(&["--no-host", &multi, &vfio]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(codes(&out), ["E0104", "E0104"], "{out}");
+    for (line, func, note) in [(29, 1, 49), (35, 2, 55)] {
+        assert!(
+            out.contains(&format!(
+                "{vfio}:{line}:9: error[E0104]: PCI function 0000:06:12.{func} "
+            )),
+            "{out}"
+        );
+        assert!(out.contains(&format!("{multi}:{note}:9: note")), "{out}");
+    }
+    assert!(
+        !out.contains("06:12.3") && !out.contains("06:12.4"),
+        "{out}"
+    );
+}
+
+/// `net-hostdev-multidomain.xml` gives a guest a function in PCI segment
+/// 0x2424 as its NIC (`<interface type='hostdev'>`). An xl.cfg naming the
+/// same function conflicts with it; one naming bus 0x21 of segment 0 does not.
+#[test]
+fn a_function_outside_segment_zero_is_compared_with_its_segment() {
+    let xml = data("guests/libvirt/qemuxmlconfdata-net-hostdev-multidomain.xml");
+    let d = common::scratch("segment");
+    let same = d.join("same.cfg");
+    std::fs::write(&same, "pci = [ '2424:21:1c.6,permissive=1' ]\n").expect("write");
+    let other = d.join("other.cfg");
+    std::fs::write(&other, "pci = [ '21:1c.6' ]\n").expect("write");
+    let (same, other) = (same.display().to_string(), other.display().to_string());
+    let (code, out) = check(&["--no-host", &xml, &same]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(codes(&out), ["E0104"], "{out}");
+    assert!(
+        out.contains(&format!(
+            "{same}:1:9: error[E0104]: PCI function 2424:21:1c.6 "
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{xml}:28:9: note")), "{out}");
+    let (code, out) = check(&["--no-host", &xml, &other]);
+    assert_eq!(code, 0, "{out}");
 }
