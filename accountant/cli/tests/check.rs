@@ -30,6 +30,17 @@ fn valid_json(out: &str, schema: &str) -> (serde_json::Value, jsonschema::Valida
     (v, validator)
 }
 
+/// `ioacct check --host virtio-vm --format FORMAT a.cfg b.cfg` with the
+/// two texts as the files: its output, once the exit code is 1 (findings).
+fn two_guests_on_the_vm(format: &str, a: &str, b: &str) -> String {
+    let d = scratch(format);
+    let (a, b) = (write(&d, "a.cfg", a), write(&d, "b.cfg", b));
+    let vm = data("hosts/virtio-vm");
+    let (code, out, err) = ioacct(&["check", "--host", &vm, "--format", format, &a, &b]);
+    assert_eq!(code, 1, "{out}{err}");
+    out
+}
+
 #[test]
 fn the_live_host_with_no_guests_is_clean() {
     if !Path::new("/proc/iomem").exists() {
@@ -199,19 +210,11 @@ fn the_emitted_trace_replays_to_the_same_verdicts() {
 
 #[test]
 fn json_output_follows_its_schema() {
-    let d = scratch("json");
-    let a = write(&d, "a.cfg", "ioports = ['300-307']\npci = ['00:04.0']\n");
-    let b = write(&d, "b.cfg", "ioports = ['300-307']\niomem = ['1000,1']\n");
-    let (code, out, _) = ioacct(&[
-        "check",
-        "--host",
-        &data("hosts/virtio-vm"),
-        "--format",
+    let out = two_guests_on_the_vm(
         "json",
-        &a,
-        &b,
-    ]);
-    assert_eq!(code, 1);
+        "ioports = ['300-307']\npci = ['00:04.0']\n",
+        "ioports = ['300-307']\niomem = ['1000,1']\n",
+    );
     let (v, validator) = valid_json(
         &out,
         concat!(
@@ -239,19 +242,11 @@ fn json_output_follows_its_schema() {
 
 #[test]
 fn sarif_output_validates_against_the_official_schema() {
-    let d = scratch("sarif");
-    let a = write(&d, "a.cfg", "ioports = ['300-307']\n");
-    let b = write(&d, "b.cfg", "ioports = ['300-307']\n");
-    let (code, out, _) = ioacct(&[
-        "check",
-        "--host",
-        &data("hosts/virtio-vm"),
-        "--format",
+    let out = two_guests_on_the_vm(
         "sarif",
-        &a,
-        &b,
-    ]);
-    assert_eq!(code, 1);
+        "ioports = ['300-307']\n",
+        "ioports = ['300-307']\n",
+    );
     let (v, validator) = valid_json(&out, &data("sarif/sarif-schema-2.1.0.json"));
     let results = v["runs"][0]["results"].as_array().map_or(0, |r| r.len());
     assert!(results >= 1);

@@ -29,6 +29,14 @@ fn snapshot(tag: &str) -> PathBuf {
     dir
 }
 
+/// A snapshot whose file `rel` is replaced by what `make` puts at its path.
+fn snapshot_with(tag: &str, rel: &str, make: impl FnOnce(&Path)) -> PathBuf {
+    let dir = snapshot(tag);
+    std::fs::remove_file(dir.join(rel)).expect("rm");
+    make(&dir.join(rel));
+    dir
+}
+
 /// The file (relative to `dir`) and kind of the read error the snapshot
 /// at `dir` gives.
 fn read_error(dir: &Path) -> (&'static str, io::ErrorKind) {
@@ -111,9 +119,9 @@ fn a_100_mb_file_is_refused_after_the_cap() {
 
 #[test]
 fn an_endless_file_is_not_read_forever() {
-    let dir = snapshot("endless");
-    std::fs::remove_file(dir.join("proc/iomem")).expect("rm");
-    std::os::unix::fs::symlink("/dev/zero", dir.join("proc/iomem")).expect("ln");
+    let dir = snapshot_with("endless", "proc/iomem", |p| {
+        std::os::unix::fs::symlink("/dev/zero", p).expect("ln");
+    });
     assert_eq!(
         read_error(&dir),
         ("proc/iomem", io::ErrorKind::InvalidInput)
@@ -123,13 +131,13 @@ fn an_endless_file_is_not_read_forever() {
 
 #[test]
 fn a_fifo_is_refused_without_waiting_for_a_writer() {
-    let dir = snapshot("fifo");
-    std::fs::remove_file(dir.join("proc/interrupts")).expect("rm");
-    let made = std::process::Command::new("mkfifo")
-        .arg(dir.join("proc/interrupts"))
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success());
+    let dir = snapshot_with("fifo", "proc/interrupts", |p| {
+        let made = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+    });
     assert_eq!(
         read_error(&dir),
         ("proc/interrupts", io::ErrorKind::InvalidInput)
@@ -139,9 +147,9 @@ fn a_fifo_is_refused_without_waiting_for_a_writer() {
 
 #[test]
 fn a_directory_where_a_file_was_expected() {
-    let dir = snapshot("dir");
-    std::fs::remove_file(dir.join("proc/iomem")).expect("rm");
-    std::fs::create_dir(dir.join("proc/iomem")).expect("mkdir");
+    let dir = snapshot_with("dir", "proc/iomem", |p| {
+        std::fs::create_dir(p).expect("mkdir");
+    });
     assert_eq!(
         read_error(&dir),
         ("proc/iomem", io::ErrorKind::IsADirectory)
