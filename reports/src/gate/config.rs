@@ -96,12 +96,13 @@ pub struct GateConfig {
     pub delta_min_ns: f64,
     /// The guest-seen exit each paired difference is part of: the metric of
     /// this name with the difference's parameters and `accounting=off`
-    /// (`hv.pio_exit`, ≈ 80 µs on this PVM host). When the results hold it,
-    /// a paired difference must also grow by more than
+    /// (`hv.pio_exit`; its fastest round trip, ≈ 75 µs on this PVM host,
+    /// which load does not inflate). When the results hold it, a paired
+    /// difference must also grow by more than
     /// [`GateConfig::delta_exit_fraction`] of it to fail.
     pub paired_exit: &'static str,
     /// Smallest growth of a paired difference that fails, as a fraction of
-    /// the exit it is part of (0.0025: ≈ 200 ns of an 80 µs exit). An A/A
+    /// the exit it is part of (0.0025: ≈ 190 ns of a 75 µs exit). An A/A
     /// run of one commit built twice (two target directories, so two code
     /// layouts) moved the median accounting cost at 1,048,576 tracked pages
     /// from −118 to +24 ns (+142 ns, 0.18 % of its 80.9 µs exit), and the
