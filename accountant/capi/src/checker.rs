@@ -51,8 +51,11 @@ pub struct ioacct_port_checker {
 impl Handle for ioacct_port_checker {
     const LIVE: u64 = MAGIC;
     const DEAD: u64 = DEAD;
-    fn magic(&mut self) -> &mut u64 {
-        &mut self.magic
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn set_magic(&mut self, word: u64) {
+        self.magic = word;
     }
 }
 
@@ -104,10 +107,7 @@ pub unsafe extern "C" fn ioacct_checker_bind(
 #[inline(always)]
 unsafe fn live<'a>(checker: *const ioacct_port_checker) -> Option<&'a BoundPortChecker> {
     // SAFETY: per the contract.
-    match unsafe { checker.as_ref() } {
-        Some(c) if c.magic == MAGIC => Some(&c.inner),
-        _ => None,
-    }
+    unsafe { crate::handle::live(checker) }.map(|c| &c.inner)
 }
 
 // No panic boundary on the checks: they index a 1,024-word leaf with

@@ -3,7 +3,7 @@
 
 use core::ffi::{c_int, c_void};
 
-use accountant::Mode;
+use accountant::{Accountant, DomId, Error, Mode, Teardown, UnitRange};
 
 use crate::errno::ioacct_errno::*;
 use crate::handle::{self, range, with, Fail};
@@ -81,23 +81,23 @@ pub unsafe extern "C" fn ioacct_grant(
     teardown: ioacct_teardown_fn,
     ctx: *mut c_void,
 ) -> c_int {
+    let mode = if flags & IOACCT_GRANT_SHARED != 0 {
+        Mode::Shared
+    } else {
+        Mode::Exclusive
+    };
     // SAFETY: forwarded contract.
     unsafe {
-        with(acct, |a| {
-            if flags & !(IOACCT_GRANT_SHARED | IOACCT_FORCE) != 0 {
-                return Err(Fail::Code(IOACCT_ERR_BAD_ARGUMENT));
-            }
-            let d = handle::dom(dom)?;
-            let r = range(space, first, last)?;
-            let mode = if flags & IOACCT_GRANT_SHARED != 0 {
-                Mode::Shared
-            } else {
-                Mode::Exclusive
-            };
-            let t = a.grant(d, r, mode, flags & IOACCT_FORCE != 0)?;
-            handle::teardown(&t, teardown, ctx);
-            Ok(0)
-        })
+        change(
+            acct,
+            dom,
+            space,
+            (first, last),
+            flags,
+            IOACCT_GRANT_SHARED,
+            (teardown, ctx),
+            |a, d, r, force| Ok((a.grant(d, r, mode, force)?, IOACCT_OK as c_int)),
+        )
     }
 }
 
@@ -126,19 +126,58 @@ pub unsafe extern "C" fn ioacct_revoke(
 ) -> c_int {
     // SAFETY: forwarded contract.
     unsafe {
+        change(
+            acct,
+            dom,
+            space,
+            (first, last),
+            flags,
+            0,
+            (teardown, ctx),
+            |a, d, r, force| {
+                let rv = a.revoke(d, r, force)?;
+                let rc = if rv.pending {
+                    IOACCT_PENDING
+                } else {
+                    IOACCT_OK
+                };
+                Ok((rv.teardown, rc as c_int))
+            },
+        )
+    }
+}
+
+/// The boundary of a call that changes who holds what (grant, revoke):
+/// checks `flags` (`IOACCT_FORCE` and `also` allowed), the domain and the
+/// range, runs `f` with them and whether to force, and hands its teardown to
+/// the callback before returning `f`'s code.
+///
+/// # Safety
+///
+/// `acct` is NULL or a live handle; the callback is NULL or callable with
+/// its context.
+#[allow(clippy::too_many_arguments)]
+unsafe fn change(
+    acct: *mut ioacct,
+    dom: u64,
+    space: u32,
+    (first, last): (u64, u64),
+    flags: u32,
+    also: u32,
+    (cb, ctx): (ioacct_teardown_fn, *mut c_void),
+    f: impl FnOnce(&mut Accountant, DomId, UnitRange, bool) -> Result<(Teardown, c_int), Error>,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe {
         with(acct, |a| {
-            if flags & !IOACCT_FORCE != 0 {
+            if flags & !(IOACCT_FORCE | also) != 0 {
                 return Err(Fail::Code(IOACCT_ERR_BAD_ARGUMENT));
             }
             let d = handle::dom(dom)?;
             let r = range(space, first, last)?;
-            let rv = a.revoke(d, r, flags & IOACCT_FORCE != 0)?;
-            handle::teardown(&rv.teardown, teardown, ctx);
-            Ok(if rv.pending {
-                IOACCT_PENDING as c_int
-            } else {
-                IOACCT_OK as c_int
-            })
+            let (t, rc) = f(a, d, r, flags & IOACCT_FORCE != 0)?;
+            handle::teardown(&t, cb, ctx);
+            Ok(rc)
         })
     }
 }

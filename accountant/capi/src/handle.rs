@@ -27,7 +27,34 @@ pub(crate) trait Handle {
     /// The magic word a freed handle is left with.
     const DEAD: u64;
     /// The handle's magic word.
-    fn magic(&mut self) -> &mut u64;
+    fn magic(&self) -> u64;
+    /// Overwrites the handle's magic word.
+    fn set_magic(&mut self, word: u64);
+}
+
+/// The live handle behind `p`: `None` for NULL or a pointer whose magic
+/// word is not [`Handle::LIVE`] (freed, or not a `T`).
+///
+/// # Safety
+///
+/// `p` is NULL or points to memory readable for a `T`, not written by
+/// another thread while the reference lives.
+#[inline(always)]
+pub(crate) unsafe fn live<'a, T: Handle>(p: *const T) -> Option<&'a T> {
+    // SAFETY: per the contract.
+    unsafe { p.as_ref() }.filter(|h| h.magic() == T::LIVE)
+}
+
+/// [`live`] for a call that changes the handle.
+///
+/// # Safety
+///
+/// `p` is NULL or points to memory readable and writable for a `T`, used by
+/// no other thread while the reference lives.
+#[inline(always)]
+pub(crate) unsafe fn live_mut<'a, T: Handle>(p: *mut T) -> Option<&'a mut T> {
+    // SAFETY: per the contract.
+    unsafe { p.as_mut() }.filter(|h| h.magic() == T::LIVE)
 }
 
 /// Frees a handle C holds: NULL is nothing (`IOACCT_OK`); a pointer whose
@@ -43,11 +70,10 @@ pub(crate) unsafe fn release<T: Handle>(p: *mut T) -> c_int {
     let Some(h) = (unsafe { p.as_mut() }) else {
         return IOACCT_OK as c_int;
     };
-    let magic = h.magic();
-    if *magic != T::LIVE {
+    if h.magic() != T::LIVE {
         return IOACCT_ERR_BAD_HANDLE as c_int;
     }
-    *magic = T::DEAD;
+    h.set_magic(T::DEAD);
     // SAFETY: `p` came from `Box::into_raw` and is freed once (its magic
     // word is now DEAD, so a second release stops above).
     let b = unsafe { Box::from_raw(p) };
@@ -92,8 +118,11 @@ pub struct ioacct {
 impl Handle for ioacct {
     const LIVE: u64 = MAGIC;
     const DEAD: u64 = DEAD;
-    fn magic(&mut self) -> &mut u64 {
-        &mut self.magic
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn set_magic(&mut self, word: u64) {
+        self.magic = word;
     }
 }
 
@@ -130,12 +159,9 @@ pub(crate) unsafe fn with(
     f: impl FnOnce(&mut Accountant) -> Result<c_int, Fail>,
 ) -> c_int {
     // SAFETY: per this function's contract.
-    let Some(h) = (unsafe { acct.as_mut() }) else {
+    let Some(h) = (unsafe { live_mut(acct) }) else {
         return IOACCT_ERR_BAD_HANDLE as c_int;
     };
-    if h.magic != MAGIC {
-        return IOACCT_ERR_BAD_HANDLE as c_int;
-    }
     if h.poisoned {
         return IOACCT_ERR_PANIC as c_int;
     }
@@ -288,12 +314,9 @@ pub unsafe extern "C" fn ioacct_last_error(
     len: usize,
 ) -> usize {
     // SAFETY: per the contract.
-    let Some(h) = (unsafe { acct.as_ref() }) else {
+    let Some(h) = (unsafe { live(acct) }) else {
         return 0;
     };
-    if h.magic != MAGIC {
-        return 0;
-    }
     let args = |f: &mut dyn FnMut(core::fmt::Arguments<'_>) -> usize| match &h.last {
         None => f(format_args!("")),
         Some(Last::Acct(e)) => f(format_args!("{e}")),

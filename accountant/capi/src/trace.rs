@@ -104,8 +104,11 @@ pub struct ioacct_trace_parser {
 impl crate::handle::Handle for ioacct_trace_parser {
     const LIVE: u64 = MAGIC;
     const DEAD: u64 = DEAD;
-    fn magic(&mut self) -> &mut u64 {
-        &mut self.magic
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn set_magic(&mut self, word: u64) {
+        self.magic = word;
     }
 }
 
@@ -325,12 +328,9 @@ pub unsafe extern "C" fn ioacct_trace_parse(
     op: *mut ioacct_op,
 ) -> c_int {
     // SAFETY: per the contract.
-    let Some(h) = (unsafe { p.as_mut() }) else {
+    let Some(h) = (unsafe { crate::handle::live_mut(p) }) else {
         return IOACCT_ERR_BAD_HANDLE as c_int;
     };
-    if h.magic != MAGIC {
-        return IOACCT_ERR_BAD_HANDLE as c_int;
-    }
     if op.is_null() || (line.is_null() && len > 0) {
         return IOACCT_ERR_NULL as c_int;
     }
@@ -408,12 +408,9 @@ pub unsafe extern "C" fn ioacct_trace_message(
     len: usize,
 ) -> usize {
     // SAFETY: per the contract.
-    let Some(h) = (unsafe { p.as_ref() }) else {
+    let Some(h) = (unsafe { crate::handle::live(p) }) else {
         return 0;
     };
-    if h.magic != MAGIC {
-        return 0;
-    }
     // SAFETY: `buf` is NULL or valid for `len` bytes.
     unsafe {
         match &h.message {
