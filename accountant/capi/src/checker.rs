@@ -27,7 +27,6 @@ use core::ffi::c_int;
 use accountant::{BoundPortChecker, DomId, Error};
 
 use crate::errno::ioacct_errno::*;
-use crate::handle::Handle;
 use crate::ioacct;
 
 const MAGIC: u64 = 0x696f_6163_6374_2e63; // "ioacct.c"
@@ -48,16 +47,7 @@ pub struct ioacct_port_checker {
     magic: u64,
 }
 
-impl Handle for ioacct_port_checker {
-    const LIVE: u64 = MAGIC;
-    const DEAD: u64 = DEAD;
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn set_magic(&mut self, word: u64) {
-        self.magic = word;
-    }
-}
+crate::handle::handle!(ioacct_port_checker, MAGIC, DEAD);
 
 /// Binds a checker to domain `dom`, which must exist, and stores it in
 /// `*out`. Errors: `BAD_HANDLE`, `NULL`, `OUT_OF_RANGE`, `NO_SUCH_DOMAIN`.

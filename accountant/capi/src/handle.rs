@@ -32,6 +32,24 @@ pub(crate) trait Handle {
     fn set_magic(&mut self, word: u64);
 }
 
+/// Implements [`Handle`] for a struct with a `magic: u64` field, given its
+/// live and dead words.
+macro_rules! handle {
+    ($t:ty, $live:expr, $dead:expr) => {
+        impl $crate::handle::Handle for $t {
+            const LIVE: u64 = $live;
+            const DEAD: u64 = $dead;
+            fn magic(&self) -> u64 {
+                self.magic
+            }
+            fn set_magic(&mut self, word: u64) {
+                self.magic = word;
+            }
+        }
+    };
+}
+pub(crate) use handle;
+
 /// The live handle behind `p`: `None` for NULL or a pointer whose magic
 /// word is not [`Handle::LIVE`] (freed, or not a `T`).
 ///
@@ -115,16 +133,7 @@ pub struct ioacct {
     last: Option<Last>,
 }
 
-impl Handle for ioacct {
-    const LIVE: u64 = MAGIC;
-    const DEAD: u64 = DEAD;
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn set_magic(&mut self, word: u64) {
-        self.magic = word;
-    }
-}
+handle!(ioacct, MAGIC, DEAD);
 
 /// What [`ioacct_last_error`] describes.
 pub(crate) enum Last {

@@ -101,16 +101,7 @@ pub struct ioacct_trace_parser {
     boot: Vec<u8>,
 }
 
-impl crate::handle::Handle for ioacct_trace_parser {
-    const LIVE: u64 = MAGIC;
-    const DEAD: u64 = DEAD;
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn set_magic(&mut self, word: u64) {
-        self.magic = word;
-    }
-}
+crate::handle::handle!(ioacct_trace_parser, MAGIC, DEAD);
 
 enum Message {
     None,

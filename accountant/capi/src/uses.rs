@@ -110,6 +110,7 @@ pub unsafe extern "C" fn ioacct_hvunmap(
 /// # Safety
 ///
 /// `acct` is NULL or a live handle.
+#[inline]
 unsafe fn use_op(
     acct: *mut ioacct,
     dom: u64,
@@ -126,6 +127,23 @@ unsafe fn use_op(
             Ok(0)
         })
     }
+}
+
+/// [`use_op`] on I/O memory frames.
+///
+/// # Safety
+///
+/// `acct` is NULL or a live handle.
+#[inline]
+unsafe fn frames_op(
+    acct: *mut ioacct,
+    dom: u64,
+    first: u64,
+    last: u64,
+    op: fn(&mut Accountant, DomId, UnitRange) -> Result<(), Error>,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { use_op(acct, dom, IOACCT_IOMEM, first, last, op) }
 }
 
 /// Counts one mapping by `dom` of every frame in `first_mfn..=last_mfn`;
@@ -146,16 +164,7 @@ pub unsafe extern "C" fn ioacct_map(
     last_mfn: u64,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe {
-        use_op(
-            acct,
-            dom,
-            IOACCT_IOMEM,
-            first_mfn,
-            last_mfn,
-            Accountant::map,
-        )
-    }
+    unsafe { frames_op(acct, dom, first_mfn, last_mfn, Accountant::map) }
 }
 
 /// Ends one mapping by `dom` of every frame; call it after the embedder
@@ -175,16 +184,7 @@ pub unsafe extern "C" fn ioacct_unmap(
     last_mfn: u64,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe {
-        use_op(
-            acct,
-            dom,
-            IOACCT_IOMEM,
-            first_mfn,
-            last_mfn,
-            Accountant::unmap,
-        )
-    }
+    unsafe { frames_op(acct, dom, first_mfn, last_mfn, Accountant::unmap) }
 }
 
 /// Counts one binding by `dom` of every line in `first..=last`. Errors:
