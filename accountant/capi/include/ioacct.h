@@ -12,10 +12,11 @@
  *  - Every call taking an `ioacct *` (boot excepted) needs the embedder's
  *    lock: one such call at a time per accountant (Xen: the domctl lock, or
  *    the lock that guards d->iomem_caps / d->arch.ioport_caps today).
- *  - ioacct_port_check takes no lock: any number of vCPU threads may call it
- *    at once, concurrently with any locked call. Once a call that takes a
- *    right away (revoke/deny, forced grant, reserve, destroy) has returned,
- *    no later ioacct_port_check allows the access it removed.
+ *  - ioacct_port_check (and ioacct_port_check8/16/32, the same check for a
+ *    width known at the call site) takes no lock: any number of vCPU threads
+ *    may call it at once, concurrently with any locked call. Once a call that
+ *    takes a right away (revoke/deny, forced grant, reserve, destroy) has
+ *    returned, no later check allows the access it removed.
  *  - ioacct_checker_release needs no lock, but no check may be running on
  *    that checker; release a domain's checkers after stopping its vCPUs and
  *    before ioacct_domain_destroy.
