@@ -4,8 +4,10 @@
 //!   C code (`bench/c/port_loop.c`, compiled by the build script with the
 //!   system compiler), which calls the exported `ioacct_port_check8`
 //!   directly, as a C hypervisor's exit handler does, with a loop that does
-//!   per check what the Rust rows' loop does. Rust calls that loop once per
-//!   [`C_CHECKS_PER_CALL`] checks, and the row is reported per check. The
+//!   per check what the Rust rows' closure does (bounds checks, `black_box`
+//!   through memory, the remainder by rustc's 32-bit division; see the C
+//!   file). Rust calls that loop once per [`C_CHECKS_PER_CALL`] checks, and
+//!   the row is reported per check. The
 //!   function called is the library's code as this crate builds it (the std
 //!   build, not `freestanding`): the check has no panic boundary in either
 //!   build, so it is the same code the static library exports.
@@ -48,11 +50,13 @@ pub const C_CHECKS_PER_CALL: u64 = 64;
 extern "C" {
     /// `bench/c/port_loop.c`: checks entries `start..start + n` (modulo
     /// `len`) of `order`, pairs of (domain, port), each with
-    /// `checkers[domain]`; returns how many were allowed.
+    /// `checkers[domain]` (`ncheckers` of them); returns how many were
+    /// allowed.
     fn ioacct_bench_port_checks(
         // `ioacct_port_checker *const *`: opaque here (its Rust layout is
         // not C's concern).
         checkers: *const *mut c_void,
+        ncheckers: u64,
         order: *const [u16; 2],
         len: u64,
         start: u64,
@@ -81,6 +85,7 @@ pub unsafe fn c_port_checks(
     unsafe {
         ioacct_bench_port_checks(
             checkers.as_ptr().cast(),
+            checkers.len() as u64,
             order.as_ptr(),
             order.len() as u64,
             start,
