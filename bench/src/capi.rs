@@ -193,3 +193,27 @@ impl Drop for CAcct {
         unsafe { ::ioacct::ioacct_free(self.acct) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_c_loop_counts_what_the_checks_allow() -> Result<(), String> {
+        let mut a = CAcct::new("io_default=none", TrackerKind::SlabExtent, 2)?;
+        a.grant_port(1, 0x300)?;
+        a.grant_port(2, 0x301)?;
+        a.bind_checkers(2)?;
+        // Allowed, allowed, denied (another domain's), denied (d0 holds nothing).
+        let order = [[1, 0x300], [2, 0x301], [1, 0x301], [0, 0x300]];
+        // SAFETY: every domain of the order (0..=2) has a live checker.
+        let n = |start, n| unsafe { c_port_checks(&a.checkers, &order, start, n) };
+        assert_eq!(n(0, 4), 2);
+        assert_eq!(n(2, 2), 0);
+        assert_eq!(n(1, 8), 4, "wraps around the order");
+        assert_eq!(n(0, 0), 0);
+        // SAFETY: as above; an empty order checks nothing.
+        assert_eq!(unsafe { c_port_checks(&a.checkers, &[], 0, 5) }, 0);
+        Ok(())
+    }
+}
