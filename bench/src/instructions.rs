@@ -19,6 +19,17 @@
 //! about 670 instructions of the C library's `posix_memalign` under
 //! callgrind), once per tracker, not per operation.
 //!
+//! **The C API's cases** (`op=map-capi`, `op=bind-capi`) are counted from
+//! C: `target/capi/ioacct-count` (built by `cargo xtask capi` from
+//! `accountant/capi/c/count.c` against the freestanding static library, the
+//! library a C hypervisor links) sets each case up as the Rust case is and
+//! makes the one call inside its own wrapper, `ioacct_count_call`, in a
+//! second callgrind run. That call takes raw numbers and validates them (the
+//! domain id, the range) before the accountant's work; the Rust case hands
+//! the accountant a `DomId` and `UnitRange` made outside the count. Where
+//! the harness is missing (`cargo xtask capi` not run, or no C compiler) the
+//! C cases are listed under not measured with the reason.
+//!
 //! Parameters: `op` ([`Op::name`]), `tracker` and `units` (grant and the
 //! three revokes at 1, 4,096 and 65,536 I/O memory frames; map and unmap at
 //! the page counts `accountant.map` uses; bind, unbind and access at 1), and
@@ -205,12 +216,20 @@ fn frames(units: u64) -> Result<UnitRange, String> {
     UnitRange::new(Space::IoMem, IOMEM_BASE, IOMEM_BASE + units - 1).map_err(|e| format!("{e}"))
 }
 
+impl Op {
+    /// Counted from C by `ioacct-count` rather than in this binary.
+    pub const fn from_c(self) -> bool {
+        matches!(self, Op::MapCapi | Op::BindCapi)
+    }
+}
+
 /// Sets up an accountant for `c` and performs its operation once inside
 /// [`ioacct_measured_op`]. An error means the case did not do what it names
-/// (e.g. a non-forced revoke of mapped frames that did not drain).
+/// (e.g. a non-forced revoke of mapped frames that did not drain), or is
+/// one counted from C ([`Op::from_c`]).
 pub fn run_case(c: &Case) -> Result<(), String> {
-    if matches!(c.op, Op::MapCapi | Op::BindCapi) {
-        return run_capi_case(c);
+    if c.op.from_c() {
+        return Err(format!("{}: counted from C by {C_HARNESS}", c.op.name()));
     }
     let mut a = Accountant::new(c.tracker);
     let d = DomId::new(1).map_err(|e| format!("{e}"))?;
@@ -269,7 +288,7 @@ pub fn run_case(c: &Case) -> Result<(), String> {
             a.bind(d, r).map_err(fail)?;
             ioacct_measured_op(|| a.unbind(d, r)).map_err(fail)
         }
-        Op::MapCapi | Op::BindCapi => run_capi_case(c),
+        Op::MapCapi | Op::BindCapi => Err(format!("{what}: counted from C")),
         Op::Access => {
             let r = UnitRange::one(Space::IoPort, PORT).map_err(|e| format!("{e}"))?;
             a.grant(d, r, Mode::Exclusive, false).map_err(fail)?;
@@ -281,46 +300,33 @@ pub fn run_case(c: &Case) -> Result<(), String> {
     }
 }
 
-/// A case through libioacct's C API: the same setup as the Rust case (no
-/// boot options, the case's tracker, domain 1, the same grant, one warm-up
-/// call and its undo), and one
-/// call of the exported function through an opaque pointer inside
-/// [`ioacct_measured_op`].
-fn run_capi_case(c: &Case) -> Result<(), String> {
-    let what = format!("{} {}", c.op.name(), c.units);
-    let mut a = crate::capi::CAcct::new("", c.tracker, 1)?;
-    let (f, undo, first, last) = if c.op == Op::MapCapi {
-        a.grant_frames(1, IOMEM_BASE, IOMEM_BASE + c.units - 1)?;
-        let (f, undo) = (crate::capi::map_fn(), crate::capi::unmap_fn());
-        (f, undo, IOMEM_BASE, IOMEM_BASE + c.units - 1)
-    } else {
-        a.grant_irq(1, IRQ_LINE)?;
-        let (f, undo) = (crate::capi::bind_fn(), crate::capi::unbind_fn());
-        (f, undo, IRQ_LINE, IRQ_LINE)
-    };
-    // Warm, as the Rust case: one call and its undo first, so the tracker's
-    // slab already holds its page.
-    // SAFETY: a live handle of `a`.
-    let warm = unsafe { f(a.acct, 1, first, last) };
-    // SAFETY: as above.
-    let undone = unsafe { undo(a.acct, 1, first, last) };
-    if warm != 0 || undone != 0 {
-        return Err(format!("{what}: warm-up: C errors {warm}, {undone}"));
-    }
-    // SAFETY: a live handle of `a`.
-    let rc = ioacct_measured_op(|| unsafe { f(a.acct, 1, first, last) });
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(format!("{what}: C error {rc}"))
-    }
+/// The C harness's file name in `target/capi/` (`cargo xtask capi`).
+const C_HARNESS: &str = "ioacct-count";
+
+/// The wrapper `ioacct-count` makes each counted call in.
+const C_WRAPPER: &str = "ioacct_count_call";
+
+/// `ioacct-count`'s argument for a C case: `OP:TRACKER:UNITS`.
+fn c_case_arg(c: &Case) -> String {
+    let op = if c.op == Op::MapCapi { "map" } else { "bind" };
+    format!("{op}:{}:{}", c.tracker.name(), c.units)
+}
+
+/// Where `cargo xtask capi` put the C harness: `$CARGO_TARGET_DIR/capi`,
+/// else `target/capi` of the tree the bench runs in (its working directory).
+fn c_harness() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target"))
+        .join("capi")
+        .join(C_HARNESS)
 }
 
 /// The internal entry point (`ioacct-bench --count-instructions [--quick]`):
 /// runs every case once, in [`cases`] order.
 pub fn run_all(quick: bool) -> Result<(), String> {
-    for c in cases(quick) {
-        run_case(&c)?;
+    for c in cases(quick).iter().filter(|c| !c.op.from_c()) {
+        run_case(c)?;
     }
     Ok(())
 }
@@ -337,21 +343,25 @@ fn dump_total(text: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// Runs the entry point under callgrind and returns one count per case.
-fn count(quick: bool, dir: &Path) -> Result<Vec<u64>, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+/// Runs `exe args…` under callgrind, collecting only inside the function
+/// `toggle` matches and dumping after each call of `dump`; returns one count
+/// per call.
+fn count(
+    exe: &Path,
+    args: &[String],
+    toggle: &str,
+    dump: &str,
+    dir: &Path,
+) -> Result<Vec<u64>, String> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut cmd = Command::new("valgrind");
     cmd.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}/cg.out", dir.display()))
-        .arg(format!("--toggle-collect={WRAPPER_PATTERN}"))
-        .arg(format!("--dump-after={WRAPPER_NAME}"))
-        .arg(&exe)
-        .arg(ENTRY);
-    if quick {
-        cmd.arg("--quick");
-    }
+        .arg(format!("--toggle-collect={toggle}"))
+        .arg(format!("--dump-after={dump}"))
+        .arg(exe)
+        .args(args);
     let out = cmd.output().map_err(|e| format!("valgrind: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -388,16 +398,53 @@ pub fn keys(quick: bool) -> Vec<String> {
         .collect()
 }
 
-/// `accountant.instructions`: every case counted in one callgrind run.
+/// `accountant.instructions`: the Rust cases counted in one callgrind run
+/// of this binary, the C cases in one of the C harness.
 pub fn accountant_instructions(cx: &mut Ctx, sink: &mut Sink) {
     cx.progress.step(&format!("{NAME} (callgrind)"));
-    let cases = cases(cx.quick);
+    let all = cases(cx.quick);
+    let (from_c, rust): (Vec<Case>, Vec<Case>) = all.into_iter().partition(|c| c.op.from_c());
     let dir = std::env::temp_dir().join(format!("ioacct-callgrind-{}", std::process::id()));
-    match count(cx.quick, &dir) {
+    let rust_counts = std::env::current_exe()
+        .map_err(|e| format!("own path: {e}"))
+        .and_then(|exe| {
+            let mut args = vec![ENTRY.to_owned()];
+            if cx.quick {
+                args.push("--quick".to_owned());
+            }
+            count(&exe, &args, WRAPPER_PATTERN, WRAPPER_NAME, &dir)
+        });
+    record(
+        sink,
+        &rust,
+        rust_counts,
+        "callgrind: one call, setup excluded",
+    );
+    let harness = c_harness();
+    let c_counts = if harness.exists() {
+        let args: Vec<String> = from_c.iter().map(c_case_arg).collect();
+        count(&harness, &args, C_WRAPPER, C_WRAPPER, &dir)
+    } else {
+        Err(format!(
+            "the C API's cases: {} is missing (run `cargo xtask capi`)",
+            harness.display()
+        ))
+    };
+    record(
+        sink,
+        &from_c,
+        c_counts,
+        "callgrind: one call from C through the freestanding libioacct.a, setup excluded",
+    );
+}
+
+/// Records one count per case, or why there is none.
+fn record(sink: &mut Sink, cases: &[Case], counts: Result<Vec<u64>, String>, note: &str) {
+    match counts {
         Ok(counts) if counts.len() == cases.len() => {
             for (c, n) in cases.iter().zip(counts) {
                 let mut m = Metric::exact(NAME, &c.params(), n as f64);
-                m.note = Some("callgrind: one call, setup excluded".to_owned());
+                m.note = Some(note.to_owned());
                 sink.metrics.push(m);
             }
         }
@@ -420,8 +467,29 @@ mod tests {
     #[test]
     fn every_case_runs_natively() {
         for c in cases(true) {
-            assert_eq!(run_case(&c), Ok(()), "{c:?}");
+            if c.op.from_c() {
+                assert!(run_case(&c).is_err(), "{c:?} is counted from C");
+            } else {
+                assert_eq!(run_case(&c), Ok(()), "{c:?}");
+            }
         }
+    }
+
+    #[test]
+    fn c_cases_name_the_harness_arguments() {
+        let args: Vec<String> = cases(true)
+            .iter()
+            .filter(|c| c.op.from_c() && c.tracker == TrackerKind::SlabExtent)
+            .map(c_case_arg)
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "map:slab-extent:1",
+                "map:slab-extent:4096",
+                "bind:slab-extent:1"
+            ]
+        );
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub fn run(args: Args) -> ExitCode {
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
         .collect();
+    // The C API's instruction counts run the C harness `cargo xtask capi`
+    // builds (target/capi/ioacct-count); without it they are not measured.
+    if let Err(e) = crate::capi::build() {
+        eprintln!("xtask bench: warning: libioacct's C programs not built ({e})");
+    }
     let run = BenchRun {
         quick,
         only: only.as_deref(),

@@ -14,11 +14,18 @@
 //!   static library and the header alone.
 //! * `ioacct-test`: the C test of the seed scenario, the teardown callback
 //!   and bad arguments (`accountant/capi/c/test.c`); the task runs it.
+//!   `ioacct-test-shared` is the same test linked against `libioacct.so`
+//!   (found beside it through its `$ORIGIN` run path).
+//! * `ioacct-count OP:TRACKER:UNITS...`: one `ioacct_map` or `ioacct_bind`
+//!   per case from C through the static library, for callgrind to count
+//!   (`accountant/capi/c/count.c`; the bench's `accountant.instructions`
+//!   rows `op=map-capi` and `op=bind-capi`). The task runs it once natively.
 //!
 //! With `--check`, also: the C replay against the Rust replay, full output
 //! lines and exit status, on every conformance trace and on random traces
-//! ([`random_trace`]); valgrind memcheck (0 errors, 0 definite or indirect
-//! leaks) on the C test and the C replay of every conformance trace; and the
+//! ([`random_trace`]); the shared-library test; valgrind memcheck (0 errors,
+//! 0 definite or indirect leaks) on both C tests and the C replay of every
+//! conformance trace; and the
 //! C programs rebuilt with `-fsanitize=address,undefined` and run the same
 //! way. Exit 0 when all passed, 1 when a check failed, 2 when a tool is
 //! missing or a build failed.
@@ -63,7 +70,14 @@ pub struct Built {
     pub replay: PathBuf,
     /// `target/capi/ioacct-test`.
     pub test: PathBuf,
+    /// `target/capi/ioacct-test-shared`: the same test against `libioacct.so`.
+    pub test_shared: PathBuf,
+    /// `target/capi/ioacct-count`.
+    pub count: PathBuf,
 }
+
+/// The C harness of the instruction counts: its file name in `target/capi/`.
+pub const COUNT: &str = "ioacct-count";
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -190,6 +204,8 @@ pub fn build() -> Result<Built, String> {
             "libioacct.so",
             "ioacct-replay",
             "ioacct-test",
+            "ioacct-test-shared",
+            COUNT,
         ] {
             std::fs::rename(tmp.join(f), dir.join(f)).map_err(|e| format!("{f}: {e}"))?;
         }
@@ -206,7 +222,15 @@ pub fn build() -> Result<Built, String> {
     );
     let replay = dir.join("ioacct-replay");
     let test = dir.join("ioacct-test");
-    Ok(Built { dir, replay, test })
+    let test_shared = dir.join("ioacct-test-shared");
+    let count = dir.join(COUNT);
+    Ok(Built {
+        dir,
+        replay,
+        test,
+        test_shared,
+        count,
+    })
 }
 
 /// The partial link, the archive, its `nm -u` check and the C programs,
@@ -261,12 +285,35 @@ fn link_and_compile(
         ));
     }
     compile(root, &lib, "replay.c", &out.join("ioacct-replay"), &[])?;
-    compile(root, &lib, "test.c", &out.join("ioacct-test"), &[])
+    compile(root, &lib, "test.c", &out.join("ioacct-test"), &[])?;
+    compile(root, &lib, "count.c", &out.join(COUNT), &[])?;
+    // Against the shared library: `-L` and `-l` (so the program names
+    // `libioacct.so`, not this build directory), found at run time beside
+    // the program.
+    let shared = [
+        "-L",
+        &out.to_string_lossy(),
+        "-lioacct",
+        "-Wl,-rpath,$ORIGIN",
+        "-Wl,--no-as-needed",
+    ]
+    .map(str::to_owned);
+    let shared: Vec<&str> = shared.iter().map(String::as_str).collect();
+    let so = out.join("libioacct.so");
+    compile(
+        root,
+        &so,
+        "test.c",
+        &out.join("ioacct-test-shared"),
+        &shared,
+    )
 }
 
-/// `cc` one C program against the header and the static library alone.
+/// `cc` one C program against the header and one library alone (`lib` is
+/// the static archive, or the shared library with `extra` naming it).
 fn compile(root: &Path, lib: &Path, src: &str, out: &Path, extra: &[&str]) -> Result<(), String> {
     let capi = root.join("accountant/capi");
+    let is_shared = lib.extension().is_some_and(|e| e == "so");
     run_cmd(
         Command::new(cc())
             .args([
@@ -277,11 +324,11 @@ fn compile(root: &Path, lib: &Path, src: &str, out: &Path, extra: &[&str]) -> Re
                 "-pthread",
             ])
             .args(["-Wall", "-Wextra", "-Werror"])
-            .args(extra)
             .arg("-I")
             .arg(capi.join("include"))
             .arg(capi.join("c").join(src))
-            .arg(lib)
+            .args((!is_shared).then_some(lib))
+            .args(extra)
             .arg("-o")
             .arg(out),
     )
@@ -610,7 +657,20 @@ const VALGRIND: [&str; 6] = [
     "--show-leak-kinds=definite,indirect",
 ];
 
-fn run_test(prefix: &[&str], test: &Path, env: &[(&str, &str)]) -> Result<(), String> {
+/// Cases `run` gives the counting harness: one of each op and tracker.
+const COUNT_SMOKE: [&str; 4] = [
+    "map:slab-extent:4096",
+    "map:slab-page:1",
+    "map:xmalloc-page:64",
+    "bind:slab-extent:1",
+];
+
+fn run_test(
+    prefix: &[&str],
+    test: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Result<(), String> {
     let mut cmd = match prefix.split_first() {
         Some((p, rest)) => {
             let mut c = Command::new(p);
@@ -623,6 +683,7 @@ fn run_test(prefix: &[&str], test: &Path, env: &[(&str, &str)]) -> Result<(), St
         cmd.env(k, v);
     }
     let out = cmd
+        .args(args)
         .output()
         .map_err(|e| format!("{}: {e}", test.display()))?;
     if out.status.success() {
@@ -695,8 +756,15 @@ fn check(b: &Built, args: &Args) -> Result<Vec<String>, String> {
     let vg: Vec<String> = VALGRIND.iter().map(|s| s.to_string()).collect();
     // valgrind runs one thread at a time: the lock-free test's vCPU threads
     // get few slices, so it runs fewer rounds there.
-    if let Err(e) = run_test(&VALGRIND, &b.test, &[("IOACCT_TEST_ROUNDS", "50")]) {
-        failed.push(format!("valgrind: {e}"));
+    // The shared library: the same test, linked against libioacct.so.
+    if let Err(e) = run_test(&[], &b.test_shared, &[], &[]) {
+        failed.push(format!("shared library: {e}"));
+    }
+    println!("capi: {} passed", b.test_shared.display());
+    for test in [&b.test, &b.test_shared] {
+        if let Err(e) = run_test(&VALGRIND, test, &[("IOACCT_TEST_ROUNDS", "50")], &[]) {
+            failed.push(format!("valgrind: {e}"));
+        }
     }
     for t in &traces {
         match c_replay(&vg, &b.replay, t, &[]) {
@@ -706,7 +774,7 @@ fn check(b: &Built, args: &Args) -> Result<Vec<String>, String> {
         }
     }
     println!(
-        "capi: valgrind memcheck on ioacct-test and {} conformance replays",
+        "capi: valgrind memcheck on ioacct-test, ioacct-test-shared and {} conformance replays",
         traces.len()
     );
     // 3. AddressSanitizer and UBSan on the C side.
@@ -726,7 +794,7 @@ fn check(b: &Built, args: &Args) -> Result<Vec<String>, String> {
         ("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
         ("UBSAN_OPTIONS", "print_stacktrace=1"),
     ];
-    if let Err(e) = run_test(&[], &st, &env) {
+    if let Err(e) = run_test(&[], &st, &env, &[]) {
         failed.push(format!("sanitizers: {e}"));
     }
     let mut all: Vec<(PathBuf, Vec<String>)> =
@@ -767,11 +835,17 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = run_test(&[], &b.test, &[]) {
+    if let Err(e) = run_test(&[], &b.test, &[], &[]) {
         eprintln!("xtask capi: {e}");
         return ExitCode::FAILURE;
     }
     println!("capi: {} passed", b.test.display());
+    // The counting harness must do what its cases name before callgrind
+    // counts it (the bench runs it).
+    if let Err(e) = run_test(&[], &b.count, &[], &COUNT_SMOKE) {
+        eprintln!("xtask capi: {e}");
+        return ExitCode::FAILURE;
+    }
     if !args.check {
         return ExitCode::SUCCESS;
     }

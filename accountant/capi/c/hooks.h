@@ -1,11 +1,13 @@
 /* The C programs' hooks for libioacct: malloc/free and abort, as a
  * hypervisor would pass xmalloc/xfree/panic. Counts live blocks so that the
- * tests can assert the library returned every one. */
+ * tests can assert the library returned every one. Also what the programs'
+ * command lines share: a tracker's name to its IOACCT_TRACKER_* value. */
 #ifndef IOACCT_C_HOOKS_H
 #define IOACCT_C_HOOKS_H
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "ioacct.h"
 
 static long hooks_live_blocks;
@@ -47,5 +49,19 @@ static const struct ioacct_hooks hooks = {
     .fatal = hooks_fatal,
     .ctx = NULL,
 };
+
+/* `slab-extent`, `slab-page` or `xmalloc-page` into *out; -1 for another name. */
+static inline int hooks_tracker_of(const char *name, uint32_t *out)
+{
+    if (strcmp(name, "slab-extent") == 0)
+        *out = IOACCT_TRACKER_SLAB_EXTENT;
+    else if (strcmp(name, "slab-page") == 0)
+        *out = IOACCT_TRACKER_SLAB_PAGE;
+    else if (strcmp(name, "xmalloc-page") == 0)
+        *out = IOACCT_TRACKER_XMALLOC_PAGE;
+    else
+        return -1;
+    return 0;
+}
 
 #endif

@@ -195,6 +195,20 @@ static void query_op(const struct ioacct_op *op)
     out_line.len += (size_t)n;
 }
 
+/* The calls on a range of the hypervisor's own, and a domain's uses, by op kind. */
+static int (*const hv_ops[])(struct ioacct *, uint32_t, uint64_t, uint64_t) = {
+    [IOACCT_OP_RESERVE] = ioacct_reserve,
+    [IOACCT_OP_UNRESERVE] = ioacct_unreserve,
+    [IOACCT_OP_HVMAP] = ioacct_hvmap,
+    [IOACCT_OP_HVUNMAP] = ioacct_hvunmap,
+};
+static int (*const use_ops[])(struct ioacct *, uint64_t, uint64_t, uint64_t) = {
+    [IOACCT_OP_MAP] = ioacct_map,
+    [IOACCT_OP_UNMAP] = ioacct_unmap,
+    [IOACCT_OP_BIND] = ioacct_bind,
+    [IOACCT_OP_UNBIND] = ioacct_unbind,
+};
+
 static void run_op(const struct ioacct_op *op, const char *file, size_t lineno)
 {
     int rc = 0;
@@ -221,36 +235,24 @@ static void run_op(const struct ioacct_op *op, const char *file, size_t lineno)
         rc = ioacct_domain_destroy(acct, op->dom, on_teardown, &torn);
         break;
     case IOACCT_OP_RESERVE:
-        rc = ioacct_reserve(acct, op->space, op->first, op->last);
-        break;
     case IOACCT_OP_UNRESERVE:
-        rc = ioacct_unreserve(acct, op->space, op->first, op->last);
-        break;
     case IOACCT_OP_HVMAP:
-        rc = ioacct_hvmap(acct, op->space, op->first, op->last);
-        break;
     case IOACCT_OP_HVUNMAP:
-        rc = ioacct_hvunmap(acct, op->space, op->first, op->last);
+        rc = hv_ops[op->kind](acct, op->space, op->first, op->last);
         break;
     case IOACCT_OP_GRANT:
-        rc = ioacct_grant(acct, op->dom, op->space, op->first, op->last, op->flags, on_teardown,
-                          &torn);
+    case IOACCT_OP_REVOKE: {
+        int (*f)(struct ioacct *, uint64_t, uint32_t, uint64_t, uint64_t, uint32_t,
+                 ioacct_teardown_fn, void *) =
+            op->kind == IOACCT_OP_GRANT ? ioacct_grant : ioacct_revoke;
+        rc = f(acct, op->dom, op->space, op->first, op->last, op->flags, on_teardown, &torn);
         break;
-    case IOACCT_OP_REVOKE:
-        rc = ioacct_revoke(acct, op->dom, op->space, op->first, op->last, op->flags, on_teardown,
-                           &torn);
-        break;
+    }
     case IOACCT_OP_MAP:
-        rc = ioacct_map(acct, op->dom, op->first, op->last);
-        break;
     case IOACCT_OP_UNMAP:
-        rc = ioacct_unmap(acct, op->dom, op->first, op->last);
-        break;
     case IOACCT_OP_BIND:
-        rc = ioacct_bind(acct, op->dom, op->first, op->last);
-        break;
     case IOACCT_OP_UNBIND:
-        rc = ioacct_unbind(acct, op->dom, op->first, op->last);
+        rc = use_ops[op->kind](acct, op->dom, op->first, op->last);
         break;
     case IOACCT_OP_ACCESS:
         access_op(op, file, lineno);
@@ -286,14 +288,7 @@ int main(int argc, char **argv)
                                 .page_limit = IOACCT_NO_PAGE_LIMIT};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tracker") == 0 && i + 1 < argc) {
-            const char *t = argv[++i];
-            if (strcmp(t, "slab-extent") == 0)
-                cfg.tracker = IOACCT_TRACKER_SLAB_EXTENT;
-            else if (strcmp(t, "slab-page") == 0)
-                cfg.tracker = IOACCT_TRACKER_SLAB_PAGE;
-            else if (strcmp(t, "xmalloc-page") == 0)
-                cfg.tracker = IOACCT_TRACKER_XMALLOC_PAGE;
-            else
+            if (hooks_tracker_of(argv[++i], &cfg.tracker) != 0)
                 usage();
         } else if (strcmp(argv[i], "--page-limit") == 0 && i + 1 < argc) {
             char *end;

@@ -265,6 +265,25 @@ static void bad_arguments(void)
     EXPECT(ioacct_port_check(c, 0x300, 1));
     EXPECT(!ioacct_port_check(c, 0x300, 3));
     EXPECT(!ioacct_port_check(c, 0xffff, 2));
+    /* the per-width checks answer as the generic one, straddling words and
+     * the end of the space included, and deny NULL and foreign checkers */
+    int allowed = 0, denied = 0;
+    for (uint32_t p = 0x3b0; p <= 0x400; p++) {
+        bool b1 = ioacct_port_check(c, (uint16_t)p, 1);
+        EXPECT(ioacct_port_check8(c, (uint16_t)p) == b1);
+        EXPECT(ioacct_port_check16(c, (uint16_t)p) == ioacct_port_check(c, (uint16_t)p, 2));
+        EXPECT(ioacct_port_check32(c, (uint16_t)p) == ioacct_port_check(c, (uint16_t)p, 4));
+        allowed += b1;
+        denied += !b1;
+    }
+    EXPECT(allowed > 0 && denied > 0);
+    EXPECT(ioacct_port_check8(c, 0xffff) == ioacct_port_check(c, 0xffff, 1));
+    EXPECT(!ioacct_port_check16(c, 0xffff));
+    EXPECT(!ioacct_port_check32(c, 0xfffd));
+    EXPECT(!ioacct_port_check8(NULL, 0x300) && !ioacct_port_check16(NULL, 0x300) &&
+           !ioacct_port_check32(NULL, 0x300));
+    EXPECT(!ioacct_port_check8((struct ioacct_port_checker *)foreign, 0x300));
+    EXPECT(!ioacct_port_check32((struct ioacct_port_checker *)foreign, 0x300));
     EXPECT_RC(ioacct_checker_release(c), IOACCT_OK);
     /* the details of the last error, and its name */
     EXPECT_RC(ioacct_grant(a, 1, IOACCT_IOPORT, 0x3f8, 0x3f8, 0, NULL, NULL), IOACCT_ERR_RESERVED);

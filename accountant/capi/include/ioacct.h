@@ -12,10 +12,11 @@
  *  - Every call taking an `ioacct *` (boot excepted) needs the embedder's
  *    lock: one such call at a time per accountant (Xen: the domctl lock, or
  *    the lock that guards d->iomem_caps / d->arch.ioport_caps today).
- *  - ioacct_port_check takes no lock: any number of vCPU threads may call it
- *    at once, concurrently with any locked call. Once a call that takes a
- *    right away (revoke/deny, forced grant, reserve, destroy) has returned,
- *    no later ioacct_port_check allows the access it removed.
+ *  - ioacct_port_check (and ioacct_port_check8/16/32, the same check for a
+ *    width known at the call site) takes no lock: any number of vCPU threads
+ *    may call it at once, concurrently with any locked call. Once a call that
+ *    takes a right away (revoke/deny, forced grant, reserve, destroy) has
+ *    returned, no later check allows the access it removed.
  *  - ioacct_checker_release needs no lock, but no check may be running on
  *    that checker; release a domain's checkers after stopping its vCPUs and
  *    before ioacct_domain_destroy.
@@ -197,12 +198,45 @@ typedef struct ioacct ioacct;
 
 // A port checker bound to one domain. Opaque: made by
 // [`ioacct_checker_bind`], freed by [`ioacct_checker_release`].
+//
+// **Shape of the hot path.** The C handle is this one allocation: the
+// pointer to the domain's leaf first, the magic word beside it, aligned so
+// both sit in one cache line. A check loads the magic word and the leaf
+// pointer from that line, then the one (or two) words of port bits: one
+// dependent load more than the Rust bound check, whose caller holds the
+// leaf pointer itself.
 typedef struct ioacct_port_checker ioacct_port_checker;
 
 // A trace parser: counts lines (for the byte-order mark of the first) and
 // keeps the last message. Opaque: [`ioacct_trace_parser_new`],
 // [`ioacct_trace_parser_free`].
 typedef struct ioacct_trace_parser ioacct_trace_parser;
+
+// Allocates `size` bytes aligned to `align` (a power of two, at most the
+// page size); returns NULL when out of memory. `ctx` is `ioacct_hooks.ctx`.
+typedef void *(*ioacct_alloc_fn)(void *ctx, size_t size, size_t align);
+
+// Frees what `ioacct_alloc_fn` returned, with the same `size` and `align`.
+typedef void (*ioacct_free_fn)(void *ctx, void *ptr, size_t size, size_t align);
+
+// Reports an unrecoverable error (a failed allocation the library cannot
+// refuse, or a bug): `msg` is `len` bytes, not NUL-terminated. It must not
+// return (Xen: `panic()`); if it does, the library traps.
+typedef void (*ioacct_fatal_fn)(void *ctx, const char *msg, size_t len);
+
+// What the embedder supplies once, before any other call that allocates:
+// its allocator and its fatal-error handler (Xen would pass wrappers of
+// `_xmalloc`, `xfree` and `panic`).
+typedef struct ioacct_hooks {
+  // Allocator.
+  ioacct_alloc_fn alloc;
+  // Deallocator.
+  ioacct_free_fn free;
+  // Fatal-error handler; it must not return.
+  ioacct_fatal_fn fatal;
+  // Passed as the first argument of every hook.
+  void *ctx;
+} ioacct_hooks;
 
 // Boot settings beyond the command line; NULL for the defaults.
 typedef struct ioacct_config {
@@ -256,32 +290,6 @@ typedef struct ioacct_unit_info {
   bool default_accessible;
 } ioacct_unit_info;
 
-// Allocates `size` bytes aligned to `align` (a power of two, at most the
-// page size); returns NULL when out of memory. `ctx` is `ioacct_hooks.ctx`.
-typedef void *(*ioacct_alloc_fn)(void *ctx, size_t size, size_t align);
-
-// Frees what `ioacct_alloc_fn` returned, with the same `size` and `align`.
-typedef void (*ioacct_free_fn)(void *ctx, void *ptr, size_t size, size_t align);
-
-// Reports an unrecoverable error (a failed allocation the library cannot
-// refuse, or a bug): `msg` is `len` bytes, not NUL-terminated. It must not
-// return (Xen: `panic()`); if it does, the library traps.
-typedef void (*ioacct_fatal_fn)(void *ctx, const char *msg, size_t len);
-
-// What the embedder supplies once, before any other call that allocates:
-// its allocator and its fatal-error handler (Xen would pass wrappers of
-// `_xmalloc`, `xfree` and `panic`).
-typedef struct ioacct_hooks {
-  // Allocator.
-  ioacct_alloc_fn alloc;
-  // Deallocator.
-  ioacct_free_fn free;
-  // Fatal-error handler; it must not return.
-  ioacct_fatal_fn fatal;
-  // Passed as the first argument of every hook.
-  void *ctx;
-} ioacct_hooks;
-
 // One parsed trace op. Numbers are saturated to `UINT64_MAX`; when one did
 // not fit, `precheck` holds the op's level-1 error (else 0).
 typedef struct ioacct_op {
@@ -313,6 +321,20 @@ typedef struct ioacct_op {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Installs the embedder's hooks; call it once before any other call of the
+// library (calls that need memory before it fail with `IOACCT_ERR_NO_HOOKS`).
+// Returns `IOACCT_OK`, also when the same hooks are installed again;
+// `IOACCT_ERR_ALREADY` if different hooks are installed already;
+// `IOACCT_ERR_NULL` for a NULL `hooks` or a NULL hook in it.
+//
+// Threading: any thread, any time; it takes no lock.
+//
+// # Safety
+//
+// `hooks` is NULL or points to a readable `ioacct_hooks` whose functions
+// stay callable, with `ctx`, for the life of the process.
+int ioacct_init(const struct ioacct_hooks *hooks);
 
 // Boots an accountant from a Xen-style command line of `len` bytes (SPEC's
 // boot options: `io_default=`, `ram=`, `reserve_*=`, `dom0_*=`,
@@ -357,6 +379,17 @@ int ioacct_free(struct ioacct *acct);
 //
 // `acct` as for every call; `buf` is NULL or valid for `len` bytes.
 size_t ioacct_last_error(const struct ioacct *acct, char *buf, size_t len);
+
+// Verifies every invariant of the accountant (SPEC section 2): `IOACCT_OK`,
+// or `IOACCT_ERR_INVARIANT` with the violation in `ioacct_last_error`. Time
+// proportional to the state, not the spaces.
+//
+// Threading: the embedder's lock.
+//
+// # Safety
+//
+// `acct` is NULL or a live handle.
+int ioacct_check(struct ioacct *acct);
 
 // Creates domain `dom` (`1..=32751`). Errors: `OUT_OF_RANGE`, `DOMAIN_EXISTS`.
 //
@@ -609,17 +642,6 @@ int ioacct_query(struct ioacct *acct, uint32_t space, uint64_t unit, struct ioac
 // `acct` is NULL or a live handle; `buf` is NULL or valid for `len` bytes.
 ptrdiff_t ioacct_describe(struct ioacct *acct, uint32_t space, uint64_t unit, char *buf, size_t len);
 
-// Verifies every invariant of the accountant (SPEC section 2): `IOACCT_OK`,
-// or `IOACCT_ERR_INVARIANT` with the violation in `ioacct_last_error`. Time
-// proportional to the state, not the spaces.
-//
-// Threading: the embedder's lock.
-//
-// # Safety
-//
-// `acct` is NULL or a live handle.
-int ioacct_check(struct ioacct *acct);
-
 // Binds a checker to domain `dom`, which must exist, and stores it in
 // `*out`. Errors: `BAD_HANDLE`, `NULL`, `OUT_OF_RANGE`, `NO_SUCH_DOMAIN`.
 //
@@ -633,8 +655,9 @@ int ioacct_checker_bind(struct ioacct *acct, uint64_t dom, struct ioacct_port_ch
 // Whether the checker's domain may access `width` ports from `port` now:
 // true when every port is held by it (not draining) or default-accessible
 // to it. A width other than 1, 2, 4, a range past 0xffff, or a NULL or
-// released checker is denied. One or two atomic loads; no lock, no
-// allocation, cannot fail.
+// released checker is denied. One or two atomic loads of port bits; no
+// lock, no allocation, cannot fail. Where the width is known at the call
+// site, `ioacct_port_check8`/`16`/`32` skip its validation.
 //
 // Threading: no lock; any number of threads at once.
 //
@@ -643,6 +666,33 @@ int ioacct_checker_bind(struct ioacct *acct, uint64_t dom, struct ioacct_port_ch
 // `checker` is NULL or a pointer `ioacct_checker_bind` returned and
 // `ioacct_checker_release` has not released.
 bool ioacct_port_check(const struct ioacct_port_checker *checker, uint16_t port, uint8_t width);
+
+// `ioacct_port_check(checker, port, 1)`: a one-byte access (`inb`/`outb`).
+//
+// Threading: no lock; any number of threads at once.
+//
+// # Safety
+//
+// As `ioacct_port_check`.
+bool ioacct_port_check8(const struct ioacct_port_checker *checker, uint16_t port);
+
+// `ioacct_port_check(checker, port, 2)`: a two-byte access (`inw`/`outw`).
+//
+// Threading: no lock; any number of threads at once.
+//
+// # Safety
+//
+// As `ioacct_port_check`.
+bool ioacct_port_check16(const struct ioacct_port_checker *checker, uint16_t port);
+
+// `ioacct_port_check(checker, port, 4)`: a four-byte access (`inl`/`outl`).
+//
+// Threading: no lock; any number of threads at once.
+//
+// # Safety
+//
+// As `ioacct_port_check`.
+bool ioacct_port_check32(const struct ioacct_port_checker *checker, uint16_t port);
 
 // Releases a checker (NULL: nothing). Returns `IOACCT_OK`, or
 // `IOACCT_ERR_BAD_HANDLE` for a pointer that is not a live checker.
@@ -661,26 +711,6 @@ int ioacct_checker_release(struct ioacct_port_checker *checker);
 //
 // Threading: any thread, no lock.
 const char *ioacct_strerror(int code);
-
-// Installs the embedder's hooks; call it once before any other call of the
-// library (calls that need memory before it fail with `IOACCT_ERR_NO_HOOKS`).
-// Returns `IOACCT_OK`, also when the same hooks are installed again;
-// `IOACCT_ERR_ALREADY` if different hooks are installed already;
-// `IOACCT_ERR_NULL` for a NULL `hooks` or a NULL hook in it.
-//
-// Threading: any thread, any time; it takes no lock.
-//
-// # Safety
-//
-// `hooks` is NULL or points to a readable `ioacct_hooks` whose functions
-// stay callable, with `ctx`, for the life of the process.
-int ioacct_init(const struct ioacct_hooks *hooks);
-
-// Unreachable: nothing unwinds in the freestanding build.
-void _Unwind_Resume(void);
-
-// Unreachable: nothing unwinds in the freestanding build.
-void rust_eh_personality(void);
 
 // Makes a parser in `*out`. Errors: `NO_HOOKS`, `NULL`.
 //

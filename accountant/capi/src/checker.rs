@@ -34,10 +34,20 @@ const DEAD: u64 = 0x6465_6164_2e2e_2e63;
 
 /// A port checker bound to one domain. Opaque: made by
 /// [`ioacct_checker_bind`], freed by [`ioacct_checker_release`].
+///
+/// **Shape of the hot path.** The C handle is this one allocation: the
+/// pointer to the domain's leaf first, the magic word beside it, aligned so
+/// both sit in one cache line. A check loads the magic word and the leaf
+/// pointer from that line, then the one (or two) words of port bits: one
+/// dependent load more than the Rust bound check, whose caller holds the
+/// leaf pointer itself.
+#[repr(C, align(32))]
 pub struct ioacct_port_checker {
-    magic: u64,
     inner: BoundPortChecker,
+    magic: u64,
 }
+
+crate::handle::handle!(ioacct_port_checker, MAGIC, DEAD);
 
 /// Binds a checker to domain `dom`, which must exist, and stores it in
 /// `*out`. Errors: `BAD_HANDLE`, `NULL`, `OUT_OF_RANGE`, `NO_SUCH_DOMAIN`.
@@ -58,7 +68,7 @@ pub unsafe extern "C" fn ioacct_checker_bind(
     }
     // SAFETY: forwarded contract.
     unsafe {
-        crate::with_accountant(acct, |a| {
+        crate::handle::with_accountant(acct, |a| {
             let d = DomId::new(dom)?;
             if !a.exists(d) {
                 return Err(Error::NoSuchDomain(d));
@@ -68,8 +78,8 @@ pub unsafe extern "C" fn ioacct_checker_bind(
                 return Err(Error::OutOfRange { value: dom });
             };
             let c = Box::new(ioacct_port_checker {
-                magic: MAGIC,
                 inner,
+                magic: MAGIC,
             });
             // SAFETY: `out` is non-NULL (checked above) and writable.
             *out = Box::into_raw(c);
@@ -78,11 +88,28 @@ pub unsafe extern "C" fn ioacct_checker_bind(
     }
 }
 
+/// The live checker behind `checker`, or `None` for NULL or a pointer
+/// whose magic word is wrong (released, or not a checker).
+///
+/// # Safety
+///
+/// `checker` is NULL or points to readable memory of a checker's size.
+#[inline(always)]
+unsafe fn live<'a>(checker: *const ioacct_port_checker) -> Option<&'a BoundPortChecker> {
+    // SAFETY: per the contract.
+    unsafe { crate::handle::live(checker) }.map(|c| &c.inner)
+}
+
+// No panic boundary on the checks: they index a 1,024-word leaf with
+// `port >> 6` (a u16) and are otherwise arithmetic on u16/u8, so they
+// cannot panic for any argument.
+
 /// Whether the checker's domain may access `width` ports from `port` now:
 /// true when every port is held by it (not draining) or default-accessible
 /// to it. A width other than 1, 2, 4, a range past 0xffff, or a NULL or
-/// released checker is denied. One or two atomic loads; no lock, no
-/// allocation, cannot fail.
+/// released checker is denied. One or two atomic loads of port bits; no
+/// lock, no allocation, cannot fail. Where the width is known at the call
+/// site, `ioacct_port_check8`/`16`/`32` skip its validation.
 ///
 /// Threading: no lock; any number of threads at once.
 ///
@@ -96,16 +123,56 @@ pub unsafe extern "C" fn ioacct_port_check(
     port: u16,
     width: u8,
 ) -> bool {
-    // SAFETY: per the contract, NULL or a live checker.
-    match unsafe { checker.as_ref() } {
-        Some(c) if c.magic == MAGIC => {
-            // No panic boundary: the check indexes a 1,024-word leaf with
-            // `port >> 6` (a u16) and is otherwise arithmetic on u16/u8,
-            // so it cannot panic for any argument.
-            c.inner.check_untraced(port, width)
-        }
-        _ => false,
-    }
+    // SAFETY: forwarded contract.
+    unsafe { live(checker) }.is_some_and(|c| c.check_untraced(port, width))
+}
+
+/// `ioacct_port_check(checker, port, 1)`: a one-byte access (`inb`/`outb`).
+///
+/// Threading: no lock; any number of threads at once.
+///
+/// # Safety
+///
+/// As `ioacct_port_check`.
+#[no_mangle]
+pub unsafe extern "C" fn ioacct_port_check8(
+    checker: *const ioacct_port_checker,
+    port: u16,
+) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { live(checker) }.is_some_and(|c| c.check_untraced(port, 1))
+}
+
+/// `ioacct_port_check(checker, port, 2)`: a two-byte access (`inw`/`outw`).
+///
+/// Threading: no lock; any number of threads at once.
+///
+/// # Safety
+///
+/// As `ioacct_port_check`.
+#[no_mangle]
+pub unsafe extern "C" fn ioacct_port_check16(
+    checker: *const ioacct_port_checker,
+    port: u16,
+) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { live(checker) }.is_some_and(|c| c.check_untraced(port, 2))
+}
+
+/// `ioacct_port_check(checker, port, 4)`: a four-byte access (`inl`/`outl`).
+///
+/// Threading: no lock; any number of threads at once.
+///
+/// # Safety
+///
+/// As `ioacct_port_check`.
+#[no_mangle]
+pub unsafe extern "C" fn ioacct_port_check32(
+    checker: *const ioacct_port_checker,
+    port: u16,
+) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { live(checker) }.is_some_and(|c| c.check_untraced(port, 4))
 }
 
 /// Releases a checker (NULL: nothing). Returns `IOACCT_OK`, or
@@ -119,18 +186,6 @@ pub unsafe extern "C" fn ioacct_port_check(
 /// released before.
 #[no_mangle]
 pub unsafe extern "C" fn ioacct_checker_release(checker: *mut ioacct_port_checker) -> c_int {
-    // SAFETY: per the contract.
-    let Some(c) = (unsafe { checker.as_mut() }) else {
-        return IOACCT_OK as c_int;
-    };
-    if c.magic != MAGIC {
-        return IOACCT_ERR_BAD_HANDLE as c_int;
-    }
-    c.magic = DEAD;
-    // SAFETY: made by `Box::into_raw` in `ioacct_checker_bind`, released once.
-    let b = unsafe { Box::from_raw(checker) };
-    match crate::hooks::boundary(move || drop(b)) {
-        Ok(()) => IOACCT_OK as c_int,
-        Err(()) => IOACCT_ERR_PANIC as c_int,
-    }
+    // SAFETY: forwarded contract.
+    unsafe { crate::handle::release(checker) }
 }

@@ -101,6 +101,8 @@ pub struct ioacct_trace_parser {
     boot: Vec<u8>,
 }
 
+crate::handle::handle!(ioacct_trace_parser, MAGIC, DEAD);
+
 enum Message {
     None,
     Malformed(String),
@@ -120,20 +122,16 @@ pub unsafe extern "C" fn ioacct_trace_parser_new(out: *mut *mut ioacct_trace_par
     if out.is_null() {
         return IOACCT_ERR_NULL as c_int;
     }
-    match crate::hooks::boundary(|| {
-        Box::new(ioacct_trace_parser {
-            magic: MAGIC,
-            lines: 0,
-            message: Message::None,
-            boot: Vec::new(),
+    // SAFETY: `out` is non-NULL (checked above) and writable (the contract).
+    unsafe {
+        crate::handle::publish(out, || {
+            Ok(Box::new(ioacct_trace_parser {
+                magic: MAGIC,
+                lines: 0,
+                message: Message::None,
+                boot: Vec::new(),
+            }))
         })
-    }) {
-        Ok(p) => {
-            // SAFETY: `out` is non-NULL and writable.
-            unsafe { *out = Box::into_raw(p) };
-            IOACCT_OK as c_int
-        }
-        Err(()) => IOACCT_ERR_PANIC as c_int,
     }
 }
 
@@ -145,20 +143,8 @@ pub unsafe extern "C" fn ioacct_trace_parser_new(out: *mut *mut ioacct_trace_par
 /// `p` is NULL or a live parser, not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn ioacct_trace_parser_free(p: *mut ioacct_trace_parser) -> c_int {
-    // SAFETY: per the contract.
-    let Some(h) = (unsafe { p.as_mut() }) else {
-        return IOACCT_OK as c_int;
-    };
-    if h.magic != MAGIC {
-        return IOACCT_ERR_BAD_HANDLE as c_int;
-    }
-    h.magic = DEAD;
-    // SAFETY: made by `Box::into_raw` in `ioacct_trace_parser_new`, freed once.
-    let b = unsafe { Box::from_raw(p) };
-    match crate::hooks::boundary(move || drop(b)) {
-        Ok(()) => IOACCT_OK as c_int,
-        Err(()) => IOACCT_ERR_PANIC as c_int,
-    }
+    // SAFETY: forwarded contract.
+    unsafe { crate::handle::release(p) }
 }
 
 fn too_large(n: &Num) -> Option<Error> {
@@ -333,12 +319,9 @@ pub unsafe extern "C" fn ioacct_trace_parse(
     op: *mut ioacct_op,
 ) -> c_int {
     // SAFETY: per the contract.
-    let Some(h) = (unsafe { p.as_mut() }) else {
+    let Some(h) = (unsafe { crate::handle::live_mut(p) }) else {
         return IOACCT_ERR_BAD_HANDLE as c_int;
     };
-    if h.magic != MAGIC {
-        return IOACCT_ERR_BAD_HANDLE as c_int;
-    }
     if op.is_null() || (line.is_null() && len > 0) {
         return IOACCT_ERR_NULL as c_int;
     }
@@ -416,12 +399,9 @@ pub unsafe extern "C" fn ioacct_trace_message(
     len: usize,
 ) -> usize {
     // SAFETY: per the contract.
-    let Some(h) = (unsafe { p.as_ref() }) else {
+    let Some(h) = (unsafe { crate::handle::live(p) }) else {
         return 0;
     };
-    if h.magic != MAGIC {
-        return 0;
-    }
     // SAFETY: `buf` is NULL or valid for `len` bytes.
     unsafe {
         match &h.message {

@@ -10,6 +10,10 @@ use capi::*;
 use core::ffi::{c_char, c_void};
 use core::ptr;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "bytes.rs"]
+mod bytes;
+use bytes::Bytes;
 use std::alloc::Layout;
 
 /// Calls per input: bounds the time of one run.
@@ -34,31 +38,6 @@ unsafe extern "C" fn fatal(_: *mut c_void, msg: *const c_char, len: usize) {
     // SAFETY: the library passes `len` readable bytes.
     let m = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
     panic!("fatal hook: {}", String::from_utf8_lossy(m));
-}
-
-/// Reads the input a few bytes at a time; past its end, zeros.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn take<const N: usize>(&mut self) -> [u8; N] {
-        let mut out = [0u8; N];
-        let n = N.min(self.0.len());
-        out[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        out
-    }
-    fn u8(&mut self) -> u8 {
-        self.take::<1>()[0]
-    }
-    /// Mostly small numbers (domain ids, units), sometimes any 64 bits.
-    fn num(&mut self) -> u64 {
-        let tag = self.u8();
-        match tag % 4 {
-            0 => u64::from_le_bytes(self.take()),
-            1 => u64::from(u16::from_le_bytes(self.take())),
-            _ => u64::from(tag >> 2),
-        }
-    }
 }
 
 fn ok(rc: i32, what: &str) {

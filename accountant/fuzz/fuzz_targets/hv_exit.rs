@@ -11,33 +11,12 @@ use hv::exit::{handle_exit, Action, Exit, ExitEnv, MmioOutcome};
 use hv::hypercall::{self, Op, Rejected};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "bytes.rs"]
+mod bytes;
+use bytes::Bytes;
+
 /// Exits per input: bounds the time of one run.
 const MAX_EXITS: usize = 128;
-
-/// Reads the input a few bytes at a time; past its end, zeros.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn take<const N: usize>(&mut self) -> [u8; N] {
-        let mut out = [0u8; N];
-        let n = N.min(self.0.len());
-        out[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        out
-    }
-    fn u8(&mut self) -> u8 {
-        self.take::<1>()[0]
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes(self.take())
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes(self.take())
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.take())
-    }
-}
 
 /// One domain's exit environment over the accountant; the hypercall block
 /// comes from the fuzz input.

@@ -98,6 +98,8 @@ struct PortPoint {
     order: Vec<(u16, u16)>,
     /// The same grants made through libioacct's C API, with its checkers.
     capi: crate::capi::CAcct,
+    /// `order` as the C loop reads it: `[domain, port]` pairs.
+    c_order: Vec<[u16; 2]>,
 }
 
 /// The implementations of `accountant.port_check`, by their `impl` param.
@@ -136,15 +138,18 @@ macro_rules! with_port_op {
                 $body
             }
             "radix-bound-capi" => {
-                // The exported C function through an opaque pointer: a call
-                // where the Rust bound check is inlined (see `crate::capi`).
-                let check = crate::capi::port_check_fn();
-                let checkers = &p.capi.checkers;
+                // From C: one op is `C_CHECKS_PER_CALL` checks by the C
+                // loop, each a direct call of `ioacct_port_check8` where the
+                // Rust bound check is inlined (see `crate::capi`); the
+                // samples are divided back to one check.
+                let (checkers, c_order) = (&p.capi.checkers, &p.c_order);
+                let n = crate::capi::C_CHECKS_PER_CALL;
                 let mut $op = |i: u64| {
-                    let (d, port) = order[(i % len) as usize];
-                    let c = checkers[usize::from(black_box(d))];
-                    // SAFETY: `c` is a live checker of `p.capi`.
-                    black_box(unsafe { check(c, black_box(port), 1) });
+                    // SAFETY: `port_point` checked that every domain of the
+                    // order has a live checker of `p.capi`.
+                    black_box(unsafe {
+                        crate::capi::c_port_checks(checkers, c_order, black_box(i) * n, n)
+                    });
                 };
                 $body
             }
@@ -208,13 +213,19 @@ fn port_point(n: u64) -> Result<PortPoint, String> {
     capi.bind_checkers(PORT_DOMAINS)?;
     let order = check_order(&ports);
     let c = acct.port_checker();
-    let check_c = crate::capi::port_check_fn();
+    let c_order: Vec<[u16; 2]> = order.iter().map(|&(d, p)| [d, p]).collect();
+    if c_order
+        .iter()
+        .any(|e| usize::from(e[0]) >= capi.checkers.len())
+    {
+        return Err("a domain of the order has no C checker".to_owned());
+    }
     // All must allow every access, or the comparison is meaningless.
     let all_allow = order.iter().all(|&(d, p)| {
         c.check(d, p, 1)
             && bound[usize::from(d)].check(p, 1)
             // SAFETY: a live checker of `capi`.
-            && unsafe { check_c(capi.checkers[usize::from(d)], p, 1) }
+            && unsafe { ::ioacct::ioacct_port_check8(capi.checkers[usize::from(d)], p) }
             && bitmaps.check(d, p, 1)
             && bus.check(d, p, 1)
             && list.check(d, p, 1)
@@ -231,6 +242,7 @@ fn port_point(n: u64) -> Result<PortPoint, String> {
         list,
         order,
         capi,
+        c_order,
     })
 }
 
@@ -272,14 +284,32 @@ pub fn port_check(cx: &mut Ctx, sink: &mut Sink) {
             with_port_op!(p, *imp, |op| c.sample(per_round, budget, &mut op, m));
         }
     }
+    // The C row's op is a call of the C loop: back to one check.
+    let per_call = crate::capi::C_CHECKS_PER_CALL as f64;
+    for (_, imp, _, m) in slots.iter_mut() {
+        if *imp == "radix-bound-capi" {
+            m.ns_per_op.iter_mut().for_each(|v| *v /= per_call);
+            m.norm.iter_mut().for_each(|v| *v /= per_call);
+            m.batch_ops *= crate::capi::C_CHECKS_PER_CALL;
+        }
+    }
     for (p, imp, c, m) in &slots {
         let params = port_params(imp, p.grants);
         let Some(mut metric) = harness::timing_metric(MetricName::PortCheck, &params, m) else {
             continue;
         };
+        if *imp == "radix-bound-capi" {
+            metric.note = Some(format!(
+                "from C: ioacct_port_check8 called directly by a C loop, {} checks per Rust call, per check",
+                crate::capi::C_CHECKS_PER_CALL
+            ));
+        }
         if let Some(hw) = cx.counters.as_mut() {
             let n = c.batch_ops.max(1) * 20;
-            if let Some((cyc, ins)) = with_port_op!(p, *imp, |op| hw.per_op(n, &mut op)) {
+            if let Some((mut cyc, mut ins)) = with_port_op!(p, *imp, |op| hw.per_op(n, &mut op)) {
+                if *imp == "radix-bound-capi" {
+                    (cyc, ins) = (cyc / per_call, ins / per_call);
+                }
                 metric.cycles_per_op = Some(harness::round4(cyc));
                 metric.instructions_per_op = Some(harness::round4(ins));
             }
