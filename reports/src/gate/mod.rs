@@ -34,6 +34,7 @@
 
 mod compare;
 mod config;
+mod confirm;
 mod host;
 mod render;
 mod verdict;
@@ -43,7 +44,9 @@ pub use compare::{
     RADIX_FLATNESS_LIMIT,
 };
 pub use config::GateConfig;
+pub use confirm::{confirm, families};
 pub use host::{host_differences_judged_same, host_mismatch, kernel_identity};
+pub use render::Details;
 pub use verdict::{Finding, GateReport, Mode, Outcome, Verdict};
 
 #[cfg(test)]
@@ -476,6 +479,54 @@ mod tests {
             .iter()
             .any(|f| f.verdict == Verdict::NotReproduced));
         assert!(!g.findings.iter().any(|f| f.verdict == Verdict::LayoutNoise));
+    }
+
+    #[test]
+    fn confirmation_clears_what_does_not_reproduce_and_keeps_what_does() {
+        let b = results(vec![timing(1.0, 1)]);
+        let slow = results(vec![timing(1.3, 2)]);
+        let judged = |c: &Results| compare(&b, c, &GateConfig::default(), None);
+        assert_eq!(
+            families(&judged(&slow).timing_regressions()),
+            ["accountant.port_check"]
+        );
+
+        // Clean in the first re-run: cleared after one round, the gate passes.
+        let mut g = judged(&slow);
+        let mut calls = Vec::new();
+        confirm(&mut g, 3, "of the alarmed families", |round, i, name| {
+            calls.push((round, i, name.to_owned()));
+            Ok(judged(&results(vec![timing(1.0, 3)])))
+        });
+        assert_eq!(calls, [(1, 0, "accountant.port_check".to_owned())]);
+        assert_eq!(g.confirmations, 1);
+        assert_eq!(g.outcome(), Outcome::PassAfterConfirmation);
+        assert!(g.notes.iter().any(|n| n.contains("no alarm reproduced")));
+
+        // Slow every time: every round runs and the regression stands.
+        let mut g = judged(&slow);
+        confirm(&mut g, 2, "of the alarmed families", |_, _, _| {
+            Ok(judged(&results(vec![timing(1.3, 4)])))
+        });
+        assert_eq!(g.confirmations, 2);
+        assert_eq!(g.outcome(), Outcome::Fail);
+        assert!(g.notes.iter().any(|n| n.contains("reproduced every time")));
+
+        // A re-run that fails leaves the regression standing, with its note.
+        let mut g = judged(&slow);
+        confirm(&mut g, 2, "x", |_, _, name| {
+            Err(format!("{name} did not run"))
+        });
+        assert_eq!(g.outcome(), Outcome::Fail);
+        assert_eq!(g.notes, ["accountant.port_check did not run"]);
+
+        // No rounds, or nothing to confirm: nothing re-run, nothing noted.
+        for (c, rounds) in [(&slow, 0), (&b, 2)] {
+            let mut g = judged(c);
+            let before = g.clone();
+            confirm(&mut g, rounds, "x", |_, _, _| Err("ran".to_owned()));
+            assert_eq!(g, before);
+        }
     }
 
     #[test]
