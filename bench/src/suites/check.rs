@@ -4,6 +4,7 @@
 //! round, so that the ratio of their times shows whether the cost is
 //! linear in the input under the same machine load.
 
+use reports::Key;
 use std::time::Instant;
 
 use ioacct_check::scale;
@@ -39,11 +40,11 @@ pub fn keys() -> Vec<String> {
         .collect()
 }
 
-fn params(guests: usize) -> [(&'static str, Param); 3] {
+fn params(guests: usize) -> [(Key, Param); 3] {
     [
-        ("guests", Param::from(guests as u64)),
-        ("ranges", Param::from(RANGES as u64)),
-        ("devices", Param::from(DEVICES as u64)),
+        (Key::Guests, Param::from(guests as u64)),
+        (Key::Ranges, Param::from(RANGES as u64)),
+        (Key::Devices, Param::from(DEVICES as u64)),
     ]
 }
 

@@ -5,6 +5,7 @@ use super::tracking::tracker_params;
 use super::{key, page_points, Ctx, Sink};
 use crate::harness::{self, Measured, Plan, Reference};
 use accountant::{Accountant, DomId, Mode, Space, TrackerKind, UnitRange};
+use reports::Key;
 use reports::{MetricName, Param};
 use std::time::{Duration, Instant};
 
@@ -245,10 +246,10 @@ fn grant_revoke_points(quick: bool) -> &'static [u64] {
 }
 
 /// The params of `accountant.grant` / `accountant.revoke` at `pages` pages.
-fn grant_params(pages: u64) -> [(&'static str, Param); 2] {
+fn grant_params(pages: u64) -> [(Key, Param); 2] {
     [
-        ("space", Param::from("iomem")),
-        ("pages", Param::from(pages)),
+        (Key::Space, Param::from("iomem")),
+        (Key::Pages, Param::from(pages)),
     ]
 }
 

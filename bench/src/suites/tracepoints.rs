@@ -3,6 +3,7 @@
 
 use super::{key, Ctx, Sink};
 use crate::harness::{self, Measured, Reference};
+use reports::Key;
 use reports::{MetricName, Param};
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ pub fn tracepoints_keys(_quick: bool) -> Vec<String> {
         .map(|s| {
             key(
                 MetricName::TracepointOverhead,
-                &[("state", Param::from(*s))],
+                &[(Key::State, Param::from(*s))],
             )
         })
         .collect()
@@ -58,7 +59,7 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
         }
     }
     for (state, m) in TRACEPOINT_STATES.into_iter().zip([&base, &off, &on]) {
-        let params = [("state", Param::from(state))];
+        let params = [(Key::State, Param::from(state))];
         if let Some(mut metric) = harness::timing_metric(MetricName::TracepointOverhead, &params, m)
         {
             metric.note = Some(match state {

@@ -55,7 +55,7 @@ mod tests {
     use crate::schema::{Host, RunInfo, SCHEMA};
     use crate::schema::{Metric, Results};
     use crate::stats;
-    use crate::{MetricName, Param};
+    use crate::{Key, MetricName, Param};
 
     fn results(metrics: Vec<Metric>) -> Results {
         Results {
@@ -71,7 +71,7 @@ mod tests {
         let mut rng = stats::SplitMix64::new(seed);
         let mut m = Metric::new(
             MetricName::PortCheck,
-            &[("impl", "radix".into()), ("grants", 16u64.into())],
+            &[(Key::Impl, "radix".into()), (Key::Grants, 16u64.into())],
         );
         m.norm_samples = (0..200)
             .map(|_| scale * (1.0 + (rng.next_u64() % 1000) as f64 / 20_000.0))
@@ -144,7 +144,7 @@ mod tests {
         let count = |grants: u64, v: f64| {
             Metric::exact(
                 MetricName::PortCheckInstructions,
-                &[("impl", "radix".into()), ("grants", grants.into())],
+                &[(Key::Impl, "radix".into()), (Key::Grants, grants.into())],
                 v,
             )
         };
@@ -160,7 +160,7 @@ mod tests {
     fn comparison_implementations_are_not_gated() {
         let linear = |scale: f64, seed: u64| {
             let mut m = timing(scale, seed);
-            m.params.insert("impl".into(), "linear".into());
+            m.params.insert(Key::Impl.as_str().into(), "linear".into());
             m
         };
         let g = compare(
@@ -223,8 +223,8 @@ mod tests {
     #[test]
     fn deterministic_growth_fails_exactly() {
         let p = [
-            ("tracker", Param::from("slab-extent")),
-            ("pages", 1u64.into()),
+            (Key::Tracker, Param::from("slab-extent")),
+            (Key::Pages, 1u64.into()),
         ];
         let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
         let same = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn missing_fails_unless_allowed_and_absolute_does_not() {
-        let mut abs = Metric::new(MetricName::PioExit, &[("accounting", "on".into())]);
+        let mut abs = Metric::new(MetricName::PioExit, &[(Key::Accounting, "on".into())]);
         abs.value = 100.0;
         let mut abs2 = abs.clone();
         abs2.value = 500.0;
@@ -259,8 +259,8 @@ mod tests {
     #[test]
     fn only_filters_metrics() {
         let p = [
-            ("tracker", Param::from("slab-extent")),
-            ("pages", 1u64.into()),
+            (Key::Tracker, Param::from("slab-extent")),
+            (Key::Pages, 1u64.into()),
         ];
         let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 1.0)]);
         let c = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 2.0)]);
@@ -278,7 +278,7 @@ mod tests {
         let mk = |grants: u64, p50: f64| {
             let mut m = Metric::new(
                 MetricName::PortCheck,
-                &[("impl", "radix".into()), ("grants", grants.into())],
+                &[(Key::Impl, "radix".into()), (Key::Grants, grants.into())],
             );
             m.p50 = p50;
             m
@@ -296,9 +296,9 @@ mod tests {
         Metric::exact(
             MetricName::Instructions,
             &[
-                ("op", op.into()),
-                ("tracker", "slab-extent".into()),
-                ("units", 64u64.into()),
+                (Key::Op, op.into()),
+                (Key::Tracker, "slab-extent".into()),
+                (Key::Units, 64u64.into()),
             ],
             v,
         )
@@ -578,7 +578,7 @@ mod tests {
     fn paired_ratio_metrics_are_judged_on_their_samples() {
         let ratio = |scale: f64, seed: u64| {
             let mut rng = stats::SplitMix64::new(seed);
-            let mut m = Metric::new(MetricName::BindOverFloor, &[("pages", 1u64.into())]);
+            let mut m = Metric::new(MetricName::BindOverFloor, &[(Key::Pages, 1u64.into())]);
             m.samples = (0..30)
                 .map(|_| scale * (1.05 + (rng.next_u64() % 100) as f64 / 2000.0))
                 .collect();
@@ -616,7 +616,7 @@ mod tests {
     fn accounting_cost_is_judged_on_its_difference_in_ns() {
         let cost = |shift: f64, seed: u64| {
             let mut rng = stats::SplitMix64::new(seed);
-            let mut m = Metric::new(MetricName::AccountingCost, &[("load", "none".into())]);
+            let mut m = Metric::new(MetricName::AccountingCost, &[(Key::Load, "none".into())]);
             // Differences around zero, as on a PVM host: a ratio would explode.
             m.samples = (0..30)
                 .map(|_| shift - 3.0 + (rng.next_u64() % 60) as f64 / 10.0)

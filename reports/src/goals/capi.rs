@@ -3,7 +3,8 @@
 
 use super::evaluators::{radix_points, worst_ratio};
 use super::fmt_ns;
-use super::{interval_of, judged_samples, ps, pu, Measured};
+use super::{interval_of, judged_samples, Measured};
+use crate::names::Key;
 use crate::names::MetricName;
 use crate::schema::{Metric, Results};
 
@@ -16,15 +17,17 @@ pub(super) fn capi_check_vs_bound(r: &Results, limit: f64) -> Option<Measured> {
     let pairs: Vec<&[f64]> = c
         .iter()
         .filter_map(|x| {
-            let y = b.iter().find(|y| pu(y, "grants") == pu(x, "grants"))?;
+            let y = b
+                .iter()
+                .find(|y| y.int(Key::Grants) == x.int(Key::Grants))?;
             Some([judged_samples(x), judged_samples(y)])
         })
         .flatten()
         .collect();
     c.iter()
         .filter_map(|x| {
-            let g = pu(x, "grants")?;
-            let y = b.iter().find(|y| pu(y, "grants") == Some(g))?;
+            let g = x.int(Key::Grants)?;
+            let y = b.iter().find(|y| y.int(Key::Grants) == Some(g))?;
             (y.p50 > 0.0).then(|| (x.p50 / y.p50, g, x.p50, y.p50))
         })
         .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -42,16 +45,16 @@ pub(super) fn capi_instructions_vs_rust(r: &Results, limit: f64) -> Option<Measu
     let all: Vec<&Metric> = r.named(MetricName::Instructions).collect();
     all.iter()
         .filter_map(|c| {
-            let rust_op = match ps(c, "op")? {
+            let rust_op = match c.text(Key::Op)? {
                 "map-capi" => "map",
                 "bind-capi" => "bind",
                 _ => return None,
             };
-            let (t, u) = (ps(c, "tracker")?, pu(c, "units")?);
+            let (t, u) = (c.text(Key::Tracker)?, c.int(Key::Units)?);
             let rust = all.iter().find(|m| {
-                ps(m, "op") == Some(rust_op)
-                    && ps(m, "tracker") == Some(t)
-                    && pu(m, "units") == Some(u)
+                m.text(Key::Op) == Some(rust_op)
+                    && m.text(Key::Tracker) == Some(t)
+                    && m.int(Key::Units) == Some(u)
             })?;
             (rust.value > 0.0).then(|| (c.value / rust.value, rust_op, t, u, c.value, rust.value))
         })

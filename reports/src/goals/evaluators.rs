@@ -3,18 +3,18 @@
 
 use super::fmt_ns;
 use super::{
-    interval_of, judged_samples, own_interval, ps, pu, rounds_of, typical, Measured,
-    RADIX_FLATNESS_LIMIT,
+    interval_of, judged_samples, own_interval, rounds_of, typical, Measured, RADIX_FLATNESS_LIMIT,
 };
+use crate::names::Key;
 use crate::names::MetricName;
 use crate::schema::{Metric, Param, Results};
 
 pub(super) fn radix_points<'a>(r: &'a Results, imp: &str) -> Vec<&'a Metric> {
     let mut v: Vec<&Metric> = r
         .named(MetricName::PortCheck)
-        .filter(|m| ps(m, "impl") == Some(imp))
+        .filter(|m| m.text(Key::Impl) == Some(imp))
         .collect();
-    v.sort_by_key(|m| pu(m, "grants").unwrap_or(0));
+    v.sort_by_key(|m| m.int(Key::Grants).unwrap_or(0));
     v
 }
 
@@ -28,9 +28,9 @@ pub(super) fn radix_flatness(r: &Results, _: f64) -> Option<Measured> {
         detail: format!(
             "{} at {} grants vs {} at {}",
             fmt_ns(hi.p50),
-            pu(hi, "grants").unwrap_or(0),
+            hi.int(Key::Grants).unwrap_or(0),
             fmt_ns(lo.p50),
-            pu(lo, "grants").unwrap_or(0)
+            lo.int(Key::Grants).unwrap_or(0)
         ),
         interval: None,
     })
@@ -53,9 +53,9 @@ pub(super) fn flat(r: &Results, imp: &str, limit: f64) -> Option<Measured> {
         detail: format!(
             "max {} ({} grants) / min {} ({} grants)",
             fmt_ns(max.p50),
-            pu(max, "grants").unwrap_or(0),
+            max.int(Key::Grants).unwrap_or(0),
             fmt_ns(min.p50),
-            pu(min, "grants").unwrap_or(0)
+            min.int(Key::Grants).unwrap_or(0)
         ),
     })
 }
@@ -79,8 +79,8 @@ pub(super) fn radix_flat_tight(r: &Results, limit: f64) -> Option<Measured> {
 pub(super) fn radix_vs_linear(r: &Results, limit: f64) -> Option<Measured> {
     let rx = radix_points(r, "radix");
     let li = radix_points(r, "linear");
-    let g = pu(rx.last()?, "grants")?;
-    let l = li.iter().find(|m| pu(m, "grants") == Some(g))?;
+    let g = rx.last()?.int(Key::Grants)?;
+    let l = li.iter().find(|m| m.int(Key::Grants) == Some(g))?;
     let x = rx.last()?;
     (x.p50 > 0.0).then(|| Measured {
         value: l.p50 / x.p50,
@@ -102,15 +102,17 @@ pub(super) fn bound_vs_bitmap(r: &Results, limit: f64) -> Option<Measured> {
     let pairs: Vec<&[f64]> = b
         .iter()
         .filter_map(|x| {
-            let y = m.iter().find(|y| pu(y, "grants") == pu(x, "grants"))?;
+            let y = m
+                .iter()
+                .find(|y| y.int(Key::Grants) == x.int(Key::Grants))?;
             Some([judged_samples(x), judged_samples(y)])
         })
         .flatten()
         .collect();
     b.iter()
         .filter_map(|x| {
-            let g = pu(x, "grants")?;
-            let y = m.iter().find(|y| pu(y, "grants") == Some(g))?;
+            let g = x.int(Key::Grants)?;
+            let y = m.iter().find(|y| y.int(Key::Grants) == Some(g))?;
             (y.p50 > 0.0).then(|| (x.p50 / y.p50, g, x.p50, y.p50))
         })
         .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -132,7 +134,7 @@ pub(super) fn btree_vs_bound(r: &Results, limit: f64) -> Option<Measured> {
     let at = |imp: &str| {
         r.find(
             MetricName::PortCheck,
-            &[("impl", imp.into()), ("grants", 4096u64.into())],
+            &[(Key::Impl, imp.into()), (Key::Grants, 4096u64.into())],
         )
     };
     let (b, t) = (at("radix-bound")?, at("btree")?);
@@ -160,7 +162,7 @@ pub(super) fn bind_irq_delta(r: &Results, limit: f64) -> Option<Measured> {
 
 fn check_at(r: &Results, guests: u64) -> Option<&Metric> {
     r.named(MetricName::CheckScale)
-        .find(|m| pu(m, "guests") == Some(guests))
+        .find(|m| m.int(Key::Guests) == Some(guests))
 }
 
 pub(super) fn check_scale(r: &Results, limit: f64) -> Option<Measured> {
@@ -196,7 +198,7 @@ pub(super) fn check_linear(r: &Results, limit: f64) -> Option<Measured> {
 
 pub(super) fn instructions_equal(r: &Results, limit: f64) -> Option<Measured> {
     let mut v: Vec<&Metric> = r.named(MetricName::PortCheckInstructions).collect();
-    v.sort_by_key(|m| pu(m, "grants").unwrap_or(0));
+    v.sort_by_key(|m| m.int(Key::Grants).unwrap_or(0));
     let (lo, hi) = (v.first()?, v.last()?);
     (lo.key() != hi.key() && lo.value > 0.0).then(|| Measured {
         value: (hi.value / lo.value - 1.0).abs(),
@@ -204,9 +206,9 @@ pub(super) fn instructions_equal(r: &Results, limit: f64) -> Option<Measured> {
         detail: format!(
             "{} instructions at {} grants vs {} at {}",
             hi.value,
-            pu(hi, "grants").unwrap_or(0),
+            hi.int(Key::Grants).unwrap_or(0),
             lo.value,
-            pu(lo, "grants").unwrap_or(0)
+            lo.int(Key::Grants).unwrap_or(0)
         ),
         interval: None,
     })
@@ -215,10 +217,10 @@ pub(super) fn instructions_equal(r: &Results, limit: f64) -> Option<Measured> {
 pub(super) fn extent_allocations(r: &Results, _: f64) -> Option<Measured> {
     let m = r
         .named(MetricName::TrackingAllocations)
-        .filter(|m| ps(m, "tracker") == Some("slab-extent"))
-        .filter(|m| pu(m, "pages").is_some_and(|p| p >= 65_536))
-        .max_by_key(|m| pu(m, "pages"))?;
-    let pages = pu(m, "pages")?;
+        .filter(|m| m.text(Key::Tracker) == Some("slab-extent"))
+        .filter(|m| m.int(Key::Pages).is_some_and(|p| p >= 65_536))
+        .max_by_key(|m| m.int(Key::Pages))?;
+    let pages = m.int(Key::Pages)?;
     Some(Measured {
         value: m.value,
         limit: pages as f64 / 64.0,
@@ -230,12 +232,12 @@ pub(super) fn extent_allocations(r: &Results, _: f64) -> Option<Measured> {
 pub(super) fn extent_vs_xmalloc_bytes(r: &Results, limit: f64) -> Option<Measured> {
     let max = r
         .named(MetricName::TrackingBytes)
-        .filter_map(|m| pu(m, "pages"))
+        .filter_map(|m| m.int(Key::Pages))
         .max()?;
     let at = |t: &str| {
         r.find(
             MetricName::TrackingBytes,
-            &[("tracker", t.into()), ("pages", max.into())],
+            &[(Key::Tracker, t.into()), (Key::Pages, max.into())],
         )
     };
     let (e, x) = (at("slab-extent")?, at("xmalloc-page")?);
@@ -251,7 +253,10 @@ pub(super) fn extent_vs_xmalloc_bytes(r: &Results, limit: f64) -> Option<Measure
 }
 
 fn tp<'r>(r: &'r Results, state: &str) -> Option<&'r Metric> {
-    r.find(MetricName::TracepointOverhead, &[("state", state.into())])
+    r.find(
+        MetricName::TracepointOverhead,
+        &[(Key::State, state.into())],
+    )
 }
 
 pub(super) fn tracepoint_disabled(r: &Results, limit: f64) -> Option<Measured> {
@@ -281,7 +286,10 @@ pub(super) fn tracepoint_enabled(r: &Results, limit: f64) -> Option<Measured> {
 pub(super) fn accounting_cost(r: &Results, limit: f64) -> Option<Measured> {
     let m = r.find(
         MetricName::AccountingCost,
-        &[("mmio_tracked_pages", 0u64.into()), ("load", "none".into())],
+        &[
+            (Key::MmioTrackedPages, 0u64.into()),
+            (Key::Load, "none".into()),
+        ],
     )?;
     Some(Measured {
         value: m.p50,
@@ -298,7 +306,7 @@ pub(super) fn accounting_cost(r: &Results, limit: f64) -> Option<Measured> {
 fn ratio_at(
     r: &Results,
     name: MetricName,
-    params: &[(&str, Param)],
+    params: &[(Key, Param)],
     limit: f64,
 ) -> Option<Measured> {
     let m = r.find(name, params)?;
@@ -314,7 +322,7 @@ pub(super) fn bind_1(r: &Results, limit: f64) -> Option<Measured> {
     ratio_at(
         r,
         MetricName::BindOverFloor,
-        &[("pages", 1u64.into())],
+        &[(Key::Pages, 1u64.into())],
         limit,
     )
 }
@@ -323,7 +331,7 @@ pub(super) fn bind_fb(r: &Results, limit: f64) -> Option<Measured> {
     ratio_at(
         r,
         MetricName::BindOverFloor,
-        &[("pages", 65_536u64.into())],
+        &[(Key::Pages, 65_536u64.into())],
         limit,
     )
 }
@@ -332,7 +340,7 @@ pub(super) fn revoke_parked(r: &Results, limit: f64) -> Option<Measured> {
     ratio_at(
         r,
         MetricName::RevokeForceOverFloor,
-        &[("pages", 1u64.into()), ("vcpu_state", "parked".into())],
+        &[(Key::Pages, 1u64.into()), (Key::VcpuState, "parked".into())],
         limit,
     )
 }
@@ -341,7 +349,10 @@ pub(super) fn revoke_running(r: &Results, limit: f64) -> Option<Measured> {
     ratio_at(
         r,
         MetricName::RevokeForceOverFloor,
-        &[("pages", 1u64.into()), ("vcpu_state", "running".into())],
+        &[
+            (Key::Pages, 1u64.into()),
+            (Key::VcpuState, "running".into()),
+        ],
         limit,
     )
 }
@@ -351,14 +362,14 @@ pub(super) fn pio_tracked(r: &Results, limit: f64) -> Option<Measured> {
         r.find(
             MetricName::PioExit,
             &[
-                ("accounting", "on".into()),
-                ("mmio_tracked_pages", pages.into()),
+                (Key::Accounting, "on".into()),
+                (Key::MmioTrackedPages, pages.into()),
             ],
         )
     };
     let big = r
         .named(MetricName::PioExit)
-        .filter_map(|m| pu(m, "mmio_tracked_pages"))
+        .filter_map(|m| m.int(Key::MmioTrackedPages))
         .max()
         .filter(|p| *p > 0)?;
     let (b, z) = (pio(big)?, pio(0)?);
@@ -388,10 +399,10 @@ pub(super) fn quick_wall(r: &Results, limit: f64) -> Option<Measured> {
 /// `op` on the default tracker (slab-extent), one unit, with no crowd.
 pub(super) fn op_instructions(r: &Results, op: &str, limit: f64) -> Option<Measured> {
     let m = r.named(MetricName::Instructions).find(|m| {
-        ps(m, "op") == Some(op)
-            && ps(m, "tracker") == Some("slab-extent")
-            && pu(m, "units") == Some(1)
-            && m.param("domains").is_none()
+        m.text(Key::Op) == Some(op)
+            && m.text(Key::Tracker) == Some("slab-extent")
+            && m.int(Key::Units) == Some(1)
+            && m.param(Key::Domains).is_none()
     })?;
     Some(Measured {
         value: m.value,
@@ -406,9 +417,9 @@ pub(super) fn op_instructions(r: &Results, op: &str, limit: f64) -> Option<Measu
 pub(super) fn access_crowd_delta(r: &Results, limit: f64) -> Option<Measured> {
     let access = |crowd: bool| {
         r.named(MetricName::Instructions).find(|m| {
-            ps(m, "op") == Some("access")
-                && ps(m, "tracker") == Some("slab-extent")
-                && m.param("domains").is_some() == crowd
+            m.text(Key::Op) == Some("access")
+                && m.text(Key::Tracker) == Some("slab-extent")
+                && m.param(Key::Domains).is_some() == crowd
         })
     };
     let (alone, crowd) = (access(false)?, access(true)?);
@@ -419,7 +430,7 @@ pub(super) fn access_crowd_delta(r: &Results, limit: f64) -> Option<Measured> {
         detail: format!(
             "{:.0} instructions beside {} domains vs {:.0} alone",
             crowd.value,
-            pu(crowd, "domains").unwrap_or(0),
+            crowd.int(Key::Domains).unwrap_or(0),
             alone.value
         ),
     })

@@ -34,7 +34,7 @@
 //! `capi.rs` the C API's two evaluators.
 
 use crate::names::MetricName;
-use crate::schema::{Metric, Param, Results};
+use crate::schema::{Metric, Results};
 use crate::stats;
 
 mod capi;
@@ -190,14 +190,6 @@ impl Evaluation {
     }
 }
 
-fn pu(m: &Metric, k: &str) -> Option<u64> {
-    m.param(k).and_then(Param::as_u64)
-}
-
-fn ps<'a>(m: &'a Metric, k: &str) -> Option<&'a str> {
-    m.param(k).and_then(Param::as_str)
-}
-
 /// The samples a metric's median is judged on: its within-run normalised
 /// samples, else its raw ones.
 fn judged_samples(m: &Metric) -> &[f64] {
@@ -253,7 +245,9 @@ pub fn evaluate(r: &Results) -> Vec<Evaluation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::Key;
     use crate::schema::Host;
+    use crate::schema::Param;
 
     fn results(metrics: Vec<Metric>) -> Results {
         Results {
@@ -268,7 +262,10 @@ mod tests {
     fn cost(v: f64) -> Metric {
         let mut m = Metric::new(
             MetricName::AccountingCost,
-            &[("mmio_tracked_pages", 0u64.into()), ("load", "none".into())],
+            &[
+                (Key::MmioTrackedPages, 0u64.into()),
+                (Key::Load, "none".into()),
+            ],
         );
         m.value = v;
         m.p50 = v;
@@ -292,7 +289,7 @@ mod tests {
     fn check(imp: &str, grants: u64, p50: f64) -> Metric {
         let mut m = Metric::new(
             MetricName::PortCheck,
-            &[("impl", imp.into()), ("grants", grants.into())],
+            &[(Key::Impl, imp.into()), (Key::Grants, grants.into())],
         );
         m.value = p50;
         m.p50 = p50;
@@ -303,9 +300,9 @@ mod tests {
         Metric::exact(
             MetricName::Instructions,
             &[
-                ("op", op.into()),
-                ("tracker", tracker.into()),
-                ("units", units.into()),
+                (Key::Op, op.into()),
+                (Key::Tracker, tracker.into()),
+                (Key::Units, units.into()),
             ],
             n,
         )
@@ -370,7 +367,10 @@ mod tests {
         let alloc = |pages: u64, v: f64| {
             Metric::exact(
                 MetricName::TrackingAllocations,
-                &[("tracker", "slab-extent".into()), ("pages", pages.into())],
+                &[
+                    (Key::Tracker, "slab-extent".into()),
+                    (Key::Pages, pages.into()),
+                ],
                 v,
             )
         };
@@ -385,13 +385,13 @@ mod tests {
     #[test]
     fn budgets_judge_the_plain_one_unit_count() {
         let count = |op: &str, tracker: &str, units: u64, domains: Option<u64>, v: f64| {
-            let mut p: Vec<(&str, Param)> = vec![
-                ("op", op.into()),
-                ("tracker", tracker.into()),
-                ("units", units.into()),
+            let mut p: Vec<(Key, Param)> = vec![
+                (Key::Op, op.into()),
+                (Key::Tracker, tracker.into()),
+                (Key::Units, units.into()),
             ];
             if let Some(d) = domains {
-                p.push(("domains", d.into()));
+                p.push((Key::Domains, d.into()));
             }
             Metric::exact(MetricName::Instructions, &p, v)
         };

@@ -1,7 +1,8 @@
 //! The report's charts: which metrics each one draws, and how.
 
-use super::{ps, pu, Chart};
+use super::Chart;
 use crate::charts::{self, Axis, Series};
+use crate::names::Key;
 use crate::names::MetricName;
 use crate::schema::{Metric, Results};
 use std::collections::BTreeMap;
@@ -23,14 +24,14 @@ pub(super) fn chart(title: &str, d: charts::Drawn, caption: &str) -> Chart {
 fn series_where(
     r: &Results,
     name: MetricName,
-    x: &str,
+    x: Key,
     pred: impl Fn(&Metric) -> bool,
     label: impl Fn(&Metric) -> String,
     y: impl Fn(&Metric) -> f64,
 ) -> Vec<Series> {
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for m in r.named(name).filter(|m| pred(m)) {
-        let Some(xv) = pu(m, x) else { continue };
+        let Some(xv) = m.int(x) else { continue };
         groups.entry(label(m)).or_default().push((xv as f64, y(m)));
     }
     groups
@@ -46,14 +47,21 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     let mut book = charts::ColorBook::default();
     let p50 = |m: &Metric| m.p50;
     let mut out = Vec::new();
-    let impl_of = |m: &Metric| ps(m, "impl").unwrap_or("?").to_owned();
-    let mut port = series_where(r, MetricName::PortCheck, "grants", |_| true, impl_of, p50);
+    let impl_of = |m: &Metric| m.text(Key::Impl).unwrap_or("?").to_owned();
+    let mut port = series_where(
+        r,
+        MetricName::PortCheck,
+        Key::Grants,
+        |_| true,
+        impl_of,
+        p50,
+    );
     if let Some(b) = base {
         port.extend(series_where(
             b,
             MetricName::PortCheck,
-            "grants",
-            |m| ps(m, "impl") == Some("radix"),
+            Key::Grants,
+            |m| m.text(Key::Impl) == Some("radix"),
             |m| format!("{} (baseline)", impl_of(m)),
             p50,
         ));
@@ -63,7 +71,7 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
         charts::log_log(
             &mut book,
             "accountant.port_check: p50 per check",
-            "grants",
+            Key::Grants.as_str(),
             "time per check",
             Axis::Count,
             Axis::Ns,
@@ -77,7 +85,7 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     let mut bind = series_where(
         r,
         MetricName::Bind,
-        "pages",
+        Key::Pages,
         |_| true,
         |_| "hv.bind".into(),
         p50,
@@ -85,7 +93,7 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     bind.extend(series_where(
         r,
         MetricName::MemslotAdd,
-        "pages",
+        Key::Pages,
         |_| true,
         |_| "hv.memslot_add (floor)".into(),
         p50,
@@ -94,7 +102,7 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
         bind.extend(series_where(
             b,
             MetricName::Bind,
-            "pages",
+            Key::Pages,
             |_| true,
             |_| "hv.bind (baseline)".into(),
             p50,
@@ -115,11 +123,11 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
          memslot add); the floor: the bare memslot add of the same frames on the same VM, \
          measured in the same rounds.",
     ));
-    let state = |m: &Metric| ps(m, "vcpu_state").unwrap_or("?").to_owned();
+    let state = |m: &Metric| m.text(Key::VcpuState).unwrap_or("?").to_owned();
     let mut rev = series_where(
         r,
         MetricName::RevokeForce,
-        "pages",
+        Key::Pages,
         |_| true,
         |m| format!("hv.revoke_force {}", state(m)),
         p50,
@@ -127,8 +135,8 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     rev.extend(series_where(
         r,
         MetricName::MemslotDelete,
-        "pages",
-        |m| ps(m, "paired_with") == Some("revoke_force"),
+        Key::Pages,
+        |m| m.text(Key::PairedWith) == Some("revoke_force"),
         |m| format!("hv.memslot_delete {} (floor)", state(m)),
         p50,
     ));
@@ -155,7 +163,7 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
         ratios.extend(series_where(
             r,
             name,
-            "pages",
+            Key::Pages,
             |_| true,
             |_| label.into(),
             p50,
@@ -164,7 +172,7 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     ratios.extend(series_where(
         r,
         MetricName::RevokeForceOverFloor,
-        "pages",
+        Key::Pages,
         |_| true,
         |m| format!("forced revoke / memslot delete, {}", state(m)),
         p50,
@@ -183,7 +191,7 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
         "Each point is the median of the per-round ratios of a paired measurement; ×1 \
          would mean the hypervisor adds nothing to KVM's own step.",
     ));
-    let tracker = |m: &Metric| ps(m, "tracker").unwrap_or("?").to_owned();
+    let tracker = |m: &Metric| m.text(Key::Tracker).unwrap_or("?").to_owned();
     out.push(chart(
         "Accountant map against size, per tracker",
         charts::log_log(
@@ -193,7 +201,7 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
             "time per map",
             Axis::Count,
             Axis::Ns,
-            &series_where(r, MetricName::Map, "pages", |_| true, tracker, p50),
+            &series_where(r, MetricName::Map, Key::Pages, |_| true, tracker, p50),
         ),
         "The accountant's map alone, with each MMIO tracker. Log-log: slope 1 is linear in \
          the size.",
@@ -210,7 +218,7 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
             &series_where(
                 r,
                 MetricName::TrackingBytes,
-                "pages",
+                Key::Pages,
                 |_| true,
                 tracker,
                 |m| m.value,
@@ -221,7 +229,10 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     ));
     let mut tp: Vec<(String, f64)> = Vec::new();
     for state in ["baseline", "disabled", "enabled"] {
-        if let Some(m) = r.find(MetricName::TracepointOverhead, &[("state", state.into())]) {
+        if let Some(m) = r.find(
+            MetricName::TracepointOverhead,
+            &[(Key::State, state.into())],
+        ) {
             let label = if state == "baseline" {
                 "relaxed load (baseline)".to_owned()
             } else {
@@ -238,23 +249,23 @@ pub(super) fn charts(r: &Results, base: Option<&Results>) -> Vec<Chart> {
     ));
     // Percentile spectra: per-exit latencies, then micro-benchmark batch
     // means (one point per batch) for the radix check at every grant count.
-    type Spectrum<'a> = (MetricName, Option<(&'a str, &'a str)>, Axis);
+    type Spectrum<'a> = (MetricName, Option<(Key, &'a str)>, Axis);
     let spectra: [Spectrum; 4] = [
         (MetricName::PioExit, None, Axis::Ns),
         (MetricName::ExitHandler, None, Axis::Ns),
-        (MetricName::PortCheck, Some(("impl", "radix")), Axis::Ns),
+        (MetricName::PortCheck, Some((Key::Impl, "radix")), Axis::Ns),
         (MetricName::TracepointOverhead, None, Axis::Ns),
     ];
     for (name, filter, axis) in spectra {
         let series: Vec<Series> = r
             .named(name)
             .filter(|m| !m.spectrum.is_empty())
-            .filter(|m| filter.is_none_or(|(k, v)| ps(m, k) == Some(v)))
+            .filter(|m| filter.is_none_or(|(k, v)| m.has(k, v)))
             .map(|m| Series {
                 name: m
                     .params
                     .iter()
-                    .filter(|(k, _)| filter.is_none_or(|(fk, _)| fk != k.as_str()))
+                    .filter(|(k, _)| filter.is_none_or(|(fk, _)| fk.as_str() != k.as_str()))
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(" "),

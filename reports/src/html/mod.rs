@@ -11,7 +11,7 @@
 
 use crate::format::{self};
 use crate::gate::{self, GateConfig, Verdict};
-use crate::schema::{CounterStatus, Metric, NotMeasured, Param, Results, RunInfo};
+use crate::schema::{CounterStatus, NotMeasured, Results, RunInfo};
 use serde::Serialize;
 
 mod figures;
@@ -300,14 +300,6 @@ pub struct Context {
     pub comparison_summary: String,
     /// Method notes (coordinated omission, clocks, normalization).
     pub method: Vec<String>,
-}
-
-fn pu(m: &Metric, k: &str) -> Option<u64> {
-    m.param(k).and_then(Param::as_u64)
-}
-
-fn ps<'a>(m: &'a Metric, k: &str) -> Option<&'a str> {
-    m.param(k).and_then(Param::as_str)
 }
 
 impl Context {

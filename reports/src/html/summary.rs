@@ -3,6 +3,7 @@
 use super::{GoalRow, GoalStatus, Headline};
 use crate::format::{self, n};
 use crate::goals;
+use crate::names::Key;
 use crate::names::MetricName;
 use crate::schema::{Metric, Param, Results};
 
@@ -60,13 +61,16 @@ pub(super) fn headline(r: &Results) -> Vec<Headline> {
     };
     if let Some(m) = r.find(
         MetricName::AccountingCost,
-        &[("mmio_tracked_pages", 0u64.into()), ("load", "none".into())],
+        &[
+            (Key::MmioTrackedPages, 0u64.into()),
+            (Key::Load, "none".into()),
+        ],
     ) {
         let off = r.find(
             MetricName::ExitHandler,
             &[
-                ("accounting", "off".into()),
-                ("mmio_tracked_pages", 0u64.into()),
+                (Key::Accounting, "off".into()),
+                (Key::MmioTrackedPages, 0u64.into()),
             ],
         );
         out.push(Headline {
@@ -88,7 +92,7 @@ pub(super) fn headline(r: &Results) -> Vec<Headline> {
         });
     }
     let over = |name: MetricName,
-                params: &[(&str, Param)],
+                params: &[(Key, Param)],
                 step: MetricName,
                 floor: MetricName,
                 label: &str,
@@ -96,11 +100,11 @@ pub(super) fn headline(r: &Results) -> Vec<Headline> {
         let Some(m) = r.find(name, params) else {
             return;
         };
-        let own: Vec<(&str, Param)> = params.to_vec();
+        let own: Vec<(Key, Param)> = params.to_vec();
         let st = r.find(step, &own);
         let fl = r.named(floor).find(|f| {
-            own.iter().all(|(k, v)| f.param(k) == Some(v))
-                && f.param("paired_with").is_none_or(|p| {
+            own.iter().all(|(k, v)| f.param(*k) == Some(v))
+                && f.param(Key::PairedWith).is_none_or(|p| {
                     Some(p.to_string()) == step.as_str().strip_prefix("hv.").map(str::to_owned)
                 })
         });
@@ -123,7 +127,7 @@ pub(super) fn headline(r: &Results) -> Vec<Headline> {
     };
     over(
         MetricName::BindOverFloor,
-        &[("pages", 1u64.into())],
+        &[(Key::Pages, 1u64.into())],
         MetricName::Bind,
         MetricName::MemslotAdd,
         "Bind of 1 page of I/O memory",
@@ -131,7 +135,7 @@ pub(super) fn headline(r: &Results) -> Vec<Headline> {
     );
     over(
         MetricName::BindOverFloor,
-        &[("pages", 65_536u64.into())],
+        &[(Key::Pages, 65_536u64.into())],
         MetricName::Bind,
         MetricName::MemslotAdd,
         "Bind of a 256 MiB framebuffer",
@@ -153,7 +157,7 @@ pub(super) fn headline(r: &Results) -> Vec<Headline> {
     for st in ["parked", "running"] {
         over(
             MetricName::RevokeForceOverFloor,
-            &[("pages", 1u64.into()), ("vcpu_state", st.into())],
+            &[(Key::Pages, 1u64.into()), (Key::VcpuState, st.into())],
             MetricName::RevokeForce,
             MetricName::MemslotDelete,
             &format!("Forced revoke of 1 page, vCPU {st}"),
@@ -161,7 +165,10 @@ pub(super) fn headline(r: &Results) -> Vec<Headline> {
         );
     }
     let at = |name: MetricName, t: &str| {
-        r.find(name, &[("tracker", t.into()), ("pages", 65_536u64.into())])
+        r.find(
+            name,
+            &[(Key::Tracker, t.into()), (Key::Pages, 65_536u64.into())],
+        )
     };
     if let (Some(eb), Some(ea)) = (
         at(MetricName::TrackingBytes, "slab-extent"),

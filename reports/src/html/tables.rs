@@ -1,8 +1,9 @@
 //! The report's tables: the per-exit table, the framebuffer-load table and
 //! the method notes.
 
-use super::{ps, pu, ExitRow, LoadRow};
+use super::{ExitRow, LoadRow};
 use crate::goals;
+use crate::names::Key;
 use crate::names::MetricName;
 use crate::schema::{Metric, Param, Results};
 
@@ -13,12 +14,12 @@ pub(super) fn method(r: &Results) -> Vec<String> {
     let mut out = Vec::new();
     let probe: Vec<String> = r
         .named(MetricName::MemslotDelete)
-        .filter(|m| ps(m, "paired_with") == Some("placement"))
+        .filter(|m| m.text(Key::PairedWith) == Some("placement"))
         .map(|m| {
             format!(
                 "{} from CPU {}",
                 goals::fmt_ns(m.p50),
-                pu(m, "control_cpu").unwrap_or(0)
+                m.int(Key::ControlCpu).unwrap_or(0)
             )
         })
         .collect();
@@ -108,15 +109,15 @@ pub(super) fn method(r: &Results) -> Vec<String> {
 
 pub(super) fn exit_table(r: &Results) -> Vec<ExitRow> {
     let source = |row: &Metric| {
-        let side = ps(row, "side");
+        let side = row.text(Key::Side);
         let name = if side == Some("hypervisor") {
             MetricName::ExitHandler
         } else {
             MetricName::PioExit
         };
         let mut params = row.params.clone();
-        params.remove("port");
-        params.remove("side");
+        params.remove(Key::Port.as_str());
+        params.remove(Key::Side.as_str());
         r.named(name).find(move |m| m.params == params)
     };
     let mean_sd = |m: &Metric| {
@@ -132,13 +133,13 @@ pub(super) fn exit_table(r: &Results) -> Vec<ExitRow> {
         .iter()
         .map(|m| {
             let src = source(m);
-            let off = (ps(m, "accounting") == Some("on"))
+            let off = (m.text(Key::Accounting) == Some("on"))
                 .then(|| {
                     rows.iter().find(|o| {
-                        ps(o, "accounting") == Some("off")
-                            && o.params
-                                .iter()
-                                .all(|(k, v)| k == "accounting" || m.param(k) == Some(v))
+                        o.text(Key::Accounting) == Some("off")
+                            && o.params.iter().all(|(k, v)| {
+                                k == Key::Accounting.as_str() || m.params.get(k) == Some(v)
+                            })
                     })
                 })
                 .flatten();
@@ -146,9 +147,9 @@ pub(super) fn exit_table(r: &Results) -> Vec<ExitRow> {
                 port: m
                     .params
                     .iter()
-                    .filter(|(k, _)| k.as_str() != "side")
-                    .map(|(k, v)| match (k.as_str(), v) {
-                        ("port", Param::Int(p)) => format!("port={p:#06x}"),
+                    .filter(|(k, _)| k.as_str() != Key::Side.as_str())
+                    .map(|(k, v)| match (Key::parse(k), v) {
+                        (Some(Key::Port), Param::Int(p)) => format!("port={p:#06x}"),
                         _ => format!("{k}={v}"),
                     })
                     .collect::<Vec<_>>()
@@ -162,7 +163,7 @@ pub(super) fn exit_table(r: &Results) -> Vec<ExitRow> {
                 max: m.max,
                 raw_p50: m.uncorrected.map(|u| u.p50),
                 raw_p99: m.uncorrected.map(|u| u.p99),
-                side: ps(m, "side").unwrap_or("guest").to_owned(),
+                side: m.text(Key::Side).unwrap_or("guest").to_owned(),
                 mean_sd: src.and_then(mean_sd),
                 share: None,
                 on_minus_off: off.map(|o| m.p50 - o.p50),
@@ -190,19 +191,19 @@ pub(super) fn exit_table(r: &Results) -> Vec<ExitRow> {
 pub(super) fn load_table(r: &Results) -> Vec<LoadRow> {
     let rest = |m: &Metric| {
         let mut p = m.params.clone();
-        p.remove("load");
-        p.remove("mapped_by");
+        p.remove(Key::Load.as_str());
+        p.remove(Key::MappedBy.as_str());
         p
     };
     r.metrics
         .iter()
-        .filter(|m| ps(m, "mapped_by") == Some("painter") && ps(m, "load") == Some("none"))
+        .filter(|m| m.text(Key::MappedBy) == Some("painter") && m.text(Key::Load) == Some("none"))
         .filter_map(|idle| {
             let key = rest(idle);
             let paint = r.metrics.iter().find(|m| {
                 m.name == idle.name
-                    && ps(m, "mapped_by") == Some("painter")
-                    && ps(m, "load") == Some("fb-paint")
+                    && m.text(Key::MappedBy) == Some("painter")
+                    && m.text(Key::Load) == Some("fb-paint")
                     && rest(m) == key
             })?;
             let words: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub(super) const CMDLINE: &str = "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off";
+const CMDLINE: &str = "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off";
 
 /// Boots the back end's emulator until the plan is done, booting again for
 /// the rest of the plan after a stall (the test running then is recorded
@@ -132,7 +132,7 @@ pub(super) fn watch(child: &mut std::process::Child, log: &Path, stall: Duration
 }
 
 /// Kills the emulator's whole process group.
-pub(super) fn kill_group(child: &mut std::process::Child) {
+fn kill_group(child: &mut std::process::Child) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: the child was spawned as the leader of its own process
         // group (`process_group(0)`) and has not been reaped (we still hold

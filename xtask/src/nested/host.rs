@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 /// The Debian packages the emulated back ends use, with a file each
 /// installs (present means installed).
-pub(super) const PACKAGES: &[(&str, &str)] = &[
+const PACKAGES: &[(&str, &str)] = &[
     ("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),
     ("bochs", "/usr/bin/bochs"),
     ("bochsbios", "/usr/share/bochs/BIOS-bochs-latest"),

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 /// The kernel modules loaded in the guest (their dependencies are found in
 /// each module's `depends=` and loaded first).
-pub(super) const MODULES: &[&str] = &["kvm-amd", "kvm-intel"];
+const MODULES: &[&str] = &["kvm-amd", "kvm-intel"];
 
 /// The guest kernel and the modules it loads, in load order.
 pub(super) struct Kernel {
@@ -78,7 +78,7 @@ pub(super) fn fetch_kernel(work: &Path) -> Res<Kernel> {
 }
 
 /// Module name (with `_`) → path, for every uncompressed `.ko` below `dir`.
-pub(super) fn collect_modules(dir: &Path, out: &mut BTreeMap<String, PathBuf>) {
+fn collect_modules(dir: &Path, out: &mut BTreeMap<String, PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -95,7 +95,7 @@ pub(super) fn collect_modules(dir: &Path, out: &mut BTreeMap<String, PathBuf>) {
 }
 
 /// Appends `name` after its dependencies (from the module's `depends=`).
-pub(super) fn add_module(
+fn add_module(
     name: &str,
     all: &BTreeMap<String, PathBuf>,
     order: &mut Vec<PathBuf>,
@@ -121,7 +121,7 @@ pub(super) fn add_module(
 }
 
 /// The `depends=` value of a module's `.modinfo` strings.
-pub(super) fn modinfo_depends(ko: &[u8]) -> String {
+fn modinfo_depends(ko: &[u8]) -> String {
     let key = b"depends=";
     let mut i = 0;
     while i + key.len() <= ko.len() {
@@ -138,7 +138,7 @@ pub(super) fn modinfo_depends(ko: &[u8]) -> String {
     String::new()
 }
 
-pub(super) const INIT: &str = include_str!("../../nested/init");
+const INIT: &str = include_str!("../../nested/init");
 
 /// Builds an uncompressed initramfs (a Bochs guest would take minutes to
 /// decompress one) holding busybox, the binaries, their libraries, the

@@ -90,7 +90,7 @@ pub(super) fn skips(b: Backend) -> &'static [Skip] {
 /// IF = 1 the host thread woke after 10.0 ms (LOC +1900 meanwhile) and
 /// stopped the guest; with IF = 0 it woke only after 285.8 ms, when the
 /// guest's loop had ended by itself (LOC +11). On PVM both woke at 10 ms.
-pub(super) const VMX_SKIP: &[Skip] = &[];
+const VMX_SKIP: &[Skip] = &[];
 
 /// The tests the default VT-x run (CI) includes: Bochs takes up to minutes
 /// of wall time per test, so CI runs one of each kind of exit (port I/O,
@@ -98,7 +98,7 @@ pub(super) const VMX_SKIP: &[Skip] = &[];
 /// KVM's irqchip, two vCPUs revoked while running, the two whose guest
 /// never exits while the host stops or changes it, and `--full` runs the
 /// rest.
-pub(super) const VMX_SUBSET: &[&str] = &[
+const VMX_SUBSET: &[&str] = &[
     "raw_vm::raw_cpl3_guest_port_io_and_mmio_exits",
     "domains::dom0_driver_maps_the_page_and_drives_the_ports",
     "domains::ungranted_domain_is_denied_ports_and_page",
@@ -111,7 +111,7 @@ pub(super) const VMX_SUBSET: &[&str] = &[
 ];
 
 /// Why a test outside [`VMX_SUBSET`] is not in the default VT-x run.
-pub(super) const VMX_NOT_IN_SUBSET: &str = "outside the VT-x CI subset for time (--full runs it)";
+const VMX_NOT_IN_SUBSET: &str = "outside the VT-x CI subset for time (--full runs it)";
 
 /// One entry of a run plan: a command run under a timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +245,7 @@ pub(super) fn plan(b: Backend, built: &Built, only: &[String], full: bool) -> Pl
 }
 
 /// [`plan`] with the skip list given.
-pub(super) fn plan_with(
+fn plan_with(
     b: Backend,
     skip: &'static [Skip],
     built: &Built,

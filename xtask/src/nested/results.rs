@@ -58,7 +58,7 @@ pub(super) fn parse_log(text: &str, steps: &[Step], hung: &[String]) -> Outcome 
 }
 
 /// Sums "N native port exits, M pvm-trapped" over the output.
-pub(super) fn exit_counts(out: &str) -> (u64, u64) {
+fn exit_counts(out: &str) -> (u64, u64) {
     let mut sum = (0, 0);
     for line in out.lines() {
         let Some(i) = line.find(" native port exits, ") else {

@@ -88,7 +88,7 @@ pub(super) fn in_guest(plan: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub(super) fn run_step(step: &Step) {
+fn run_step(step: &Step) {
     println!("NESTED start {}", step.id);
     let _ = std::io::stdout().flush();
     let t0 = Instant::now();
