@@ -156,6 +156,15 @@ impl XenCaps {
             .is_some_and(|s| s.contains(r.first(), r.last()))
     }
 
+    /// `Ok` when `d` holds all of `r`, else `not-granted` at its first unit.
+    fn granted(&self, d: DomId, r: UnitRange) -> Result<(), Error> {
+        if self.holds(d, r) {
+            Ok(())
+        } else {
+            Err(Error::NotGranted { unit: r.first() })
+        }
+    }
+
     fn check_port(&self, dom: u16, port: u16, width: u8) -> bool {
         if !matches!(width, 1 | 2 | 4) {
             return false;
@@ -303,6 +312,31 @@ impl Acct {
         f(&mut g)
     }
 
+    /// Runs `on` against the accountant, or `off` against Xen's permissions
+    /// (write-locked), whichever this is.
+    fn either<T>(
+        &mut self,
+        on: impl FnOnce(&mut Accountant) -> Result<T, Error>,
+        off: impl FnOnce(&mut XenCaps) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        match &mut self.inner {
+            Inner::On(a) => on(a),
+            Inner::Off(x) => Self::off(x, off),
+        }
+    }
+
+    /// Runs `on` against the accountant; accounting off, accepts (Xen keeps
+    /// no record of the hypervisor's own reservations and uses).
+    fn on_only(
+        &mut self,
+        on: impl FnOnce(&mut Accountant) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::On(a) => on(a),
+            Inner::Off(_) => Ok(()),
+        }
+    }
+
     /// Creates domain `d`.
     pub fn create(&mut self, d: DomId) -> Result<(), Error> {
         match &mut self.inner {
@@ -396,83 +430,57 @@ impl Acct {
 
     /// Records a mapping of every frame in `r` by `d`.
     pub fn map(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
-        match &mut self.inner {
-            Inner::On(a) => a.map(d, r),
-            Inner::Off(x) => Self::off(x, |x| {
+        self.either(
+            |a| a.map(d, r),
+            |x| {
                 x.exists(d)?;
                 x.not_ram(r)?;
-                if x.holds(d, r) {
-                    Ok(())
-                } else {
-                    Err(Error::NotGranted { unit: r.first() })
-                }
-            }),
-        }
+                x.granted(d, r)
+            },
+        )
     }
 
     /// Ends a mapping of every frame in `r` by `d` (accounting off: the
     /// hypervisor's own map counts decide `not-mapped`).
     pub fn unmap(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
-        match &mut self.inner {
-            Inner::On(a) => a.unmap(d, r),
-            Inner::Off(x) => Self::off(x, |x| x.exists(d)),
-        }
+        self.either(|a| a.unmap(d, r), |x| x.exists(d))
     }
 
     /// Records a binding of line(s) `r` by `d`.
     pub fn bind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
-        match &mut self.inner {
-            Inner::On(a) => a.bind(d, r),
-            Inner::Off(x) => Self::off(x, |x| {
+        self.either(
+            |a| a.bind(d, r),
+            |x| {
                 x.exists(d)?;
-                if x.holds(d, r) {
-                    Ok(())
-                } else {
-                    Err(Error::NotGranted { unit: r.first() })
-                }
-            }),
-        }
+                x.granted(d, r)
+            },
+        )
     }
 
     /// Ends a binding (accounting off: the hypervisor's binding table decides
     /// `not-bound`).
     pub fn unbind(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
-        match &mut self.inner {
-            Inner::On(a) => a.unbind(d, r),
-            Inner::Off(x) => Self::off(x, |x| x.exists(d)),
-        }
+        self.either(|a| a.unbind(d, r), |x| x.exists(d))
     }
 
     /// Hypervisor reservation (accounting off: accepted and not enforced).
     pub fn reserve(&mut self, r: UnitRange) -> Result<(), Error> {
-        match &mut self.inner {
-            Inner::On(a) => a.reserve(r),
-            Inner::Off(_) => Ok(()),
-        }
+        self.on_only(|a| a.reserve(r))
     }
 
     /// Lifts a reservation.
     pub fn unreserve(&mut self, r: UnitRange) -> Result<(), Error> {
-        match &mut self.inner {
-            Inner::On(a) => a.unreserve(r),
-            Inner::Off(_) => Ok(()),
-        }
+        self.on_only(|a| a.unreserve(r))
     }
 
     /// The hypervisor's own use of reserved units.
     pub fn hvmap(&mut self, r: UnitRange) -> Result<(), Error> {
-        match &mut self.inner {
-            Inner::On(a) => a.hvmap(r),
-            Inner::Off(_) => Ok(()),
-        }
+        self.on_only(|a| a.hvmap(r))
     }
 
     /// Ends the hypervisor's own use.
     pub fn hvunmap(&mut self, r: UnitRange) -> Result<(), Error> {
-        match &mut self.inner {
-            Inner::On(a) => a.hvunmap(r),
-            Inner::Off(_) => Ok(()),
-        }
+        self.on_only(|a| a.hvunmap(r))
     }
 
     /// One port access check through the locked path (the vCPU path uses
@@ -568,11 +576,12 @@ mod tests {
         assert!(s.0.is_empty());
     }
 
-    #[test]
-    fn off_mode_has_no_exclusivity_and_revoke_keeps_nothing_checked() {
+    /// An accountant booted with `accounting` (RAM below 0x80000, 0xfee00
+    /// reserved), domain 1 created, and dom0 mapping I/O page 0xfeb00.
+    fn dom0_maps_a_page(accounting: Accounting) -> (Acct, DomId, UnitRange) {
         let mut a = Acct::boot(
             "ram=0x0-0x7ffff reserve_iomem=0xfee00",
-            Accounting::Off,
+            accounting,
             TrackerKind::SlabExtent,
         )
         .unwrap();
@@ -580,6 +589,12 @@ mod tests {
         a.create(d1).unwrap();
         let page = UnitRange::one(Space::IoMem, 0xfeb00).unwrap();
         a.map(DomId::DOM0, page).unwrap();
+        (a, d1, page)
+    }
+
+    #[test]
+    fn off_mode_has_no_exclusivity_and_revoke_keeps_nothing_checked() {
+        let (mut a, d1, page) = dom0_maps_a_page(Accounting::Off);
         a.grant(d1, page, Mode::Exclusive, false).unwrap();
         a.map(d1, page).unwrap();
         // The hypervisor's own device can be handed out.
@@ -609,16 +624,7 @@ mod tests {
 
     #[test]
     fn on_mode_refuses_reserved_and_in_use() {
-        let mut a = Acct::boot(
-            "ram=0x0-0x7ffff reserve_iomem=0xfee00",
-            Accounting::On,
-            TrackerKind::SlabExtent,
-        )
-        .unwrap();
-        let d1 = DomId::new(1).unwrap();
-        a.create(d1).unwrap();
-        let page = UnitRange::one(Space::IoMem, 0xfeb00).unwrap();
-        a.map(DomId::DOM0, page).unwrap();
+        let (mut a, d1, page) = dom0_maps_a_page(Accounting::On);
         assert_eq!(
             a.grant(d1, page, Mode::Exclusive, false)
                 .unwrap_err()

@@ -336,25 +336,22 @@ mod tests {
         }
     }
 
+    /// The action for a port read of `size` bytes at `port`.
+    fn io_in(f: &mut Fake, port: u16, size: u8) -> Action {
+        handle_exit(f, Exit::IoIn { port, size })
+    }
+
+    /// The action for a port write of `data` (`size` bytes) at `port`.
+    fn io_out(f: &mut Fake, port: u16, size: u8, data: u32) -> Action {
+        handle_exit(f, Exit::IoOut { port, size, data })
+    }
+
     #[test]
     fn allowed_port_reaches_the_device_masked_to_width() {
         let mut f = Fake::default();
-        let a = handle_exit(
-            &mut f,
-            Exit::IoIn {
-                port: 0x300,
-                size: 2,
-            },
-        );
+        let a = io_in(&mut f, 0x300, 2);
         assert_eq!(a, Action::ReplyIo(0x5678));
-        let a = handle_exit(
-            &mut f,
-            Exit::IoOut {
-                port: 0x301,
-                size: 1,
-                data: 0x1ff,
-            },
-        );
+        let a = io_out(&mut f, 0x301, 1, 0x1ff);
         assert_eq!(a, Action::Resume);
         assert_eq!(f.writes, vec![(0x301, 1, 0xff)]);
         assert!(f.denied.is_empty());
@@ -363,43 +360,15 @@ mod tests {
     #[test]
     fn unclaimed_allowed_port_reads_all_ones() {
         let mut f = Fake::default();
-        assert_eq!(
-            handle_exit(
-                &mut f,
-                Exit::IoIn {
-                    port: 0x304,
-                    size: 4
-                }
-            ),
-            Action::ReplyIo(0xffff_ffff)
-        );
+        assert_eq!(io_in(&mut f, 0x304, 4), Action::ReplyIo(0xffff_ffff));
     }
 
     #[test]
     fn denied_port_reads_ones_drops_writes_and_counts() {
         let mut f = Fake::default();
-        assert_eq!(
-            handle_exit(
-                &mut f,
-                Exit::IoIn {
-                    port: 0x3f8,
-                    size: 1
-                }
-            ),
-            Action::ReplyIo(0xff)
-        );
+        assert_eq!(io_in(&mut f, 0x3f8, 1), Action::ReplyIo(0xff));
         // Straddles the end of the allowed range.
-        assert_eq!(
-            handle_exit(
-                &mut f,
-                Exit::IoOut {
-                    port: 0x306,
-                    size: 4,
-                    data: 1
-                }
-            ),
-            Action::Resume
-        );
+        assert_eq!(io_out(&mut f, 0x306, 4, 1), Action::Resume);
         assert!(f.writes.is_empty());
         assert_eq!(f.denied, vec![(0x3f8, 1, false), (0x306, 4, true)]);
     }
@@ -407,37 +376,9 @@ mod tests {
     #[test]
     fn hypercall_port_only_takes_four_byte_reads() {
         let mut f = Fake::default();
-        assert_eq!(
-            handle_exit(
-                &mut f,
-                Exit::IoIn {
-                    port: HCALL_PORT,
-                    size: 4
-                }
-            ),
-            Action::ReplyIo(7)
-        );
-        assert_eq!(
-            handle_exit(
-                &mut f,
-                Exit::IoIn {
-                    port: HCALL_PORT,
-                    size: 1
-                }
-            ),
-            Action::ReplyIo(0xff)
-        );
-        assert_eq!(
-            handle_exit(
-                &mut f,
-                Exit::IoOut {
-                    port: HCALL_PORT,
-                    size: 4,
-                    data: 9
-                }
-            ),
-            Action::Resume
-        );
+        assert_eq!(io_in(&mut f, HCALL_PORT, 4), Action::ReplyIo(7));
+        assert_eq!(io_in(&mut f, HCALL_PORT, 1), Action::ReplyIo(0xff));
+        assert_eq!(io_out(&mut f, HCALL_PORT, 4, 9), Action::Resume);
         assert_eq!((f.hcalls, f.bad), (1, 2));
         assert!(f.writes.is_empty());
     }
@@ -446,25 +387,11 @@ mod tests {
     fn done_fault_and_errors_stop() {
         let mut f = Fake::default();
         assert_eq!(
-            handle_exit(
-                &mut f,
-                Exit::IoOut {
-                    port: DONE_PORT,
-                    size: 4,
-                    data: 3
-                }
-            ),
+            io_out(&mut f, DONE_PORT, 4, 3),
             Action::Stop(StopReason::Done(3))
         );
         assert_eq!(
-            handle_exit(
-                &mut f,
-                Exit::IoOut {
-                    port: FAULT_PORT,
-                    size: 4,
-                    data: 6
-                }
-            ),
+            io_out(&mut f, FAULT_PORT, 4, 6),
             Action::Stop(StopReason::Fault(6))
         );
         assert_eq!(

@@ -79,31 +79,47 @@ fn tsc(a: &mut CodeAssembler) -> Result<(), IcedError> {
     a.or(rax, rdx)
 }
 
+/// The body of a timing loop: with `r12` = the count and `r13` = 0, and
+/// `rbx` the data area, times `op` `r12` times with `lfence; rdtsc` before
+/// and after and stores each TSC delta at `rbx + 8 * r13` (and, with
+/// `progress`, the number done so far in [`SI_PROGRESS`]); then done(0).
+fn timed_loop(
+    a: &mut CodeAssembler,
+    progress: bool,
+    op: impl Fn(&mut CodeAssembler) -> Result<(), IcedError>,
+) -> Result<(), IcedError> {
+    let mut top = a.create_label();
+    let mut end = a.create_label();
+    a.set_label(&mut top)?;
+    a.cmp(r13, r12)?;
+    a.jae(end)?;
+    tsc(a)?;
+    a.mov(r14, rax)?;
+    op(a)?;
+    tsc(a)?;
+    a.sub(rax, r14)?;
+    a.mov(qword_ptr(rbx + r13 * 8), rax)?;
+    a.inc(r13)?;
+    if progress {
+        a.mov(qword_ptr(SI_PROGRESS), r13)?;
+    }
+    a.jmp(top)?;
+    a.set_label(&mut end)?;
+    done_imm(a, 0)
+}
+
 /// Port-I/O timing loop: `n` times `in al, port`, each timed with
 /// `lfence; rdtsc` before and after; the TSC deltas go to the vCPU's data
 /// area (`r10`: [`DATA`] on a domain's only vCPU) as u64s.
 pub fn port_loop(port: u16, n: u64) -> Result<Program, GuestError> {
     Program::assemble([n, 0, 0, 0], |a| {
-        let mut top = a.create_label();
-        let mut end = a.create_label();
         a.mov(r12, n)?;
         a.xor(r13, r13)?;
         a.mov(rbx, r10)?;
-        a.set_label(&mut top)?;
-        a.cmp(r13, r12)?;
-        a.jae(end)?;
-        tsc(a)?;
-        a.mov(r14, rax)?;
-        a.mov(edx, port as u32)?;
-        a.in_(al, dx)?;
-        tsc(a)?;
-        a.sub(rax, r14)?;
-        a.mov(qword_ptr(rbx + r13 * 8), rax)?;
-        a.inc(r13)?;
-        a.mov(qword_ptr(SI_PROGRESS), r13)?;
-        a.jmp(top)?;
-        a.set_label(&mut end)?;
-        done_imm(a, 0)
+        timed_loop(a, true, |a| {
+            a.mov(edx, port as u32)?;
+            a.in_(al, dx)
+        })
     })
 }
 
@@ -112,25 +128,11 @@ pub fn port_loop(port: u16, n: u64) -> Result<Program, GuestError> {
 /// [`port_loop`]; TSC deltas to [`DATA`].
 pub fn mmio_loop(gpa: u64, n: u64) -> Result<Program, GuestError> {
     Program::assemble([gpa, n, 0, 0], |a| {
-        let mut top = a.create_label();
-        let mut end = a.create_label();
         a.mov(r12, n)?;
         a.xor(r13, r13)?;
         a.mov(rbx, DATA)?;
         a.mov(r15, gpa)?;
-        a.set_label(&mut top)?;
-        a.cmp(r13, r12)?;
-        a.jae(end)?;
-        tsc(a)?;
-        a.mov(r14, rax)?;
-        a.mov(al, byte_ptr(r15))?;
-        tsc(a)?;
-        a.sub(rax, r14)?;
-        a.mov(qword_ptr(rbx + r13 * 8), rax)?;
-        a.inc(r13)?;
-        a.jmp(top)?;
-        a.set_label(&mut end)?;
-        done_imm(a, 0)
+        timed_loop(a, false, |a| a.mov(al, byte_ptr(r15)))
     })
 }
 
@@ -235,6 +237,25 @@ pub fn port_hammer(port: u16) -> Result<Program, GuestError> {
     })
 }
 
+/// Writes `value` to the first quadword of each of `pages` (at least one)
+/// pages from `first_frame` on (clobbers `rax`, `rbx`, `rcx`).
+fn paint_once(
+    a: &mut CodeAssembler,
+    first_frame: u64,
+    pages: u64,
+    value: u64,
+) -> Result<(), IcedError> {
+    let mut page = a.create_label();
+    a.mov(rbx, first_frame * PAGE_SIZE)?;
+    a.mov(rcx, pages.max(1))?;
+    a.mov(rax, value)?;
+    a.set_label(&mut page)?;
+    a.mov(qword_ptr(rbx), rax)?;
+    a.add(rbx, PAGE_SIZE as i32)?;
+    a.dec(rcx)?;
+    a.jnz(page)
+}
+
 /// Framebuffer painter: writes `value` to the first word of each of `pages`
 /// pages from frame `first_frame` (one touch per page), `passes` times.
 pub fn fb_painter(
@@ -245,17 +266,9 @@ pub fn fb_painter(
 ) -> Result<Program, GuestError> {
     Program::assemble([first_frame, pages, value, passes], |a| {
         let mut pass = a.create_label();
-        let mut page = a.create_label();
         a.mov(r12, passes.max(1))?;
         a.set_label(&mut pass)?;
-        a.mov(rbx, first_frame * PAGE_SIZE)?;
-        a.mov(rcx, pages.max(1))?;
-        a.mov(rax, value)?;
-        a.set_label(&mut page)?;
-        a.mov(qword_ptr(rbx), rax)?;
-        a.add(rbx, PAGE_SIZE as i32)?;
-        a.dec(rcx)?;
-        a.jnz(page)?;
+        paint_once(a, first_frame, pages, value)?;
         a.dec(r12)?;
         a.jnz(pass)?;
         done_imm(a, 0)
@@ -267,15 +280,7 @@ pub fn fb_painter(
 /// mappings of the pages are live when the host revokes them.
 pub fn fb_painter_linger(first_frame: u64, pages: u64, value: u64) -> Result<Program, GuestError> {
     Program::assemble([first_frame, pages, value, 0], |a| {
-        let mut page = a.create_label();
-        a.mov(rbx, first_frame * PAGE_SIZE)?;
-        a.mov(rcx, pages.max(1))?;
-        a.mov(rax, value)?;
-        a.set_label(&mut page)?;
-        a.mov(qword_ptr(rbx), rax)?;
-        a.add(rbx, PAGE_SIZE as i32)?;
-        a.dec(rcx)?;
-        a.jnz(page)?;
+        paint_once(a, first_frame, pages, value)?;
         a.mov(qword_ptr(SI_PROGRESS), 1)?;
         idle_loop(a)
     })

@@ -8,6 +8,7 @@
 //! * [`span`] — where a finding comes from: a file, a line, a column.
 #![deny(missing_docs)]
 
+mod bounded;
 pub mod cli;
 pub mod finding;
 pub mod guest;

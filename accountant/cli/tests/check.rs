@@ -3,26 +3,12 @@
 //! SARIF outputs validated against their schemas.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ioacct_check::cli::run;
+mod common;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-
-/// A fresh directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ioacct-check-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
-    d
-}
+use common::{data, ioacct, scratch};
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
@@ -30,22 +16,29 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
-fn ioacct(args: &[&str]) -> (i32, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv: Vec<&str> = std::iter::once("ioacct")
-        .chain(args.iter().copied())
-        .collect();
-    let code = run(argv, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
+/// The JSON text `out` checked against the JSON Schema at `schema`
+/// (`tests/data/…` or the spec's): the value, and the validator to try
+/// broken copies on.
+fn valid_json(out: &str, schema: &str) -> (serde_json::Value, jsonschema::Validator) {
+    let v: serde_json::Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let schema_text = fs::read_to_string(schema).unwrap_or_else(|e| panic!("{schema}: {e}"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&schema_text).unwrap_or_else(|e| panic!("{e}"));
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
+    let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    (v, validator)
 }
 
-fn host(name: &str) -> String {
-    format!("{DATA}/hosts/{name}")
+/// `ioacct check --host virtio-vm --format FORMAT a.cfg b.cfg` with the
+/// two texts as the files: its output, once the exit code is 1 (findings).
+fn two_guests_on_the_vm(format: &str, a: &str, b: &str) -> String {
+    let d = scratch(format);
+    let (a, b) = (write(&d, "a.cfg", a), write(&d, "b.cfg", b));
+    let vm = data("hosts/virtio-vm");
+    let (code, out, err) = ioacct(&["check", "--host", &vm, "--format", format, &a, &b]);
+    assert_eq!(code, 1, "{out}{err}");
+    out
 }
 
 #[test]
@@ -67,7 +60,7 @@ fn two_guests_asking_for_the_serial_ports() {
         "b.cfg",
         "# second guest\nname = \"b\"\nmemory = 256\nioports = [ \"3f8-3ff\" ]\n",
     );
-    let h = host("virtio-vm");
+    let h = data("hosts/virtio-vm");
     // On the snapshot of this machine, with Xen's default reservations: the console UART.
     let (code, out, _) = ioacct(&["check", "--host", &h, &a, &b]);
     assert_eq!(code, 1, "{out}");
@@ -107,13 +100,13 @@ fn two_guests_asking_for_the_serial_ports() {
 fn a_page_of_system_ram_is_refused_as_ram() {
     let d = scratch("ram");
     let g = write(&d, "ram.cfg", "iomem = [ \"1000,1\" ]\n");
-    let (code, out, _) = ioacct(&["check", "--host", &host("virtio-vm"), &g]);
+    let (code, out, _) = ioacct(&["check", "--host", &data("hosts/virtio-vm"), &g]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("{g}:1:11: error[E0401]")), "{out}");
     assert!(out.contains("System RAM"), "{out}");
     // Beyond the physical address width (this snapshot: 46 bits, frames below 0x4_0000_0000).
     let g = write(&d, "far.cfg", "iomem = [ \"40000000000,1\" ]\n");
-    let (code, out, _) = ioacct(&["check", "--host", &host("virtio-vm"), &g]);
+    let (code, out, _) = ioacct(&["check", "--host", &data("hosts/virtio-vm"), &g]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("error[E0402]"), "{out}");
 }
@@ -126,7 +119,7 @@ fn a_function_bound_to_a_dom0_driver() {
         "nic.xml",
         "<domain type='xen'>\n  <name>nic</name>\n  <devices>\n    <hostdev mode='subsystem' type='pci' managed='yes'>\n      <source><address domain='0x0000' bus='0x00' slot='0x03' function='0x0'/></source>\n    </hostdev>\n  </devices>\n</domain>\n",
     );
-    let (code, out, _) = ioacct(&["check", "--host", &host("virtio-vm"), &x]);
+    let (code, out, _) = ioacct(&["check", "--host", &data("hosts/virtio-vm"), &x]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("{x}:5:15: error[E0301]")), "{out}");
     assert!(out.contains("0000:00:03.0 virtio-pci"), "{out}");
@@ -166,7 +159,7 @@ fn sharing_declared_by_option_or_policy_file() {
 #[test]
 fn warnings_fail_only_with_werror() {
     // The snapshot's serial driver holds the console UART Xen takes: a warning.
-    let h = host("virtio-vm");
+    let h = data("hosts/virtio-vm");
     let (code, out, _) = ioacct(&["check", "--host", &h]);
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -190,7 +183,7 @@ fn the_emitted_trace_replays_to_the_same_verdicts() {
     let (code, out, _) = ioacct(&[
         "check",
         "--host",
-        &host("virtio-vm"),
+        &data("hosts/virtio-vm"),
         "--emit-trace",
         &t,
         &a,
@@ -217,30 +210,18 @@ fn the_emitted_trace_replays_to_the_same_verdicts() {
 
 #[test]
 fn json_output_follows_its_schema() {
-    let d = scratch("json");
-    let a = write(&d, "a.cfg", "ioports = ['300-307']\npci = ['00:04.0']\n");
-    let b = write(&d, "b.cfg", "ioports = ['300-307']\niomem = ['1000,1']\n");
-    let (code, out, _) = ioacct(&[
-        "check",
-        "--host",
-        &host("virtio-vm"),
-        "--format",
+    let out = two_guests_on_the_vm(
         "json",
-        &a,
-        &b,
-    ]);
-    assert_eq!(code, 1);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    let schema_text = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../spec/check-output.schema.json"
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    let schema: serde_json::Value =
-        serde_json::from_str(&schema_text).unwrap_or_else(|e| panic!("{e}"));
-    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
-    let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{errors:?}");
+        "ioports = ['300-307']\npci = ['00:04.0']\n",
+        "ioports = ['300-307']\niomem = ['1000,1']\n",
+    );
+    let (v, validator) = valid_json(
+        &out,
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../spec/check-output.schema.json"
+        ),
+    );
     let codes: Vec<&str> = v["findings"].as_array().map_or(Vec::new(), |f| {
         f.iter().filter_map(|x| x["code"].as_str()).collect()
     });
@@ -261,27 +242,12 @@ fn json_output_follows_its_schema() {
 
 #[test]
 fn sarif_output_validates_against_the_official_schema() {
-    let d = scratch("sarif");
-    let a = write(&d, "a.cfg", "ioports = ['300-307']\n");
-    let b = write(&d, "b.cfg", "ioports = ['300-307']\n");
-    let (code, out, _) = ioacct(&[
-        "check",
-        "--host",
-        &host("virtio-vm"),
-        "--format",
+    let out = two_guests_on_the_vm(
         "sarif",
-        &a,
-        &b,
-    ]);
-    assert_eq!(code, 1);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    let schema_text = fs::read_to_string(format!("{DATA}/sarif/sarif-schema-2.1.0.json"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let schema: serde_json::Value =
-        serde_json::from_str(&schema_text).unwrap_or_else(|e| panic!("{e}"));
-    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
-    let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{errors:?}");
+        "ioports = ['300-307']\n",
+        "ioports = ['300-307']\n",
+    );
+    let (v, validator) = valid_json(&out, &data("sarif/sarif-schema-2.1.0.json"));
     let results = v["runs"][0]["results"].as_array().map_or(0, |r| r.len());
     assert!(results >= 1);
     assert_eq!(v["runs"][0]["results"][0]["ruleId"], "E0102");

@@ -3,27 +3,20 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
+mod common;
+
+use common::{host, scratch};
 use ioacct_check::host::{read::PROC_LIMIT, sysfs::MAX_DEVICES, HostError, HostMap};
 
 fn real(rel: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/hosts/desktop-e1000e")
-        .join(rel);
-    std::fs::read(p).expect("test data")
+    std::fs::read(host("desktop-e1000e").join(rel)).expect("test data")
 }
 
 /// A snapshot with the desktop's four proc files, each replaced where
 /// `edit` says so.
 fn snapshot(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "ioacct-bad-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch(tag);
     std::fs::create_dir_all(dir.join("proc")).expect("mkdir");
     for f in [
         "proc/iomem",
@@ -34,6 +27,34 @@ fn snapshot(tag: &str) -> PathBuf {
         std::fs::write(dir.join(f), real(f)).expect("write");
     }
     dir
+}
+
+/// A snapshot whose file `rel` is replaced by what `make` puts at its path.
+fn snapshot_with(tag: &str, rel: &str, make: impl FnOnce(&Path)) -> PathBuf {
+    let dir = snapshot(tag);
+    std::fs::remove_file(dir.join(rel)).expect("rm");
+    make(&dir.join(rel));
+    dir
+}
+
+/// The file (relative to `dir`) and kind of the read error the snapshot
+/// at `dir` gives.
+fn read_error(dir: &Path) -> (&'static str, io::ErrorKind) {
+    match HostMap::read_dir(dir) {
+        Err(HostError::Read { path, error }) => {
+            let rel = [
+                "proc/iomem",
+                "proc/ioports",
+                "proc/interrupts",
+                "proc/cpuinfo",
+            ]
+            .into_iter()
+            .find(|f| path == dir.join(f))
+            .unwrap_or_else(|| panic!("{}", path.display()));
+            (rel, error.kind())
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 fn parse_error(dir: &Path) -> (PathBuf, u32, String) {
@@ -98,50 +119,41 @@ fn a_100_mb_file_is_refused_after_the_cap() {
 
 #[test]
 fn an_endless_file_is_not_read_forever() {
-    let dir = snapshot("endless");
-    std::fs::remove_file(dir.join("proc/iomem")).expect("rm");
-    std::os::unix::fs::symlink("/dev/zero", dir.join("proc/iomem")).expect("ln");
-    match HostMap::read_dir(&dir) {
-        Err(HostError::Read { path, error }) => {
-            assert!(path.ends_with("proc/iomem"));
-            assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
-        }
-        other => panic!("{other:?}"),
-    }
+    let dir = snapshot_with("endless", "proc/iomem", |p| {
+        std::os::unix::fs::symlink("/dev/zero", p).expect("ln");
+    });
+    assert_eq!(
+        read_error(&dir),
+        ("proc/iomem", io::ErrorKind::InvalidInput)
+    );
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
 #[test]
 fn a_fifo_is_refused_without_waiting_for_a_writer() {
-    let dir = snapshot("fifo");
-    std::fs::remove_file(dir.join("proc/interrupts")).expect("rm");
-    let made = std::process::Command::new("mkfifo")
-        .arg(dir.join("proc/interrupts"))
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success());
-    match HostMap::read_dir(&dir) {
-        Err(HostError::Read { path, error }) => {
-            assert!(path.ends_with("proc/interrupts"));
-            assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
-        }
-        other => panic!("{other:?}"),
-    }
+    let dir = snapshot_with("fifo", "proc/interrupts", |p| {
+        let made = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+    });
+    assert_eq!(
+        read_error(&dir),
+        ("proc/interrupts", io::ErrorKind::InvalidInput)
+    );
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
 #[test]
 fn a_directory_where_a_file_was_expected() {
-    let dir = snapshot("dir");
-    std::fs::remove_file(dir.join("proc/iomem")).expect("rm");
-    std::fs::create_dir(dir.join("proc/iomem")).expect("mkdir");
-    match HostMap::read_dir(&dir) {
-        Err(HostError::Read { path, error }) => {
-            assert!(path.ends_with("proc/iomem"));
-            assert_eq!(error.kind(), io::ErrorKind::IsADirectory);
-        }
-        other => panic!("{other:?}"),
-    }
+    let dir = snapshot_with("dir", "proc/iomem", |p| {
+        std::fs::create_dir(p).expect("mkdir");
+    });
+    assert_eq!(
+        read_error(&dir),
+        ("proc/iomem", io::ErrorKind::IsADirectory)
+    );
     std::fs::remove_dir_all(&dir).expect("clean up");
     // And the snapshot root itself.
     let file = std::env::temp_dir().join(format!("ioacct-bad-root-{}", std::process::id()));

@@ -2,18 +2,14 @@
 //! each): parsers, gaps, claims and names, with expected values read from
 //! the files themselves.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::PathBuf;
+
+mod common;
 
 use accountant::Space;
+use common::{host, scratch};
 use ioacct_check::host::{capture_from, Claim, HostError, HostMap, HvReserve, SharedPage};
 use ioacct_check::pci::Bdf;
-
-fn host(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/hosts")
-        .join(name)
-}
 
 fn read(name: &str) -> HostMap {
     match HostMap::read_dir(&host(name)) {
@@ -26,20 +22,16 @@ fn bdf(s: &str) -> Bdf {
     Bdf::parse(s).expect("a PCI address")
 }
 
-/// A fresh empty scratch directory under the system's temp dir.
-fn scratch(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let p = std::env::temp_dir().join(format!(
-        "ioacct-host-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&p);
-    p
-}
-
 fn find(claims: &[Claim], space: Space, first: u64) -> Option<&Claim> {
     claims.iter().find(|c| c.space == space && c.first == first)
+}
+
+/// The name of the claim in `space` that starts at `first`.
+fn name_at(claims: &[Claim], space: Space, first: u64) -> &str {
+    match find(claims, space, first) {
+        Some(c) => &c.name,
+        None => panic!("no {space:?} claim starts at {first:#x}: {claims:?}"),
+    }
 }
 
 fn covers(claims: &[Claim], space: Space, unit: u64) -> Option<&Claim> {
@@ -185,11 +177,8 @@ fn desktop_e1000e_without_sysfs() {
     assert_eq!((io.last, io.name.as_str()), (0x405f, "0000:00:19.0 e1000e"));
     let amt = find(&dom0, Space::IoPort, 0x40a0).expect("AMT serial");
     assert_eq!(amt.name, "0000:00:16.3 serial");
-    assert_eq!(
-        find(&dom0, Space::IoPort, 0x3f8).expect("serial").name,
-        "serial"
-    );
-    assert_eq!(find(&dom0, Space::Irq, 1).expect("i8042").name, "i8042");
+    assert_eq!(name_at(&dom0, Space::IoPort, 0x3f8), "serial");
+    assert_eq!(name_at(&dom0, Space::Irq, 1), "i8042");
     // `43: … IR-PCI-MSI-edge eth0` is an MSI, not line 43.
     assert!(covers(&dom0, Space::Irq, 43).is_none());
     // 0000:00:1f.3 has no driver: its BAR is nobody's.
@@ -210,12 +199,9 @@ fn desktop_e1000e_without_sysfs() {
         (hpet.name.as_str(), hpet.span.as_ref().map(|s| s.line)),
         ("HPET 0", Some(50))
     );
-    assert_eq!(
-        find(&hv, Space::IoMem, 0xfee00).expect("LAPIC").name,
-        "Local APIC"
-    );
+    assert_eq!(name_at(&hv, Space::IoMem, 0xfee00), "Local APIC");
     // Old format: `0: … IR-IO-APIC-edge timer` is line 0.
-    assert_eq!(find(&hv, Space::Irq, 0).expect("timer").name, "timer");
+    assert_eq!(name_at(&hv, Space::Irq, 0), "timer");
     assert_eq!(
         m.name_of(Space::IoMem, 0xe1580).expect("name").0,
         "0000:00:19.0 e1000e"
@@ -275,14 +261,8 @@ fn server_with_three_ioapics() {
         ]
     );
     let dom0 = m.dom0_claims();
-    assert_eq!(
-        find(&dom0, Space::IoMem, 0x92b00).expect("igb").name,
-        "0000:02:00.1 igb"
-    );
-    assert_eq!(
-        find(&dom0, Space::IoMem, 0x92e00).expect("hpsa").name,
-        "0000:03:00.0 hpsa"
-    );
+    assert_eq!(name_at(&dom0, Space::IoMem, 0x92b00), "0000:02:00.1 igb");
+    assert_eq!(name_at(&dom0, Space::IoMem, 0x92e00), "0000:03:00.0 hpsa");
     // DMAR units are the hypervisor's; bus windows, MMCONFIG, legacy
     // persistent memory's parent range are structural.
     for frame in [0xc7ffc, 0xfbffc, 0x80000, 0x90000, 0x3a0_0000] {
@@ -290,10 +270,7 @@ fn server_with_three_ioapics() {
     }
     assert!(m.ram_frames().contains(&(0x20_0000, 0x87_ffff)));
     // Without ioports the PIC is named by its role.
-    assert_eq!(
-        find(&hv, Space::IoPort, 0x20).expect("PIC").name,
-        "PIC (master)"
-    );
+    assert_eq!(name_at(&hv, Space::IoPort, 0x20), "PIC (master)");
 }
 
 #[test]
@@ -302,10 +279,7 @@ fn hyperv_vm_without_an_ioapic_entry() {
     let hv = m.hv_reservations(&HvReserve::default());
     let io = find(&hv, Space::IoMem, 0xfec00).expect("IO-APIC");
     assert!(io.name.contains("architectural"), "{}", io.name);
-    assert_eq!(
-        find(&hv, Space::IoMem, 0xfee00).expect("LAPIC").name,
-        "Local APIC"
-    );
+    assert_eq!(name_at(&hv, Space::IoMem, 0xfee00), "Local APIC");
     let lines: Vec<u32> = m.lines().iter().map(|(g, _)| *g).collect();
     assert_eq!(lines, [8, 9]);
     assert_eq!(m.phys_bits, Some(46));
@@ -328,9 +302,9 @@ fn unprivileged_reads_are_a_gap_not_a_map() {
     // `0: … IO-APIC   2-edge  timer`: the PIT is on line 2, the hypervisor's.
     assert!(covers(&dom0, Space::Irq, 2).is_none());
     let hv = m.hv_reservations(&HvReserve::default());
-    assert_eq!(find(&hv, Space::Irq, 2).expect("timer").name, "timer");
+    assert_eq!(name_at(&hv, Space::Irq, 2), "timer");
     assert_eq!(
-        find(&dom0, Space::Irq, 0x15).expect("line 21").name,
+        name_at(&dom0, Space::Irq, 0x15),
         "uhci_hcd:usb3, uhci_hcd:usb5, virtio1, enp0s1"
     );
 }
@@ -436,10 +410,7 @@ fn a_function_held_for_a_guest_is_not_dom0s() {
         let ahci = find(&dom0, Space::IoMem, 0xe1540).expect("ahci's BAR");
         assert_eq!(ahci.name, "0000:00:1f.2 ahci");
         assert_eq!(ahci.span.as_ref().map(|s| s.line), Some(6));
-        assert_eq!(
-            find(&dom0, Space::Irq, 19).expect("ahci's line").name,
-            "0000:00:1f.2 ahci"
-        );
+        assert_eq!(name_at(&dom0, Space::Irq, 19), "0000:00:1f.2 ahci");
         assert_eq!(m.iommu_groups().get(&7).map(Vec::len), Some(2));
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
@@ -447,10 +418,7 @@ fn a_function_held_for_a_guest_is_not_dom0s() {
     let dir = desktop_with("e1000e", Some("e1000e"));
     let m = HostMap::read_dir(&dir).expect("reads");
     let dom0 = m.dom0_claims();
-    assert_eq!(
-        find(&dom0, Space::IoMem, 0xe1500).expect("e1000e").name,
-        "0000:00:19.0 e1000e"
-    );
+    assert_eq!(name_at(&dom0, Space::IoMem, 0xe1500), "0000:00:19.0 e1000e");
     assert_eq!(
         find(&dom0, Space::IoPort, 0x4040).expect("e1000e").device,
         Some(bdf("00:19.0"))
@@ -585,10 +553,7 @@ fn without_sysfs_a_vfio_region_is_not_dom0s() {
         Some("vfio")
     );
     // Its neighbour under ahci still is.
-    assert_eq!(
-        find(&dom0, Space::IoMem, 0xe1540).expect("ahci").name,
-        "0000:00:1f.2 ahci"
-    );
+    assert_eq!(name_at(&dom0, Space::IoMem, 0xe1540), "0000:00:1f.2 ahci");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
@@ -642,10 +607,7 @@ fn gpu_on_vfio_with_vesafb_still_on_its_first_bar() {
         assert!(covers(&dom0, Space::IoMem, frame).is_none(), "{frame:#x}");
     }
     // iomem 27-28: ahci is.
-    assert_eq!(
-        find(&dom0, Space::IoMem, 0xa3200).expect("ahci").name,
-        "0000:02:00.0 ahci"
-    );
+    assert_eq!(name_at(&dom0, Space::IoMem, 0xa3200), "0000:02:00.0 ahci");
     let fr = m.function_resources(&bdf("01:00.0")).expect("the GPU");
     assert_eq!(fr.driver.as_deref(), Some("vfio-pci"));
     assert_eq!(fr.frames, [(0x90000, 0xa2fff)]);

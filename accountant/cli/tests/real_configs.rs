@@ -4,11 +4,9 @@
 
 use std::path::PathBuf;
 
-use ioacct_check::cli::run;
+mod common;
 
-fn data(rel: &str) -> String {
-    format!("{}/tests/data/{rel}", env!("CARGO_MANIFEST_DIR"))
-}
+use common::{data, ioacct};
 
 fn all(dir: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(data(dir))
@@ -21,19 +19,23 @@ fn all(dir: &str) -> Vec<String> {
     v
 }
 
+/// `ioacct check ARGS…`: the exit code, and stdout and stderr together.
 fn check(args: &[&str]) -> (i32, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv: Vec<&str> = ["ioacct", "check"].iter().chain(args).copied().collect();
-    let code = run(argv, &mut out, &mut err);
-    (
-        code,
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out),
-            String::from_utf8_lossy(&err)
-        ),
-    )
+    let argv: Vec<&str> = std::iter::once("check")
+        .chain(args.iter().copied())
+        .collect();
+    let (code, out, err) = ioacct(&argv);
+    (code, out + &err)
+}
+
+/// `ioacct check OPTS… FILES…`.
+fn check_files(opts: &[&str], files: &[String]) -> (i32, String) {
+    let args: Vec<&str> = opts
+        .iter()
+        .copied()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    check(&args)
 }
 
 fn codes(out: &str) -> Vec<String> {
@@ -62,12 +64,11 @@ fn different_domains_together_do_not_conflict() {
     files.extend(
         all("guests/libvirt")
             .into_iter()
-            .filter(|f| !f.ends_with("test-fullvirt-pci.xml")),
+            // The same domain as test-fullvirt-pci.cfg; functions of
+            // hostdev-pci-multifunction.xml (tests below).
+            .filter(|f| !f.ends_with("test-fullvirt-pci.xml") && !f.ends_with("hostdev-vfio.xml")),
     );
-    let args: Vec<&str> = std::iter::once("--no-host")
-        .chain(files.iter().map(String::as_str))
-        .collect();
-    let (code, out) = check(&args);
+    let (code, out) = check_files(&["--no-host"], &files);
     assert_eq!(code, 0, "{out}");
 }
 
@@ -124,9 +125,7 @@ fn on_real_host_maps_the_examples_raise_no_false_alarm() {
         "server-hpsa-igb",
     ] {
         let h = data(&format!("hosts/{host}"));
-        let mut args: Vec<&str> = vec!["--host", &h];
-        args.extend(guests.iter().map(String::as_str));
-        let (code, out) = check(&args);
+        let (code, out) = check_files(&["--host", &h], &guests);
         assert_eq!(code, 0, "{host}: {out}");
     }
 }
@@ -148,4 +147,56 @@ fn the_vtd_example_on_a_desktop_takes_dom0s_framebuffer() {
     assert!(out.contains("`0000:01:00.0 vesafb`"), "{out}");
     // 03:00.0 is not on that host: a warning, not an error.
     assert!(out.contains(&format!("{g}:1:20: warning[W0603]")), "{out}");
+}
+
+/// libvirt's test domains reuse host functions: `hostdev-vfio.xml` names
+/// 0000:06:12.1–4, and `hostdev-pci-multifunction.xml` names .1 and .2 too.
+/// Defined on one host, those two functions are each given twice; .3 and .4
+/// (behind `<driver name='vfio' model='vfio-pci-igb'/>`) are not.
+#[test]
+fn libvirt_domains_that_reuse_functions_conflict_on_exactly_those() {
+    let vfio = data("guests/libvirt/qemuxmlconfdata-hostdev-vfio.xml");
+    let multi = data("guests/libvirt/qemuxml2argvdata-hostdev-pci-multifunction.xml");
+    let (code, out) = check(&["--no-host", &multi, &vfio]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(codes(&out), ["E0104", "E0104"], "{out}");
+    for (line, func, note) in [(29, 1, 49), (35, 2, 55)] {
+        assert!(
+            out.contains(&format!(
+                "{vfio}:{line}:9: error[E0104]: PCI function 0000:06:12.{func} "
+            )),
+            "{out}"
+        );
+        assert!(out.contains(&format!("{multi}:{note}:9: note")), "{out}");
+    }
+    assert!(
+        !out.contains("06:12.3") && !out.contains("06:12.4"),
+        "{out}"
+    );
+}
+
+/// `net-hostdev-multidomain.xml` gives a guest a function in PCI segment
+/// 0x2424 as its NIC (`<interface type='hostdev'>`). An xl.cfg naming the
+/// same function conflicts with it; one naming bus 0x21 of segment 0 does not.
+#[test]
+fn a_function_outside_segment_zero_is_compared_with_its_segment() {
+    let xml = data("guests/libvirt/qemuxmlconfdata-net-hostdev-multidomain.xml");
+    let d = common::scratch("segment");
+    let same = d.join("same.cfg");
+    std::fs::write(&same, "pci = [ '2424:21:1c.6,permissive=1' ]\n").expect("write");
+    let other = d.join("other.cfg");
+    std::fs::write(&other, "pci = [ '21:1c.6' ]\n").expect("write");
+    let (same, other) = (same.display().to_string(), other.display().to_string());
+    let (code, out) = check(&["--no-host", &xml, &same]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(codes(&out), ["E0104"], "{out}");
+    assert!(
+        out.contains(&format!(
+            "{same}:1:9: error[E0104]: PCI function 2424:21:1c.6 "
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{xml}:28:9: note")), "{out}");
+    let (code, out) = check(&["--no-host", &xml, &other]);
+    assert_eq!(code, 0, "{out}");
 }

@@ -5,6 +5,7 @@ use super::{
     host_differences_judged_same, host_mismatch, Finding, GateConfig, GateReport, Mode, Verdict,
 };
 use crate::goals;
+use crate::names::Key;
 use crate::schema::{Metric, Results};
 use crate::stats;
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,6 +70,12 @@ fn not_judged(base: &Metric, cur: &Metric, cfg: &GateConfig) -> Option<String> {
 
 /// Compares one metric with its baseline counterpart.
 pub fn compare_metric(base: &Metric, cur: &Metric, cfg: &GateConfig) -> Finding {
+    compare_metric_in(base, cur, cfg, None)
+}
+
+/// [`compare_metric`], given the baseline's exit a paired difference is part
+/// of ([`exit_of`]), if it has one.
+fn compare_metric_in(base: &Metric, cur: &Metric, cfg: &GateConfig, exit: Option<f64>) -> Finding {
     let key = cur.key();
     if base.deterministic && cur.deterministic {
         return compare_exact(key, base, cur, cfg);
@@ -83,7 +90,9 @@ pub fn compare_metric(base: &Metric, cur: &Metric, cfg: &GateConfig) -> Finding 
         return info(key, base, cur, "fewer than 5 samples, not judged");
     }
     if cfg.paired.contains(&&*cur.name) {
-        return judge_delta(key, bs, cs, cfg);
+        let need = delta_needed(cfg, exit, None);
+        let round = [(bs, cs)];
+        return judge_delta(key, &round, need, cfg);
     }
     let (Some(mb), Some(mc)) = (stats::median(bs), stats::median(cs)) else {
         return info(key, base, cur, "samples hold NaN");
@@ -114,20 +123,85 @@ pub fn compare_metric(base: &Metric, cur: &Metric, cfg: &GateConfig) -> Finding 
     }
 }
 
-/// Judges a paired difference (ns) on the change of its median.
-fn judge_delta(key: String, a: &[f64], b: &[f64], cfg: &GateConfig) -> Finding {
-    let (ma, mb) = (stats::median(a), stats::median(b));
+/// The smallest growth (ns) of a paired difference that can fail: the
+/// absolute floor [`GateConfig::delta_min_ns`], the fraction
+/// [`GateConfig::delta_exit_fraction`] of the exit it is part of (when the
+/// results hold it) and [`GateConfig::noise_factor`] times its measured
+/// between-round spread (an A/B run's own rounds).
+fn delta_needed(cfg: &GateConfig, exit_ns: Option<f64>, spread_ns: Option<f64>) -> f64 {
+    let of_exit = exit_ns
+        .filter(|e| e.is_finite() && *e > 0.0)
+        .map_or(0.0, |e| cfg.delta_exit_fraction * e);
+    let of_spread = spread_ns
+        .filter(|s| s.is_finite())
+        .map_or(0.0, |s| cfg.noise_factor * s);
+    cfg.delta_min_ns.max(of_exit).max(of_spread)
+}
+
+/// The exit the paired difference `m` is part of, in `r`: the fastest round
+/// trip (`min`) of the [`GateConfig::paired_exit`] metric with `m`'s
+/// parameters and `accounting=off`, nothing else. Not its median: that is
+/// corrected for coordinated omission and grew from 81 µs to 10 ms in quick
+/// runs under a load of 18 on two CPUs, while the minimum stayed at 73–75 µs;
+/// a threshold that grows with load would blind the gate.
+fn exit_of(r: &Results, m: &Metric, cfg: &GateConfig) -> Option<f64> {
+    r.metrics
+        .iter()
+        .find(|x| {
+            x.name == cfg.paired_exit
+                && x.params.len() == m.params.len() + 1
+                && x.has(Key::Accounting, "off")
+                && m.params.iter().all(|(k, v)| x.params.get(k) == Some(v))
+        })
+        .map(|x| x.min)
+        .filter(|v| v.is_finite() && *v > 0.0)
+}
+
+/// The robust spread (ns) of a paired difference's per-round median within
+/// one build: each round's median less its side's median over rounds, both
+/// sides pooled. `None` with fewer than two rounds.
+fn round_spread(rounds: &[(&[f64], &[f64])]) -> Option<f64> {
+    if rounds.len() < 2 {
+        return None;
+    }
+    let ma: Vec<f64> = rounds.iter().filter_map(|r| stats::median(r.0)).collect();
+    let mb: Vec<f64> = rounds.iter().filter_map(|r| stats::median(r.1)).collect();
+    let (ca, cb) = (stats::median(&ma)?, stats::median(&mb)?);
+    let dev: Vec<f64> = ma
+        .iter()
+        .map(|x| x - ca)
+        .chain(mb.iter().map(|x| x - cb))
+        .collect();
+    stats::mad_sigma(&dev)
+}
+
+/// Judges a paired difference (ns) on the change of its median over all
+/// rounds (one-sided Mann-Whitney of the pooled samples): a regression
+/// (improvement) needs p below `alpha` and growth (shrinkage) beyond `need`
+/// ns, overall and in every round on its own.
+fn judge_delta(key: String, rounds: &[(&[f64], &[f64])], need: f64, cfg: &GateConfig) -> Finding {
+    let a: Vec<f64> = rounds.iter().flat_map(|r| r.0.iter().copied()).collect();
+    let b: Vec<f64> = rounds.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let (ma, mb) = (stats::median(&a), stats::median(&b));
     let diff = match (ma, mb) {
         (Some(x), Some(y)) => y - x,
         _ => f64::NAN,
     };
-    let up = stats::mann_whitney_greater(a, b);
-    let down = stats::mann_whitney_greater(b, a);
+    let per_round: Vec<f64> = rounds
+        .iter()
+        .map(|(ra, rb)| match (stats::median(ra), stats::median(rb)) {
+            (Some(x), Some(y)) => y - x,
+            _ => f64::NAN,
+        })
+        .collect();
+    let every = |f: &dyn Fn(f64) -> bool| per_round.iter().all(|d| f(*d));
+    let up = stats::mann_whitney_greater(&a, &b);
+    let down = stats::mann_whitney_greater(&b, &a);
     let (verdict, p) = match (up, down) {
-        (Some(u), _) if u.p_greater < cfg.alpha && diff > cfg.delta_min_ns => {
+        (Some(u), _) if u.p_greater < cfg.alpha && diff > need && every(&|d| d > need) => {
             (Verdict::Regression, Some(u.p_greater))
         }
-        (_, Some(d)) if d.p_greater < cfg.alpha && diff < -cfg.delta_min_ns => {
+        (_, Some(d)) if d.p_greater < cfg.alpha && diff < -need && every(&|x| x < -need) => {
             (Verdict::Improvement, Some(d.p_greater))
         }
         (Some(u), _) => (Verdict::Same, Some(u.p_greater)),
@@ -174,6 +248,18 @@ pub fn compare_paired(
     cfg: &GateConfig,
     noise: Option<f64>,
 ) -> Option<Finding> {
+    compare_rounds(a, b, cfg, noise, None)
+}
+
+/// [`compare_paired`], given side A's exit a paired difference is part of
+/// ([`exit_of`]), if it has one.
+fn compare_rounds(
+    a: &[&Metric],
+    b: &[&Metric],
+    cfg: &GateConfig,
+    noise: Option<f64>,
+    exit: Option<f64>,
+) -> Option<Finding> {
     let (first_a, first_b) = (a.first()?, b.first()?);
     let key = first_b.key();
     if first_a.deterministic && first_b.deterministic {
@@ -205,9 +291,8 @@ pub fn compare_paired(
         ));
     }
     if cfg.paired.contains(&&*first_b.name) {
-        let pa: Vec<f64> = rounds.iter().flat_map(|r| r.0.iter().copied()).collect();
-        let pb: Vec<f64> = rounds.iter().flat_map(|r| r.1.iter().copied()).collect();
-        return Some(judge_delta(key, &pa, &pb, cfg));
+        let need = delta_needed(cfg, exit, round_spread(&rounds));
+        return Some(judge_delta(key, &rounds, need, cfg));
     }
     let Some(t) = stats::stratified_permutation(&rounds, PERMUTATIONS, 0x00ab_7e57) else {
         return Some(info(key, first_a, first_b, "samples hold NaN"));
@@ -268,7 +353,13 @@ pub fn compare_ab(
     for k in &order_b {
         let vb = &mb[k];
         match ma.get(k) {
-            Some(va) => findings.extend(compare_paired(va, vb, cfg, noise_of.get(k).copied())),
+            Some(va) => {
+                let exit = va
+                    .first()
+                    .filter(|m| cfg.paired.contains(&&*m.name))
+                    .and_then(|m| a.iter().find_map(|r| exit_of(r, m, cfg)));
+                findings.extend(compare_rounds(va, vb, cfg, noise_of.get(k).copied(), exit))
+            }
             None => findings.push(one_side(k, None, vb.first().map(|m| m.value), "B only")),
         }
     }
@@ -396,7 +487,12 @@ pub fn compare(
         let key = cur.key();
         if let Some(b) = base.get(&key) {
             if judge_timings || (b.deterministic && cur.deterministic) {
-                findings.push(compare_metric(b, cur, cfg));
+                let exit = cfg
+                    .paired
+                    .contains(&&*b.name)
+                    .then(|| exit_of(baseline, b, cfg))
+                    .flatten();
+                findings.push(compare_metric_in(b, cur, cfg, exit));
             } else {
                 findings.push(info(key.clone(), b, cur, unjudged));
             }

@@ -653,4 +653,119 @@ mod tests {
         );
         assert_eq!(ab.outcome(), Outcome::Fail);
     }
+
+    /// An accounting cost of `rounds` per-round differences around `center`
+    /// ns (spread ±15 ns), with the guest-seen exit it is part of (fastest
+    /// 75 µs, accounting off, as measured under load) beside it when `exit`.
+    fn cost_run(center: f64, seed: u64, exit: bool) -> Results {
+        let params = [
+            (Key::Load, Param::from("none")),
+            (Key::MmioTrackedPages, 1_048_576u64.into()),
+        ];
+        let mut rng = stats::SplitMix64::new(seed);
+        let mut m = Metric::new(MetricName::AccountingCost, &params);
+        m.samples = (0..30)
+            .map(|_| center - 15.0 + (rng.next_u64() % 300) as f64 / 10.0)
+            .collect();
+        m.value = stats::median(&m.samples).unwrap_or(0.0);
+        let mut metrics = vec![m];
+        if exit {
+            let mut e = Metric::new(
+                MetricName::PioExit,
+                &[
+                    (Key::Accounting, Param::from("off")),
+                    (Key::Load, Param::from("none")),
+                    (Key::MmioTrackedPages, 1_048_576u64.into()),
+                ],
+            );
+            // Under load the median (corrected for coordinated omission)
+            // is milliseconds; the fastest round trip stays the exit's.
+            e.value = 10_559_487.0;
+            e.min = 75_008.0;
+            // The accounting-on exit must not be taken for the reference.
+            let mut on = e.clone();
+            on.params
+                .insert(Key::Accounting.as_str().to_owned(), Param::from("on"));
+            on.value = 1.0;
+            on.min = 1.0;
+            metrics.push(on);
+            metrics.push(e);
+        }
+        results(metrics)
+    }
+
+    #[test]
+    fn an_aa_layout_shift_of_the_accounting_cost_passes() {
+        // The A/A seen in CI: one commit built twice, −118 → +24 ns in both
+        // rounds (0.19 % of the 75 µs exit); the old 50 ns rule failed it.
+        let a = vec![cost_run(-118.0, 1, true), cost_run(-118.0, 3, true)];
+        let b = vec![cost_run(24.0, 2, true), cost_run(24.0, 4, true)];
+        let g = compare_ab(&a, &b, &GateConfig::default(), None, None);
+        assert_eq!(g.findings[0].verdict, Verdict::Same, "{}", g.markdown());
+        assert_eq!(g.outcome(), Outcome::Pass, "{}", g.markdown());
+        // Against a baseline as well.
+        let g = compare(&a[0], &b[0], &GateConfig::default(), None);
+        assert_eq!(g.findings[0].verdict, Verdict::Same, "{}", g.markdown());
+        // Without the exit beside it, only the absolute floor is known: the
+        // same shift fails, as it did.
+        let bare_a = vec![cost_run(-118.0, 1, false), cost_run(-118.0, 3, false)];
+        let bare_b = vec![cost_run(24.0, 2, false), cost_run(24.0, 4, false)];
+        let g = compare_ab(&bare_a, &bare_b, &GateConfig::default(), None, None);
+        assert_eq!(g.findings[0].verdict, Verdict::Regression);
+    }
+
+    #[test]
+    fn a_real_growth_of_the_accounting_cost_fails() {
+        // A handler that spends 500 ns more per exit with accounting on
+        // (0.67 % of the exit) fails, in A/B and against a baseline.
+        let a = vec![cost_run(-100.0, 1, true), cost_run(-100.0, 3, true)];
+        let b = vec![cost_run(400.0, 2, true), cost_run(400.0, 4, true)];
+        let g = compare_ab(&a, &b, &GateConfig::default(), None, None);
+        assert_eq!(
+            g.findings[0].verdict,
+            Verdict::Regression,
+            "{}",
+            g.markdown()
+        );
+        assert_eq!(g.outcome(), Outcome::Fail);
+        let g = compare(&a[0], &b[0], &GateConfig::default(), None);
+        assert_eq!(
+            g.findings[0].verdict,
+            Verdict::Regression,
+            "{}",
+            g.markdown()
+        );
+        // And a shrinkage as large is an improvement.
+        let g = compare_ab(&b, &a, &GateConfig::default(), None, None);
+        assert_eq!(
+            g.findings[0].verdict,
+            Verdict::Improvement,
+            "{}",
+            g.markdown()
+        );
+    }
+
+    #[test]
+    fn the_accounting_cost_must_grow_in_every_round_and_beyond_its_spread() {
+        let cfg = GateConfig::default();
+        // One round's burst: +400 ns in round 1 only.
+        let a = vec![cost_run(-100.0, 1, true), cost_run(-100.0, 3, true)];
+        let burst = vec![cost_run(300.0, 2, true), cost_run(-100.0, 4, true)];
+        let g = compare_ab(&a, &burst, &cfg, None, None);
+        assert_eq!(g.findings[0].verdict, Verdict::Same, "{}", g.markdown());
+        // Rounds of one side that disagree by 600 ns widen the threshold
+        // past a 300 ns shift that would otherwise fail.
+        let steady_b = vec![cost_run(200.0, 2, true), cost_run(200.0, 4, true)];
+        let g = compare_ab(&a, &steady_b, &cfg, None, None);
+        assert_eq!(
+            g.findings[0].verdict,
+            Verdict::Regression,
+            "{}",
+            g.markdown()
+        );
+        let noisy_a = vec![cost_run(-400.0, 1, true), cost_run(200.0, 3, true)];
+        let noisy_b = vec![cost_run(-100.0, 2, true), cost_run(500.0, 4, true)];
+        let g = compare_ab(&noisy_a, &noisy_b, &cfg, None, None);
+        assert_eq!(g.findings[0].verdict, Verdict::Same, "{}", g.markdown());
+    }
 }

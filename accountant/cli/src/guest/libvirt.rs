@@ -144,13 +144,7 @@ pub fn parse(file: Arc<PathBuf>, text: String) -> Result<Guest, GuestError> {
             });
         }
     }
-    Ok(Guest {
-        file,
-        format: Format::Libvirt,
-        name,
-        requests,
-        source: text,
-    })
+    Ok(Guest::new(file, Format::Libvirt, name, requests, text))
 }
 
 #[cfg(test)]

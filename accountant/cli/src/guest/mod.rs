@@ -15,10 +15,10 @@ pub mod libvirt;
 pub mod xl;
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::bounded::{read_regular, BoundedError};
 use crate::pci::Bdf;
 use crate::span::Span;
 
@@ -95,6 +95,25 @@ pub struct Guest {
 }
 
 impl Guest {
+    /// A domain read from `file`, its requests put in file order (by line,
+    /// then column; requests at one place keep their order).
+    pub fn new(
+        file: Arc<PathBuf>,
+        format: Format,
+        name: Option<String>,
+        mut requests: Vec<Request>,
+        source: String,
+    ) -> Guest {
+        requests.sort_by_key(|r| (r.span.line, r.span.col));
+        Guest {
+            file,
+            format,
+            name,
+            requests,
+            source,
+        }
+    }
+
     /// The name to print: the domain's name, else the file name.
     pub fn label(&self) -> String {
         match &self.name {
@@ -172,35 +191,19 @@ impl std::error::Error for GuestError {}
 
 /// Reads at most `limit` bytes of a regular file: a larger file, a
 /// directory or a device is an error, and no more than `limit + 1` bytes
-/// are ever read.
+/// are ever read (the reading is `bounded.rs`'s, shared with the host map).
 pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, GuestError> {
-    let read_err = |error| GuestError::Read {
-        path: path.to_path_buf(),
-        error,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(GuestError::NotAFile(path.to_path_buf()));
-    }
-    if meta.len() > limit {
-        return Err(GuestError::TooLarge {
+    read_regular(path, limit).map_err(|e| match e {
+        BoundedError::Missing(error) | BoundedError::Io(error) => GuestError::Read {
+            path: path.to_path_buf(),
+            error,
+        },
+        BoundedError::NotAFile { .. } => GuestError::NotAFile(path.to_path_buf()),
+        BoundedError::TooLarge => GuestError::TooLarge {
             path: path.to_path_buf(),
             limit,
-        });
-    }
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    // The file may grow between the metadata and the read: cap the read too.
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() as u64 > limit {
-        return Err(GuestError::TooLarge {
-            path: path.to_path_buf(),
-            limit,
-        });
-    }
-    Ok(bytes)
+        },
+    })
 }
 
 /// The bytes as text, or the line of the first byte that is not UTF-8.

@@ -586,15 +586,7 @@ pub fn parse(file: Arc<PathBuf>, text: String) -> Result<Guest, GuestError> {
             });
         }
     }
-    // Report in file order.
-    requests.sort_by_key(|r| (r.span.line, r.span.col));
-    Ok(Guest {
-        file,
-        format: Format::Xl,
-        name,
-        requests,
-        source: text,
-    })
+    Ok(Guest::new(file, Format::Xl, name, requests, text))
 }
 
 #[cfg(test)]
@@ -692,19 +684,23 @@ mod tests {
 
     #[test]
     fn malformed_lines_name_their_place() {
-        assert_eq!(syntax_at("memory = 512\nirqs = (1, 2)\n"), (2, 8));
-        assert_eq!(syntax_at("name = \"x\nmemory = 1\n"), (1, 8));
-        assert_eq!(syntax_at("Name = 'x'\n"), (1, 1));
-        assert_eq!(syntax_at("ioports = [\"3f8-3ff\"\n\"2f8\"]\n"), (2, 1));
-        assert_eq!(syntax_at("ioports = [\"3ff-3f8\"]\n"), (1, 12));
-        assert_eq!(syntax_at("iomem = [\"fe000\"]\n"), (1, 10));
-        assert_eq!(syntax_at("iomem = [\"fe000,1@\"]\n"), (1, 10));
-        assert_eq!(syntax_at("irqs = [\"0x10\"]\n"), (1, 9));
-        assert_eq!(syntax_at("pci = ['01:00.8']\n"), (1, 8));
-        assert_eq!(syntax_at("pci = ['01:00.0,frob=1']\n"), (1, 8));
-        assert_eq!(syntax_at("pci = ['name=nic0']\n"), (1, 8));
-        assert_eq!(syntax_at("iomem = 'fe000,1'\n"), (1, 9));
-        assert_eq!(syntax_at("a = 1 b = 2\n"), (1, 7));
+        for (text, at) in [
+            ("memory = 512\nirqs = (1, 2)\n", (2, 8)),
+            ("name = \"x\nmemory = 1\n", (1, 8)),
+            ("Name = 'x'\n", (1, 1)),
+            ("ioports = [\"3f8-3ff\"\n\"2f8\"]\n", (2, 1)),
+            ("ioports = [\"3ff-3f8\"]\n", (1, 12)),
+            ("iomem = [\"fe000\"]\n", (1, 10)),
+            ("iomem = [\"fe000,1@\"]\n", (1, 10)),
+            ("irqs = [\"0x10\"]\n", (1, 9)),
+            ("pci = ['01:00.8']\n", (1, 8)),
+            ("pci = ['01:00.0,frob=1']\n", (1, 8)),
+            ("pci = ['name=nic0']\n", (1, 8)),
+            ("iomem = 'fe000,1'\n", (1, 9)),
+            ("a = 1 b = 2\n", (1, 7)),
+        ] {
+            assert_eq!(syntax_at(text), at, "{text:?}");
+        }
     }
 
     #[test]

@@ -9,14 +9,14 @@
 //! does something) and a directory are [`HostError::Read`], decided by
 //! `stat` before any `open`; the open itself is non-blocking and checked
 //! again with `fstat`, so a file swapped for a FIFO in between is refused
-//! too.
+//! too. The reading itself is `bounded.rs`'s, shared with the guest
+//! configurations.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
 
 use super::HostError;
+use crate::bounded::{read_regular, BoundedError};
 
 /// Cap for a `/proc` file: 16 MiB. A real `/proc/iomem` is under 100 KiB; a
 /// `/proc/interrupts` of a 512-CPU host is about 6 MiB. A larger file is not
@@ -34,51 +34,23 @@ pub fn read_capped(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError
         path: path.to_path_buf(),
         error,
     };
-    let kind_err = |meta: &std::fs::Metadata| {
-        if meta.is_dir() {
-            Some(read_err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "a directory where a file was expected",
-            )))
-        } else if !meta.is_file() {
-            Some(read_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file (a FIFO or device node is not opened)",
-            )))
-        } else {
-            None
-        }
-    };
-    match std::fs::metadata(path) {
-        Ok(m) => {
-            if let Some(e) = kind_err(&m) {
-                return Err(e);
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(read_err(e)),
-    }
-    // O_NONBLOCK: should the path have become a FIFO since the stat, the
-    // open must not wait for a writer; it changes nothing for a regular file.
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(read_err)?;
-    if let Some(e) = kind_err(&file.metadata().map_err(read_err)?) {
-        return Err(e);
-    }
-    let mut buf = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(read_err)?;
-    if buf.len() as u64 > limit {
-        return Err(HostError::TooLarge {
+    match read_regular(path, limit) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(BoundedError::Missing(_)) => Ok(None),
+        Err(BoundedError::Io(e)) => Err(read_err(e)),
+        Err(BoundedError::NotAFile { dir: true }) => Err(read_err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "a directory where a file was expected",
+        ))),
+        Err(BoundedError::NotAFile { dir: false }) => Err(read_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO or device node is not opened)",
+        ))),
+        Err(BoundedError::TooLarge) => Err(HostError::TooLarge {
             path: path.to_path_buf(),
             limit,
-        });
+        }),
     }
-    Ok(Some(buf))
 }
 
 /// One line of a file, without its `\n`, with its 1-based number.
