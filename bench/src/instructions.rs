@@ -30,8 +30,7 @@
 
 use crate::suites::{page_points, Ctx, Sink};
 use accountant::{Accountant, DomId, Mode, Space, TrackerKind, UnitRange};
-use reports::Key;
-use reports::{Metric, MetricName, Param};
+use reports::{Key, Metric, MetricName, Param};
 use std::hint::black_box;
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,6 @@
 //! `IOACCT_INJECT_HV_SLOWDOWN` slows the timed hypervisor step and not its
 //! KVM floor: the paired ratio grows, and the results name the knob.
-use reports::Key;
-use reports::{MetricName, Param, Results};
+use reports::{Key, MetricName, Param, Results};
 use std::path::Path;
 use std::process::Command;
 

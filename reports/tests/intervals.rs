@@ -3,8 +3,7 @@
 //! the limit is inconclusive, one beyond it missed, one within it met —
 //! whatever the median alone says. Invariants stay exact.
 use reports::goals::{evaluate, Evaluation, Status};
-use reports::Key;
-use reports::Results;
+use reports::{Key, Results};
 use serde_json::Value;
 use std::path::Path;
 

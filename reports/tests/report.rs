@@ -6,9 +6,8 @@
 
 use reports::gate::Verdict;
 use reports::html::{report, Context};
-use reports::Key;
 use reports::{
-    CounterStatus, Host, Metric, MetricName, NotMeasured, Param, Results, RunInfo, SCHEMA,
+    CounterStatus, Host, Key, Metric, MetricName, NotMeasured, Param, Results, RunInfo, SCHEMA,
 };
 use std::path::PathBuf;
 use std::process::Command;

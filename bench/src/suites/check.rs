@@ -4,11 +4,10 @@
 //! round, so that the ratio of their times shows whether the cost is
 //! linear in the input under the same machine load.
 
-use reports::Key;
 use std::time::Instant;
 
 use ioacct_check::scale;
-use reports::{MetricName, Param};
+use reports::{Key, MetricName, Param};
 
 use super::{Ctx, Sink};
 use crate::harness::{self, Measured, Reference};

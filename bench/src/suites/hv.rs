@@ -23,8 +23,7 @@ use crate::harness;
 use hv::acct::Accounting;
 use hv::workloads::fb_load::Load;
 use hv::workloads::{self as w, paired};
-use reports::Key;
-use reports::{Metric, MetricName, Param};
+use reports::{Key, Metric, MetricName, Param};
 
 /// Guest-timed PIO exits per configuration (quick / full).
 fn exit_samples(quick: bool) -> usize {

@@ -10,8 +10,7 @@ use super::{Ctx, Sink};
 use hv::acct::Accounting;
 use hv::workloads::{self as w, fb_load::Load, paired::VcpuState};
 use reports::stats::quantile;
-use reports::Key;
-use reports::{Metric, MetricName, Param, Percentiles};
+use reports::{Key, Metric, MetricName, Param, Percentiles};
 
 /// A metric over per-round derived values (ratios, signed deltas), which an
 /// HDR histogram of positive integers cannot hold.

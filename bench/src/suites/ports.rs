@@ -6,8 +6,7 @@ use crate::harness::{self, Calibrated, Measured};
 use crate::linear::LinearAccessList;
 use crate::peers::{bitmap_check, PortBitmaps, PortBus};
 use accountant::{Accountant, BootOptions, DomId, Mode, Space, TrackerKind, UnitRange};
-use reports::Key;
-use reports::{Metric, MetricName, Param};
+use reports::{Key, Metric, MetricName, Param};
 use std::hint::black_box;
 
 /// Domains the port grants are spread over.

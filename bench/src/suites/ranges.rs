@@ -5,8 +5,7 @@ use super::tracking::tracker_params;
 use super::{key, page_points, Ctx, Sink};
 use crate::harness::{self, Measured, Plan, Reference};
 use accountant::{Accountant, DomId, Mode, Space, TrackerKind, UnitRange};
-use reports::Key;
-use reports::{MetricName, Param};
+use reports::{Key, MetricName, Param};
 use std::time::{Duration, Instant};
 
 pub(super) const IOMEM_BASE: u64 = 0x10_0000;

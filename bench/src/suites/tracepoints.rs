@@ -3,8 +3,7 @@
 
 use super::{key, Ctx, Sink};
 use crate::harness::{self, Measured, Reference};
-use reports::Key;
-use reports::{MetricName, Param};
+use reports::{Key, MetricName, Param};
 use std::time::Instant;
 
 /// The `state` params of `tracepoints.overhead`, in the order measured.

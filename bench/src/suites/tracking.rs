@@ -4,8 +4,7 @@
 use super::ranges::IOMEM_BASE;
 use super::{key, page_points, Ctx, Sink};
 use accountant::{DomId, TrackerKind};
-use reports::Key;
-use reports::{Metric, MetricName, Param};
+use reports::{Key, Metric, MetricName, Param};
 
 /// The params of a tracker's metrics at `pages` pages.
 pub(super) fn tracker_params(kind: TrackerKind, pages: u64) -> [(Key, Param); 2] {

@@ -4,8 +4,7 @@
 use super::evaluators::{radix_points, worst_ratio};
 use super::fmt_ns;
 use super::{interval_of, judged_samples, Measured};
-use crate::names::Key;
-use crate::names::MetricName;
+use crate::names::{Key, MetricName};
 use crate::schema::{Metric, Results};
 
 /// radix-bound-capi (the exported C check, called) over radix-bound (the

@@ -5,8 +5,7 @@ use super::fmt_ns;
 use super::{
     interval_of, judged_samples, own_interval, rounds_of, typical, Measured, RADIX_FLATNESS_LIMIT,
 };
-use crate::names::Key;
-use crate::names::MetricName;
+use crate::names::{Key, MetricName};
 use crate::schema::{Metric, Param, Results};
 
 pub(super) fn radix_points<'a>(r: &'a Results, imp: &str) -> Vec<&'a Metric> {

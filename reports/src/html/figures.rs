@@ -2,8 +2,7 @@
 
 use super::Chart;
 use crate::charts::{self, Axis, Series};
-use crate::names::Key;
-use crate::names::MetricName;
+use crate::names::{Key, MetricName};
 use crate::schema::{Metric, Results};
 use std::collections::BTreeMap;
 

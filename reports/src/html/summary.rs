@@ -3,8 +3,7 @@
 use super::{GoalRow, GoalStatus, Headline};
 use crate::format::{self, n};
 use crate::goals;
-use crate::names::Key;
-use crate::names::MetricName;
+use crate::names::{Key, MetricName};
 use crate::schema::{Metric, Param, Results};
 
 pub(super) fn goal_rows(r: &Results) -> Vec<GoalRow> {

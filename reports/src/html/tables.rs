@@ -3,8 +3,7 @@
 
 use super::{ExitRow, LoadRow};
 use crate::goals;
-use crate::names::Key;
-use crate::names::MetricName;
+use crate::names::{Key, MetricName};
 use crate::schema::{Metric, Param, Results};
 
 /// The Method section: how each kind of number was taken, with the
