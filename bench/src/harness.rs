@@ -396,7 +396,7 @@ pub fn summarize_hist(h: &Histogram<u64>, scale: f64) -> Option<(Percentiles, f6
 /// Builds a timing metric from per-batch samples.
 pub fn timing_metric(
     name: MetricName,
-    params: &[(&str, reports::Param)],
+    params: &[(reports::Key, reports::Param)],
     m: &Measured,
 ) -> Option<Metric> {
     let (p, min, spectrum) = hdr_summary(&m.ns_per_op)?;

@@ -41,7 +41,7 @@
 
 use crate::suites::{page_points, Ctx, Sink};
 use accountant::{Accountant, DomId, Mode, Space, TrackerKind, UnitRange};
-use reports::{Metric, MetricName, Param};
+use reports::{Key, Metric, MetricName, Param};
 use std::hint::black_box;
 use std::path::Path;
 use std::process::Command;
@@ -168,14 +168,14 @@ pub const CROWD: u16 = 64;
 
 impl Case {
     /// The metric parameters of this case.
-    pub fn params(&self) -> Vec<(&'static str, Param)> {
+    pub fn params(&self) -> Vec<(Key, Param)> {
         let mut p = vec![
-            ("op", Param::from(self.op.name())),
-            ("tracker", Param::from(self.tracker.name())),
-            ("units", Param::from(self.units)),
+            (Key::Op, Param::from(self.op.name())),
+            (Key::Tracker, Param::from(self.tracker.name())),
+            (Key::Units, Param::from(self.units)),
         ];
         if self.crowd > 0 {
-            p.push(("domains", Param::from(u64::from(self.crowd) + 2)));
+            p.push((Key::Domains, Param::from(u64::from(self.crowd) + 2)));
         }
         p
     }

@@ -1,6 +1,6 @@
 //! `IOACCT_INJECT_HV_SLOWDOWN` slows the timed hypervisor step and not its
 //! KVM floor: the paired ratio grows, and the results name the knob.
-use reports::{MetricName, Param, Results};
+use reports::{Key, MetricName, Param, Results};
 use std::path::Path;
 use std::process::Command;
 
@@ -29,7 +29,9 @@ fn bind_run(out: &Path, knob: Option<&str>) -> Results {
 fn ratio(r: &Results, pages: u64) -> f64 {
     r.metrics
         .iter()
-        .find(|m| m.is(MetricName::BindOverFloor) && m.param("pages") == Some(&Param::Int(pages)))
+        .find(|m| {
+            m.is(MetricName::BindOverFloor) && m.param(Key::Pages) == Some(&Param::Int(pages))
+        })
         .map(|m| m.value)
         .expect("hv.bind_over_floor at that size")
 }

@@ -18,7 +18,7 @@ pub mod names;
 pub mod schema;
 pub mod stats;
 
-pub use names::{MetricName, Unit};
+pub use names::{Key, MetricName, Unit};
 pub use schema::{
     CounterStatus, Host, LoadError, Metric, NotMeasured, Param, Percentiles, Placement, Reference,
     Results, RunInfo, SCHEMA,

@@ -1,7 +1,8 @@
-//! Every metric the suite emits, as a type.
+//! Every metric the suite emits, and every key of its parameters, as a
+//! type.
 //!
-//! Bench, report and gate name metrics through [`MetricName`], never through
-//! string literals, so a misspelt metric fails to compile instead of
+//! Bench, report and gate name metrics through [`MetricName`] and their
+//! parameters through [`Key`], never through string literals, so a misspelt metric fails to compile instead of
 //! silently matching nothing. `results.json` stores [`MetricName::as_str`];
 //! [`MetricName::parse`] reads it back (a name this build does not know stays
 //! a plain string in [`crate::Metric::name`], so older and newer results files
@@ -150,6 +151,89 @@ impl Serialize for MetricName {
     }
 }
 
+macro_rules! keys {
+    ($($(#[$doc:meta])* $v:ident = $s:literal;)*) => {
+        /// A metric parameter's key (see the module docs): what bench emits
+        /// and reports and gate query, so a misspelt key fails to compile.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Key {
+            $($(#[$doc])* $v,)*
+        }
+
+        impl Key {
+            /// Every key, in declaration order.
+            pub const ALL: &'static [Key] = &[$(Key::$v,)*];
+
+            /// The key as written in `results.json`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Key::$v => $s,)* }
+            }
+        }
+    };
+}
+
+keys! {
+    /// Accounting `on` or `off` (hv exits).
+    Accounting = "accounting";
+    /// The CPU the control thread ran on (placement rows).
+    ControlCpu = "control_cpu";
+    /// How an interrupt line delivers (`irqfd`, …).
+    Delivery = "delivery";
+    /// PCI functions in the host map (`check.scale`).
+    Devices = "devices";
+    /// Domains in the accountant when counted (`accountant.instructions`).
+    Domains = "domains";
+    /// Port grants held by the domain (port checks).
+    Grants = "grants";
+    /// Guest configurations judged (`check.scale`).
+    Guests = "guests";
+    /// The port table implementation (`radix`, `radix-bound`, `bitmap`, `btree`, `linear`, …).
+    Impl = "impl";
+    /// What else ran meanwhile (`none`, `fb-paint`, …).
+    Load = "load";
+    /// Who mapped the frames (`painter`, …).
+    MappedBy = "mapped_by";
+    /// MMIO pages tracked while the exit ran.
+    MmioTrackedPages = "mmio_tracked_pages";
+    /// The accountant operation counted (`map`, `grant`, …).
+    Op = "op";
+    /// Frames mapped, unmapped or revoked.
+    Pages = "pages";
+    /// The measurement this floor row is paired with.
+    PairedWith = "paired_with";
+    /// The port of a per-port exit row.
+    Port = "port";
+    /// Ranges per guest configuration (`check.scale`).
+    Ranges = "ranges";
+    /// Where an exit row was timed (`guest`, `handler`).
+    Side = "side";
+    /// Ports or frames (`accountant.grant`, `accountant.revoke`).
+    Space = "space";
+    /// A tracepoint site's state (`baseline`, `disabled`, `enabled`).
+    State = "state";
+    /// The frame tracker (`slab-extent`, `xmalloc`, …).
+    Tracker = "tracker";
+    /// Units per operation (`accountant.instructions`).
+    Units = "units";
+    /// What the vCPUs did meanwhile (`parked`, `running`).
+    VcpuState = "vcpu_state";
+    /// vCPUs of the guest.
+    Vcpus = "vcpus";
+}
+
+impl Key {
+    /// The key that `results.json` spells `s`, if this build knows it.
+    pub fn parse(s: &str) -> Option<Key> {
+        Key::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +249,17 @@ mod tests {
         assert_eq!(MetricName::parse("hv.pio_exits"), None);
         assert_eq!(MetricName::BindOverFloor.unit(), Unit::Ratio);
         assert_eq!(MetricName::AccountingCost.family(), "hv");
+    }
+
+    #[test]
+    fn keys_are_distinct_and_round_trip() {
+        for (i, a) in Key::ALL.iter().enumerate() {
+            assert_eq!(Key::parse(a.as_str()), Some(*a));
+            for b in &Key::ALL[i + 1..] {
+                assert_ne!(a.as_str(), b.as_str());
+            }
+        }
+        assert_eq!(Key::parse("page"), None);
+        assert_eq!(Key::MmioTrackedPages.as_str(), "mmio_tracked_pages");
     }
 }

@@ -6,7 +6,7 @@
 //! test needs. Measurements that could not be made are listed in
 //! `not_measured` with the reason, never filled with invented numbers.
 
-use crate::names::MetricName;
+use crate::names::{Key, MetricName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -284,20 +284,20 @@ pub struct NotMeasured {
 
 impl Metric {
     /// A metric with a name, unit and parameters and nothing measured yet.
-    pub fn new(name: MetricName, params: &[(&str, Param)]) -> Metric {
+    pub fn new(name: MetricName, params: &[(Key, Param)]) -> Metric {
         Metric {
             name: name.as_str().to_owned(),
             unit: name.unit().as_str().to_owned(),
             params: params
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
                 .collect(),
             ..Metric::default()
         }
     }
 
     /// An exact, reproducible value (bytes, counts).
-    pub fn exact(name: MetricName, params: &[(&str, Param)], value: f64) -> Metric {
+    pub fn exact(name: MetricName, params: &[(Key, Param)], value: f64) -> Metric {
         let mut m = Metric::new(name, params);
         m.deterministic = true;
         m.value = value;
@@ -333,9 +333,24 @@ impl Metric {
         k
     }
 
-    /// A parameter by name.
-    pub fn param(&self, name: &str) -> Option<&Param> {
-        self.params.get(name)
+    /// A parameter by key.
+    pub fn param(&self, key: Key) -> Option<&Param> {
+        self.params.get(key.as_str())
+    }
+
+    /// A numeric parameter (`pages`, `grants`, …); `None` when absent or a word.
+    pub fn int(&self, key: Key) -> Option<u64> {
+        self.param(key).and_then(Param::as_u64)
+    }
+
+    /// A word parameter (`impl`, `tracker`, …); `None` when absent or a number.
+    pub fn text(&self, key: Key) -> Option<&str> {
+        self.param(key).and_then(Param::as_str)
+    }
+
+    /// Whether the parameter `key` is the word `word`.
+    pub fn has(&self, key: Key, word: &str) -> bool {
+        self.text(key) == Some(word)
     }
 
     /// Sets the headline value (the median), the percentiles, the minimum
@@ -421,9 +436,9 @@ impl Results {
     }
 
     /// The metric with this name whose parameters include all of `params`.
-    pub fn find(&self, name: MetricName, params: &[(&str, Param)]) -> Option<&Metric> {
+    pub fn find(&self, name: MetricName, params: &[(Key, Param)]) -> Option<&Metric> {
         self.metrics
             .iter()
-            .find(|m| m.is(name) && params.iter().all(|(k, v)| m.param(k) == Some(v)))
+            .find(|m| m.is(name) && params.iter().all(|(k, v)| m.param(*k) == Some(v)))
     }
 }

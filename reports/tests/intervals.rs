@@ -3,7 +3,7 @@
 //! the limit is inconclusive, one beyond it missed, one within it met —
 //! whatever the median alone says. Invariants stay exact.
 use reports::goals::{evaluate, Evaluation, Status};
-use reports::Results;
+use reports::{Key, Results};
 use serde_json::Value;
 use std::path::Path;
 
@@ -14,12 +14,12 @@ fn baseline_json() -> Value {
 }
 
 /// The metric of `doc` named `name` whose params include `params`.
-fn metric<'d>(doc: &'d mut Value, name: &str, params: &[(&str, Value)]) -> &'d mut Value {
+fn metric<'d>(doc: &'d mut Value, name: &str, params: &[(Key, Value)]) -> &'d mut Value {
     doc["metrics"]
         .as_array_mut()
         .expect("metrics")
         .iter_mut()
-        .find(|m| m["name"] == name && params.iter().all(|(k, v)| &m["params"][*k] == v))
+        .find(|m| m["name"] == name && params.iter().all(|(k, v)| &m["params"][k.as_str()] == v))
         .expect("the baseline has the metric")
 }
 
@@ -37,7 +37,7 @@ fn eval(r: &Results, id: &str) -> Evaluation {
 /// Sets the bind-over-floor (1 page) rounds to `v` and drops the stored
 /// interval, so the report's bootstrap makes one from the rounds.
 fn bind_rounds(doc: &mut Value, v: &[f64]) {
-    let m = metric(doc, "hv.bind_over_floor", &[("pages", 1.into())]);
+    let m = metric(doc, "hv.bind_over_floor", &[(Key::Pages, 1.into())]);
     m["samples"] = v.iter().copied().collect();
     m["norm_samples"] = v.iter().copied().collect();
     m["p50"] = reports::stats::median(v).expect("median").into();
@@ -92,9 +92,9 @@ fn pio_rounds(doc: &mut Value, scale_big: f64, spread: f64) {
             doc,
             "hv.pio_exit",
             &[
-                ("accounting", "on".into()),
-                ("load", "none".into()),
-                ("mmio_tracked_pages", pages.into()),
+                (Key::Accounting, "on".into()),
+                (Key::Load, "none".into()),
+                (Key::MmioTrackedPages, pages.into()),
             ],
         );
         let v: Vec<f64> = series.iter().map(|x| x * scale).collect();
@@ -145,8 +145,8 @@ fn invariants_stay_exact() {
         &mut doc,
         "accountant.tracking_allocations",
         &[
-            ("tracker", "slab-extent".into()),
-            ("pages", 262_144u64.into()),
+            (Key::Tracker, "slab-extent".into()),
+            (Key::Pages, 262_144u64.into()),
         ],
     );
     m["value"] = 5000.0.into();

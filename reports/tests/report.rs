@@ -7,12 +7,12 @@
 use reports::gate::Verdict;
 use reports::html::{report, Context};
 use reports::{
-    CounterStatus, Host, Metric, MetricName, NotMeasured, Param, Results, RunInfo, SCHEMA,
+    CounterStatus, Host, Key, Metric, MetricName, NotMeasured, Param, Results, RunInfo, SCHEMA,
 };
 use std::path::PathBuf;
 use std::process::Command;
 
-fn timing(name: MetricName, params: &[(&str, Param)], p50: f64) -> Metric {
+fn timing(name: MetricName, params: &[(Key, Param)], p50: f64) -> Metric {
     let mut m = Metric::new(name, params);
     m.value = p50;
     m.p50 = p50;
@@ -41,12 +41,12 @@ fn fixture() -> Results {
     for g in [1u64, 256, 65_536] {
         metrics.push(timing(
             MetricName::PortCheck,
-            &[("impl", "radix".into()), ("grants", g.into())],
+            &[(Key::Impl, "radix".into()), (Key::Grants, g.into())],
             3.0,
         ));
         metrics.push(timing(
             MetricName::PortCheck,
-            &[("impl", "linear".into()), ("grants", g.into())],
+            &[(Key::Impl, "linear".into()), (Key::Grants, g.into())],
             g as f64 / 8.0 + 1.0,
         ));
     }
@@ -56,7 +56,7 @@ fn fixture() -> Results {
         ("slab-extent", 0.0),
     ] {
         for p in [1u64, 65_536] {
-            let params = [("tracker", Param::from(t)), ("pages", Param::from(p))];
+            let params = [(Key::Tracker, Param::from(t)), (Key::Pages, Param::from(p))];
             metrics.push(Metric::exact(
                 MetricName::TrackingBytes,
                 &params,
@@ -73,7 +73,7 @@ fn fixture() -> Results {
     for (s, v) in [("baseline", 0.4), ("disabled", 0.5), ("enabled", 12.0)] {
         metrics.push(timing(
             MetricName::TracepointOverhead,
-            &[("state", s.into())],
+            &[(Key::State, s.into())],
             v,
         ));
     }
@@ -85,22 +85,25 @@ fn fixture() -> Results {
         metrics.push(timing(
             MetricName::PioExit,
             &[
-                ("accounting", acc.into()),
-                ("mmio_tracked_pages", pages.into()),
+                (Key::Accounting, acc.into()),
+                (Key::MmioTrackedPages, pages.into()),
             ],
             v,
         ));
     }
     let mut cost = timing(
         MetricName::AccountingCost,
-        &[("mmio_tracked_pages", 0u64.into()), ("load", "none".into())],
+        &[
+            (Key::MmioTrackedPages, 0u64.into()),
+            (Key::Load, "none".into()),
+        ],
         54.0,
     );
     cost.samples = vec![50.0, 54.0, 58.0];
     cost.ci95 = Some([50.0, 58.0]);
     metrics.push(cost);
     for pages in [1u64, 65_536] {
-        let params = [("pages", Param::from(pages))];
+        let params = [(Key::Pages, Param::from(pages))];
         let floor = 5000.0 + pages as f64 / 2.0;
         metrics.push(timing(MetricName::MemslotAdd, &params, floor));
         metrics.push(timing(MetricName::Bind, &params, floor + 200.0));
@@ -110,16 +113,20 @@ fn fixture() -> Results {
     }
     for st in ["parked", "running"] {
         let own = [
-            ("pages", Param::from(1u64)),
-            ("vcpu_state", Param::from(st)),
+            (Key::Pages, Param::from(1u64)),
+            (Key::VcpuState, Param::from(st)),
         ];
         let mut floor_params = own.to_vec();
-        floor_params.push(("paired_with", Param::from("revoke_force")));
+        floor_params.push((Key::PairedWith, Param::from("revoke_force")));
         metrics.push(timing(MetricName::MemslotDelete, &floor_params, 16_000.0));
         metrics.push(timing(MetricName::RevokeForce, &own, 17_000.0));
         metrics.push(timing(MetricName::RevokeForceOverFloor, &own, 1.0625));
     }
-    let mut exit = timing(MetricName::PortExit, &[("port", 0x3f8u64.into())], 4900.0);
+    let mut exit = timing(
+        MetricName::PortExit,
+        &[(Key::Port, 0x3f8u64.into())],
+        4900.0,
+    );
     exit.count = 12_345;
     metrics.push(exit);
     Results {
@@ -160,7 +167,7 @@ fn fixture() -> Results {
 fn slower_copy(r: &Results) -> Results {
     let mut s = r.clone();
     for m in &mut s.metrics {
-        if m.is(MetricName::PortCheck) && m.param("impl") == Some(&Param::from("radix")) {
+        if m.is(MetricName::PortCheck) && m.param(Key::Impl) == Some(&Param::from("radix")) {
             for v in &mut m.norm_samples {
                 *v *= 1.2;
             }
@@ -241,7 +248,7 @@ fn goals_follow_their_metric() {
     let mut r = fixture();
     for m in &mut r.metrics {
         if m.is(MetricName::TrackingAllocations)
-            && m.param("tracker") == Some(&Param::from("slab-extent"))
+            && m.param(Key::Tracker) == Some(&Param::from("slab-extent"))
         {
             m.value = 65_536.0;
         }
@@ -413,10 +420,10 @@ fn load_table_pairs_idle_and_painting_rows() {
         timing(
             MetricName::PioExit,
             &[
-                ("accounting", acc.into()),
-                ("load", load.into()),
-                ("mapped_by", "painter".into()),
-                ("mmio_tracked_pages", 65_536u64.into()),
+                (Key::Accounting, acc.into()),
+                (Key::Load, load.into()),
+                (Key::MappedBy, "painter".into()),
+                (Key::MmioTrackedPages, 65_536u64.into()),
             ],
             p50,
         )
@@ -428,9 +435,9 @@ fn load_table_pairs_idle_and_painting_rows() {
     r.metrics.push(timing(
         MetricName::Bind,
         &[
-            ("load", "none".into()),
-            ("mapped_by", "painter".into()),
-            ("pages", 1u64.into()),
+            (Key::Load, "none".into()),
+            (Key::MappedBy, "painter".into()),
+            (Key::Pages, 1u64.into()),
         ],
         6000.0,
     ));

@@ -452,8 +452,9 @@ fn describe(g: &mut GateReport, a: &Opts, sides: [&Side; 2], rb: &[Results]) {
     }
 }
 
-/// Re-measures the families of timing regressions on both sides; clears the
-/// ones that do not reproduce in every confirmation.
+/// Re-measures the families of timing regressions on both sides, interleaved
+/// as the run was ([`reports::gate::confirm`]); clears the ones that do not
+/// reproduce in every confirmation.
 fn confirm(
     a: &Opts,
     sides: [&Side; 2],
@@ -461,52 +462,15 @@ fn confirm(
     committed: &Option<Results>,
     g: &mut GateReport,
 ) {
-    let mut failing = g.timing_regressions();
-    for round in 1..=a.confirm {
-        if failing.is_empty() {
-            break;
-        }
-        g.confirmations = round;
-        let mut names: Vec<String> = failing
-            .iter()
-            .filter_map(|k| k.split_whitespace().next().map(str::to_owned))
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        let mut still = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            eprintln!("ab: confirmation {round}: {name}");
-            let tag = format!("confirm{round}-{i}-");
-            let (ca, cb) = match interleave(a, sides, 2, Some(name), dir, &tag) {
-                Ok(v) => v,
-                Err((_, e)) => {
-                    g.notes.push(format!(
-                        "Confirmation of `{name}` could not run ({e}): it stands."
-                    ));
-                    return;
-                }
-            };
-            let again = compare_ab(&ca, &cb, &a.cfg, Some(name), committed.as_ref());
-            for key in failing
-                .iter()
-                .filter(|k| k.split_whitespace().next() == Some(name.as_str()))
-            {
-                let cleared = again
-                    .findings
-                    .iter()
-                    .find(|f| &f.key == key)
-                    .is_some_and(|f| matches!(f.verdict, Verdict::Same | Verdict::Improvement));
-                if !cleared {
-                    still.push(key.clone());
-                }
-            }
-        }
-        failing = still;
-    }
-    if g.confirmations == 0 {
-        return;
-    }
-    g.settle(&failing, "of both sides for the alarmed families");
+    let what = "of both sides for the alarmed families";
+    reports::gate::confirm(g, a.confirm, what, |round, i, name| {
+        eprintln!("ab: confirmation {round}: {name}");
+        let tag = format!("confirm{round}-{i}-");
+        let (ca, cb) = interleave(a, sides, 2, Some(name), dir, &tag).map_err(|(_, e)| {
+            format!("Confirmation of `{name}` could not run ({e}): it stands.")
+        })?;
+        Ok(compare_ab(&ca, &cb, &a.cfg, Some(name), committed.as_ref()))
+    });
 }
 
 /// `a.json`, `b.json` (first rounds) and the labelled HTML report.

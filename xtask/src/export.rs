@@ -89,17 +89,17 @@ pub fn run(args: Args) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reports::{Host, MetricName, Param, RunInfo, SCHEMA};
+    use reports::{Host, Key, MetricName, Param, RunInfo, SCHEMA};
 
     #[test]
     fn timings_are_latency_and_counts_their_unit() {
-        let mut t = Metric::new(MetricName::PortCheck, &[("grants", Param::from(1u64))]);
+        let mut t = Metric::new(MetricName::PortCheck, &[(Key::Grants, Param::from(1u64))]);
         t.value = 3.0;
         t.min = 2.5;
         t.p99 = 4.0;
         let c = Metric::exact(
             MetricName::Instructions,
-            &[("op", Param::from("map"))],
+            &[(Key::Op, Param::from("map"))],
             1670.0,
         );
         let r = Results {

@@ -203,65 +203,25 @@ fn confirm(root: &Path, base: &Results, a: &Opts, g: &mut GateReport) {
         eprintln!("xtask gate: {}: {e}", dir.display());
         return;
     }
-    let mut failing = g.timing_regressions();
     let bin = built(root);
-    for round in 1..=a.confirm {
-        g.confirmations = round;
-        let mut names: Vec<String> = failing
+    let rounds = a.confirm;
+    reports::gate::confirm(g, rounds, "of the alarmed families", |round, i, name| {
+        eprintln!("gate: confirmation run {round} of {rounds}: {name}");
+        let out = dir.join(format!("round{round}-{i}.json"));
+        // The injection knobs (for testing the gate itself) carry over.
+        let inject: Vec<(String, String)> = INJECT_KNOBS
             .iter()
-            .filter_map(|k| k.split_whitespace().next().map(str::to_owned))
+            .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
             .collect();
-        names.sort_unstable();
-        names.dedup();
-        eprintln!(
-            "gate: confirmation run {round} of {}: {}",
-            a.confirm,
-            names.join(", ")
-        );
-        let mut still = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let out = dir.join(format!("round{round}-{i}.json"));
-            // The injection knobs (for testing the gate itself) carry over.
-            let inject: Vec<(String, String)> = INJECT_KNOBS
-                .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
-                .collect();
-            let fresh = match bin
-                .as_ref()
-                .map_err(Clone::clone)
-                .and_then(|b| bench_once(b, &out, &inject, Some(name)))
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    g.notes.push(format!(
-                        "Confirmation of `{name}` failed ({e}): its regressions stand."
-                    ));
-                    return;
-                }
-            };
-            let again = compare(base, &fresh, &a.cfg, Some(name));
-            for key in failing
-                .iter()
-                .filter(|k| k.split_whitespace().next() == Some(name.as_str()))
-            {
-                // Only a fresh measurement that is judged and clean clears a
-                // regression; missing or unjudged counts as reproduced.
-                let cleared = again
-                    .findings
-                    .iter()
-                    .find(|f| &f.key == key)
-                    .is_some_and(|f| matches!(f.verdict, Verdict::Same | Verdict::Improvement));
-                if !cleared {
-                    still.push(key.clone());
-                }
-            }
-        }
-        failing = still;
-        if failing.is_empty() {
-            break;
-        }
-    }
-    g.settle(&failing, "of the alarmed families");
+        let fresh = bin
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|b| bench_once(b, &out, &inject, Some(name)))
+            .map_err(|e| {
+                format!("Confirmation of `{name}` failed ({e}): its regressions stand.")
+            })?;
+        Ok(compare(base, &fresh, &a.cfg, Some(name)))
+    });
 }
 
 /// Runs the quick benchmark once into `out` (only the metrics starting with
@@ -455,10 +415,7 @@ fn demo(a: &Opts) -> ExitCode {
          {runs} runs with an injected slowdown of that family (10 %, or twice its minimum effect \
          where that is larger). Gate: one-sided Mann-Whitney p < {} and the family's minimum \
          effect, on within-run samples; {}.\n\n\
-         | family | metric | injected | alarms | verdict |\n|---|---|---:|---|---|\n{}\n\n\
-         <details><summary>Every run</summary>\n\n\
-         | family | run kind | # | verdict | regressions | worst judged ratio |\n\
-         |---|---|---:|---|---:|---:|\n{}\n\n</details>",
+         | family | metric | injected | alarms | verdict |\n|---|---|---:|---|---|\n{}\n\n{}",
         if ok { "pass" } else { "FAIL" },
         a.cfg.alpha,
         match a.confirm {
@@ -466,7 +423,14 @@ fn demo(a: &Opts) -> ExitCode {
             n => format!("an alarm stands only if it reproduces in {n} fresh run(s) of the family (`--confirm {n}`)"),
         },
         summary.join("\n"),
-        rows.join("\n"),
+        reports::gate::Details {
+            summary: "Every run",
+            body: &format!(
+                "| family | run kind | # | verdict | regressions | worst judged ratio |\n\
+                 |---|---|---:|---|---:|---:|\n{}\n",
+                rows.join("\n")
+            ),
+        },
     );
     if ok {
         ExitCode::SUCCESS

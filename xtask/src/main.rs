@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         Task::Replay(a) => replay::run(a),
         Task::Scenario(a) => scenario::run(a),
         Task::Conformance(a) => conformance::run(a),
-        Task::Nested(a) => nested::run(&a.args),
+        Task::Nested(a) => nested::run(a),
         Task::Fuzz(a) => fuzz::run(a),
         Task::Loom(a) => loom::run(a),
         Task::Capi(a) => capi::run(a),

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use ioacct_check::scale;
-use reports::{MetricName, Param};
+use reports::{Key, MetricName, Param};
 
 use super::{Ctx, Sink};
 use crate::harness::{self, Measured, Reference};
@@ -39,11 +39,11 @@ pub fn keys() -> Vec<String> {
         .collect()
 }
 
-fn params(guests: usize) -> [(&'static str, Param); 3] {
+fn params(guests: usize) -> [(Key, Param); 3] {
     [
-        ("guests", Param::from(guests as u64)),
-        ("ranges", Param::from(RANGES as u64)),
-        ("devices", Param::from(DEVICES as u64)),
+        (Key::Guests, Param::from(guests as u64)),
+        (Key::Ranges, Param::from(RANGES as u64)),
+        (Key::Devices, Param::from(DEVICES as u64)),
     ]
 }
 

@@ -23,7 +23,7 @@ use crate::harness;
 use hv::acct::Accounting;
 use hv::workloads::fb_load::Load;
 use hv::workloads::{self as w, paired};
-use reports::{Metric, MetricName, Param};
+use reports::{Key, Metric, MetricName, Param};
 
 /// Guest-timed PIO exits per configuration (quick / full).
 fn exit_samples(quick: bool) -> usize {
@@ -356,13 +356,10 @@ pub(super) fn bind_rounds(quick: bool) -> usize {
 
 /// Params of a paired step: its own, then `load` and `mapped_by=painter`
 /// when it ran beside a painter.
-fn with_load(
-    mut params: Vec<(&'static str, Param)>,
-    beside: Option<Load>,
-) -> Vec<(&'static str, Param)> {
+fn with_load(mut params: Vec<(Key, Param)>, beside: Option<Load>) -> Vec<(Key, Param)> {
     if let Some(l) = beside {
-        params.push(("load", Param::from(l.name())));
-        params.push(("mapped_by", Param::from("painter")));
+        params.push((Key::Load, Param::from(l.name())));
+        params.push((Key::MappedBy, Param::from("painter")));
     }
     params
 }
@@ -388,7 +385,7 @@ pub(super) fn bind_step(
     rounds: usize,
     beside: Option<Load>,
 ) {
-    let params = with_load(vec![("pages", Param::from(pages))], beside);
+    let params = with_load(vec![(Key::Pages, Param::from(pages))], beside);
     cx.progress.step(&format!(
         "hv.bind pages={pages}{} ({rounds} paired rounds)",
         beside.map_or(String::new(), |l| format!(" load={}", l.name()))
@@ -521,7 +518,7 @@ fn push_pairs(
     sink: &mut Sink,
     p: &paired::Paired,
     (floor, step, ratio): (MetricName, MetricName, MetricName),
-    params: &[(&str, Param)],
+    params: &[(Key, Param)],
     floor_words: &str,
 ) {
     let own = own_params(params);
@@ -560,7 +557,7 @@ fn push_pairs(
 /// median, with a 95 % bootstrap interval of it.
 fn value_metric(
     name: MetricName,
-    params: &[(&str, Param)],
+    params: &[(Key, Param)],
     v: &[f64],
     cpus: &[u32],
 ) -> Option<Metric> {
@@ -609,9 +606,11 @@ fn push_with_exit_row(sink: &mut Sink, m: Metric, side: Option<&str>) {
 fn exit_row(m: &Metric, side: Option<&str>) -> Metric {
     let mut row = m.clone();
     row.name = MetricName::PortExit.as_str().into();
-    row.params.insert("port".into(), Param::from(0x300u64));
+    row.params
+        .insert(Key::Port.as_str().into(), Param::from(0x300u64));
     if let Some(side) = side {
-        row.params.insert("side".into(), Param::from(side));
+        row.params
+            .insert(Key::Side.as_str().into(), Param::from(side));
     }
     row.samples.clear();
     row.norm_samples.clear();
@@ -621,67 +620,60 @@ fn exit_row(m: &Metric, side: Option<&str>) -> Metric {
 }
 
 /// The params of a guest-timed `hv.pio_exit` of the dom0-mapped rows.
-fn pio_params(word: &str, tracked: u64) -> [(&'static str, Param); 3] {
+fn pio_params(word: &str, tracked: u64) -> [(Key, Param); 3] {
     [
-        ("accounting", Param::from(word)),
-        ("mmio_tracked_pages", Param::from(tracked)),
-        ("load", Param::from("none")),
+        (Key::Accounting, Param::from(word)),
+        (Key::MmioTrackedPages, Param::from(tracked)),
+        (Key::Load, Param::from("none")),
     ]
 }
 
 /// The params of `hv.accounting_cost` with `tracked` pages, alone or beside
 /// a painter.
-fn cost_params(tracked: u64, beside: Option<Load>) -> Vec<(&'static str, Param)> {
+fn cost_params(tracked: u64, beside: Option<Load>) -> Vec<(Key, Param)> {
     let mut params = vec![
-        ("mmio_tracked_pages", Param::from(tracked)),
-        ("load", Param::from(beside.unwrap_or(Load::None).name())),
+        (Key::MmioTrackedPages, Param::from(tracked)),
+        (Key::Load, Param::from(beside.unwrap_or(Load::None).name())),
     ];
     if beside.is_some() {
-        params.push(("mapped_by", Param::from("painter")));
+        params.push((Key::MappedBy, Param::from("painter")));
     }
     params
 }
 
 /// The params of one side's `hv.exit_handler` row of a cost step.
-fn handler_params(
-    word: &'static str,
-    cost: &[(&'static str, Param)],
-) -> Vec<(&'static str, Param)> {
+fn handler_params(word: &'static str, cost: &[(Key, Param)]) -> Vec<(Key, Param)> {
     let mut p = cost.to_vec();
-    p.insert(0, ("accounting", Param::from(word)));
+    p.insert(0, (Key::Accounting, Param::from(word)));
     p
 }
 
 /// The params of the paired unmap step.
-fn unmap_params(pages: u64) -> [(&'static str, Param); 3] {
+fn unmap_params(pages: u64) -> [(Key, Param); 3] {
     [
-        ("pages", Param::from(pages)),
-        ("vcpu_state", Param::from("parked")),
-        ("paired_with", Param::from("unmap")),
+        (Key::Pages, Param::from(pages)),
+        (Key::VcpuState, Param::from("parked")),
+        (Key::PairedWith, Param::from("unmap")),
     ]
 }
 
 /// The params of the placement probe on `cpu`.
-fn placement_params(cpu: usize) -> [(&'static str, Param); 4] {
+fn placement_params(cpu: usize) -> [(Key, Param); 4] {
     [
-        ("pages", Param::from(1u64)),
-        ("vcpu_state", Param::from("parked")),
-        ("paired_with", Param::from("placement")),
-        ("control_cpu", Param::from(cpu as u64)),
+        (Key::Pages, Param::from(1u64)),
+        (Key::VcpuState, Param::from("parked")),
+        (Key::PairedWith, Param::from("placement")),
+        (Key::ControlCpu, Param::from(cpu as u64)),
     ]
 }
 
 /// The params of a paired forced revoke, alone or beside a painter.
-fn revoke_params(
-    pages: u64,
-    state: paired::VcpuState,
-    beside: Option<Load>,
-) -> Vec<(&'static str, Param)> {
+fn revoke_params(pages: u64, state: paired::VcpuState, beside: Option<Load>) -> Vec<(Key, Param)> {
     with_load(
         vec![
-            ("pages", Param::from(pages)),
-            ("vcpu_state", Param::from(state.name())),
-            ("paired_with", Param::from("revoke_force")),
+            (Key::Pages, Param::from(pages)),
+            (Key::VcpuState, Param::from(state.name())),
+            (Key::PairedWith, Param::from("revoke_force")),
         ],
         beside,
     )
@@ -689,10 +681,10 @@ fn revoke_params(
 
 /// A paired step's own params: the floor's without `paired_with`, which the
 /// step's and the ratio's names already say.
-fn own_params<'p>(params: &[(&'p str, Param)]) -> Vec<(&'p str, Param)> {
+fn own_params(params: &[(Key, Param)]) -> Vec<(Key, Param)> {
     params
         .iter()
-        .filter(|(k, _)| *k != "paired_with")
+        .filter(|(k, _)| *k != Key::PairedWith)
         .cloned()
         .collect()
 }
@@ -700,7 +692,7 @@ fn own_params<'p>(params: &[(&'p str, Param)]) -> Vec<(&'p str, Param)> {
 /// The keys [`push_pairs`] emits for a paired step with `params`.
 pub(super) fn pair_keys(
     (floor, step, ratio): (MetricName, MetricName, MetricName),
-    params: &[(&str, Param)],
+    params: &[(Key, Param)],
 ) -> [String; 3] {
     let own = own_params(params);
     [
@@ -747,7 +739,7 @@ pub(super) fn cost_keys(tracked: u64, beside: Option<Load>) -> Vec<String> {
 pub(super) fn bind_keys(pages: u64, beside: Option<Load>) -> [String; 3] {
     pair_keys(
         BIND_PAIR,
-        &with_load(vec![("pages", Param::from(pages))], beside),
+        &with_load(vec![(Key::Pages, Param::from(pages))], beside),
     )
 }
 
@@ -815,7 +807,7 @@ fn median_u64(v: &[u64]) -> Option<f64> {
 /// same-run baseline median (a within-run ratio for the gate).
 pub fn latency_metric(
     name: MetricName,
-    params: &[(&str, Param)],
+    params: &[(Key, Param)],
     samples: &[u64],
     co: bool,
     norm_by: Option<f64>,

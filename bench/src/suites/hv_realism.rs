@@ -10,11 +10,11 @@ use super::{Ctx, Sink};
 use hv::acct::Accounting;
 use hv::workloads::{self as w, fb_load::Load, paired::VcpuState};
 use reports::stats::quantile;
-use reports::{Metric, MetricName, Param, Percentiles};
+use reports::{Key, Metric, MetricName, Param, Percentiles};
 
 /// A metric over per-round derived values (ratios, signed deltas), which an
 /// HDR histogram of positive integers cannot hold.
-fn derived_metric(name: MetricName, params: &[(&str, Param)], v: &[f64]) -> Option<Metric> {
+fn derived_metric(name: MetricName, params: &[(Key, Param)], v: &[f64]) -> Option<Metric> {
     let q = |p: f64| quantile(v, p).map(|x| (x * 1e4).round() / 1e4);
     let p = Percentiles {
         p50: q(0.5)?,
@@ -370,26 +370,26 @@ fn smp_revokes(cx: &mut Ctx, sink: &mut Sink) {
 }
 
 /// The params of every interrupt-binding metric.
-fn irq_params() -> [(&'static str, Param); 1] {
-    [("delivery", Param::from("irqchip"))]
+fn irq_params() -> [(Key, Param); 1] {
+    [(Key::Delivery, Param::from("irqchip"))]
 }
 
 /// The params of `hv.pio_exit` with two vCPUs.
-fn smp_pio_params(word: &str) -> [(&'static str, Param); 3] {
+fn smp_pio_params(word: &str) -> [(Key, Param); 3] {
     [
-        ("accounting", Param::from(word)),
-        ("mmio_tracked_pages", Param::from(0u64)),
-        ("vcpus", Param::from(2u64)),
+        (Key::Accounting, Param::from(word)),
+        (Key::MmioTrackedPages, Param::from(0u64)),
+        (Key::Vcpus, Param::from(2u64)),
     ]
 }
 
 /// The params of `hv.pio_exit` beside a painter.
-fn loaded_pio_params(word: &str, fb: u64, load: Load) -> [(&'static str, Param); 4] {
+fn loaded_pio_params(word: &str, fb: u64, load: Load) -> [(Key, Param); 4] {
     [
-        ("accounting", Param::from(word)),
-        ("mmio_tracked_pages", Param::from(fb)),
-        ("load", Param::from(load.name())),
-        ("mapped_by", Param::from("painter")),
+        (Key::Accounting, Param::from(word)),
+        (Key::MmioTrackedPages, Param::from(fb)),
+        (Key::Load, Param::from(load.name())),
+        (Key::MappedBy, Param::from("painter")),
     ]
 }
 
@@ -397,11 +397,11 @@ fn loaded_pio_params(word: &str, fb: u64, load: Load) -> [(&'static str, Param);
 const SMP_REVOKE_PAGES: [u64; 2] = [1, 4096];
 
 /// The params of a two-vCPU forced revoke.
-fn smp_revoke_params(pages: u64) -> [(&'static str, Param); 3] {
+fn smp_revoke_params(pages: u64) -> [(Key, Param); 3] {
     [
-        ("pages", Param::from(pages)),
-        ("vcpus", Param::from(2u64)),
-        ("vcpu_state", Param::from("running")),
+        (Key::Pages, Param::from(pages)),
+        (Key::Vcpus, Param::from(2u64)),
+        (Key::VcpuState, Param::from("running")),
     ]
 }
 

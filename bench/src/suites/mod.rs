@@ -17,7 +17,7 @@ pub use tracepoints::{tracepoints, tracepoints_keys};
 pub use tracking::{map_unmap_keys, tracking, tracking_keys};
 
 use crate::harness::{HwCounters, Plan};
-use reports::{Metric, MetricName, NotMeasured, Param};
+use reports::{Key, Metric, MetricName, NotMeasured, Param};
 
 pub mod hv_realism;
 
@@ -82,7 +82,7 @@ pub const fn concat<const A: usize, const B: usize, const C: usize>(
 
 /// A metric's key (name and params, as `results.json` identifies it): what a
 /// suite declares it emits.
-pub fn key(name: MetricName, params: &[(&str, Param)]) -> String {
+pub fn key(name: MetricName, params: &[(Key, Param)]) -> String {
     Metric::new(name, params).key()
 }
 

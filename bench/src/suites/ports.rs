@@ -6,7 +6,7 @@ use crate::harness::{self, Calibrated, Measured};
 use crate::linear::LinearAccessList;
 use crate::peers::{bitmap_check, PortBitmaps, PortBus};
 use accountant::{Accountant, BootOptions, DomId, Mode, Space, TrackerKind, UnitRange};
-use reports::{Metric, MetricName, Param};
+use reports::{Key, Metric, MetricName, Param};
 use std::hint::black_box;
 
 /// Domains the port grants are spread over.
@@ -41,8 +41,11 @@ fn check_order(ports: &[(u16, u16)]) -> Vec<(u16, u16)> {
 }
 
 /// The params of `accountant.port_check` for one implementation and grant count.
-fn port_params(imp: &str, grants: u64) -> [(&'static str, Param); 2] {
-    [("impl", Param::from(imp)), ("grants", Param::from(grants))]
+fn port_params(imp: &str, grants: u64) -> [(Key, Param); 2] {
+    [
+        (Key::Impl, Param::from(imp)),
+        (Key::Grants, Param::from(grants)),
+    ]
 }
 
 /// The keys [`port_check`] emits.

@@ -5,7 +5,7 @@ use super::tracking::tracker_params;
 use super::{key, page_points, Ctx, Sink};
 use crate::harness::{self, Measured, Plan, Reference};
 use accountant::{Accountant, DomId, Mode, Space, TrackerKind, UnitRange};
-use reports::{MetricName, Param};
+use reports::{Key, MetricName, Param};
 use std::time::{Duration, Instant};
 
 pub(super) const IOMEM_BASE: u64 = 0x10_0000;
@@ -245,10 +245,10 @@ fn grant_revoke_points(quick: bool) -> &'static [u64] {
 }
 
 /// The params of `accountant.grant` / `accountant.revoke` at `pages` pages.
-fn grant_params(pages: u64) -> [(&'static str, Param); 2] {
+fn grant_params(pages: u64) -> [(Key, Param); 2] {
     [
-        ("space", Param::from("iomem")),
-        ("pages", Param::from(pages)),
+        (Key::Space, Param::from("iomem")),
+        (Key::Pages, Param::from(pages)),
     ]
 }
 

@@ -3,7 +3,7 @@
 
 use super::{key, Ctx, Sink};
 use crate::harness::{self, Measured, Reference};
-use reports::{MetricName, Param};
+use reports::{Key, MetricName, Param};
 use std::time::Instant;
 
 /// The `state` params of `tracepoints.overhead`, in the order measured.
@@ -16,7 +16,7 @@ pub fn tracepoints_keys(_quick: bool) -> Vec<String> {
         .map(|s| {
             key(
                 MetricName::TracepointOverhead,
-                &[("state", Param::from(*s))],
+                &[(Key::State, Param::from(*s))],
             )
         })
         .collect()
@@ -58,7 +58,7 @@ pub fn tracepoints(cx: &mut Ctx, sink: &mut Sink) {
         }
     }
     for (state, m) in TRACEPOINT_STATES.into_iter().zip([&base, &off, &on]) {
-        let params = [("state", Param::from(state))];
+        let params = [(Key::State, Param::from(state))];
         if let Some(mut metric) = harness::timing_metric(MetricName::TracepointOverhead, &params, m)
         {
             metric.note = Some(match state {

@@ -4,13 +4,13 @@
 use super::ranges::IOMEM_BASE;
 use super::{key, page_points, Ctx, Sink};
 use accountant::{DomId, TrackerKind};
-use reports::{Metric, MetricName, Param};
+use reports::{Key, Metric, MetricName, Param};
 
 /// The params of a tracker's metrics at `pages` pages.
-pub(super) fn tracker_params(kind: TrackerKind, pages: u64) -> [(&'static str, Param); 2] {
+pub(super) fn tracker_params(kind: TrackerKind, pages: u64) -> [(Key, Param); 2] {
     [
-        ("tracker", Param::from(kind.name())),
-        ("pages", Param::from(pages)),
+        (Key::Tracker, Param::from(kind.name())),
+        (Key::Pages, Param::from(pages)),
     ]
 }
 
@@ -110,8 +110,8 @@ mod tests {
                 .iter()
                 .find(|m| {
                     m.is(MetricName::TrackingAllocations)
-                        && m.param("tracker") == Some(&Param::from(t))
-                        && m.param("pages") == Some(&Param::from(65_536u64))
+                        && m.param(Key::Tracker) == Some(&Param::from(t))
+                        && m.param(Key::Pages) == Some(&Param::from(65_536u64))
                 })
                 .map(|m| m.value)
         };

@@ -5,6 +5,7 @@ use super::{
     host_differences_judged_same, host_mismatch, Finding, GateConfig, GateReport, Mode, Verdict,
 };
 use crate::goals;
+use crate::names::Key;
 use crate::schema::{Metric, Results};
 use crate::stats;
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,7 +55,7 @@ fn not_judged(base: &Metric, cur: &Metric, cfg: &GateConfig) -> Option<String> {
     if cfg
         .reference_impls
         .iter()
-        .any(|(k, v)| cur.param(k).and_then(|p| p.as_str()) == Some(*v))
+        .any(|(k, v)| cur.params.get(*k).and_then(|p| p.as_str()) == Some(*v))
     {
         return Some("comparison implementation, not gated".to_owned());
     }
@@ -149,8 +150,8 @@ fn exit_of(r: &Results, m: &Metric, cfg: &GateConfig) -> Option<f64> {
         .find(|x| {
             x.name == cfg.paired_exit
                 && x.params.len() == m.params.len() + 1
-                && x.param("accounting").and_then(|p| p.as_str()) == Some("off")
-                && m.params.iter().all(|(k, v)| x.param(k) == Some(v))
+                && x.has(Key::Accounting, "off")
+                && m.params.iter().all(|(k, v)| x.params.get(k) == Some(v))
         })
         .map(|x| x.min)
         .filter(|v| v.is_finite() && *v > 0.0)

@@ -34,6 +34,7 @@
 
 mod compare;
 mod config;
+mod confirm;
 mod host;
 mod render;
 mod verdict;
@@ -43,7 +44,9 @@ pub use compare::{
     RADIX_FLATNESS_LIMIT,
 };
 pub use config::GateConfig;
+pub use confirm::{confirm, families};
 pub use host::{host_differences_judged_same, host_mismatch, kernel_identity};
+pub use render::Details;
 pub use verdict::{Finding, GateReport, Mode, Outcome, Verdict};
 
 #[cfg(test)]
@@ -52,7 +55,7 @@ mod tests {
     use crate::schema::{Host, RunInfo, SCHEMA};
     use crate::schema::{Metric, Results};
     use crate::stats;
-    use crate::{MetricName, Param};
+    use crate::{Key, MetricName, Param};
 
     fn results(metrics: Vec<Metric>) -> Results {
         Results {
@@ -68,7 +71,7 @@ mod tests {
         let mut rng = stats::SplitMix64::new(seed);
         let mut m = Metric::new(
             MetricName::PortCheck,
-            &[("impl", "radix".into()), ("grants", 16u64.into())],
+            &[(Key::Impl, "radix".into()), (Key::Grants, 16u64.into())],
         );
         m.norm_samples = (0..200)
             .map(|_| scale * (1.0 + (rng.next_u64() % 1000) as f64 / 20_000.0))
@@ -141,7 +144,7 @@ mod tests {
         let count = |grants: u64, v: f64| {
             Metric::exact(
                 MetricName::PortCheckInstructions,
-                &[("impl", "radix".into()), ("grants", grants.into())],
+                &[(Key::Impl, "radix".into()), (Key::Grants, grants.into())],
                 v,
             )
         };
@@ -157,7 +160,7 @@ mod tests {
     fn comparison_implementations_are_not_gated() {
         let linear = |scale: f64, seed: u64| {
             let mut m = timing(scale, seed);
-            m.params.insert("impl".into(), "linear".into());
+            m.params.insert(Key::Impl.as_str().into(), "linear".into());
             m
         };
         let g = compare(
@@ -220,8 +223,8 @@ mod tests {
     #[test]
     fn deterministic_growth_fails_exactly() {
         let p = [
-            ("tracker", Param::from("slab-extent")),
-            ("pages", 1u64.into()),
+            (Key::Tracker, Param::from("slab-extent")),
+            (Key::Pages, 1u64.into()),
         ];
         let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
         let same = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 4096.0)]);
@@ -232,7 +235,7 @@ mod tests {
 
     #[test]
     fn missing_fails_unless_allowed_and_absolute_does_not() {
-        let mut abs = Metric::new(MetricName::PioExit, &[("accounting", "on".into())]);
+        let mut abs = Metric::new(MetricName::PioExit, &[(Key::Accounting, "on".into())]);
         abs.value = 100.0;
         let mut abs2 = abs.clone();
         abs2.value = 500.0;
@@ -256,8 +259,8 @@ mod tests {
     #[test]
     fn only_filters_metrics() {
         let p = [
-            ("tracker", Param::from("slab-extent")),
-            ("pages", 1u64.into()),
+            (Key::Tracker, Param::from("slab-extent")),
+            (Key::Pages, 1u64.into()),
         ];
         let b = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 1.0)]);
         let c = results(vec![Metric::exact(MetricName::TrackingBytes, &p, 2.0)]);
@@ -275,7 +278,7 @@ mod tests {
         let mk = |grants: u64, p50: f64| {
             let mut m = Metric::new(
                 MetricName::PortCheck,
-                &[("impl", "radix".into()), ("grants", grants.into())],
+                &[(Key::Impl, "radix".into()), (Key::Grants, grants.into())],
             );
             m.p50 = p50;
             m
@@ -293,9 +296,9 @@ mod tests {
         Metric::exact(
             MetricName::Instructions,
             &[
-                ("op", op.into()),
-                ("tracker", "slab-extent".into()),
-                ("units", 64u64.into()),
+                (Key::Op, op.into()),
+                (Key::Tracker, "slab-extent".into()),
+                (Key::Units, 64u64.into()),
             ],
             v,
         )
@@ -479,6 +482,54 @@ mod tests {
     }
 
     #[test]
+    fn confirmation_clears_what_does_not_reproduce_and_keeps_what_does() {
+        let b = results(vec![timing(1.0, 1)]);
+        let slow = results(vec![timing(1.3, 2)]);
+        let judged = |c: &Results| compare(&b, c, &GateConfig::default(), None);
+        assert_eq!(
+            families(&judged(&slow).timing_regressions()),
+            ["accountant.port_check"]
+        );
+
+        // Clean in the first re-run: cleared after one round, the gate passes.
+        let mut g = judged(&slow);
+        let mut calls = Vec::new();
+        confirm(&mut g, 3, "of the alarmed families", |round, i, name| {
+            calls.push((round, i, name.to_owned()));
+            Ok(judged(&results(vec![timing(1.0, 3)])))
+        });
+        assert_eq!(calls, [(1, 0, "accountant.port_check".to_owned())]);
+        assert_eq!(g.confirmations, 1);
+        assert_eq!(g.outcome(), Outcome::PassAfterConfirmation);
+        assert!(g.notes.iter().any(|n| n.contains("no alarm reproduced")));
+
+        // Slow every time: every round runs and the regression stands.
+        let mut g = judged(&slow);
+        confirm(&mut g, 2, "of the alarmed families", |_, _, _| {
+            Ok(judged(&results(vec![timing(1.3, 4)])))
+        });
+        assert_eq!(g.confirmations, 2);
+        assert_eq!(g.outcome(), Outcome::Fail);
+        assert!(g.notes.iter().any(|n| n.contains("reproduced every time")));
+
+        // A re-run that fails leaves the regression standing, with its note.
+        let mut g = judged(&slow);
+        confirm(&mut g, 2, "x", |_, _, name| {
+            Err(format!("{name} did not run"))
+        });
+        assert_eq!(g.outcome(), Outcome::Fail);
+        assert_eq!(g.notes, ["accountant.port_check did not run"]);
+
+        // No rounds, or nothing to confirm: nothing re-run, nothing noted.
+        for (c, rounds) in [(&slow, 0), (&b, 2)] {
+            let mut g = judged(c);
+            let before = g.clone();
+            confirm(&mut g, rounds, "x", |_, _, _| Err("ran".to_owned()));
+            assert_eq!(g, before);
+        }
+    }
+
+    #[test]
     fn json_lists_every_finding_with_its_numbers() {
         let b = results(vec![timing(1.0, 1), count("map", 1000.0)]);
         let c = results(vec![timing(1.2, 2), count("map", 1000.0)]);
@@ -527,7 +578,7 @@ mod tests {
     fn paired_ratio_metrics_are_judged_on_their_samples() {
         let ratio = |scale: f64, seed: u64| {
             let mut rng = stats::SplitMix64::new(seed);
-            let mut m = Metric::new(MetricName::BindOverFloor, &[("pages", 1u64.into())]);
+            let mut m = Metric::new(MetricName::BindOverFloor, &[(Key::Pages, 1u64.into())]);
             m.samples = (0..30)
                 .map(|_| scale * (1.05 + (rng.next_u64() % 100) as f64 / 2000.0))
                 .collect();
@@ -565,7 +616,7 @@ mod tests {
     fn accounting_cost_is_judged_on_its_difference_in_ns() {
         let cost = |shift: f64, seed: u64| {
             let mut rng = stats::SplitMix64::new(seed);
-            let mut m = Metric::new(MetricName::AccountingCost, &[("load", "none".into())]);
+            let mut m = Metric::new(MetricName::AccountingCost, &[(Key::Load, "none".into())]);
             // Differences around zero, as on a PVM host: a ratio would explode.
             m.samples = (0..30)
                 .map(|_| shift - 3.0 + (rng.next_u64() % 60) as f64 / 10.0)
@@ -608,8 +659,8 @@ mod tests {
     /// 75 µs, accounting off, as measured under load) beside it when `exit`.
     fn cost_run(center: f64, seed: u64, exit: bool) -> Results {
         let params = [
-            ("load", Param::from("none")),
-            ("mmio_tracked_pages", 1_048_576u64.into()),
+            (Key::Load, Param::from("none")),
+            (Key::MmioTrackedPages, 1_048_576u64.into()),
         ];
         let mut rng = stats::SplitMix64::new(seed);
         let mut m = Metric::new(MetricName::AccountingCost, &params);
@@ -622,9 +673,9 @@ mod tests {
             let mut e = Metric::new(
                 MetricName::PioExit,
                 &[
-                    ("accounting", Param::from("off")),
-                    ("load", Param::from("none")),
-                    ("mmio_tracked_pages", 1_048_576u64.into()),
+                    (Key::Accounting, Param::from("off")),
+                    (Key::Load, Param::from("none")),
+                    (Key::MmioTrackedPages, 1_048_576u64.into()),
                 ],
             );
             // Under load the median (corrected for coordinated omission)
@@ -633,7 +684,8 @@ mod tests {
             e.min = 75_008.0;
             // The accounting-on exit must not be taken for the reference.
             let mut on = e.clone();
-            on.params.insert("accounting".to_owned(), Param::from("on"));
+            on.params
+                .insert(Key::Accounting.as_str().to_owned(), Param::from("on"));
             on.value = 1.0;
             on.min = 1.0;
             metrics.push(on);

@@ -5,6 +5,18 @@ use super::{Finding, GateReport, Mode, Verdict};
 use crate::format;
 use serde::Serialize;
 
+/// A collapsed Markdown section: `summary` always shown, `body` (Markdown)
+/// on demand (template `templates/details.md`; nothing escaped: both are
+/// Markdown the caller wrote).
+#[derive(askama::Template)]
+#[template(path = "details.md", escape = "none")]
+pub struct Details<'a> {
+    /// The line shown while collapsed.
+    pub summary: &'a str,
+    /// What opens.
+    pub body: &'a str,
+}
+
 impl GateReport {
     /// A Markdown summary: the final verdict first, then only the rows that
     /// are not "ok", then the full table in a collapsed `<details>`.
@@ -72,11 +84,11 @@ impl GateReport {
             out.push('\n');
         }
         let all: Vec<&Finding> = self.findings.iter().collect();
-        out.push_str(&format!(
-            "<details><summary>All {} findings</summary>\n\n{}\n</details>\n",
-            all.len(),
-            table(&all, self.mode)
-        ));
+        let details = Details {
+            summary: &format!("All {} findings", all.len()),
+            body: &table(&all, self.mode),
+        };
+        out.push_str(&format!("{details}\n"));
         out
     }
 
