@@ -97,13 +97,8 @@ mod tests {
         const N: u64 = 64;
         let mut set = RangeSet::default();
         let mut units = [false; N as usize];
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: u64| rng.below(n);
         for step in 0..5_000 {
             let a = next(N);
             let b = (a + next(if step % 5 == 0 { N } else { 4 })).min(N - 1);

@@ -254,13 +254,8 @@ mod tests {
         const MAX: u64 = 63;
         let mut m = SegMap::new(MAX, 0u8);
         let mut units = [0u8; MAX as usize + 1];
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rng = crate::testing::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u64| rng.below(n);
         for step in 0..5_000 {
             let a = next(MAX + 1);
             let b = (a + next(if step % 4 == 0 { 64 } else { 3 })).min(MAX);
