@@ -724,6 +724,9 @@ impl Accountant {
         let mut teardown = Vec::new();
         for space in [Space::IoMem, Space::Irq] {
             self.tear_down(d, space, 0, space.max_unit(), &mut teardown);
+            if let Some(t) = self.uses_mut(space) {
+                t.forget(d);
+            }
         }
         let st = self.doms.remove(&d).unwrap_or_default();
         let mut ports_held: Vec<(u64, u64)> = Vec::new();
@@ -978,7 +981,7 @@ impl Accountant {
             return Err(Error::NotGranted { unit });
         }
         // The runs that drain (a forced revoke tears them down instead).
-        let mut runs: Vec<Run> = Vec::new();
+        let mut runs: SmallVec<[Run; 2]> = SmallVec::new();
         if let (false, Some(t)) = (force, self.uses(r.space())) {
             t.runs(d, r.first(), r.last(), &mut |run| runs.push(run));
         }
