@@ -209,6 +209,18 @@ impl SlabExtent {
         free(&mut self.slab, p)
     }
 
+    /// A new spare record from the slab (none if the page source refuses).
+    fn refill_spare(&mut self) {
+        self.spare = self
+            .slab
+            .alloc(ExtentRec {
+                links: Links::new(0),
+                first: 0,
+                last: 0,
+            })
+            .ok();
+    }
+
     fn tree(&mut self, dom: DomId) -> &mut Tree<ExtentRec> {
         self.doms.entry(dom).or_default()
     }
@@ -462,14 +474,7 @@ impl Tracker for SlabExtent {
             get_mut(head).last = first - 1;
             let succ = Tree::next(head);
             self.tree(dom).insert_before(succ, n);
-            self.spare = self
-                .slab
-                .alloc(ExtentRec {
-                    links: Links::new(0),
-                    first: 0,
-                    last: 0,
-                })
-                .ok();
+            self.refill_spare();
             return;
         }
         let mut cur = Some(head);
@@ -506,14 +511,7 @@ impl Tracker for SlabExtent {
             self.free(p);
         }
         if self.spare.is_none() {
-            self.spare = self
-                .slab
-                .alloc(ExtentRec {
-                    links: Links::new(0),
-                    first: 0,
-                    last: 0,
-                })
-                .ok();
+            self.refill_spare();
         }
         self.slab.trim();
     }
