@@ -43,18 +43,6 @@ impl PageRec {
     }
 }
 
-/// The records from `start` on, in frame order, while their frame is at
-/// most `last`. Each record's successor is found before the record is
-/// yielded, so the caller may unlink it.
-fn up_to(start: Option<NonNull<PageRec>>, last: u64) -> impl Iterator<Item = NonNull<PageRec>> {
-    let mut cur = start;
-    core::iter::from_fn(move || {
-        let p = cur.filter(|p| get(*p).frame <= last)?;
-        cur = Tree::next(p);
-        Some(p)
-    })
-}
-
 /// Where records come from.
 pub(crate) trait RecordPool {
     /// A new record, or `None` when the page source is exhausted.
@@ -118,9 +106,14 @@ impl<P: RecordPool> PerPage<P> {
             return;
         };
         let mut sink = RunSink::new(f);
-        for p in up_to(tree.lower_bound(|r| r.frame >= first), last) {
+        let mut cur = tree.lower_bound(|r| r.frame >= first);
+        while let Some(p) = cur {
             let r = get(p);
+            if r.frame > last {
+                break;
+            }
             sink.push(r.frame, r.frame, r.links.count);
+            cur = Tree::next(p);
         }
     }
 
@@ -290,9 +283,14 @@ impl<P: RecordPool> Tracker for PerPage<P> {
                     unsafe { pool.free(p) }
                 });
             } else {
-                for p in up_to(tree.lower_bound(|r| r.frame >= first), last) {
+                let mut cur = tree.lower_bound(|r| r.frame >= first);
+                while let Some(p) = cur {
                     let r = get(p);
+                    if r.frame > last {
+                        break;
+                    }
                     sink.push(r.frame, r.frame, r.links.count);
+                    cur = Tree::next(p);
                     tree.remove(p);
                     // SAFETY: from this pool, just unlinked.
                     unsafe { self.pool.free(p) };
