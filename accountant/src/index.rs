@@ -2,6 +2,7 @@
 //! the per-domain index of where a domain holds or drains units, so that
 //! `destroy` and `check` visit only those ranges.
 
+use alloc::collections::btree_map::Entry;
 use alloc::collections::BTreeMap;
 
 /// Disjoint, non-adjacent inclusive ranges.
@@ -11,6 +12,21 @@ pub(crate) struct RangeSet(BTreeMap<u64, u64>);
 impl RangeSet {
     /// Adds `first..=last`, merging with overlapping or adjacent ranges.
     pub(crate) fn insert(&mut self, first: u64, last: u64) {
+        // One descent: the last range starting at or before `last + 1`. If
+        // it ends before `first - 1`, nothing overlaps or touches the new
+        // range (the common case); if it covers it, nothing changes.
+        match self.0.range(..=last.saturating_add(1)).next_back() {
+            Some((_, &e)) if e.saturating_add(1) < first => {
+                self.0.insert(first, last);
+                return;
+            }
+            None => {
+                self.0.insert(first, last);
+                return;
+            }
+            Some((&s, &e)) if s <= first && e >= last => return,
+            Some(_) => {}
+        }
         let (mut lo, mut hi) = (first, last);
         // A range starting at or before `first` that reaches it (or its predecessor).
         if let Some((&s, &e)) = self.0.range(..=first).next_back() {
@@ -41,6 +57,13 @@ impl RangeSet {
 
     /// Removes `first..=last`, splitting ranges that straddle it.
     pub(crate) fn remove(&mut self, first: u64, last: u64) {
+        // A member removed whole (a revoke of what was granted): one descent.
+        if let Entry::Occupied(o) = self.0.entry(first) {
+            if *o.get() == last {
+                o.remove();
+                return;
+            }
+        }
         // The range starting at or before `first` (one descent), then those
         // starting inside, one at a time: no buffer.
         let mut from = first;
@@ -97,13 +120,8 @@ mod tests {
         const N: u64 = 64;
         let mut set = RangeSet::default();
         let mut units = [false; N as usize];
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: u64| rng.below(n);
         for step in 0..5_000 {
             let a = next(N);
             let b = (a + next(if step % 5 == 0 { N } else { 4 })).min(N - 1);

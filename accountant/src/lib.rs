@@ -49,6 +49,8 @@ pub mod num;
 mod ports;
 mod segs;
 mod sync;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trace;
 pub mod track;
 pub mod types;

@@ -724,6 +724,9 @@ impl Accountant {
         let mut teardown = Vec::new();
         for space in [Space::IoMem, Space::Irq] {
             self.tear_down(d, space, 0, space.max_unit(), &mut teardown);
+            if let Some(t) = self.uses_mut(space) {
+                t.forget(d);
+            }
         }
         let st = self.doms.remove(&d).unwrap_or_default();
         let mut ports_held: Vec<(u64, u64)> = Vec::new();
@@ -799,20 +802,25 @@ impl Accountant {
         Ok(())
     }
 
-    /// The hypervisor's own operations on its reservations: `check` each
-    /// segment (its first unit and state) for an error, keep the one of the
-    /// lowest precedence level over the whole range, and only if there is
-    /// none `apply` to every unit of `r`.
+    /// The hypervisor's own operations on its reservations: each segment
+    /// must be reserved (else `not-reserved` at its first unit) and pass
+    /// `busy(first unit, hypervisor use count)`; the error of the lowest
+    /// precedence level over the whole range is returned, and only if there
+    /// is none `apply` is applied to every unit of `r`.
     fn update_reserved(
         &mut self,
         r: UnitRange,
-        check: impl Fn(u64, &Unit) -> Option<Error>,
+        busy: impl Fn(u64, u32) -> Option<Error>,
         apply: impl FnMut(&mut Unit),
     ) -> Result<(), Error> {
         self.not_ram(r)?;
         let mut worst = Worst::default();
         self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
-            if let Some(e) = check(s, u) {
+            let e = match u.reserved {
+                false => Some(Error::NotReserved { unit: s }),
+                true => busy(s, u.hv_uses),
+            };
+            if let Some(e) = e {
                 worst.offer(e);
             }
         });
@@ -823,58 +831,22 @@ impl Accountant {
 
     /// `unreserve SPACE R`: lifts a reservation whose hypervisor use count is zero.
     fn unreserve_op(&mut self, r: UnitRange) -> Result<(), Error> {
-        self.update_reserved(
-            r,
-            |s, u| {
-                if !u.reserved {
-                    Some(Error::NotReserved { unit: s })
-                } else if u.hv_uses > 0 {
-                    Some(Error::InUse {
-                        unit: s,
-                        user: None,
-                    })
-                } else {
-                    None
-                }
-            },
-            |u| u.reserved = false,
-        )?;
+        let in_use = |unit, n| (n > 0).then_some(Error::InUse { unit, user: None });
+        self.update_reserved(r, in_use, |u| u.reserved = false)?;
         self.sync_ports(r, &[self.default_dom]);
         Ok(())
     }
 
     /// `hvmap SPACE R`: one more use by the hypervisor of reserved units.
     fn hvmap_op(&mut self, r: UnitRange) -> Result<(), Error> {
-        self.update_reserved(
-            r,
-            |s, u| {
-                if !u.reserved {
-                    Some(Error::NotReserved { unit: s })
-                } else if u.hv_uses == u32::MAX {
-                    Some(Error::NoMemory)
-                } else {
-                    None
-                }
-            },
-            |u| u.hv_uses += 1,
-        )
+        let full = |_, n| (n == u32::MAX).then_some(Error::NoMemory);
+        self.update_reserved(r, full, |u| u.hv_uses += 1)
     }
 
     /// `hvunmap SPACE R`: one less use by the hypervisor.
     fn hvunmap_op(&mut self, r: UnitRange) -> Result<(), Error> {
-        self.update_reserved(
-            r,
-            |s, u| {
-                if !u.reserved {
-                    Some(Error::NotReserved { unit: s })
-                } else if u.hv_uses == 0 {
-                    Some(Error::NotMapped { unit: s })
-                } else {
-                    None
-                }
-            },
-            |u| u.hv_uses -= 1,
-        )
+        let unused = |unit, n| (n == 0).then_some(Error::NotMapped { unit });
+        self.update_reserved(r, unused, |u| u.hv_uses -= 1)
     }
 
     /// `grant D SPACE R MODE [force]`. With `force`, the default I/O
@@ -978,7 +950,7 @@ impl Accountant {
             return Err(Error::NotGranted { unit });
         }
         // The runs that drain (a forced revoke tears them down instead).
-        let mut runs: Vec<Run> = Vec::new();
+        let mut runs: SmallVec<[Run; 2]> = SmallVec::new();
         if let (false, Some(t)) = (force, self.uses(r.space())) {
             t.runs(d, r.first(), r.last(), &mut |run| runs.push(run));
         }
@@ -1376,6 +1348,16 @@ impl Accountant {
         res
     }
 
+    /// [`Accountant::traced`] for the hypervisor's own operations on `r`.
+    fn traced_hv(
+        &mut self,
+        kind: Kind,
+        r: UnitRange,
+        op: fn(&mut Self, UnitRange) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.traced(kind, tracepoints::HYPERVISOR, Some(r), |a| op(a, r))
+    }
+
     /// `create D`: a new domain. Errors: `domain-exists`.
     pub fn create(&mut self, d: DomId) -> Result<(), Error> {
         self.traced(Kind::Create, d.get(), None, |a| a.create_op(d))
@@ -1392,30 +1374,22 @@ impl Accountant {
     /// are left as they are. Errors: `not-io-memory`, `conflict`,
     /// `draining`, `in-use`.
     pub fn reserve(&mut self, r: UnitRange) -> Result<(), Error> {
-        self.traced(Kind::Reserve, tracepoints::HYPERVISOR, Some(r), |a| {
-            a.reserve_op(r)
-        })
+        self.traced_hv(Kind::Reserve, r, Self::reserve_op)
     }
 
     /// `unreserve SPACE R`. Errors: `not-reserved`, `in-use` (hypervisor use count > 0).
     pub fn unreserve(&mut self, r: UnitRange) -> Result<(), Error> {
-        self.traced(Kind::Unreserve, tracepoints::HYPERVISOR, Some(r), |a| {
-            a.unreserve_op(r)
-        })
+        self.traced_hv(Kind::Unreserve, r, Self::unreserve_op)
     }
 
     /// `hvmap SPACE R`: the hypervisor's own use of reserved units. Errors: `not-reserved`.
     pub fn hvmap(&mut self, r: UnitRange) -> Result<(), Error> {
-        self.traced(Kind::HvMap, tracepoints::HYPERVISOR, Some(r), |a| {
-            a.hvmap_op(r)
-        })
+        self.traced_hv(Kind::HvMap, r, Self::hvmap_op)
     }
 
     /// `hvunmap SPACE R`. Errors: `not-reserved`, `not-mapped`.
     pub fn hvunmap(&mut self, r: UnitRange) -> Result<(), Error> {
-        self.traced(Kind::HvUnmap, tracepoints::HYPERVISOR, Some(r), |a| {
-            a.hvunmap_op(r)
-        })
+        self.traced_hv(Kind::HvUnmap, r, Self::hvunmap_op)
     }
 
     /// `grant D SPACE R MODE [force]`. Errors: `reserved`, `conflict`,

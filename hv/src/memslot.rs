@@ -549,13 +549,8 @@ mod tests {
         let mut t = SlotTable::new(64);
         let mut k = Kvm::default();
         let mut counts = vec![0u32; (hi - lo + 1) as usize];
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rng = accountant::testing::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u64| rng.below(n);
         for step in 0..3_000 {
             let a = lo + next(hi - lo + 1);
             let b = (a + next(if step % 7 == 0 { 40 } else { 3 })).min(hi);

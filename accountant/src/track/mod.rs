@@ -191,6 +191,12 @@ pub trait Tracker {
     /// splits it in two, and `slab-extent` keeps one spare record for that,
     /// exceeding a page limit by at most one page if it must.
     fn clear(&mut self, dom: DomId, first: u64, last: u64, f: &mut dyn FnMut(Run));
+    /// Drops what the tracker still keeps for `dom` once it has no use left
+    /// (its destroy, after clearing everything): an index entry kept for
+    /// reuse. Nothing if `dom` still uses frames.
+    fn forget(&mut self, dom: DomId) {
+        let _ = dom;
+    }
     /// Whether `dom` maps any frame within `first..=last`.
     fn any(&self, dom: DomId, first: u64, last: u64) -> bool {
         let mut found = false;

@@ -11,11 +11,11 @@
 //! mapping 262,144 contiguous frames once costs one record, and every
 //! operation costs O(log r + records touched), never O(frames).
 //!
-//! A domain's tree stays in the index when `unmap` empties it (so that a
-//! domain mapping and unmapping the same frames does not re-insert its
-//! entry every time, and the index estimate of
-//! [`Tracker::tracking_bytes`] keeps counting it); `clear`, which ends a
-//! domain's uses at its destroy, removes it.
+//! A domain's tree stays in the index when `unmap` or `clear` empties it
+//! (so that a domain mapping and unmapping the same frames, or whose
+//! mappings a forced revoke tears down, does not re-insert its entry every
+//! time, and the index estimate of [`Tracker::tracking_bytes`] keeps
+//! counting it); [`Tracker::forget`], at the domain's destroy, removes it.
 //!
 //! # All or nothing
 //!
@@ -113,7 +113,9 @@ fn reserve(
     n: u64,
 ) -> Result<(), TrackError> {
     let want = n + u64::from(spare.is_none());
-    if slab.reserve(want).is_err() {
+    // Nothing to reserve (the common unmap): the slab holds no reservation
+    // between operations, so there is none to set either.
+    if want > 0 && slab.reserve(want).is_err() {
         slab.trim();
         return Err(TrackError::NoMemory);
     }
@@ -205,6 +207,18 @@ impl SlabExtent {
 
     fn free(&mut self, p: NonNull<ExtentRec>) {
         free(&mut self.slab, p)
+    }
+
+    /// A new spare record from the slab (none if the page source refuses).
+    fn refill_spare(&mut self) {
+        self.spare = self
+            .slab
+            .alloc(ExtentRec {
+                links: Links::new(0),
+                first: 0,
+                last: 0,
+            })
+            .ok();
     }
 
     fn tree(&mut self, dom: DomId) -> &mut Tree<ExtentRec> {
@@ -357,6 +371,7 @@ impl Tracker for SlabExtent {
             split(slab, tree, tail, last + 1);
         }
         let mut cur = Some(start);
+        let mut kept = false;
         while let Some(p) = cur {
             let end = get(p).last;
             cur = if end >= last { None } else { Tree::next(p) };
@@ -364,9 +379,17 @@ impl Tracker for SlabExtent {
             if count(p) == 0 {
                 tree.remove(p);
                 free(slab, p);
+            } else {
+                kept = true;
             }
         }
-        merge(slab, tree, first.saturating_sub(1), last.saturating_add(1));
+        // Only a record whose count changed and stayed above 0 can now equal
+        // a neighbour (a removed one leaves a gap; a piece split off keeps
+        // the count that made its record maximal): when every record in the
+        // range went, nothing merges.
+        if kept {
+            merge(slab, tree, first.saturating_sub(1), last.saturating_add(1));
+        }
         // An emptied tree stays until `clear` ends the domain's uses (its
         // destroy): a domain that maps and unmaps the same frames over and
         // over does not re-insert its index entry each time.
@@ -401,8 +424,6 @@ impl Tracker for SlabExtent {
             return;
         };
         if tree.is_empty() {
-            // Left by unmaps; a clear ends the domain's entry too.
-            self.doms.remove(&dom);
             return;
         }
         let whole = tree.first().is_some_and(|p| get(p).first >= first)
@@ -424,7 +445,6 @@ impl Tracker for SlabExtent {
                 // has unlinked `p` and no longer touches it.
                 unsafe { slab.free(p) }
             });
-            self.doms.remove(&dom);
             self.slab.trim();
             return;
         }
@@ -454,14 +474,7 @@ impl Tracker for SlabExtent {
             get_mut(head).last = first - 1;
             let succ = Tree::next(head);
             self.tree(dom).insert_before(succ, n);
-            self.spare = self
-                .slab
-                .alloc(ExtentRec {
-                    links: Links::new(0),
-                    first: 0,
-                    last: 0,
-                })
-                .ok();
+            self.refill_spare();
             return;
         }
         let mut cur = Some(head);
@@ -498,16 +511,8 @@ impl Tracker for SlabExtent {
             self.free(p);
         }
         if self.spare.is_none() {
-            self.spare = self
-                .slab
-                .alloc(ExtentRec {
-                    links: Links::new(0),
-                    first: 0,
-                    last: 0,
-                })
-                .ok();
+            self.refill_spare();
         }
-        self.prune(dom);
         self.slab.trim();
     }
 
@@ -523,6 +528,10 @@ impl Tracker for SlabExtent {
             record_bytes: s.bytes_in_use,
             allocations: s.allocations,
         }
+    }
+
+    fn forget(&mut self, dom: DomId) {
+        self.prune(dom);
     }
 
     fn kind(&self) -> TrackerKind {
