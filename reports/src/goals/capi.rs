@@ -1,41 +1,35 @@
 //! The C API's goals' evaluators: libioacct's port check against the Rust
 //! one, timed and counted.
 
-use super::evaluators::{radix_points, worst_ratio};
+use super::evaluators::{worst_pair, WorstPair};
 use super::fmt_ns;
-use super::{interval_of, judged_samples, Measured};
+use super::Measured;
 use crate::names::{Key, MetricName};
 use crate::schema::{Metric, Results};
 
 /// radix-bound-capi (`ioacct_port_check8` called from a C loop, per check)
-/// over radix-bound (the Rust check, inlined), the worst grant count.
+/// over radix-bound (the Rust check, inlined), the worst grant count: the
+/// point and its interval are the same statistic, the worst ratio of
+/// medians over grant counts, the interval recomputing it over resampled
+/// rounds of the sweep.
 pub(super) fn capi_check_vs_bound(r: &Results, limit: f64) -> Option<Measured> {
-    let c = radix_points(r, "radix-bound-capi");
-    let b = radix_points(r, "radix-bound");
-    // Each grant count's (C, Rust) samples, in turn.
-    let pairs: Vec<&[f64]> = c
-        .iter()
-        .filter_map(|x| {
-            let y = b
-                .iter()
-                .find(|y| y.int(Key::Grants) == x.int(Key::Grants))?;
-            Some([judged_samples(x), judged_samples(y)])
-        })
-        .flatten()
-        .collect();
-    c.iter()
-        .filter_map(|x| {
-            let g = x.int(Key::Grants)?;
-            let y = b.iter().find(|y| y.int(Key::Grants) == Some(g))?;
-            (y.p50 > 0.0).then(|| (x.p50 / y.p50, g, x.p50, y.p50))
-        })
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(ratio, g, x, y)| Measured {
-            value: ratio,
-            limit,
-            detail: format!("worst at {g} grants: C {} vs Rust {}", fmt_ns(x), fmt_ns(y)),
-            interval: interval_of(&pairs, worst_ratio),
-        })
+    let WorstPair {
+        value,
+        interval,
+        grants: g,
+        num: x,
+        den: y,
+    } = worst_pair(r, "radix-bound-capi", "radix-bound")?;
+    Some(Measured {
+        value,
+        limit,
+        detail: format!(
+            "worst at {g} grants: C {} vs Rust {} (medians; interval of the worst ratio over paired rounds)",
+            fmt_ns(x),
+            fmt_ns(y)
+        ),
+        interval,
+    })
 }
 
 /// Instructions of map and bind through the C API (counted from C through
