@@ -214,8 +214,8 @@ fn own_interval(m: &Metric) -> Option<[f64; 2]> {
         .or_else(|| interval_of(&[&m.samples], |x| x.first().copied()))
 }
 
-/// Rounds the bench's port-check sweep takes its samples in (its
-/// `PORT_CHECK_ROUNDS`): every (implementation, grant count) point gets an
+/// Rounds the bench's port-check sweep takes its samples in (the bench's
+/// `PORT_CHECK_ROUNDS` is this constant): every (implementation, grant count) point gets an
 /// equal run of consecutive batches per round, and round `i` of every point
 /// is taken in the same pass.
 pub const PORT_CHECK_ROUNDS: usize = 12;
