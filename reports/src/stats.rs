@@ -310,18 +310,25 @@ pub fn bootstrap_interval(
     stat(&observed?)?;
     let mut rng = SplitMix64::new(seed);
     let mut buf = Vec::new();
+    percentile_interval(|| {
+        let meds: Option<Vec<f64>> = groups
+            .iter()
+            .map(|g| {
+                buf.clear();
+                buf.extend((0..g.len()).map(|_| g[rng.below(g.len())]));
+                median_in_place(&mut buf)
+            })
+            .collect();
+        stat(&meds?)
+    })
+}
+
+/// The 95 % percentile interval of [`BOOTSTRAP_RESAMPLES`] bootstrap
+/// replicates drawn by `replicate`; `None` when most replicates fail or are
+/// not finite.
+fn percentile_interval(mut replicate: impl FnMut() -> Option<f64>) -> Option<[f64; 2]> {
     let mut reps: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-        .filter_map(|_| {
-            let meds: Option<Vec<f64>> = groups
-                .iter()
-                .map(|g| {
-                    buf.clear();
-                    buf.extend((0..g.len()).map(|_| g[rng.below(g.len())]));
-                    median_in_place(&mut buf)
-                })
-                .collect();
-            stat(&meds?).filter(|x| x.is_finite())
-        })
+        .filter_map(|_| replicate().filter(|x| x.is_finite()))
         .collect();
     if reps.len() < BOOTSTRAP_RESAMPLES / 2 {
         return None;
@@ -390,27 +397,20 @@ pub fn bootstrap_rounds(
     let mut rng = SplitMix64::new(seed);
     let mut pick = vec![0usize; rounds];
     let mut buf = Vec::new();
-    let mut reps: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-        .filter_map(|_| {
-            pick.iter_mut().for_each(|p| *p = rng.below(rounds));
-            let meds: Option<Vec<f64>> = groups
-                .iter()
-                .map(|g| {
-                    buf.clear();
-                    for &b in &pick {
-                        buf.extend_from_slice(&g[block(g.len(), b)]);
-                    }
-                    median_in_place(&mut buf)
-                })
-                .collect();
-            stat(&meds?).filter(|x| x.is_finite())
-        })
-        .collect();
-    if reps.len() < BOOTSTRAP_RESAMPLES / 2 {
-        return None;
-    }
-    reps.sort_by(f64::total_cmp);
-    Some([quantile(&reps, 0.025)?, quantile(&reps, 0.975)?])
+    percentile_interval(|| {
+        pick.iter_mut().for_each(|p| *p = rng.below(rounds));
+        let meds: Option<Vec<f64>> = groups
+            .iter()
+            .map(|g| {
+                buf.clear();
+                for &b in &pick {
+                    buf.extend_from_slice(&g[block(g.len(), b)]);
+                }
+                median_in_place(&mut buf)
+            })
+            .collect();
+        stat(&meds?)
+    })
 }
 
 /// A distribution-free 95 % interval of the median of `v`, from its order
