@@ -1080,6 +1080,18 @@ impl Accountant {
                 st.records = (st.records + after).saturating_sub(before);
             }
         }
+        if !drained.is_empty() {
+            self.end_draining(d, space, drained);
+        }
+        Ok(())
+    }
+
+    /// After an unmap or unbind by `d`: the units of the `drained` segments
+    /// (which `d` drains) that `d` no longer uses stop draining for it. Out
+    /// of line: only a revoke that left uses behind makes segments drain.
+    #[cold]
+    #[inline(never)]
+    fn end_draining(&mut self, d: DomId, space: Space, drained: Vec<(u64, u64)>) {
         for (s, e) in drained {
             // The gaps between d's remaining runs in s..=e have no use left.
             let mut gaps: Vec<(u64, u64)> = Vec::new();
@@ -1099,7 +1111,6 @@ impl Accountant {
                 self.spaces[space.index()].update(gs, ge, |u| u.draining.retain(|x| *x != d));
             }
         }
-        Ok(())
     }
 
     /// `map D iomem R`: one more mapping of every frame of `r`.
@@ -1342,6 +1353,11 @@ impl Accountant {
         r: Option<UnitRange>,
         op: impl FnOnce(&mut Self) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        // One look at the tracing switch: an untraced operation pays a
+        // load and a branch, not a stamp and a second look.
+        if !tracepoints::enabled() {
+            return op(self);
+        }
         let t0 = tracepoints::start();
         let res = op(self);
         tp!(op_record(kind, dom, r, &res).since(t0));
