@@ -48,7 +48,7 @@ use crate::track::{
     new_tracker, new_tracker_with_limit, Run, TrackError, Tracker, TrackerKind, TrackerStats,
 };
 use crate::{DomId, Error, Mode, QuotaKind, Space, UnitRange};
-use tracepoints::{tp, Kind, Outcome, Record};
+use tracepoints::{tp, Kind, Outcome, Record, Stamp};
 
 fn tp_space(s: Space) -> tracepoints::Space {
     match s {
@@ -90,6 +90,14 @@ fn tp_outcome<T>(r: &Result<T, Error>) -> Outcome {
 }
 
 /// A record for an operation on `r` by `dom` (`HYPERVISOR` for the hypervisor's own).
+/// The record of a traced operation, emitted (out of line: tracing is
+/// usually off).
+#[cold]
+#[inline(never)]
+fn emit_op<T>(kind: Kind, dom: u16, r: Option<UnitRange>, res: &Result<T, Error>, t0: Stamp) {
+    tracepoints::emit(op_record(kind, dom, r, res).since(t0));
+}
+
 fn op_record<T>(kind: Kind, dom: u16, r: Option<UnitRange>, res: &Result<T, Error>) -> Record {
     let rec = Record::new(kind).domain(dom).outcome(tp_outcome(res));
     match r {
@@ -1353,14 +1361,12 @@ impl Accountant {
         r: Option<UnitRange>,
         op: impl FnOnce(&mut Self) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        // One look at the tracing switch: an untraced operation pays a
-        // load and a branch, not a stamp and a second look.
-        if !tracepoints::enabled() {
-            return op(self);
-        }
+        // One look at the tracing switch: the stamp says whether it was on.
         let t0 = tracepoints::start();
         let res = op(self);
-        tp!(op_record(kind, dom, r, &res).since(t0));
+        if t0.is_set() {
+            emit_op(kind, dom, r, &res, t0);
+        }
         res
     }
 
