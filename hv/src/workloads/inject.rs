@@ -8,8 +8,8 @@
 //! The hypervisor itself is not touched; `hv.accounting_cost` (timed inside
 //! the vCPU's exit handler) does not move.
 //!
-//! The variable is read once per process; unset, a timed step pays one
-//! load of an initialized `OnceLock`.
+//! The variable is read once per process; a timed step loads the knob
+//! before its clock starts, so unset it costs the timed section nothing.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -30,18 +30,10 @@ pub fn slowdown() -> Option<f64> {
     *PCT.get_or_init(|| std::env::var(ENV).ok().as_deref().and_then(parse))
 }
 
-/// Called at the end of a timed step that began at `start`: with the knob
-/// set, busy-waits until the step has taken [`slowdown`] % longer than it
-/// had so far.
-pub(crate) fn stretch(start: Instant) {
-    if let Some(p) = slowdown() {
-        pad(start, p);
-    }
-}
-
-/// Busy-waits until `pct` % more than the time elapsed since `start` (at
-/// the call) has passed.
-fn pad(start: Instant, pct: f64) {
+/// Called at the end of a timed step that began at `start`, with the knob's
+/// [`slowdown`] read before the step: busy-waits until `pct` % more than
+/// the time elapsed since `start` (at the call) has passed.
+pub(crate) fn pad(start: Instant, pct: f64) {
     let took = start.elapsed();
     let until = took + took.mul_f64(pct / 100.0);
     while start.elapsed() < until {
