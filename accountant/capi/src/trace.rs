@@ -1,5 +1,5 @@
 //! The trace-line parser for C programs (the C replay, `c/replay.c`): the
-//! accountant's own parser ([`accountant::trace::parse_op`]) behind a C
+//! accountant's own parser ([`accountant::ops::parse_op`]) behind a C
 //! struct, so that the trace language of SPEC section 3 has one parser. The
 //! C program reads the lines, dispatches each op to the public C calls and
 //! formats the output from their results.
@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use core::ffi::{c_char, c_int};
 
 use accountant::num::{Num, RawRange};
-use accountant::trace::{parse_op, Op};
+use accountant::ops::{parse_op, Op};
 use accountant::{DomId, Error, Mode, Space};
 
 use crate::errno::ioacct_errno::*;
