@@ -48,7 +48,7 @@ use crate::track::{
     new_tracker, new_tracker_with_limit, Run, TrackError, Tracker, TrackerKind, TrackerStats,
 };
 use crate::{DomId, Error, Mode, QuotaKind, Space, UnitRange};
-use tracepoints::{tp, Kind, Outcome, Record};
+use tracepoints::{tp, Kind, Outcome, Record, Stamp};
 
 fn tp_space(s: Space) -> tracepoints::Space {
     match s {
@@ -90,6 +90,14 @@ fn tp_outcome<T>(r: &Result<T, Error>) -> Outcome {
 }
 
 /// A record for an operation on `r` by `dom` (`HYPERVISOR` for the hypervisor's own).
+/// The record of a traced operation, emitted (out of line: tracing is
+/// usually off).
+#[cold]
+#[inline(never)]
+fn emit_op<T>(kind: Kind, dom: u16, r: Option<UnitRange>, res: &Result<T, Error>, t0: Stamp) {
+    tracepoints::emit(op_record(kind, dom, r, res).since(t0));
+}
+
 fn op_record<T>(kind: Kind, dom: u16, r: Option<UnitRange>, res: &Result<T, Error>) -> Record {
     let rec = Record::new(kind).domain(dom).outcome(tp_outcome(res));
     match r {
@@ -1080,6 +1088,18 @@ impl Accountant {
                 st.records = (st.records + after).saturating_sub(before);
             }
         }
+        if !drained.is_empty() {
+            self.end_draining(d, space, drained);
+        }
+        Ok(())
+    }
+
+    /// After an unmap or unbind by `d`: the units of the `drained` segments
+    /// (which `d` drains) that `d` no longer uses stop draining for it. Out
+    /// of line: only a revoke that left uses behind makes segments drain.
+    #[cold]
+    #[inline(never)]
+    fn end_draining(&mut self, d: DomId, space: Space, drained: Vec<(u64, u64)>) {
         for (s, e) in drained {
             // The gaps between d's remaining runs in s..=e have no use left.
             let mut gaps: Vec<(u64, u64)> = Vec::new();
@@ -1099,7 +1119,6 @@ impl Accountant {
                 self.spaces[space.index()].update(gs, ge, |u| u.draining.retain(|x| *x != d));
             }
         }
-        Ok(())
     }
 
     /// `map D iomem R`: one more mapping of every frame of `r`.
@@ -1342,9 +1361,12 @@ impl Accountant {
         r: Option<UnitRange>,
         op: impl FnOnce(&mut Self) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        // One look at the tracing switch: the stamp says whether it was on.
         let t0 = tracepoints::start();
         let res = op(self);
-        tp!(op_record(kind, dom, r, &res).since(t0));
+        if t0.is_set() {
+            emit_op(kind, dom, r, &res, t0);
+        }
         res
     }
 

@@ -38,6 +38,7 @@ impl<S: Clone + PartialEq> SegMap<S> {
 
     /// Calls `f(first, last, state)` for each segment overlapping
     /// `first..=last`, clipped to it, in ascending order.
+    #[inline]
     pub(crate) fn for_each(&self, first: u64, last: u64, mut f: impl FnMut(u64, u64, &S)) {
         let _ = self.find_map(first, last, |s, e, st| {
             f(s, e, st);
@@ -49,6 +50,7 @@ impl<S: Clone + PartialEq> SegMap<S> {
     ///
     /// One descent of the tree when the range lies within one stored
     /// segment or one gap; otherwise one more per walk.
+    #[inline]
     pub(crate) fn find_map<T>(
         &self,
         first: u64,

@@ -168,8 +168,7 @@ pub const GOALS: &[Goal] = &[
     // one warm call). Issue 19 asked map, unmap ≤ 800, grant ≤ 1,000,
     // revoke ≤ 1,200, forced revoke ≤ 1,600, bind ≤ 500, unbind ≤ 400,
     // access ≤ 80; where the counts landed lower, the limit is the count
-    // with a little headroom, and where the profile left more (unbind:
-    // README, "Instruction budgets"), the count landed, so that it cannot grow.
+    // with a little headroom, so that it cannot grow.
     budget!("map", 800.0),
     budget!("unmap", 800.0),
     budget!("grant", 820.0),
@@ -177,7 +176,7 @@ pub const GOALS: &[Goal] = &[
     budget!("revoke-force", 1550.0),
     budget!("revoke-pending", 1600.0),
     budget!("bind", 500.0),
-    budget!("unbind", 420.0),
+    budget!("unbind", 400.0),
     budget!("access", 80.0),
     Goal {
         id: "access-crowd",
