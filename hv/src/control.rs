@@ -10,19 +10,21 @@
 //! the interrupt lines), never through their fields.
 //!
 //! Lock order (outer first, carried by the types of [`crate::locks`]):
-//! control plane ([`Shared::acct`], the accountant) → the irq binding
-//! table; the domain table and a domain's slot table are locked only inside
-//! their own methods, and changed only with the control plane's token.
-//! vCPU threads take the control plane only for hypercalls, which are
-//! outside their in-flight sections, so the control plane may wait for
-//! in-flight port accesses ([`crate::vcpu::VcpuCtl::quiesce`]) while holding it.
+//! control plane ([`Shared::acct`]: the accountant and each domain's slot
+//! table, [`Plane`]) → the irq binding table; the domain table is locked
+//! only inside its own methods, and changed only with the control plane's
+//! token. vCPU threads take the control plane only for hypercalls and slow
+//! MMIO exits, which are outside their in-flight sections, so the control
+//! plane may wait for in-flight port accesses
+//! ([`crate::vcpu::VcpuCtl::quiesce`]) while holding it.
 
 use crate::acct::{Accounting, Acct};
-use crate::domain::Domains;
+use crate::domain::{Domain, Domains};
 use crate::host::HostInfo;
 use crate::irq_routing::Interrupts;
 use crate::layout;
 use crate::locks::{self, ControlPlane, Guard, Ordered, Root, Token};
+use crate::memslot::SlotTable;
 use crate::platform::{DeviceCounters, Platform};
 use crate::{Config, HvError};
 use accountant::{Accountant, DomId, Error, Mode, Revoked, Space, Teardown, UnitInfo, UnitRange};
@@ -30,16 +32,76 @@ use kvm_ioctls::Kvm;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// The control plane held: the accountant, and the token for the locks
-/// after it.
-pub(crate) type Cp<'a> = Guard<'a, ControlPlane, Acct>;
+/// The control plane held: the accountant with each domain's slot table,
+/// and the token for the locks after it.
+pub(crate) type Cp<'a> = Guard<'a, ControlPlane, Plane>;
+
+/// What the control-plane lock guards: the accountant, and every domain's
+/// slot table (its I/O memory uses as KVM memslots), which mirrors the
+/// accountant's uses and so changes only with it. The slot tables sit here,
+/// under the one lock, rather than behind a lock of each domain's: a map
+/// or unmap is then one lock operation, not three, and reaches its domain
+/// without the domain table's lock or a reference count. A vCPU reads its
+/// table only on the slow MMIO path ([`Shared::mmio`]), outside any
+/// in-flight section, like a hypercall. Derefs to the accountant.
+pub(crate) struct Plane {
+    acct: Acct,
+    /// Each domain with a VM, with its slot table, by id.
+    doms: BTreeMap<u16, (Arc<Domain>, SlotTable)>,
+}
+
+impl Plane {
+    fn new(acct: Acct) -> Plane {
+        Plane {
+            acct,
+            doms: BTreeMap::new(),
+        }
+    }
+
+    /// The accountant, and `d`'s VM and slot table if it has a VM.
+    pub(crate) fn with_slots(
+        &mut self,
+        d: DomId,
+    ) -> (&mut Acct, Option<(&Domain, &mut SlotTable)>) {
+        let m = self.doms.get_mut(&d.get()).map(|(dom, t)| (&**dom, t));
+        (&mut self.acct, m)
+    }
+
+    /// `d`'s slot table, if it has a VM.
+    pub(crate) fn slots(&self, d: DomId) -> Option<&SlotTable> {
+        self.doms.get(&d.get()).map(|(_, t)| t)
+    }
+
+    /// Starts keeping the slot table of `dom` (just created).
+    pub(crate) fn add_domain(&mut self, dom: Arc<Domain>, table: SlotTable) {
+        self.doms.insert(dom.id().get(), (dom, table));
+    }
+
+    /// Stops keeping `d`'s slot table, and returns it with the domain.
+    pub(crate) fn remove_domain(&mut self, d: DomId) -> Option<(Arc<Domain>, SlotTable)> {
+        self.doms.remove(&d.get())
+    }
+}
+
+impl std::ops::Deref for Plane {
+    type Target = Acct;
+    fn deref(&self) -> &Acct {
+        &self.acct
+    }
+}
+
+impl std::ops::DerefMut for Plane {
+    fn deref_mut(&mut self) -> &mut Acct {
+        &mut self.acct
+    }
+}
 
 /// What the control calls and every vCPU thread share.
 pub(crate) struct Shared {
     // Field order is drop order: domains (VMs, memslots into platform
     // memory) before the platform; the binding table holds domains too.
     domains: Domains,
-    cp: Ordered<ControlPlane, Acct>,
+    cp: Ordered<ControlPlane, Plane>,
     /// Line bindings, their irqfds, and every domain with a VM. Taken
     /// alone or after the control plane; vCPU threads take it to raise.
     irqs: Interrupts,
@@ -144,19 +206,20 @@ impl Shared {
         }
     }
 
-    pub(crate) fn apply_teardown(&self, cp: &mut Token<ControlPlane>, td: &Teardown) {
+    pub(crate) fn apply_teardown(&self, cp: &mut Cp<'_>, td: &Teardown) {
         for it in td {
             match it.space {
                 Space::IoMem => {
-                    if let Some(dom) = self.domain(it.dom) {
+                    if let (_, Some((dom, slots))) = cp.with_slots(it.dom) {
                         // A stuck slot is counted and isolated by `unslot`;
                         // the teardown itself stands.
-                        let _stuck = self.unslot(cp, &dom, it.first, it.last, it.count);
+                        let _stuck = self.unslot(slots, dom, it.first, it.last, it.count);
                     }
                 }
-                Space::Irq => self
-                    .irqs
-                    .unbind_lines(cp, it.dom, it.first, it.last, it.count),
+                Space::Irq => {
+                    self.irqs
+                        .unbind_lines(cp.token(), it.dom, it.first, it.last, it.count)
+                }
                 Space::IoPort => {}
             }
         }
@@ -198,7 +261,7 @@ impl Hypervisor {
         Ok(Hypervisor {
             sh: Arc::new(Shared {
                 domains: Domains::new(),
-                cp: Ordered::new(acct),
+                cp: Ordered::new(Plane::new(acct)),
                 irqs: Interrupts::new(),
                 isolate: Mutex::new(Vec::new()),
                 platform,
@@ -244,7 +307,7 @@ impl Hypervisor {
         let td = {
             let mut acct = self.sh.acct(&mut root);
             let td = acct.grant(d, r, mode, force)?;
-            self.sh.apply_teardown(acct.token(), &td);
+            self.sh.apply_teardown(&mut acct, &td);
             self.sh.quiesce_all();
             td
         };
@@ -261,7 +324,7 @@ impl Hypervisor {
         let rv = {
             let mut acct = self.sh.acct(&mut root);
             let rv = acct.revoke(d, r, force)?;
-            self.sh.apply_teardown(acct.token(), &rv.teardown);
+            self.sh.apply_teardown(&mut acct, &rv.teardown);
             self.sh.quiesce_all();
             rv
         };

@@ -65,10 +65,10 @@ impl ExitEnv for Env<'_> {
         self.dom.count(Stat::BadHypercalls, 1);
     }
     fn mmio_read(&mut self, gpa: u64, len: u8) -> MmioOutcome {
-        self.sh.mmio(self.dom, gpa, len, None)
+        self.sh.mmio(&mut self.root, self.dom, gpa, len, None)
     }
     fn mmio_write(&mut self, gpa: u64, len: u8, data: [u8; 8]) -> MmioOutcome {
-        self.sh.mmio(self.dom, gpa, len, Some(data))
+        self.sh.mmio(&mut self.root, self.dom, gpa, len, Some(data))
     }
     fn stop_requested(&self) -> bool {
         self.vcpu.ctl().stop_requested()

@@ -1,4 +1,4 @@
-//! Domains: a domain's VM, vCPUs, slot table and counters, and its
+//! Domains: a domain's VM, vCPUs and counters, and its
 //! lifecycle (create, start, wait, stop, destroy) with the per-domain
 //! readers of [`Hypervisor`].
 
@@ -19,9 +19,8 @@ use crate::{HvError, Hypervisor};
 use accountant::{DomId, Error, Teardown};
 use kvm_ioctls::VcpuFd;
 use std::collections::BTreeMap;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -121,14 +120,12 @@ pub struct DomainStats {
     pub vcpu_cpu: Option<u32>,
 }
 
-/// A domain: its VM, vCPUs, slot table and counters.
+/// A domain: its VM, vCPUs and counters (its slot table is the control
+/// plane's, [`crate::control::Plane`]).
 pub(crate) struct Domain {
     id: DomId,
     /// The port check of this domain's vCPU exits.
     ports: DomChecker,
-    /// A leaf lock, changed only under the control plane
-    /// ([`Domain::slots_mut`]).
-    slots: Mutex<SlotTable>,
     /// Its vCPUs, by index (at least one).
     vcpus: Box<[Vcpu]>,
     /// Host CPUs its vCPU threads are pinned to, per vCPU index (a vCPU past
@@ -189,17 +186,6 @@ impl Domain {
     /// Adds `n` to counter `s`.
     pub(crate) fn count(&self, s: Stat, n: u64) {
         self.stats.0[s as usize].fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Its slot table, to read.
-    pub(crate) fn slots(&self) -> impl Deref<Target = SlotTable> + '_ {
-        locks::leaf(&self.slots)
-    }
-
-    /// Its slot table, to change: only under the control plane, so the
-    /// accountant's uses and the memslots change together.
-    pub(crate) fn slots_mut(&self, _cp: &Token<ControlPlane>) -> MutexGuard<'_, SlotTable> {
-        locks::leaf(&self.slots)
     }
 
     /// The KVM memslot back end of its slot table.
@@ -298,7 +284,9 @@ impl Domain {
         first
     }
 
-    pub(crate) fn snapshot(&self) -> DomainStats {
+    /// Its counters; `io_slots` is its slot table's count, which the
+    /// control plane keeps.
+    pub(crate) fn snapshot(&self, io_slots: usize) -> DomainStats {
         let l = |s: Stat| self.stats.get(s);
         DomainStats {
             denied_ports: l(Stat::DeniedPorts),
@@ -311,7 +299,7 @@ impl Domain {
             exits: self.vcpus.iter().map(|v| v.ctl.exits()).sum(),
             native_port_exits: self.vcpus.iter().map(|v| v.ctl.native_port_exits()).sum(),
             trapped_port_exits: self.vcpus.iter().map(|v| v.ctl.trapped_port_exits()).sum(),
-            io_slots: self.slots().slot_count(),
+            io_slots,
             stuck_frames: l(Stat::StuckFrames),
             quota_refusals: l(Stat::QuotaRefusals),
             vcpu_cpu: self.vcpus.first().and_then(|v| v.ctl.start_cpu()),
@@ -396,13 +384,13 @@ impl Hypervisor {
                 return Err(HvError::NoPortCheck(d));
             }
         };
+        // The highest slot id stays free for the bench's bare-KVM floors
+        // (`floor_memslot_add`).
+        let slots = SlotTable::new(probe_slot(&gvm, self.sh().max_slots()));
         let dom = Arc::new(Domain {
             id: d,
             ports,
             cpus: Mutex::new(Vec::new()),
-            // The highest slot id stays free for the bench's bare-KVM floors
-            // (`floor_memslot_add`).
-            slots: Mutex::new(SlotTable::new(probe_slot(&gvm, self.sh().max_slots()))),
             vcpus: fds
                 .into_iter()
                 .zip(0u32..)
@@ -420,6 +408,7 @@ impl Hypervisor {
             }
         }
         self.sh().irqs().add_domain(acct.token(), Arc::clone(&dom));
+        acct.add_domain(Arc::clone(&dom), slots);
         self.sh().domains().insert(acct.token(), dom);
         Ok(())
     }
@@ -528,10 +517,12 @@ impl Hypervisor {
         }
         let mut acct = self.sh().acct(&mut root);
         let td = acct.destroy(d)?;
-        self.sh().apply_teardown(acct.token(), &td);
+        self.sh().apply_teardown(&mut acct, &td);
         self.sh().irqs().remove_domain(acct.token(), d.get());
+        if let Some((dom, mut slots)) = acct.remove_domain(d) {
+            slots.clear(&mut dom.kvm_slots());
+        }
         if let Some(dom) = dom {
-            dom.slots_mut(acct.token()).clear(&mut dom.kvm_slots());
             dom.join();
             self.sh().domains().remove(acct.token(), d);
         }
@@ -550,7 +541,13 @@ impl Hypervisor {
 
     /// A domain's counters.
     pub fn stats(&self, d: DomId) -> Option<DomainStats> {
-        self.sh().domain(d).map(|x| x.snapshot())
+        let dom = self.sh().domain(d)?;
+        let io_slots = self
+            .sh()
+            .acct(&mut Token::root())
+            .slots(d)
+            .map_or(0, |t| t.slot_count());
+        Some(dom.snapshot(io_slots))
     }
 
     /// Reads a u64 of `d`'s guest RAM.

@@ -7,17 +7,22 @@ use crate::acct::Accounting;
 use crate::control::Shared;
 use crate::domain::{Domain, Stat};
 use crate::exit::MmioOutcome;
-use crate::locks::{ControlPlane, Root, Token};
+use crate::locks::{Root, Token};
 use crate::mem::PAGE_SIZE;
-use crate::memslot::{Backings, SlotError};
+use crate::memslot::{Backings, SlotError, SlotTable};
 use crate::vm::{GuestVm, VmError};
 use crate::{HvError, Hypervisor};
 use accountant::{DomId, Error, Space, UnitRange};
 use std::time::Instant;
 
 impl Shared {
+    /// A guest access to `gpa` that exited (no memslot there): served from
+    /// the backing if `dom` maps the frame, else denied. Takes the control
+    /// plane (the slot tables are there), which the access holds until it
+    /// is done, so a revoke that returned has ended it.
     pub(crate) fn mmio(
         &self,
+        root: &mut Token<Root>,
         dom: &Domain,
         gpa: u64,
         len: u8,
@@ -26,9 +31,9 @@ impl Shared {
         let frame = gpa / PAGE_SIZE;
         let off = gpa % PAGE_SIZE;
         let n = len as u64;
-        let slots = dom.slots();
+        let cp = self.acct(root);
         let target = ((1..=8).contains(&n) && off + n <= PAGE_SIZE)
-            .then(|| slots.resolve(frame, self.platform()))
+            .then(|| cp.slots(dom.id())?.resolve(frame, self.platform()))
             .flatten()
             .and_then(|_| self.platform().backing_mem(frame));
         let Some((mem, base)) = target else {
@@ -41,7 +46,7 @@ impl Shared {
             Some(data) => mem.write(base + off, &data[..len as usize]),
             None => mem.read(base + off, &mut b[..len as usize]),
         };
-        drop(slots);
+        drop(cp);
         match ok {
             Some(()) => MmioOutcome::Served(b),
             None => MmioOutcome::Denied,
@@ -56,21 +61,20 @@ impl Shared {
     /// this from its own hypercall is isolated on return) and queued for
     /// [`Shared::isolate_pending`], which waits for it. Returns the number of
     /// frames left reachable.
+    /// `slots` is `dom`'s, from the control plane held.
     pub(crate) fn unslot(
         &self,
-        cp: &Token<ControlPlane>,
+        slots: &mut SlotTable,
         dom: &Domain,
         first: u64,
         last: u64,
         count: u32,
     ) -> u64 {
-        let mut slots = dom.slots_mut(cp);
         let mut ops = dom.kvm_slots();
         let stuck = match slots.unmap(first, last, count, &mut ops) {
             Ok(stuck) => stuck,
             Err(_) => slots.force_unmap(first, last, &mut ops),
         };
-        drop(slots);
         let frames: u64 = stuck.iter().map(|(a, b)| b - a + 1).sum();
         if frames > 0 {
             dom.count(Stat::StuckFrames, frames);
@@ -106,8 +110,8 @@ impl Shared {
         d: DomId,
         r: UnitRange,
     ) -> Result<(), HvError> {
-        let mut acct = self.acct_for(root, r, Space::IoMem)?;
-        let dom = self.domain(d);
+        let mut cp = self.acct_for(root, r, Space::IoMem)?;
+        let (acct, dom) = cp.with_slots(d);
         if dom.is_none() && d != DomId::DOM0 {
             // An unknown domain gets the accountant's answer. A known one
             // without a VM cannot occur (create and destroy change both
@@ -117,13 +121,8 @@ impl Shared {
             return Err(HvError::NoVm(d));
         }
         acct.map(d, r)?;
-        if let Some(dom) = dom {
-            let mapped = dom.slots_mut(acct.token()).map(
-                r.first(),
-                r.last(),
-                self.platform(),
-                &mut dom.kvm_slots(),
-            );
+        if let Some((dom, slots)) = dom {
+            let mapped = slots.map(r.first(), r.last(), self.platform(), &mut dom.kvm_slots());
             if let Err(e) = mapped {
                 // Unreachable for a valid `UnitRange`; if it ever happens the
                 // accountant must not keep a use the slot table lacks.
@@ -140,19 +139,19 @@ impl Shared {
         d: DomId,
         r: UnitRange,
     ) -> Result<(), HvError> {
-        let mut acct = self.acct_for(root, r, Space::IoMem)?;
-        let dom = self.domain(d);
+        let mut cp = self.acct_for(root, r, Space::IoMem)?;
+        let (acct, dom) = cp.with_slots(d);
         if acct.accounting() == Accounting::Off {
             // Xen keeps no use counts: the hypervisor's own map decides.
-            if let Some(dom) = &dom {
-                dom.slots()
+            if let Some((_, slots)) = &dom {
+                slots
                     .covered(r.first(), r.last(), 1)
                     .map_err(|unit| Error::NotMapped { unit })?;
             }
         }
         acct.unmap(d, r)?;
-        if let Some(dom) = dom {
-            let frames = self.unslot(acct.token(), &dom, r.first(), r.last(), 1);
+        if let Some((dom, slots)) = dom {
+            let frames = self.unslot(slots, dom, r.first(), r.last(), 1);
             if frames > 0 {
                 return Err(HvError::SlotStuck { dom: d, frames });
             }
@@ -180,8 +179,9 @@ impl Hypervisor {
     /// The memslots `d` uses for I/O memory, as frame ranges.
     pub fn io_slots(&self, d: DomId) -> Vec<(u64, u64)> {
         self.sh()
-            .domain(d)
-            .map(|x| x.slots().slot_ranges())
+            .acct(&mut Token::root())
+            .slots(d)
+            .map(|t| t.slot_ranges())
             .unwrap_or_default()
     }
 

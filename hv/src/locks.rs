@@ -12,13 +12,13 @@
 //! must not run with any lock held (it waits for a vCPU that may be waiting
 //! for the control plane) takes the root token itself.
 //!
-//! The order (outer first): [`ControlPlane`] (the accountant) → [`IrqLines`]
-//! (line bindings); a vCPU raising a line takes the irq table alone. The
-//! domain table and a domain's slot table are locked only inside the
-//! methods of the component that owns them, which take no other lock, so
-//! they nest inside anything; the methods that change them take a
+//! The order (outer first): [`ControlPlane`] (the accountant and each
+//! domain's slot table) → [`IrqLines`] (line bindings); a vCPU raising a
+//! line takes the irq table alone. The domain table is locked only inside
+//! the methods of the component that owns it, which take no other lock, so
+//! it nests inside anything; the methods that change it take a
 //! `Token<ControlPlane>` — the proof that the control plane is held, which
-//! keeps the accountant and the tables they mirror in step. Leaf locks like
+//! keeps the accountant and the table it mirrors in step. Leaf locks like
 //! these (a domain's wake counter, a vCPU's thread handle) are locked
 //! through [`leaf()`], [`read()`] and [`write()`].
 //!
