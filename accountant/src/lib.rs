@@ -11,7 +11,8 @@
 //! * [`PortChecker`] — the lock-free radix-tree port check for vCPU threads.
 //! * [`track`] — MMIO use tracking: three interchangeable trackers on
 //!   [`mem`]'s slab allocator and xmalloc baseline.
-//! * [`trace`] — the trace language of SPEC section 3 and its replay.
+//! * [`ops`] — the op vocabulary of SPEC section 3: each op's word, parse,
+//!   back-end method and output line; [`trace`] — trace files and their replay.
 //!
 //! ```
 //! use accountant::{Accountant, BootOptions, DomId, Mode, Space, TrackerKind, UnitRange};
@@ -41,11 +42,11 @@ extern crate alloc;
 extern crate std;
 
 pub mod boot;
-pub mod exec;
 mod index;
 pub mod mem;
 pub mod model;
 pub mod num;
+pub mod ops;
 mod ports;
 mod segs;
 mod sync;
@@ -56,8 +57,8 @@ pub mod track;
 pub mod types;
 
 pub use boot::{BootError, BootOptions, IoDefault};
-pub use exec::{execute, Control};
 pub use model::{Accountant, Quotas, Revoked, Teardown, TeardownItem, UnitInfo, Violation};
+pub use ops::{execute, Control};
 pub use ports::{BoundPortChecker, PortChecker};
 pub use track::{Run, TrackError, Tracker, TrackerKind, TrackerStats};
 pub use types::{DomId, Error, ErrorCode, Mode, QuotaKind, Space, UnitRange, MAX_DOMID};

@@ -1,7 +1,8 @@
 //! Random and mutated trace text into the parser and the replay: never a
 //! panic; a malformed line is a `TraceError` naming its line.
 
-use accountant::trace::{parse_op, Keyword, Replay};
+use accountant::ops::{parse_op, Keyword};
+use accountant::trace::Replay;
 use accountant::TrackerKind;
 use proptest::prelude::*;
 

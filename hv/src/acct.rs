@@ -325,6 +325,18 @@ impl Acct {
         }
     }
 
+    /// Runs `f` against the accountant; `None` with accounting off (there
+    /// is none).
+    pub fn with_accountant<T>(
+        &mut self,
+        f: impl FnOnce(&mut Accountant) -> Result<T, Error>,
+    ) -> Option<Result<T, Error>> {
+        match &mut self.inner {
+            Inner::On(a) => Some(f(a)),
+            Inner::Off(_) => None,
+        }
+    }
+
     /// Runs `on` against the accountant; accounting off, accepts (Xen keeps
     /// no record of the hypervisor's own reservations and uses).
     fn on_only(

@@ -27,7 +27,7 @@ use crate::locks::{self, ControlPlane, Guard, Ordered, Root, Token};
 use crate::memslot::SlotTable;
 use crate::platform::{DeviceCounters, Platform};
 use crate::{Config, HvError};
-use accountant::{DomId, Error, Mode, Revoked, Space, Teardown, UnitInfo, UnitRange};
+use accountant::{Accountant, DomId, Error, Mode, Revoked, Space, Teardown, UnitInfo, UnitRange};
 use kvm_ioctls::Kvm;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -362,6 +362,20 @@ impl Hypervisor {
     /// The accountant's view of one unit (accounting on; `None` when off).
     pub fn query(&self, space: Space, unit: u64) -> Option<Result<UnitInfo, Error>> {
         self.sh.acct(&mut Token::root()).query(space, unit)
+    }
+
+    /// Runs `f` on the accountant under the control plane: an operation
+    /// with no hypervisor side of its own (the default of every trace op
+    /// [`crate::exec::TraceHv`] does not override). Accounting off:
+    /// [`HvError::NoAccountant`].
+    pub fn on_accountant<T>(
+        &self,
+        f: impl FnOnce(&mut Accountant) -> Result<T, Error>,
+    ) -> Result<T, HvError> {
+        match self.sh.acct(&mut Token::root()).with_accountant(f) {
+            Some(r) => Ok(r?),
+            None => Err(HvError::NoAccountant),
+        }
     }
 
     /// Verifies the accountant's invariants.

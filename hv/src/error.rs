@@ -68,6 +68,9 @@ pub enum HvError {
         /// Frames left reachable through the stuck memslot(s).
         frames: u64,
     },
+    /// The operation is the accountant's alone, and accounting is off (an
+    /// op a trace runs through [`crate::Hypervisor::on_accountant`]).
+    NoAccountant,
 }
 
 impl HvError {
@@ -111,6 +114,7 @@ impl std::fmt::Display for HvError {
                 f,
                 "KVM kept a memslot over {frames} unmapped frame(s) of {dom}; its vCPU was stopped"
             ),
+            HvError::NoAccountant => f.write_str("no accountant: accounting is off"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! SPEC section 3.
 //!
 //! One output line per op, each from the one trace executor
-//! ([`accountant::exec::execute`]); a line that cannot be parsed ends the
+//! ([`accountant::ops::execute`]); a line that cannot be parsed ends the
 //! run with its line number on stderr and exit status 2. The file is read
 //! line by line (lines of at most [`accountant::trace::MAX_LINE`] bytes), so
 //! memory stays bounded whatever the input. `--page-limit N` limits the MMIO

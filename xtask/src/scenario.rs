@@ -12,8 +12,7 @@
 //!   (SPEC section 3) through the hypervisor's control plane, each `create`
 //!   starting a real VM, prints one line per op and compares it with the
 //!   `#=>` expectation when the line has one (exit 1 on a mismatch).
-use accountant::exec::execute;
-use accountant::trace::{parse_op, Op};
+use accountant::ops::{execute, parse_op, Op};
 use accountant::{DomId, Mode, Space, UnitRange};
 use hv::acct::Accounting;
 use hv::exec::TraceHv;

@@ -1,5 +1,5 @@
 //! The trace-line parser for C programs (the C replay, `c/replay.c`): the
-//! accountant's own parser ([`accountant::trace::parse_op`]) behind a C
+//! accountant's own parser ([`accountant::ops::parse_op`]) behind a C
 //! struct, so that the trace language of SPEC section 3 has one parser. The
 //! C program reads the lines, dispatches each op to the public C calls and
 //! formats the output from their results.
@@ -15,9 +15,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_int};
 
-use accountant::num::{Num, RawRange};
-use accountant::trace::{parse_op, Op};
-use accountant::{DomId, Error, Mode, Space};
+use accountant::num::Num;
+use accountant::ops::{parse_op, Keyword, Op, Target};
+use accountant::{Error, Mode, Space};
 
 use crate::errno::ioacct_errno::*;
 use crate::{space_value, IOACCT_FORCE, IOACCT_GRANT_SHARED};
@@ -147,67 +147,50 @@ pub unsafe extern "C" fn ioacct_trace_parser_free(p: *mut ioacct_trace_parser) -
     unsafe { crate::handle::release(p) }
 }
 
-fn too_large(n: &Num) -> Option<Error> {
-    n.get().is_none().then_some(Error::TooLarge)
-}
-
-fn dom_err(n: &Num) -> Option<Error> {
-    match n.get() {
-        None => Some(Error::TooLarge),
-        Some(v) => DomId::new(v).err(),
+/// The `IOACCT_OP_…` code of each op: the one per-op line of the C
+/// replay's conversion (exhaustive, so a new op does not compile without
+/// its code; `every_keyword_has_its_code` checks the header has it).
+const fn code(kw: Keyword) -> u32 {
+    match kw {
+        Keyword::Boot => IOACCT_OP_BOOT,
+        Keyword::Create => IOACCT_OP_CREATE,
+        Keyword::Destroy => IOACCT_OP_DESTROY,
+        Keyword::Reserve => IOACCT_OP_RESERVE,
+        Keyword::Unreserve => IOACCT_OP_UNRESERVE,
+        Keyword::HvMap => IOACCT_OP_HVMAP,
+        Keyword::HvUnmap => IOACCT_OP_HVUNMAP,
+        Keyword::Grant => IOACCT_OP_GRANT,
+        Keyword::Revoke => IOACCT_OP_REVOKE,
+        Keyword::Map => IOACCT_OP_MAP,
+        Keyword::Unmap => IOACCT_OP_UNMAP,
+        Keyword::Bind => IOACCT_OP_BIND,
+        Keyword::Unbind => IOACCT_OP_UNBIND,
+        Keyword::Access => IOACCT_OP_ACCESS,
+        Keyword::Query => IOACCT_OP_QUERY,
+        Keyword::Check => IOACCT_OP_CHECK,
     }
-}
-
-fn big(r: &RawRange) -> bool {
-    r.first.get().is_none() || r.last.get().is_none()
 }
 
 /// The level-1 error of an op with a number of more than 64 bits, in the
-/// executor's order; `None` when every number fits.
+/// executor's order; `None` when every number fits (the C calls check the
+/// rest).
 fn precheck(op: &Op) -> Option<Error> {
-    let range = |d: Option<&Num>, s: Space, r: &RawRange| -> Option<Error> {
-        let any_big = d.is_some_and(|d| d.get().is_none()) || big(r);
-        if !any_big {
-            return None;
-        }
-        d.and_then(dom_err).or_else(|| r.check(s).err())
-    };
-    match op {
-        Op::Boot(_) | Op::Check => None,
-        Op::Create(d) | Op::Destroy(d) => too_large(d),
-        Op::Reserve(s, r) | Op::Unreserve(s, r) | Op::HvMap(s, r) | Op::HvUnmap(s, r) => {
-            range(None, *s, r)
-        }
-        Op::Grant {
-            dom,
-            space,
-            range: r,
-            ..
-        }
-        | Op::Revoke {
-            dom,
-            space,
-            range: r,
-            ..
-        } => range(Some(dom), *space, r),
-        Op::Map(d, r) | Op::Unmap(d, r) => range(Some(d), Space::IoMem, r),
-        Op::Bind(d, r) | Op::Unbind(d, r) => range(Some(d), Space::Irq, r),
-        Op::Access { dom, port, .. } => {
-            if dom.get().is_none() || port.get().is_none() {
-                dom_err(dom).or_else(|| too_large(port))
-            } else {
-                None
-            }
-        }
-        Op::Query(_, u) => too_large(u),
+    let o = op.operands();
+    if o.any_too_large() {
+        o.level1()
+    } else {
+        None
     }
 }
 
+/// `op` as the C replay gets it: numbers saturated, the target's space and
+/// units, the flags.
 fn fill(op: &Op) -> ioacct_op {
-    let mut o = ioacct_op {
-        kind: IOACCT_OP_CHECK,
+    let o = op.operands();
+    let mut c = ioacct_op {
+        kind: code(op.keyword()),
         space: 0,
-        dom: 0,
+        dom: o.dom.map_or(0, Num::saturated),
         first: 0,
         last: 0,
         width: 0,
@@ -216,88 +199,24 @@ fn fill(op: &Op) -> ioacct_op {
         boot_options: core::ptr::null(),
         boot_options_len: 0,
     };
-    let range = |o: &mut ioacct_op, s: Space, r: &RawRange| {
-        o.space = space_value(s);
-        o.first = r.first.saturated();
-        o.last = r.last.saturated();
+    let (space, first, last) = match o.target {
+        Target::Nothing => (None, 0, 0),
+        Target::Range(s, r) => (Some(s), r.first.saturated(), r.last.saturated()),
+        Target::Port { port, width } => {
+            c.width = width.saturated();
+            (Some(Space::IoPort), port.saturated(), port.saturated())
+        }
+        Target::Unit(s, u) => (Some(s), u.saturated(), u.saturated()),
     };
-    match op {
-        Op::Boot(_) => o.kind = IOACCT_OP_BOOT,
-        Op::Create(d) | Op::Destroy(d) => {
-            o.kind = if matches!(op, Op::Create(_)) {
-                IOACCT_OP_CREATE
-            } else {
-                IOACCT_OP_DESTROY
-            };
-            o.dom = d.saturated();
-        }
-        Op::Reserve(s, r) | Op::Unreserve(s, r) | Op::HvMap(s, r) | Op::HvUnmap(s, r) => {
-            o.kind = match op {
-                Op::Reserve(..) => IOACCT_OP_RESERVE,
-                Op::Unreserve(..) => IOACCT_OP_UNRESERVE,
-                Op::HvMap(..) => IOACCT_OP_HVMAP,
-                _ => IOACCT_OP_HVUNMAP,
-            };
-            range(&mut o, *s, r);
-        }
-        Op::Grant {
-            dom,
-            space,
-            range: r,
-            mode,
-            force,
-        } => {
-            o.kind = IOACCT_OP_GRANT;
-            o.dom = dom.saturated();
-            range(&mut o, *space, r);
-            if *mode == Mode::Shared {
-                o.flags |= IOACCT_GRANT_SHARED;
-            }
-            if *force {
-                o.flags |= IOACCT_FORCE;
-            }
-        }
-        Op::Revoke {
-            dom,
-            space,
-            range: r,
-            force,
-        } => {
-            o.kind = IOACCT_OP_REVOKE;
-            o.dom = dom.saturated();
-            range(&mut o, *space, r);
-            if *force {
-                o.flags |= IOACCT_FORCE;
-            }
-        }
-        Op::Map(d, r) | Op::Unmap(d, r) | Op::Bind(d, r) | Op::Unbind(d, r) => {
-            let (kind, s) = match op {
-                Op::Map(..) => (IOACCT_OP_MAP, Space::IoMem),
-                Op::Unmap(..) => (IOACCT_OP_UNMAP, Space::IoMem),
-                Op::Bind(..) => (IOACCT_OP_BIND, Space::Irq),
-                _ => (IOACCT_OP_UNBIND, Space::Irq),
-            };
-            o.kind = kind;
-            o.dom = d.saturated();
-            range(&mut o, s, r);
-        }
-        Op::Access { dom, port, width } => {
-            o.kind = IOACCT_OP_ACCESS;
-            o.space = space_value(Space::IoPort);
-            o.dom = dom.saturated();
-            o.first = port.saturated();
-            o.last = o.first;
-            o.width = width.saturated();
-        }
-        Op::Query(s, u) => {
-            o.kind = IOACCT_OP_QUERY;
-            o.space = space_value(*s);
-            o.first = u.saturated();
-            o.last = o.first;
-        }
-        Op::Check => o.kind = IOACCT_OP_CHECK,
+    c.space = space.map_or(0, space_value);
+    (c.first, c.last) = (first, last);
+    if o.mode == Some(Mode::Shared) {
+        c.flags |= IOACCT_GRANT_SHARED;
     }
-    o
+    if o.force {
+        c.flags |= IOACCT_FORCE;
+    }
+    c
 }
 
 /// Parses the next line of a trace (`len` bytes without its newline; call
@@ -409,5 +328,61 @@ pub unsafe extern "C" fn ioacct_trace_message(
             Message::Malformed(m) => crate::errno::write_buf(buf, len, format_args!("{m}")),
             Message::Pre(e) => crate::errno::write_buf(buf, len, format_args!("{e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every op has its own code, the header defines it under the op's
+    /// word, and the conversion of the op's example line carries it.
+    #[test]
+    fn every_keyword_has_its_code() {
+        let header = include_str!("../include/ioacct.h");
+        let mut seen = Vec::new();
+        for &kw in Keyword::ALL {
+            let c = code(kw);
+            assert!(!seen.contains(&c), "{}: code {c} twice", kw.word());
+            seen.push(c);
+            let define = alloc::format!("#define IOACCT_OP_{} {c}\n", kw.word().to_uppercase());
+            assert!(header.contains(&define), "header lacks `{}`", define.trim());
+            let op = parse_op(kw.example()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(fill(&op).kind, c, "{}", kw.example());
+        }
+    }
+
+    /// The conversion keeps every operand: the example lines, field by field.
+    #[test]
+    fn fill_carries_the_operands() {
+        let f = |line: &str| fill(&parse_op(line).unwrap_or_else(|e| panic!("{e}")));
+        let g = f("grant 3 iomem 0x10-0x1f shared force");
+        assert_eq!(
+            (g.dom, g.space, g.first, g.last, g.flags),
+            (
+                3,
+                space_value(Space::IoMem),
+                0x10,
+                0x1f,
+                IOACCT_GRANT_SHARED | IOACCT_FORCE
+            )
+        );
+        let a = f("access 2 ioport 0x60 4");
+        assert_eq!(
+            (a.dom, a.space, a.first, a.last, a.width),
+            (2, space_value(Space::IoPort), 0x60, 0x60, 4)
+        );
+        let q = f("query irq 9");
+        assert_eq!(
+            (q.dom, q.space, q.first, q.last),
+            (0, space_value(Space::Irq), 9, 9)
+        );
+        let b = f("bind 1 irq 5-6");
+        assert_eq!(
+            (b.space, b.first, b.last, b.flags),
+            (space_value(Space::Irq), 5, 6, 0)
+        );
+        let big = f("revoke 1 ioport 0x10000000000000000");
+        assert_eq!((big.first, big.flags), (u64::MAX, 0));
     }
 }

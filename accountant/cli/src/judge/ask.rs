@@ -1,9 +1,9 @@
 //! Deciding via the accountant: every op the judge writes runs through
-//! [`accountant::exec::execute`]; its output line is the verdict. A refused
+//! [`accountant::ops::execute`]; its output line is the verdict. A refused
 //! grant is split around the refused unit and asked again, and the table of
 //! granted entries tells whose entry a refused unit falls in.
 
-use accountant::trace::parse_op;
+use accountant::ops::parse_op;
 use accountant::{execute, Mode, Space};
 
 use super::units::range_text;

@@ -1,5 +1,5 @@
 //! The one judge: host claims and guest requests become a boot line and a
-//! trace, the trace runs through [`accountant::exec::execute`], and the
+//! trace, the trace runs through [`accountant::ops::execute`], and the
 //! accountant's answers are mapped back to files and lines.
 //!
 //! **Architecture invariant: no second implementation of the rules.**
@@ -58,7 +58,7 @@
 //! * `units` — the units the judge asks about: the configuration-page
 //!   window of PCI functions, and how a range is named in messages.
 //! * `ask` — deciding via the accountant: runs each op through
-//!   [`accountant::exec::execute`], parses its answer, splits a request
+//!   [`accountant::ops::execute`], parses its answer, splits a request
 //!   around refusals and keeps the table of who was granted what.
 //! * `collect` — collecting claims: the hypervisor's reservations, dom0's
 //!   in-use resources and each guest's requests, in trace order.
