@@ -58,7 +58,7 @@ pub mod types;
 
 pub use boot::{BootError, BootOptions, IoDefault};
 pub use model::{Accountant, Quotas, Revoked, Teardown, TeardownItem, UnitInfo, Violation};
-pub use ops::{execute, Control};
+pub use ops::{execute, Control, Direct};
 pub use ports::{BoundPortChecker, PortChecker};
 pub use track::{Run, TrackError, Tracker, TrackerKind, TrackerStats};
 pub use types::{DomId, Error, ErrorCode, Mode, QuotaKind, Space, UnitRange, MAX_DOMID};

@@ -230,7 +230,7 @@ impl Replay {
             }
             (None, _) => Err(err("the first op must be `boot`".to_string())),
             (Some(_), Op::Boot(_)) => Err(err("`boot` only as the first op".to_string())),
-            (Some(a), op) => Ok(Some(crate::ops::execute(a, &op))),
+            (Some(a), op) => Ok(Some(a.execute(&op))),
         }
     }
 }

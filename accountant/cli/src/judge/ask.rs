@@ -4,7 +4,7 @@
 //! granted entries tells whose entry a refused unit falls in.
 
 use accountant::ops::parse_op;
-use accountant::{execute, Mode, Space};
+use accountant::{Mode, Space};
 
 use super::units::range_text;
 use super::{Entry, Judge, Origin, Owner, TraceLine, MAX_OPS_PER_REQUEST};
@@ -69,7 +69,7 @@ impl Judge<'_> {
     /// Runs one op; `origin` (or `text` without one) says why, for the kept trace.
     pub(super) fn run_op(&mut self, op: &str, origin: Option<usize>, text: &str) -> String {
         let output = match parse_op(op) {
-            Ok(parsed) => execute(&mut self.acct, &parsed),
+            Ok(parsed) => self.acct.execute(&parsed),
             // The judge writes every op itself: a parse failure is a bug, reported as the op's answer.
             Err(e) => format!("err bad-op {e}"),
         };
