@@ -200,6 +200,16 @@ impl Shared {
         self.domains.get(d)
     }
 
+    /// After an operation on `space` that may have cleared port rights (a
+    /// grant or revoke of I/O ports): waits for every port access checked
+    /// against the old rights. I/O memory and interrupt operations clear no
+    /// port bit, so they have nothing to wait for.
+    pub(crate) fn quiesce_ports(&self, space: Space) {
+        if space == Space::IoPort {
+            self.quiesce_all();
+        }
+    }
+
     pub(crate) fn quiesce_all(&self) {
         for d in self.domains.all() {
             d.quiesce();
@@ -308,7 +318,7 @@ impl Hypervisor {
             let mut acct = self.sh.acct(&mut root);
             let td = acct.grant(d, r, mode, force)?;
             self.sh.apply_teardown(&mut acct, &td);
-            self.sh.quiesce_all();
+            self.sh.quiesce_ports(r.space());
             td
         };
         self.sh.isolate_pending(&mut root);
@@ -325,7 +335,7 @@ impl Hypervisor {
             let mut acct = self.sh.acct(&mut root);
             let rv = acct.revoke(d, r, force)?;
             self.sh.apply_teardown(&mut acct, &rv.teardown);
-            self.sh.quiesce_all();
+            self.sh.quiesce_ports(r.space());
             rv
         };
         self.sh.isolate_pending(&mut root);

@@ -72,9 +72,9 @@ const fn dp(pages: u64, rounds: usize, all_states: bool) -> DeletePoint {
 /// so the large sizes get few rounds, and framebuffer scale (65,536 pages and
 /// more) is left to the full run.
 pub fn delete_points(quick: bool) -> &'static [DeletePoint] {
-    const QUICK: [DeletePoint; 2] = [dp(1, 30, true), dp(4096, 10, true)];
+    const QUICK: [DeletePoint; 2] = [dp(1, 200, true), dp(4096, 10, true)];
     const FULL: [DeletePoint; 5] = [
-        dp(1, 100, true),
+        dp(1, 400, true),
         dp(64, 60, true),
         dp(4096, 40, true),
         dp(65_536, 10, true),
