@@ -232,6 +232,22 @@ impl SlotTable {
         if first > last || n == 0 {
             return Err(SlotError::BadRange);
         }
+        // An unmap's or a revoke's common case: the range is one extent
+        // mapped exactly `n` times with a slot of its own (as a map of the
+        // whole range made it). Nothing splits, merges or is re-added, so
+        // the extent and the slot go without a buffer; the rest below
+        // would do the same.
+        if self.counts.get(&first) == Some(&(last, n)) {
+            if let Some(&s) = self.slots.get(&first).filter(|s| s.last == last) {
+                self.counts.remove(&first);
+                if ops.del(s.id, first, last).is_err() {
+                    return Ok(vec![(first, last)]);
+                }
+                self.slots.remove(&first);
+                self.free.push(s.id);
+                return Ok(Vec::new());
+            }
+        }
         self.covered(first, last, n).map_err(SlotError::NotMapped)?;
         self.split_count(first);
         if let Some(after) = last.checked_add(1) {
@@ -704,5 +720,20 @@ mod tests {
         k.fail_del = true;
         assert_eq!(t.unmap(0x300, 0x300, 1, &mut k), Ok(vec![]));
         assert_eq!(t.unmap(0x150, 0x150, 1, &mut k), Ok(vec![(0x150, 0x150)]));
+        // A range that is one extent with a slot of its own (the unmap's
+        // short path): refused, its frames are reported and the slot kept.
+        k.fail_del = false;
+        t.map(0x420, 0x42f, &Regions, &mut k).unwrap();
+        k.fail_del = true;
+        assert_eq!(t.unmap(0x420, 0x42f, 1, &mut k), Ok(vec![(0x420, 0x42f)]));
+        assert!(live_ranges(&k).contains(&(0x420, 0x42f)));
+        assert!(t.slot_ranges().contains(&(0x420, 0x42f)));
+        assert_eq!(t.count(0x420), 0, "the use itself ended");
+        // Accepted, the slot goes and its id is free again.
+        k.fail_del = false;
+        t.map(0x440, 0x44f, &Regions, &mut k).unwrap();
+        assert_eq!(t.unmap(0x440, 0x44f, 1, &mut k), Ok(vec![]));
+        assert!(!live_ranges(&k).contains(&(0x440, 0x44f)));
+        assert_eq!(t.count(0x440), 0);
     }
 }
