@@ -19,7 +19,7 @@ use crate::{HvError, Hypervisor};
 use accountant::{DomId, Error, Teardown};
 use kvm_ioctls::VcpuFd;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -133,6 +133,10 @@ pub(crate) struct Domain {
     /// set before [`Hypervisor::start`].
     cpus: Mutex<Vec<CpuSet>>,
     stats: Stats,
+    /// Its slot table's slot count (the table is the control plane's),
+    /// stored after every change so that reading the counters takes no
+    /// lock: a thread polling them must not contend with the control plane.
+    io_slots: AtomicUsize,
     wake: Mutex<u64>,
     cv: Condvar,
     tsc_khz: u32,
@@ -284,9 +288,13 @@ impl Domain {
         first
     }
 
-    /// Its counters; `io_slots` is its slot table's count, which the
-    /// control plane keeps.
-    pub(crate) fn snapshot(&self, io_slots: usize) -> DomainStats {
+    /// Records its slot table's slot count after a change.
+    pub(crate) fn note_slots(&self, slots: &SlotTable) {
+        self.io_slots.store(slots.slot_count(), Ordering::Relaxed);
+    }
+
+    /// Its counters.
+    pub(crate) fn snapshot(&self) -> DomainStats {
         let l = |s: Stat| self.stats.get(s);
         DomainStats {
             denied_ports: l(Stat::DeniedPorts),
@@ -299,7 +307,7 @@ impl Domain {
             exits: self.vcpus.iter().map(|v| v.ctl.exits()).sum(),
             native_port_exits: self.vcpus.iter().map(|v| v.ctl.native_port_exits()).sum(),
             trapped_port_exits: self.vcpus.iter().map(|v| v.ctl.trapped_port_exits()).sum(),
-            io_slots,
+            io_slots: self.io_slots.load(Ordering::Relaxed),
             stuck_frames: l(Stat::StuckFrames),
             quota_refusals: l(Stat::QuotaRefusals),
             vcpu_cpu: self.vcpus.first().and_then(|v| v.ctl.start_cpu()),
@@ -397,6 +405,7 @@ impl Hypervisor {
                 .map(|(fd, i)| Vcpu::new(i, fd))
                 .collect(),
             stats: Stats::default(),
+            io_slots: AtomicUsize::new(0),
             wake: Mutex::new(0),
             cv: Condvar::new(),
             tsc_khz,
@@ -521,6 +530,7 @@ impl Hypervisor {
         self.sh().irqs().remove_domain(acct.token(), d.get());
         if let Some((dom, mut slots)) = acct.remove_domain(d) {
             slots.clear(&mut dom.kvm_slots());
+            dom.note_slots(&slots);
         }
         if let Some(dom) = dom {
             dom.join();
@@ -541,13 +551,7 @@ impl Hypervisor {
 
     /// A domain's counters.
     pub fn stats(&self, d: DomId) -> Option<DomainStats> {
-        let dom = self.sh().domain(d)?;
-        let io_slots = self
-            .sh()
-            .acct(&mut Token::root())
-            .slots(d)
-            .map_or(0, |t| t.slot_count());
-        Some(dom.snapshot(io_slots))
+        self.sh().domain(d).map(|x| x.snapshot())
     }
 
     /// Reads a u64 of `d`'s guest RAM.
