@@ -1,8 +1,7 @@
 //! The C API's goals' evaluators: libioacct's port check against the Rust
 //! one, timed and counted.
 
-use super::evaluators::{worst_pair, WorstPair};
-use super::fmt_ns;
+use super::evaluators::worst_pair;
 use super::Measured;
 use crate::names::{Key, MetricName};
 use crate::schema::{Metric, Results};
@@ -13,23 +12,8 @@ use crate::schema::{Metric, Results};
 /// medians over grant counts, the interval recomputing it over resampled
 /// rounds of the sweep.
 pub(super) fn capi_check_vs_bound(r: &Results, limit: f64) -> Option<Measured> {
-    let WorstPair {
-        value,
-        interval,
-        grants: g,
-        num: x,
-        den: y,
-    } = worst_pair(r, "radix-bound-capi", "radix-bound")?;
-    Some(Measured {
-        value,
-        limit,
-        detail: format!(
-            "worst at {g} grants: C {} vs Rust {} (medians; interval of the worst ratio over paired rounds)",
-            fmt_ns(x),
-            fmt_ns(y)
-        ),
-        interval,
-    })
+    worst_pair(r, "radix-bound-capi", "radix-bound")
+        .map(|w| w.measured(limit, |x, y| format!("C {x} vs Rust {y}")))
 }
 
 /// Instructions of map and bind through the C API (counted from C through

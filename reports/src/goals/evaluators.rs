@@ -183,25 +183,31 @@ pub(super) struct WorstPair {
     pub(super) den: f64,
 }
 
+impl WorstPair {
+    /// The goal's measurement; `sides(num, den)` names the two formatted
+    /// medians (`C 2.4 ns vs Rust 1.9 ns`).
+    pub(super) fn measured(
+        self,
+        limit: f64,
+        sides: impl FnOnce(String, String) -> String,
+    ) -> Measured {
+        Measured {
+            value: self.value,
+            limit,
+            interval: self.interval,
+            detail: format!(
+                "worst at {} grants: {} (medians; interval of the worst ratio over paired rounds)",
+                self.grants,
+                sides(fmt_ns(self.num), fmt_ns(self.den))
+            ),
+        }
+    }
+}
+
 /// radix-bound over bitmap, the worst grant count ([`worst_pair`]).
 pub(super) fn bound_vs_bitmap(r: &Results, limit: f64) -> Option<Measured> {
-    let WorstPair {
-        value,
-        interval,
-        grants: g,
-        num: x,
-        den: y,
-    } = worst_pair(r, "radix-bound", "bitmap")?;
-    Some(Measured {
-        value,
-        limit,
-        interval,
-        detail: format!(
-            "worst at {g} grants: {} vs bitmap {} (medians; interval of the worst ratio over paired rounds)",
-            fmt_ns(x),
-            fmt_ns(y)
-        ),
-    })
+    worst_pair(r, "radix-bound", "bitmap")
+        .map(|w| w.measured(limit, |x, y| format!("{x} vs bitmap {y}")))
 }
 
 /// radix-bound, largest p50 over smallest.
