@@ -729,7 +729,7 @@ mod tests {
         assert!(live_ranges(&k).contains(&(0x420, 0x42f)));
         assert!(t.slot_ranges().contains(&(0x420, 0x42f)));
         assert_eq!(t.count(0x420), 0, "the use itself ended");
-        // Accepted, the slot goes and its id is free again.
+        // Accepted, the slot goes.
         k.fail_del = false;
         t.map(0x440, 0x44f, &Regions, &mut k).unwrap();
         assert_eq!(t.unmap(0x440, 0x44f, 1, &mut k), Ok(vec![]));
