@@ -447,14 +447,23 @@ mod tests {
             "ok rows stay collapsed"
         );
         assert!(full.contains("accountant.instructions"));
+        // The verdict and the failing rows close it too, for a log's tail.
+        let last = md.lines().last().expect("a last line");
+        assert!(
+            last.starts_with("**Benchmark gate: FAIL** — `") && last.contains("(regression ×"),
+            "{last}"
+        );
         // Cleared by a confirmation run with the op's count unchanged.
         let key = g.timing_regressions();
         assert_eq!(key.len(), 1);
         g.clear(&key[0]);
         assert_eq!(g.outcome(), Outcome::PassAfterConfirmation);
-        assert!(g
-            .markdown()
-            .starts_with("## Benchmark gate: pass after confirmation\n"));
+        let md = g.markdown();
+        assert!(md.starts_with("## Benchmark gate: pass after confirmation\n"));
+        assert_eq!(
+            md.lines().last(),
+            Some("**Benchmark gate: pass after confirmation**")
+        );
     }
 
     #[test]

@@ -89,6 +89,25 @@ impl GateReport {
             body: &table(&all, self.mode),
         };
         out.push_str(&format!("{details}\n"));
+        // Repeated last: a CI log is read from its tail, and the table above
+        // can be longer than what the log keeps.
+        out.push_str(&format!("\n**{what}: {}**", self.outcome().label()));
+        let failing: Vec<String> = self
+            .findings
+            .iter()
+            .filter(|f| matches!(f.verdict, Verdict::Regression | Verdict::Missing))
+            .map(|f| match f.verdict {
+                Verdict::Regression => {
+                    format!("`{}` (regression ×{})", f.key, format::ratio(f.ratio))
+                }
+                _ => format!("`{}` ({})", f.key, f.verdict.label()),
+            })
+            .collect();
+        if failing.is_empty() {
+            out.push('\n');
+        } else {
+            out.push_str(&format!(" — {}\n", failing.join("; ")));
+        }
         out
     }
 
