@@ -133,9 +133,10 @@ pub(crate) struct Domain {
     /// set before [`Hypervisor::start`].
     cpus: Mutex<Vec<CpuSet>>,
     stats: Stats,
-    /// Its slot table's slot count (the table is the control plane's),
-    /// stored after every change so that reading the counters takes no
-    /// lock: a thread polling them must not contend with the control plane.
+    /// Its slot table's slot count (the table is the control plane's), told
+    /// by the table through [`KvmSlots`] at every change, so that reading the
+    /// counters takes no lock: a thread polling them must not contend with
+    /// the control plane.
     io_slots: AtomicUsize,
     wake: Mutex<u64>,
     cv: Condvar,
@@ -194,7 +195,7 @@ impl Domain {
 
     /// The KVM memslot back end of its slot table.
     pub(crate) fn kvm_slots(&self) -> KvmSlots<'_> {
-        KvmSlots::new(&self.gvm.vm, self.id.get())
+        KvmSlots::new(&self.gvm.vm, self.id.get(), &self.io_slots)
     }
 
     /// Waits up to `us` microseconds for an event on its page (the `BLOCK`
@@ -286,11 +287,6 @@ impl Domain {
             first = first.or(*locks::leaf(&v.outcome));
         }
         first
-    }
-
-    /// Records its slot table's slot count after a change.
-    pub(crate) fn note_slots(&self, slots: &SlotTable) {
-        self.io_slots.store(slots.slot_count(), Ordering::Relaxed);
     }
 
     /// Its counters.
@@ -530,7 +526,6 @@ impl Hypervisor {
         self.sh().irqs().remove_domain(acct.token(), d.get());
         if let Some((dom, mut slots)) = acct.remove_domain(d) {
             slots.clear(&mut dom.kvm_slots());
-            dom.note_slots(&slots);
         }
         if let Some(dom) = dom {
             dom.join();

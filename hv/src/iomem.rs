@@ -75,7 +75,6 @@ impl Shared {
             Ok(stuck) => stuck,
             Err(_) => slots.force_unmap(first, last, &mut ops),
         };
-        dom.note_slots(slots);
         let frames: u64 = stuck.iter().map(|(a, b)| b - a + 1).sum();
         if frames > 0 {
             dom.count(Stat::StuckFrames, frames);
@@ -124,7 +123,6 @@ impl Shared {
         acct.map(d, r)?;
         if let Some((dom, slots)) = dom {
             let mapped = slots.map(r.first(), r.last(), self.platform(), &mut dom.kvm_slots());
-            dom.note_slots(slots);
             if let Err(e) = mapped {
                 // Unreachable for a valid `UnitRange`; if it ever happens the
                 // accountant must not keep a use the slot table lacks.

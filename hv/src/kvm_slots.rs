@@ -5,14 +5,17 @@ use crate::mem::PAGE_SIZE;
 use crate::memslot::SlotOps;
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Memslot changes on one VM (of domain `.1`, for tracepoints).
-pub(crate) struct KvmSlots<'a>(&'a VmFd, u16);
+/// Memslot changes on one VM (of domain `.1`, for tracepoints); the slot
+/// table's count goes to `.2`, the domain's lock-free copy.
+pub(crate) struct KvmSlots<'a>(&'a VmFd, u16, &'a AtomicUsize);
 
 impl<'a> KvmSlots<'a> {
-    /// Memslot changes on `vm`, the VM of domain `dom`.
-    pub(crate) fn new(vm: &'a VmFd, dom: u16) -> KvmSlots<'a> {
-        KvmSlots(vm, dom)
+    /// Memslot changes on `vm`, the VM of domain `dom`, whose slot count
+    /// readers find in `count`.
+    pub(crate) fn new(vm: &'a VmFd, dom: u16, count: &'a AtomicUsize) -> KvmSlots<'a> {
+        KvmSlots(vm, dom, count)
     }
 }
 
@@ -54,6 +57,10 @@ impl SlotOps for KvmSlots<'_> {
         )
         .since(t0));
         r
+    }
+
+    fn slots_now(&mut self, n: usize) {
+        self.2.store(n, Ordering::Relaxed);
     }
 }
 

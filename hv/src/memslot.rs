@@ -47,6 +47,9 @@ pub trait SlotOps {
     fn add(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32>;
     /// Deletes slot `id` (which maps `first..=last`).
     fn del(&mut self, id: u32, first: u64, last: u64) -> Result<(), i32>;
+    /// The table holds `n` slots now: told after every change of its slots,
+    /// so a reader that must not lock the table can follow its size.
+    fn slots_now(&mut self, _n: usize) {}
 }
 
 /// Why a map or unmap was refused (nothing changed).
@@ -244,6 +247,7 @@ impl SlotTable {
                     return Ok(vec![(first, last)]);
                 }
                 self.slots.remove(&first);
+                self.tell(ops);
                 self.free.push(s.id);
                 return Ok(Vec::new());
             }
@@ -323,6 +327,7 @@ impl SlotTable {
     /// Removes every mapping and slot (domain teardown).
     pub fn clear(&mut self, ops: &mut impl SlotOps) {
         let slots = std::mem::take(&mut self.slots);
+        self.tell(ops);
         for (f, s) in slots {
             let _ = ops.del(s.id, f, s.last);
             self.free.push(s.id);
@@ -370,6 +375,7 @@ impl SlotTable {
                     && ops.del(ls.id, lf, ls.last).is_ok()
                 {
                     self.slots.remove(&lf);
+                    self.tell(ops);
                     self.free.push(ls.id);
                     first = lf;
                     host = ls.host;
@@ -383,12 +389,18 @@ impl SlotTable {
                     && ops.del(rs.id, next, rs.last).is_ok()
                 {
                     self.slots.remove(&next);
+                    self.tell(ops);
                     self.free.push(rs.id);
                     last = rs.last;
                 }
             }
         }
         self.install(first, last, host, bk.region, ops);
+    }
+
+    /// Tells `ops` the slot count after a change.
+    fn tell(&self, ops: &mut impl SlotOps) {
+        ops.slots_now(self.slots.len());
     }
 
     fn overlaps_slot(&self, first: u64, last: u64) -> bool {
@@ -417,6 +429,7 @@ impl SlotTable {
                             region,
                         },
                     );
+                    self.tell(ops);
                 } else {
                     self.free.push(id);
                     self.unslotted_pieces += 1;
@@ -447,6 +460,7 @@ impl SlotTable {
                 continue;
             }
             self.slots.remove(&f);
+            self.tell(ops);
             self.free.push(s.id);
             if f < a {
                 self.reinstall(f, a - 1, f, s, ops);
@@ -527,6 +541,8 @@ mod tests {
         adds: u32,
         /// Every `del` fails (the slot stays live) while set.
         fail_del: bool,
+        /// The last count the table told.
+        told: usize,
     }
     impl SlotOps for Kvm {
         fn add(&mut self, id: u32, first: u64, last: u64, host: u64) -> Result<(), i32> {
@@ -547,6 +563,9 @@ mod tests {
             let v = self.live.remove(&id).expect("deleting a live slot");
             assert_eq!((v.0, v.1), (first, last));
             Ok(())
+        }
+        fn slots_now(&mut self, n: usize) {
+            self.told = n;
         }
     }
 
@@ -597,6 +616,8 @@ mod tests {
                 }
             }
             assert_eq!(live_ranges(&k), want, "step {step}");
+            assert_eq!(k.told, t.slot_count(), "step {step}: the count told");
+            assert_eq!(k.told, k.live.len(), "step {step}");
         }
     }
 
@@ -684,8 +705,10 @@ mod tests {
         let (mut t, mut k) = (SlotTable::new(100), Kvm::default());
         t.map(0x100, 0x1ff, &Regions, &mut k).unwrap();
         t.map(0x400, 0x401, &Regions, &mut k).unwrap();
+        assert_eq!(k.told, 2);
         t.clear(&mut k);
         assert!(k.live.is_empty());
+        assert_eq!(k.told, 0);
         assert_eq!(t.count(0x100), 0);
     }
 
@@ -700,6 +723,7 @@ mod tests {
         assert_eq!(t.unmap(0x140, 0x14f, 1, &mut k), Ok(vec![(0x140, 0x14f)]));
         assert_eq!(live_ranges(&k), vec![(0x100, 0x1ff), (0x400, 0x40f)]);
         assert_eq!(t.slot_ranges(), vec![(0x100, 0x1ff), (0x400, 0x40f)]);
+        assert_eq!(k.told, 2, "the count told keeps the refused slots");
         assert_eq!(t.count(0x140), 0, "the use itself ended");
         // Across two slots, by force.
         assert_eq!(

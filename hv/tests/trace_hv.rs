@@ -145,6 +145,9 @@ fn in_step(hv: &TraceHv, named: &Named, at: &str) -> usize {
             continue;
         }
         let slots = hv.0.io_slots(d);
+        // The counters' lock-free copy of the slot count follows the table.
+        let counted = hv.0.stats(d).map(|s| s.io_slots);
+        assert_eq!(counted, Some(slots.len()), "{at}: {d} slot count in stats");
         // Only frames with device memory behind them get a memslot.
         for &f in frames
             .iter()
