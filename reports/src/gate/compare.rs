@@ -55,7 +55,7 @@ fn not_judged(base: &Metric, cur: &Metric, cfg: &GateConfig) -> Option<String> {
     if cfg
         .reference_impls
         .iter()
-        .any(|(k, v)| cur.params.get(*k).and_then(|p| p.as_str()) == Some(*v))
+        .any(|(k, v)| cur.params.get(k.as_str()).and_then(|p| p.as_str()) == Some(*v))
     {
         return Some("comparison implementation, not gated".to_owned());
     }

@@ -1,7 +1,7 @@
 //! The gate's configuration: every threshold with its default, trade-off
 //! and the measurement behind it.
 
-use crate::names::MetricName;
+use crate::names::{Key, MetricName};
 use crate::schema::Metric;
 
 /// Gate thresholds. Defaults: `alpha` 0.01, `min_effect` 0.10 (0.05 for
@@ -89,7 +89,7 @@ pub struct GateConfig {
     /// 16.3 and 19.9 ms within one hour on one host, ×1.44 normalised, and
     /// ranged 10.2–18.1 ms over five baselines). Its instruction, byte and
     /// allocation counts stay gated exactly.
-    pub reference_impls: &'static [(&'static str, &'static str)],
+    pub reference_impls: &'static [(Key, &'static str)],
     /// Metric names whose per-round `samples` are paired within-run
     /// differences in ns (accounting on minus off). A ratio of two such
     /// medians means nothing near zero, so they are judged on the change of
@@ -154,10 +154,10 @@ impl Default for GateConfig {
             slow_sample_ns: 1e5,
             slow_min_effect: 0.30,
             reference_impls: &[
-                ("impl", "linear"),
-                ("impl", "btree"),
-                ("impl", "bitmap"),
-                ("tracker", "xmalloc-page"),
+                (Key::Impl, "linear"),
+                (Key::Impl, "btree"),
+                (Key::Impl, "bitmap"),
+                (Key::Tracker, "xmalloc-page"),
             ],
             allow_missing: false,
             cross_host: false,
