@@ -34,13 +34,14 @@
 
 use crate::sync::Arc;
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use smallvec::SmallVec;
 
 use crate::boot::{BootError, BootOptions, IoDefault};
+use crate::doms::DomTable;
 use crate::index::RangeSet;
 use crate::ports::{BoundPortChecker, PortChecker, PortTable, Retired};
 use crate::segs::SegMap;
@@ -372,7 +373,7 @@ pub struct Accountant {
     /// The same set as one bit per possible id, so that every operation's
     /// existence check is one load whatever the number of domains.
     live: Box<LiveSet>,
-    doms: BTreeMap<DomId, DomState>,
+    doms: DomTable<DomState>,
     quotas: Quotas,
     quota_refusals: u64,
     default_dom: Option<DomId>,
@@ -405,11 +406,11 @@ impl Accountant {
     /// state then fail with `no-memory`; teardowns still succeed, taking the
     /// few records a split needs beyond the limit).
     pub fn with_page_limit(tracker: TrackerKind, page_limit: Option<u64>) -> Accountant {
-        let a = Accountant {
+        let mut a = Accountant {
             spaces: Space::ALL.map(|s| SegMap::new(s.max_unit(), Unit::default())),
             domains: BTreeSet::from([DomId::DOM0]),
             live: Box::new(LiveSet::with_dom0()),
-            doms: BTreeMap::from([(DomId::DOM0, DomState::default())]),
+            doms: DomTable::new(),
             quotas: Quotas::default(),
             quota_refusals: 0,
             default_dom: Some(DomId::DOM0),
@@ -421,6 +422,7 @@ impl Accountant {
             ports: Arc::new(PortTable::new()),
             retired: Retired::default(),
         };
+        a.doms.insert(DomId::DOM0, DomState::default());
         a.sync_ports(UnitRange::all(Space::IoPort), &[Some(DomId::DOM0)]);
         a
     }
@@ -477,7 +479,7 @@ impl Accountant {
     /// `d`'s counts against its quotas: (frames mapped, records), or `None`
     /// if `d` does not exist.
     pub fn quota_usage(&self, d: DomId) -> Option<(u64, u64)> {
-        self.doms.get(&d).map(|s| (s.frames, s.records))
+        self.doms.get(d).map(|s| (s.frames, s.records))
     }
 
     /// Maps refused with `quota` so far.
@@ -649,7 +651,7 @@ impl Accountant {
                 .iter()
                 .map(|t| (t.last - t.first + 1).saturating_mul(u64::from(t.count)))
                 .sum();
-            if let Some(st) = self.doms.get_mut(&d) {
+            if let Some(st) = self.doms.get_mut(d) {
                 st.frames = st.frames.saturating_sub(frames);
                 st.records = (st.records + after).saturating_sub(before);
             }
@@ -682,7 +684,7 @@ impl Accountant {
                 t.forget(d);
             }
         }
-        let st = self.doms.remove(&d).unwrap_or_default();
+        let st = self.doms.remove(d).unwrap_or_default();
         let mut ports_held: Vec<(u64, u64)> = Vec::new();
         for space in Space::ALL {
             // Only where the index says `d` may hold or drain something.
@@ -877,7 +879,7 @@ impl Accountant {
             u.draining.retain(|x| *x != d);
             u.add_holder(d, mode);
         });
-        if let Some(st) = self.doms.get_mut(&d) {
+        if let Some(st) = self.doms.get_mut(d) {
             st.held[r.space().index()].insert(r.first(), r.last());
         }
         self.sync_ports(r, &[dd, Some(d)]);
@@ -919,7 +921,7 @@ impl Accountant {
                 segs.update(run.first, run.last, |u| u.add_draining(d));
             }
         }
-        if let Some(st) = self.doms.get_mut(&d) {
+        if let Some(st) = self.doms.get_mut(d) {
             let held = &mut st.held[r.space().index()];
             held.remove(r.first(), r.last());
             if !force {
@@ -976,7 +978,7 @@ impl Accountant {
             quota_refusals,
             ..
         } = self;
-        let st = doms.get_mut(&d);
+        let st = doms.get_mut(d);
         let (frames, records) = st.as_ref().map_or((0, 0), |s| (s.frames, s.records));
         let len = r.last() - r.first() + 1;
         let refuse = |kind, limit| Error::Quota {
@@ -1030,7 +1032,7 @@ impl Accountant {
                 .iomem
                 .unmap_counted(d, first, last)
                 .map_err(|e| track_err(space, e))?;
-            if let Some(st) = self.doms.get_mut(&d) {
+            if let Some(st) = self.doms.get_mut(d) {
                 st.frames = st.frames.saturating_sub(last - first + 1);
                 st.records = (st.records + after).saturating_sub(before);
             }
@@ -1277,7 +1279,7 @@ impl Accountant {
                         seg_check(0, space.max_unit(), &mut bad);
                     } else {
                         let mut next = 0u64;
-                        let held = self.doms.get(d).map(|st| &st.held[space.index()]);
+                        let held = self.doms.get(*d).map(|st| &st.held[space.index()]);
                         for (first, last) in held.into_iter().flat_map(|h| h.iter()) {
                             if bad.is_none() && first > next {
                                 bad = mismatch(next, first - 1, false);
