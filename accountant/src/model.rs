@@ -949,9 +949,11 @@ impl Accountant {
                 ram = ram.or(Some(s));
             } else if u.reserved {
                 worst.offer(Error::Reserved { unit: s });
+            } else if u.holds(d).is_some() {
+                // Allowed: a holder does not drain (invariant 3).
             } else if u.drains(d) {
                 worst.offer(Error::Draining { unit: s, domain: d });
-            } else if u.holds(d).is_none() && !self.default_ok(d, r.space(), u) {
+            } else if !self.default_ok(d, r.space(), u) {
                 worst.offer(Error::NotGranted { unit: s });
             }
         });
