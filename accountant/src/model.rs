@@ -940,27 +940,37 @@ impl Accountant {
     /// One more use (mapping or binding) of every unit of `r` by `d`.
     fn add_use(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         self.need(d)?;
-        // One walk for the RAM check and the others: RAM comes first
-        // whatever lies before it in the range.
-        let mut worst = Worst::default();
-        let mut ram = None;
-        self.segs(r).for_each(r.first(), r.last(), |s, _, u| {
-            if u.ram {
-                ram = ram.or(Some(s));
-            } else if u.reserved {
-                worst.offer(Error::Reserved { unit: s });
-            } else if u.holds(d).is_some() {
-                // Allowed: a holder does not drain (invariant 3).
-            } else if u.drains(d) {
-                worst.offer(Error::Draining { unit: s, domain: d });
-            } else if !self.default_ok(d, r.space(), u) {
-                worst.offer(Error::NotGranted { unit: s });
+        let segs = self.segs(r);
+        let note = held_note(d);
+        if segs.note(r.first(), r.last()) != note {
+            // One walk for the RAM check and the others: RAM comes first
+            // whatever lies before it in the range.
+            let mut worst = Worst::default();
+            let mut ram = None;
+            let mut held = true;
+            segs.for_each(r.first(), r.last(), |s, _, u| {
+                if u.ram {
+                    ram = ram.or(Some(s));
+                } else if u.reserved {
+                    worst.offer(Error::Reserved { unit: s });
+                } else if u.holds(d).is_some() {
+                    // Allowed: a holder does not drain (invariant 3).
+                    return;
+                } else if u.drains(d) {
+                    worst.offer(Error::Draining { unit: s, domain: d });
+                } else if !self.default_ok(d, r.space(), u) {
+                    worst.offer(Error::NotGranted { unit: s });
+                }
+                held = false;
+            });
+            if let Some(unit) = ram {
+                return Err(Error::NotIoMemory { unit });
             }
-        });
-        if let Some(unit) = ram {
-            return Err(Error::NotIoMemory { unit });
+            worst.result()?;
+            if held {
+                segs.set_note(r.first(), r.last(), note);
+            }
         }
-        worst.result()?;
         let space = r.space();
         if space != Space::IoMem {
             let t = self.uses_mut(space).ok_or(Error::BadRange {
@@ -1013,19 +1023,30 @@ impl Accountant {
     /// One less use of every unit of `r` by `d`; draining ends where the last use ended.
     fn drop_use(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         self.need(d)?;
-        // One walk: the RAM check, and the segments `d` drains (whose
-        // draining may end below; the unmap does not change them).
-        let mut ram = None;
         let mut drained: Vec<(u64, u64)> = Vec::new();
-        self.segs(r).for_each(r.first(), r.last(), |s, e, u| {
-            if u.ram {
-                ram = ram.or(Some(s));
-            } else if u.drains(d) {
-                drained.push((s, e));
+        let segs = self.segs(r);
+        let note = held_note(d);
+        // With the note, every unit is held by `d`: none is RAM, and none
+        // drains for `d` (invariant 3).
+        if segs.note(r.first(), r.last()) != note {
+            // One walk: the RAM check, and the segments `d` drains (whose
+            // draining may end below; the unmap does not change them).
+            let mut ram = None;
+            let mut held = true;
+            segs.for_each(r.first(), r.last(), |s, e, u| {
+                if u.ram {
+                    ram = ram.or(Some(s));
+                } else if u.drains(d) {
+                    drained.push((s, e));
+                }
+                held &= !u.ram && !u.reserved && u.holds(d).is_some();
+            });
+            if let Some(unit) = ram {
+                return Err(Error::NotIoMemory { unit });
             }
-        });
-        if let Some(unit) = ram {
-            return Err(Error::NotIoMemory { unit });
+            if held {
+                segs.set_note(r.first(), r.last(), note);
+            }
         }
         let space = r.space();
         let (first, last) = (r.first(), r.last());
@@ -1305,6 +1326,14 @@ impl Accountant {
     }
 }
 
+/// The [`SegMap`] note of a piece every unit of which `d` holds, none RAM
+/// or reserved: there, a map, unmap, bind or unbind by `d` passes every
+/// check of its segment walk (a holder does not drain: invariant 3), so
+/// the walk is skipped while the piece is unchanged.
+fn held_note(d: DomId) -> u32 {
+    u32::from(d.get()) + 1
+}
+
 /// The public operations: each runs the untraced operation and emits one
 /// tracepoint with its result and duration (one relaxed load when tracing
 /// is off; nothing at all without the `tracepoints` feature).
@@ -1495,6 +1524,55 @@ mod tests {
 
     fn r(space: Space, a: u64, b: u64) -> UnitRange {
         UnitRange::new(space, a, b).expect("valid range")
+    }
+
+    #[test]
+    fn a_noted_segment_still_sees_every_change() {
+        // Every map and unmap below leaves or finds the held note; each
+        // change of the segments must still refuse what it should.
+        let mut a = Accountant::new(TrackerKind::SlabExtent);
+        let d1 = DomId::new(1).expect("id");
+        let d2 = DomId::new(2).expect("id");
+        a.create(d1).expect("create");
+        a.create(d2).expect("create");
+        let page = r(Space::IoMem, 0x100, 0x100);
+        a.grant(d1, r(Space::IoMem, 0x100, 0x10f), Mode::Shared, false)
+            .expect("grant");
+        a.map(d1, page).expect("map");
+        a.map(d1, page).expect("map within the noted segment");
+        assert_eq!(
+            a.map(d2, page),
+            Err(Error::NotGranted { unit: 0x100 }),
+            "d1's note is not d2's"
+        );
+        a.unmap(d1, page).expect("unmap");
+        let rv = a
+            .revoke(d1, r(Space::IoMem, 0x100, 0x10f), false)
+            .expect("revoke");
+        assert!(rv.pending);
+        assert_eq!(
+            a.map(d1, page),
+            Err(Error::Draining {
+                unit: 0x100,
+                domain: d1
+            }),
+            "a revoke forgets the note"
+        );
+        a.unmap(d1, page).expect("the last unmap ends the draining");
+        assert_eq!(
+            a.unmap(d1, page),
+            Err(Error::NotMapped { unit: 0x100 }),
+            "nothing left to unmap"
+        );
+        a.grant(d1, page, Mode::Shared, false).expect("grant again");
+        a.map(d1, page).expect("map");
+        a.reserve(r(Space::IoMem, 0x200, 0x200))
+            .expect("reserve elsewhere");
+        a.map(d1, page)
+            .expect("another segment's change leaves d1's units held");
+        assert_eq!(a.unmap(d1, page), Ok(()));
+        assert_eq!(a.unmap(d1, page), Ok(()));
+        assert_eq!(a.unmap(d1, page), Err(Error::NotMapped { unit: 0x100 }));
     }
 
     #[test]

@@ -20,6 +20,13 @@
 //! segment by its start, or nothing at all for a gap. So the checks of a
 //! map, unmap, bind or unbind of a range granted as a whole cost one `get`
 //! after the first.
+//!
+//! A caller may also leave a **note** on a remembered stored segment (a `u32` it
+//! defines, 0 for none: the accountant notes the domain it found holding
+//! every unit of the piece, none RAM or reserved). The note lives and dies
+//! with the remembered piece, so a caller that finds its note on a range
+//! knows what it concluded from the piece's state, which has not changed
+//! since, and needs no lookup at all.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -41,13 +48,16 @@ pub(crate) struct SegMap<S> {
 }
 
 /// A piece of a [`SegMap`] as of one version: all of `first..=last` lies
-/// in the stored segment starting at `first` (`stored`) or in one gap.
+/// in the stored segment starting at `first` (`stored` is `Some`) or in
+/// one gap (`None`).
 #[derive(Clone, Copy, Debug)]
 struct Hit {
     version: u64,
     first: u64,
     last: u64,
-    stored: bool,
+    /// `Some(note)` for a stored segment, with the caller's note on it (0:
+    /// none; module docs); `None` for a gap (never noted).
+    stored: Option<u32>,
 }
 
 /// Equal when the same units are in equal states (the remembered lookup
@@ -95,7 +105,7 @@ impl<S: Clone + PartialEq> SegMap<S> {
     ) -> Option<T> {
         if let Some(h) = self.hit.get() {
             if h.version == self.version && h.first <= first && last <= h.last {
-                if !h.stored {
+                if h.stored.is_none() {
                     return f(first, last, &self.init);
                 }
                 if let Some((_, st)) = self.map.get(&h.first) {
@@ -103,12 +113,12 @@ impl<S: Clone + PartialEq> SegMap<S> {
                 }
             }
         }
-        let remember = |first, last, stored| {
+        let remember = |first, last, stored: bool| {
             self.hit.set(Some(Hit {
                 version: self.version,
                 first,
                 last,
-                stored,
+                stored: stored.then_some(0),
             }))
         };
         // The last stored segment starting at or before `last`.
@@ -152,6 +162,37 @@ impl<S: Clone + PartialEq> SegMap<S> {
             at = e + 1;
         }
         f(at, last, &self.init)
+    }
+
+    /// The note left on the remembered piece (module docs) if `first..=last`
+    /// lies within it and the map has not changed since; else 0.
+    #[inline]
+    pub(crate) fn note(&self, first: u64, last: u64) -> u32 {
+        match self.hit.get() {
+            Some(Hit {
+                version,
+                first: f,
+                last: l,
+                stored: Some(note),
+            }) if version == self.version && f <= first && last <= l => note,
+            _ => 0,
+        }
+    }
+
+    /// Leaves `note` on the remembered piece if it is a stored segment,
+    /// `first..=last` lies within it and the map has not changed since it
+    /// was found (the caller has just looked the range up); else nothing.
+    #[inline]
+    pub(crate) fn set_note(&self, first: u64, last: u64, note: u32) {
+        if let Some(h) = self.hit.get() {
+            if h.version == self.version && h.first <= first && last <= h.last && h.stored.is_some()
+            {
+                self.hit.set(Some(Hit {
+                    stored: Some(note),
+                    ..h
+                }));
+            }
+        }
     }
 
     /// Applies `f` to the state of every unit in `first..=last` (`f` is
@@ -448,6 +489,36 @@ mod tests {
                 assert_eq!(seen, units[c as usize..=d as usize], "step {step}");
             }
         }
+    }
+
+    #[test]
+    fn a_note_lives_with_its_remembered_segment() {
+        let mut m = SegMap::new(99, 0u8);
+        m.update(10, 19, |s| *s = 1);
+        m.for_each(12, 13, |_, _, _| {});
+        assert_eq!(m.note(12, 13), 0, "none left yet");
+        m.set_note(12, 13, 7);
+        assert_eq!(m.note(10, 19), 7, "anywhere within the segment");
+        assert_eq!(m.note(9, 12), 0, "not past its start");
+        assert_eq!(m.note(19, 20), 0, "nor past its end");
+        m.set_note(12, 20, 8);
+        assert_eq!(m.note(12, 13), 7, "a range not within it leaves none");
+        // Another segment looked up forgets the note.
+        m.update(30, 39, |s| *s = 2);
+        assert_eq!(m.note(12, 13), 0, "an update forgets it");
+        m.for_each(12, 13, |_, _, _| {});
+        m.set_note(12, 13, 7);
+        m.for_each(31, 32, |_, _, _| {});
+        assert_eq!(m.note(12, 13), 0, "another lookup forgets it");
+        // A gap takes no note.
+        m.for_each(50, 60, |_, _, _| {});
+        m.set_note(50, 60, 9);
+        assert_eq!(m.note(50, 60), 0, "a gap is never noted");
+        // A lookup within the noted segment keeps the note.
+        m.for_each(11, 11, |_, _, _| {});
+        m.set_note(11, 11, 5);
+        m.for_each(15, 18, |_, _, st| assert_eq!(*st, 1));
+        assert_eq!(m.note(15, 18), 5);
     }
 
     #[test]
