@@ -938,38 +938,15 @@ impl Accountant {
     }
 
     /// One more use (mapping or binding) of every unit of `r` by `d`.
+    /// Inlined into [`Accountant::map`] and [`Accountant::bind`], so that the
+    /// common map of a noted segment is one function; the segment walk,
+    /// when there is no note, is out of line ([`Accountant::check_add`]).
+    #[inline(always)]
     fn add_use(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         self.need(d)?;
-        let segs = self.segs(r);
         let note = held_note(d);
-        if segs.note(r.first(), r.last()) != note {
-            // One walk for the RAM check and the others: RAM comes first
-            // whatever lies before it in the range.
-            let mut worst = Worst::default();
-            let mut ram = None;
-            let mut held = true;
-            segs.for_each(r.first(), r.last(), |s, _, u| {
-                if u.ram {
-                    ram = ram.or(Some(s));
-                } else if u.reserved {
-                    worst.offer(Error::Reserved { unit: s });
-                } else if u.holds(d).is_some() {
-                    // Allowed: a holder does not drain (invariant 3).
-                    return;
-                } else if u.drains(d) {
-                    worst.offer(Error::Draining { unit: s, domain: d });
-                } else if !self.default_ok(d, r.space(), u) {
-                    worst.offer(Error::NotGranted { unit: s });
-                }
-                held = false;
-            });
-            if let Some(unit) = ram {
-                return Err(Error::NotIoMemory { unit });
-            }
-            worst.result()?;
-            if held {
-                segs.set_note(r.first(), r.last(), note);
-            }
+        if self.segs(r).note(r.first(), r.last()) != note {
+            self.check_add(d, r, note)?;
         }
         let space = r.space();
         if space != Space::IoMem {
@@ -1020,34 +997,82 @@ impl Accountant {
         }
     }
 
-    /// One less use of every unit of `r` by `d`; draining ends where the last use ended.
+    /// The checks of [`Accountant::add_use`] over `r`'s segments, in one
+    /// walk; leaves the held note on `r`'s segment if `d` holds all of it.
+    #[inline(never)]
+    fn check_add(&self, d: DomId, r: UnitRange, note: u32) -> Result<(), Error> {
+        // RAM comes first whatever lies before it in the range.
+        let segs = self.segs(r);
+        let mut worst = Worst::default();
+        let mut ram = None;
+        let mut held = true;
+        segs.for_each(r.first(), r.last(), |s, _, u| {
+            if u.ram {
+                ram = ram.or(Some(s));
+            } else if u.reserved {
+                worst.offer(Error::Reserved { unit: s });
+            } else if u.holds(d).is_some() {
+                // Allowed: a holder does not drain (invariant 3).
+                return;
+            } else if u.drains(d) {
+                worst.offer(Error::Draining { unit: s, domain: d });
+            } else if !self.default_ok(d, r.space(), u) {
+                worst.offer(Error::NotGranted { unit: s });
+            }
+            held = false;
+        });
+        if let Some(unit) = ram {
+            return Err(Error::NotIoMemory { unit });
+        }
+        worst.result()?;
+        if held {
+            segs.set_note(r.first(), r.last(), note);
+        }
+        Ok(())
+    }
+
+    /// The checks of [`Accountant::drop_use`] over `r`'s segments, in one
+    /// walk: the RAM check, and the segments `d` drains (whose draining may
+    /// end after the unmap, which does not change them); leaves the held
+    /// note on `r`'s segment if `d` holds all of it.
+    #[inline(never)]
+    fn check_drop(&self, d: DomId, r: UnitRange, note: u32) -> Result<Vec<(u64, u64)>, Error> {
+        let segs = self.segs(r);
+        let mut drained: Vec<(u64, u64)> = Vec::new();
+        let mut ram = None;
+        let mut held = true;
+        segs.for_each(r.first(), r.last(), |s, e, u| {
+            if u.ram {
+                ram = ram.or(Some(s));
+            } else if u.drains(d) {
+                drained.push((s, e));
+            }
+            held &= !u.ram && !u.reserved && u.holds(d).is_some();
+        });
+        if let Some(unit) = ram {
+            return Err(Error::NotIoMemory { unit });
+        }
+        if held {
+            segs.set_note(r.first(), r.last(), note);
+        }
+        Ok(drained)
+    }
+
+    /// One less use of every unit of `r` by `d`; draining ends where the
+    /// last use ended. Inlined into [`Accountant::unmap`] and
+    /// [`Accountant::unbind`] as [`Accountant::add_use`], with the segment
+    /// walk out of line ([`Accountant::check_drop`]).
+    #[inline(always)]
     fn drop_use(&mut self, d: DomId, r: UnitRange) -> Result<(), Error> {
         self.need(d)?;
-        let mut drained: Vec<(u64, u64)> = Vec::new();
-        let segs = self.segs(r);
         let note = held_note(d);
         // With the note, every unit is held by `d`: none is RAM, and none
         // drains for `d` (invariant 3).
-        if segs.note(r.first(), r.last()) != note {
-            // One walk: the RAM check, and the segments `d` drains (whose
-            // draining may end below; the unmap does not change them).
-            let mut ram = None;
-            let mut held = true;
-            segs.for_each(r.first(), r.last(), |s, e, u| {
-                if u.ram {
-                    ram = ram.or(Some(s));
-                } else if u.drains(d) {
-                    drained.push((s, e));
-                }
-                held &= !u.ram && !u.reserved && u.holds(d).is_some();
-            });
-            if let Some(unit) = ram {
-                return Err(Error::NotIoMemory { unit });
-            }
-            if held {
-                segs.set_note(r.first(), r.last(), note);
-            }
-        }
+        let drained = if self.segs(r).note(r.first(), r.last()) != note {
+            self.check_drop(d, r, note)?
+        } else {
+            Vec::new()
+        };
         let space = r.space();
         let (first, last) = (r.first(), r.last());
         if space == Space::IoMem {
