@@ -21,6 +21,7 @@ use crate::types::DomId;
 
 pub use runs::{count_map, count_unmap, runs_around, MapRefusal, RunChange};
 
+mod dom_trees;
 mod per_page;
 mod runs;
 mod slab_extent;

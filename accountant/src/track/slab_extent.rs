@@ -16,6 +16,8 @@
 //! mappings a forced revoke tears down, does not re-insert its entry every
 //! time, and the index estimate of [`Tracker::tracking_bytes`] keeps
 //! counting it); [`Tracker::forget`], at the domain's destroy, removes it.
+//! The index remembers the domain it last found (`dom_trees.rs`), so a run
+//! of operations by one domain finds its tree without a search.
 //!
 //! # All or nothing
 //!
@@ -58,13 +60,12 @@
 //! injection limit is exceeded by at most one page, never the global
 //! allocator's).
 
-use alloc::collections::btree_map::Entry;
-use alloc::collections::BTreeMap;
 use core::ptr::NonNull;
 
+use super::dom_trees::DomTrees;
 use super::runs::{change_around, count_map, count_unmap, MapRefusal, RunChange};
 use super::tree::{get, get_mut, Linked, Links, Tree};
-use super::{index_estimate, Run, TrackError, Tracker, TrackerKind, TrackerStats};
+use super::{Run, TrackError, Tracker, TrackerKind, TrackerStats};
 use crate::mem::{PageSource, Slab, PAGE_SIZE};
 use crate::types::DomId;
 
@@ -88,7 +89,7 @@ fn count(p: NonNull<ExtentRec>) -> u32 {
 #[derive(Debug)]
 pub(crate) struct SlabExtent {
     slab: Slab<ExtentRec>,
-    doms: BTreeMap<DomId, Tree<ExtentRec>>,
+    doms: DomTrees<ExtentRec>,
     spare: Option<NonNull<ExtentRec>>,
 }
 
@@ -101,7 +102,7 @@ unsafe impl Send for SlabExtent {}
 pub(crate) fn new(source: PageSource) -> SlabExtent {
     SlabExtent {
         slab: Slab::new(source),
-        doms: BTreeMap::new(),
+        doms: DomTrees::new(),
         spare: None,
     }
 }
@@ -213,7 +214,7 @@ impl SlabExtent {
     /// Sets the count of the record holding `frame` (tests: overflow).
     #[cfg(test)]
     pub(crate) fn force_count(&mut self, dom: DomId, frame: u64, count: u32) {
-        if let Some(t) = self.doms.get(&dom) {
+        if let Some(t) = self.doms.get(dom) {
             if let Some(p) = t
                 .lower_bound(|r| r.last >= frame)
                 .filter(|p| get(*p).first <= frame)
@@ -240,20 +241,18 @@ impl SlabExtent {
     }
 
     fn tree(&mut self, dom: DomId) -> &mut Tree<ExtentRec> {
-        self.doms.entry(dom).or_default()
+        self.doms.get_or_insert(dom)
     }
 
     fn prune(&mut self, dom: DomId) {
-        if self.doms.get(&dom).is_some_and(|t| t.is_empty()) {
-            self.doms.remove(&dom);
-        }
+        self.doms.remove_if_empty(dom);
     }
 
     /// Verifies the trees and that records are canonical (tests).
     #[cfg(test)]
     pub(crate) fn check(&self) -> Result<(), &'static str> {
         let mut total = u64::from(self.spare.is_some());
-        for tree in self.doms.values() {
+        for tree in self.doms.trees() {
             tree.check()?;
             total += tree.len();
             let mut prev: Option<NonNull<ExtentRec>> = None;
@@ -287,6 +286,17 @@ impl SlabExtent {
 /// that lies apart.
 fn near(tree: &Tree<ExtentRec>, first: u64) -> Option<NonNull<ExtentRec>> {
     tree.lower_bound(|r| r.last >= first.saturating_sub(1))
+}
+
+/// Whether `dom` has a record within `first..=last`: the first record
+/// of its tree reaching `first` starts by `last`. Out of line, so that
+/// [`Tracker::any`] in a tracker with no tree saves no registers.
+#[inline(never)]
+fn any_in(doms: &DomTrees<ExtentRec>, dom: DomId, first: u64, last: u64) -> bool {
+    doms.get(dom).is_some_and(|tree| {
+        tree.lower_bound(|r| r.last >= first)
+            .is_some_and(|p| get(p).first <= last)
+    })
 }
 
 /// Whether a range ending at `last` whose [`near`] record is `near` lies
@@ -532,9 +542,8 @@ impl Tracker for SlabExtent {
         let SlabExtent { slab, doms, spare } = self;
         // Pass 1: validate, count and reserve new records; no change
         // (a new domain's tree is added only once its record is reserved).
-        let tree = match doms.entry(dom) {
-            Entry::Occupied(o) => {
-                let tree = o.into_mut();
+        let tree = match doms.get_mut(dom) {
+            Some(tree) => {
                 if spare.is_some() {
                     let succ = near(tree, first);
                     if apart(succ, last) {
@@ -544,9 +553,9 @@ impl Tracker for SlabExtent {
                 prepare_map(slab, spare, tree, first, last)?;
                 tree
             }
-            Entry::Vacant(v) => {
+            None => {
                 reserve(slab, spare, 1)?;
-                v.insert(Tree::default())
+                doms.get_or_insert(dom)
             }
         };
         // Pass 2: apply.
@@ -562,7 +571,7 @@ impl Tracker for SlabExtent {
         room: u64,
     ) -> Result<RunChange, MapRefusal> {
         let SlabExtent { slab, doms, spare } = self;
-        let Some(tree) = doms.get_mut(&dom).filter(|_| first <= last) else {
+        let Some(tree) = doms.get_mut(dom).filter(|_| first <= last) else {
             // A domain's first map (or an empty range).
             return count_map(self, dom, first, last, room);
         };
@@ -587,7 +596,7 @@ impl Tracker for SlabExtent {
             return Ok(());
         }
         let SlabExtent { slab, doms, spare } = self;
-        let Some(tree) = doms.get_mut(&dom) else {
+        let Some(tree) = doms.get_mut(dom) else {
             return Err(TrackError::NotMapped { frame: first });
         };
         if spare.is_some() {
@@ -607,7 +616,7 @@ impl Tracker for SlabExtent {
         last: u64,
     ) -> Result<RunChange, TrackError> {
         let SlabExtent { slab, doms, spare } = self;
-        let Some(tree) = doms.get_mut(&dom).filter(|_| first <= last) else {
+        let Some(tree) = doms.get_mut(dom).filter(|_| first <= last) else {
             return count_unmap(self, dom, first, last);
         };
         let succ = near(tree, first);
@@ -625,8 +634,14 @@ impl Tracker for SlabExtent {
         }
     }
 
+    fn any(&self, dom: DomId, first: u64, last: u64) -> bool {
+        // Nothing mapped yet (a grant's check of the default domain's
+        // uses, before any map): no lookup, no registers saved.
+        !self.doms.is_empty() && any_in(&self.doms, dom, first, last)
+    }
+
     fn runs(&self, dom: DomId, first: u64, last: u64, f: &mut dyn FnMut(Run)) {
-        if let Some(tree) = self.doms.get(&dom) {
+        if let Some(tree) = self.doms.get(dom) {
             walk(tree.lower_bound(|r| r.last >= first), first, last, f);
         }
     }
@@ -635,7 +650,7 @@ impl Tracker for SlabExtent {
         if first > last {
             return;
         }
-        let Some(tree) = self.doms.get_mut(&dom) else {
+        let Some(tree) = self.doms.get_mut(dom) else {
             return;
         };
         if tree.is_empty() {
@@ -732,7 +747,7 @@ impl Tracker for SlabExtent {
     }
 
     fn tracking_bytes(&self) -> u64 {
-        self.slab.stats().pages * PAGE_SIZE as u64 + index_estimate(self.doms.len())
+        self.slab.stats().pages * PAGE_SIZE as u64 + self.doms.index_bytes()
     }
 
     fn stats(&self) -> TrackerStats {
