@@ -967,8 +967,12 @@ impl Accountant {
             quota_refusals,
             ..
         } = self;
-        let st = doms.get_mut(d);
-        let (frames, records) = st.as_ref().map_or((0, 0), |s| (s.frames, s.records));
+        // Every existing domain has its state (create inserts it, destroy
+        // removes it).
+        let Some(st) = doms.get_mut(d) else {
+            return Err(Error::NoSuchDomain(d));
+        };
+        let (frames, records) = (st.frames, st.records);
         let len = r.last() - r.first() + 1;
         let refuse = |kind, limit| Error::Quota {
             dom: d,
@@ -983,10 +987,8 @@ impl Accountant {
         let room = q.records.saturating_sub(records);
         match iomem.map_counted(d, r.first(), r.last(), room) {
             Ok(RunChange { before, after }) => {
-                if let Some(st) = st {
-                    st.frames = frames + len;
-                    st.records = (records + after).saturating_sub(before);
-                }
+                st.frames = frames + len;
+                st.records = (records + after).saturating_sub(before);
                 Ok(())
             }
             Err(MapRefusal::Runs(_)) => {
