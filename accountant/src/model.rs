@@ -282,6 +282,32 @@ impl Worst {
     }
 }
 
+/// Why a map of I/O memory was refused after the SPEC's checks.
+enum Refused {
+    /// The frames quota.
+    Frames,
+    /// The tracker: the records quota, or its own error.
+    Tracker(MapRefusal),
+}
+
+/// The error of a map of I/O memory by `d` refused for `why`, counting a
+/// quota refusal. Out of line: the map's common path writes only its `Ok`.
+#[cold]
+#[inline(never)]
+fn map_refused(d: DomId, q: &Quotas, refusals: &mut u64, why: Refused) -> Error {
+    let (kind, limit) = match why {
+        Refused::Frames => (QuotaKind::Frames, q.frames),
+        Refused::Tracker(MapRefusal::Runs(_)) => (QuotaKind::Records, q.records),
+        Refused::Tracker(MapRefusal::Track(e)) => return track_err(Space::IoMem, e),
+    };
+    *refusals += 1;
+    Error::Quota {
+        dom: d,
+        kind,
+        limit,
+    }
+}
+
 fn track_err(space: Space, e: TrackError) -> Error {
     match e {
         TrackError::NoMemory | TrackError::Overflow { .. } => Error::NoMemory,
@@ -974,14 +1000,8 @@ impl Accountant {
         };
         let (frames, records) = (st.frames, st.records);
         let len = r.last() - r.first() + 1;
-        let refuse = |kind, limit| Error::Quota {
-            dom: d,
-            kind,
-            limit,
-        };
         if frames.saturating_add(len) > q.frames {
-            *quota_refusals += 1;
-            return Err(refuse(QuotaKind::Frames, q.frames));
+            return Err(map_refused(d, q, quota_refusals, Refused::Frames));
         }
         // `records + added > q.records`, for any `records`.
         let room = q.records.saturating_sub(records);
@@ -991,11 +1011,7 @@ impl Accountant {
                 st.records = (records + after).saturating_sub(before);
                 Ok(())
             }
-            Err(MapRefusal::Runs(_)) => {
-                *quota_refusals += 1;
-                Err(refuse(QuotaKind::Records, q.records))
-            }
-            Err(MapRefusal::Track(e)) => Err(track_err(space, e)),
+            Err(e) => Err(map_refused(d, q, quota_refusals, Refused::Tracker(e))),
         }
     }
 
