@@ -1374,7 +1374,8 @@ impl Accountant {
 /// check of its segment walk (a holder does not drain: invariant 3), so
 /// the walk is skipped while the piece is unchanged.
 fn held_note(d: DomId) -> u32 {
-    u32::from(d.get()) + 1
+    // Never `NO_NOTE`: ids are 16 bits.
+    u32::from(d.get())
 }
 
 /// The public operations: each runs the untraced operation and emits one

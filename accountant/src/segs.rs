@@ -22,7 +22,7 @@
 //! after the first.
 //!
 //! A caller may also leave a **note** on a remembered stored segment (a `u32` it
-//! defines, 0 for none: the accountant notes the domain it found holding
+//! defines, [`NO_NOTE`] for none: the accountant notes the domain it found holding
 //! every unit of the piece, none RAM or reserved). The note lives and dies
 //! with the remembered piece, so a caller that finds its note on a range
 //! knows what it concluded from the piece's state, which has not changed
@@ -31,6 +31,9 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::cell::Cell;
+
+/// The note of a piece no caller noted (module docs).
+pub(crate) const NO_NOTE: u32 = u32::MAX;
 
 /// Segments `start -> (last, state)` within `0..=max`, disjoint, none in
 /// state `init`, and no two adjacent ones (`last + 1 == start`) in equal
@@ -55,8 +58,8 @@ struct Hit {
     version: u64,
     first: u64,
     last: u64,
-    /// `Some(note)` for a stored segment, with the caller's note on it (0:
-    /// none; module docs); `None` for a gap (never noted).
+    /// `Some(note)` for a stored segment, with the caller's note on it
+    /// ([`NO_NOTE`]: none; module docs); `None` for a gap (never noted).
     stored: Option<u32>,
 }
 
@@ -118,7 +121,7 @@ impl<S: Clone + PartialEq> SegMap<S> {
                 version: self.version,
                 first,
                 last,
-                stored: stored.then_some(0),
+                stored: stored.then_some(NO_NOTE),
             }))
         };
         // The last stored segment starting at or before `last`.
@@ -165,7 +168,7 @@ impl<S: Clone + PartialEq> SegMap<S> {
     }
 
     /// The note left on the remembered piece (module docs) if `first..=last`
-    /// lies within it and the map has not changed since; else 0.
+    /// lies within it and the map has not changed since; else [`NO_NOTE`].
     #[inline]
     pub(crate) fn note(&self, first: u64, last: u64) -> u32 {
         match self.hit.get() {
@@ -175,7 +178,7 @@ impl<S: Clone + PartialEq> SegMap<S> {
                 last: l,
                 stored: Some(note),
             }) if version == self.version && f <= first && last <= l => note,
-            _ => 0,
+            _ => NO_NOTE,
         }
     }
 
@@ -496,24 +499,24 @@ mod tests {
         let mut m = SegMap::new(99, 0u8);
         m.update(10, 19, |s| *s = 1);
         m.for_each(12, 13, |_, _, _| {});
-        assert_eq!(m.note(12, 13), 0, "none left yet");
+        assert_eq!(m.note(12, 13), NO_NOTE, "none left yet");
         m.set_note(12, 13, 7);
         assert_eq!(m.note(10, 19), 7, "anywhere within the segment");
-        assert_eq!(m.note(9, 12), 0, "not past its start");
-        assert_eq!(m.note(19, 20), 0, "nor past its end");
+        assert_eq!(m.note(9, 12), NO_NOTE, "not past its start");
+        assert_eq!(m.note(19, 20), NO_NOTE, "nor past its end");
         m.set_note(12, 20, 8);
         assert_eq!(m.note(12, 13), 7, "a range not within it leaves none");
         // Another segment looked up forgets the note.
         m.update(30, 39, |s| *s = 2);
-        assert_eq!(m.note(12, 13), 0, "an update forgets it");
+        assert_eq!(m.note(12, 13), NO_NOTE, "an update forgets it");
         m.for_each(12, 13, |_, _, _| {});
         m.set_note(12, 13, 7);
         m.for_each(31, 32, |_, _, _| {});
-        assert_eq!(m.note(12, 13), 0, "another lookup forgets it");
+        assert_eq!(m.note(12, 13), NO_NOTE, "another lookup forgets it");
         // A gap takes no note.
         m.for_each(50, 60, |_, _, _| {});
         m.set_note(50, 60, 9);
-        assert_eq!(m.note(50, 60), 0, "a gap is never noted");
+        assert_eq!(m.note(50, 60), NO_NOTE, "a gap is never noted");
         // A lookup within the noted segment keeps the note.
         m.for_each(11, 11, |_, _, _| {});
         m.set_note(11, 11, 5);
