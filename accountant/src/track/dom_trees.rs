@@ -69,6 +69,12 @@ impl<N: Linked> DomTrees<N> {
     /// `dom`'s tree, mutable, if it has one.
     #[inline]
     pub(crate) fn get_mut(&mut self, dom: DomId) -> Option<&mut Tree<N>> {
+        let i = self.last.get();
+        if self.trees.get(i).is_some_and(|(d, _)| *d == dom) {
+            // The hit returns on its own, so that its index is known in
+            // bounds (one bounds test, not two).
+            return self.trees.get_mut(i).map(|(_, t)| t);
+        }
         let i = self.find(dom)?;
         self.trees.get_mut(i).map(|(_, t)| t)
     }
