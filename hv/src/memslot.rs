@@ -20,7 +20,7 @@
 //! unless KVM refused the delete: `unmap` then returns those frames, and the
 //! caller must stop the domain (it could still reach them).
 
-use std::collections::BTreeMap;
+use crate::frame_map::FrameMap;
 
 /// Where a frame's backing memory lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +72,8 @@ struct Slot {
 /// One domain's I/O memory map. See the module docs.
 #[derive(Debug)]
 pub struct SlotTable {
-    counts: BTreeMap<u64, (u64, u32)>,
-    slots: BTreeMap<u64, Slot>,
+    counts: FrameMap<(u64, u32)>,
+    slots: FrameMap<Slot>,
     free: Vec<u32>,
     next: u32,
     max: u32,
@@ -89,8 +89,8 @@ impl SlotTable {
     /// An empty table handing out slot ids `1..max_slots`.
     pub fn new(max_slots: u32) -> SlotTable {
         SlotTable {
-            counts: BTreeMap::new(),
-            slots: BTreeMap::new(),
+            counts: FrameMap::default(),
+            slots: FrameMap::default(),
             free: Vec::new(),
             next: 1,
             max: max_slots,
@@ -341,8 +341,8 @@ impl SlotTable {
     pub fn clear(&mut self, ops: &mut impl SlotOps) {
         let slots = std::mem::take(&mut self.slots);
         self.tell(ops);
-        for (f, s) in slots {
-            let _ = ops.del(s.id, f, s.last);
+        for (f, s) in slots.iter() {
+            let _ = ops.del(s.id, *f, s.last);
             self.free.push(s.id);
         }
         self.counts.clear();
