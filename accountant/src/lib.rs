@@ -42,6 +42,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod boot;
+mod doms;
 mod index;
 pub mod mem;
 pub mod model;

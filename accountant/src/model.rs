@@ -34,18 +34,20 @@
 
 use crate::sync::Arc;
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use smallvec::SmallVec;
 
 use crate::boot::{BootError, BootOptions, IoDefault};
+use crate::doms::DomTable;
 use crate::index::RangeSet;
 use crate::ports::{BoundPortChecker, PortChecker, PortTable, Retired};
 use crate::segs::SegMap;
 use crate::track::{
-    new_tracker, new_tracker_with_limit, Run, TrackError, Tracker, TrackerKind, TrackerStats,
+    new_tracker, new_tracker_with_limit, runs_around, MapRefusal, Run, RunChange, TrackError,
+    Tracker, TrackerKind, TrackerStats,
 };
 use crate::{DomId, Error, Mode, QuotaKind, Space, UnitRange};
 use tracepoints::{tp, Kind, Outcome, Record, Stamp};
@@ -334,26 +336,6 @@ struct DomState {
     held: [RangeSet; 3],
 }
 
-/// Counts maximal runs of equal non-zero count in a stream of ascending,
-/// disjoint segments `(first, last, count)`, without storing them.
-#[derive(Default)]
-struct RunCount {
-    n: u64,
-    prev: Option<(u64, u32)>,
-}
-
-impl RunCount {
-    fn push(&mut self, s: u64, e: u64, c: u32) {
-        let joins = self
-            .prev
-            .is_some_and(|(pe, pc)| pc == c && pe.checked_add(1) == Some(s));
-        if c != 0 && !joins {
-            self.n += 1;
-        }
-        self.prev = Some((e, c));
-    }
-}
-
 /// Which domain ids exist: one bit per id `0..=MAX_DOMID` (4 KiB).
 struct LiveSet([u64; LiveSet::WORDS]);
 
@@ -391,7 +373,7 @@ pub struct Accountant {
     /// The same set as one bit per possible id, so that every operation's
     /// existence check is one load whatever the number of domains.
     live: Box<LiveSet>,
-    doms: BTreeMap<DomId, DomState>,
+    doms: DomTable<DomState>,
     quotas: Quotas,
     quota_refusals: u64,
     default_dom: Option<DomId>,
@@ -424,11 +406,11 @@ impl Accountant {
     /// state then fail with `no-memory`; teardowns still succeed, taking the
     /// few records a split needs beyond the limit).
     pub fn with_page_limit(tracker: TrackerKind, page_limit: Option<u64>) -> Accountant {
-        let a = Accountant {
+        let mut a = Accountant {
             spaces: Space::ALL.map(|s| SegMap::new(s.max_unit(), Unit::default())),
             domains: BTreeSet::from([DomId::DOM0]),
             live: Box::new(LiveSet::with_dom0()),
-            doms: BTreeMap::from([(DomId::DOM0, DomState::default())]),
+            doms: DomTable::new(),
             quotas: Quotas::default(),
             quota_refusals: 0,
             default_dom: Some(DomId::DOM0),
@@ -440,6 +422,7 @@ impl Accountant {
             ports: Arc::new(PortTable::new()),
             retired: Retired::default(),
         };
+        a.doms.insert(DomId::DOM0, DomState::default());
         a.sync_ports(UnitRange::all(Space::IoPort), &[Some(DomId::DOM0)]);
         a
     }
@@ -496,47 +479,12 @@ impl Accountant {
     /// `d`'s counts against its quotas: (frames mapped, records), or `None`
     /// if `d` does not exist.
     pub fn quota_usage(&self, d: DomId) -> Option<(u64, u64)> {
-        self.doms.get(&d).map(|s| (s.frames, s.records))
+        self.doms.get(d).map(|s| (s.frames, s.records))
     }
 
     /// Maps refused with `quota` so far.
     pub fn quota_refusals(&self) -> u64 {
         self.quota_refusals
-    }
-
-    /// Runs of `d`'s iomem uses within `lo..=hi` around `a..=b` (`lo <= a`,
-    /// `b <= hi`), before and after `f` is applied to the counts of `a..=b`.
-    /// One walk of the tracker's runs, counted as they come (no buffer).
-    fn runs_around(&self, d: DomId, a: u64, b: u64, f: impl Fn(u32) -> u32) -> (u64, u64) {
-        let (lo, hi) = (
-            a.saturating_sub(1),
-            b.saturating_add(1).min(Space::IoMem.max_unit()),
-        );
-        let (mut before, mut after) = (RunCount::default(), RunCount::default());
-        let mut seg = |s: u64, e: u64, c: u32| {
-            before.push(s, e, c);
-            if s < a {
-                after.push(s, e.min(a - 1), c);
-            }
-            if e >= a && s <= b {
-                after.push(s.max(a), e.min(b), f(c));
-            }
-            if e > b {
-                after.push(s.max(b + 1), e, c);
-            }
-        };
-        let mut next = lo;
-        self.iomem.runs(d, lo, hi, &mut |run| {
-            if run.first > next {
-                seg(next, run.first - 1, 0);
-            }
-            seg(run.first, run.last, run.count);
-            next = run.last + 1;
-        });
-        if next <= hi {
-            seg(next, hi, 0);
-        }
-        (before.n, after.n)
     }
 
     /// Bytes of nodes in the port table: directories, live domains' leaves,
@@ -677,10 +625,10 @@ impl Accountant {
 
     /// Removes `d`'s uses within `first..=last` of `space`, appending them to `out`.
     fn tear_down(&mut self, d: DomId, space: Space, first: u64, last: u64, out: &mut Teardown) {
-        let (before, after) = if space == Space::IoMem {
-            self.runs_around(d, first, last, |_| 0)
+        let RunChange { before, after } = if space == Space::IoMem {
+            runs_around(&*self.iomem, d, first, last, |_| 0)
         } else {
-            (0, 0)
+            RunChange::default()
         };
         let start = out.len();
         if let Some(t) = self.uses_mut(space) {
@@ -703,7 +651,7 @@ impl Accountant {
                 .iter()
                 .map(|t| (t.last - t.first + 1).saturating_mul(u64::from(t.count)))
                 .sum();
-            if let Some(st) = self.doms.get_mut(&d) {
+            if let Some(st) = self.doms.get_mut(d) {
                 st.frames = st.frames.saturating_sub(frames);
                 st.records = (st.records + after).saturating_sub(before);
             }
@@ -736,7 +684,7 @@ impl Accountant {
                 t.forget(d);
             }
         }
-        let st = self.doms.remove(&d).unwrap_or_default();
+        let st = self.doms.remove(d).unwrap_or_default();
         let mut ports_held: Vec<(u64, u64)> = Vec::new();
         for space in Space::ALL {
             // Only where the index says `d` may hold or drain something.
@@ -931,7 +879,7 @@ impl Accountant {
             u.draining.retain(|x| *x != d);
             u.add_holder(d, mode);
         });
-        if let Some(st) = self.doms.get_mut(&d) {
+        if let Some(st) = self.doms.get_mut(d) {
             st.held[r.space().index()].insert(r.first(), r.last());
         }
         self.sync_ports(r, &[dd, Some(d)]);
@@ -973,7 +921,7 @@ impl Accountant {
                 segs.update(run.first, run.last, |u| u.add_draining(d));
             }
         }
-        if let Some(st) = self.doms.get_mut(&d) {
+        if let Some(st) = self.doms.get_mut(d) {
             let held = &mut st.held[r.space().index()];
             held.remove(r.first(), r.last());
             if !force {
@@ -1001,9 +949,11 @@ impl Accountant {
                 ram = ram.or(Some(s));
             } else if u.reserved {
                 worst.offer(Error::Reserved { unit: s });
+            } else if u.holds(d).is_some() {
+                // Allowed: a holder does not drain (invariant 3).
             } else if u.drains(d) {
                 worst.offer(Error::Draining { unit: s, domain: d });
-            } else if u.holds(d).is_none() && !self.default_ok(d, r.space(), u) {
+            } else if !self.default_ok(d, r.space(), u) {
                 worst.offer(Error::NotGranted { unit: s });
             }
         });
@@ -1012,48 +962,52 @@ impl Accountant {
         }
         worst.result()?;
         let space = r.space();
-        let mut counts = None;
-        if space == Space::IoMem {
-            let (frames, records) = self.quota_usage(d).unwrap_or((0, 0));
-            let q = self.quotas;
-            let len = r.last() - r.first() + 1;
-            let (before, after) = self.runs_around(d, r.first(), r.last(), |c| c.saturating_add(1));
-            let refuse = |kind, limit| Error::Quota {
-                dom: d,
-                kind,
-                limit,
-            };
-            let err = if frames.saturating_add(len) > q.frames {
-                Some(refuse(QuotaKind::Frames, q.frames))
-            } else if after > before && records + (after - before) > q.records {
-                Some(refuse(QuotaKind::Records, q.records))
-            } else {
-                None
-            };
-            if let Some(e) = err {
-                self.quota_refusals += 1;
-                return Err(e);
-            }
-            counts = Some((frames + len, (records + after).saturating_sub(before)));
-        }
-        match self.uses_mut(space) {
-            Some(t) => t
+        if space != Space::IoMem {
+            let t = self.uses_mut(space).ok_or(Error::BadRange {
+                first: r.first(),
+                last: r.last(),
+            })?;
+            return t
                 .map(d, r.first(), r.last())
-                .map_err(|e| track_err(space, e))?,
-            None => {
-                return Err(Error::BadRange {
-                    first: r.first(),
-                    last: r.last(),
-                })
-            }
+                .map_err(|e| track_err(space, e));
         }
-        if let Some((frames, records)) = counts {
-            if let Some(st) = self.doms.get_mut(&d) {
-                st.frames = frames;
-                st.records = records;
-            }
+        // One lookup of d's counts, kept for the update (the fields are
+        // borrowed apart).
+        let Accountant {
+            doms,
+            iomem,
+            quotas: q,
+            quota_refusals,
+            ..
+        } = self;
+        let st = doms.get_mut(d);
+        let (frames, records) = st.as_ref().map_or((0, 0), |s| (s.frames, s.records));
+        let len = r.last() - r.first() + 1;
+        let refuse = |kind, limit| Error::Quota {
+            dom: d,
+            kind,
+            limit,
+        };
+        if frames.saturating_add(len) > q.frames {
+            *quota_refusals += 1;
+            return Err(refuse(QuotaKind::Frames, q.frames));
         }
-        Ok(())
+        // `records + added > q.records`, for any `records`.
+        let room = q.records.saturating_sub(records);
+        match iomem.map_counted(d, r.first(), r.last(), room) {
+            Ok(RunChange { before, after }) => {
+                if let Some(st) = st {
+                    st.frames = frames + len;
+                    st.records = (records + after).saturating_sub(before);
+                }
+                Ok(())
+            }
+            Err(MapRefusal::Runs(_)) => {
+                *quota_refusals += 1;
+                Err(refuse(QuotaKind::Records, q.records))
+            }
+            Err(MapRefusal::Track(e)) => Err(track_err(space, e)),
+        }
     }
 
     /// One less use of every unit of `r` by `d`; draining ends where the last use ended.
@@ -1074,19 +1028,21 @@ impl Accountant {
             return Err(Error::NotIoMemory { unit });
         }
         let space = r.space();
-        let around = (space == Space::IoMem)
-            .then(|| self.runs_around(d, r.first(), r.last(), |c| c.saturating_sub(1)));
-        let t = self.uses_mut(space).ok_or(Error::BadRange {
-            first: r.first(),
-            last: r.last(),
-        })?;
-        t.unmap(d, r.first(), r.last())
-            .map_err(|e| track_err(space, e))?;
-        if let Some((before, after)) = around {
-            if let Some(st) = self.doms.get_mut(&d) {
-                st.frames = st.frames.saturating_sub(r.last() - r.first() + 1);
+        let (first, last) = (r.first(), r.last());
+        if space == Space::IoMem {
+            let RunChange { before, after } = self
+                .iomem
+                .unmap_counted(d, first, last)
+                .map_err(|e| track_err(space, e))?;
+            if let Some(st) = self.doms.get_mut(d) {
+                st.frames = st.frames.saturating_sub(last - first + 1);
                 st.records = (st.records + after).saturating_sub(before);
             }
+        } else {
+            let t = self
+                .uses_mut(space)
+                .ok_or(Error::BadRange { first, last })?;
+            t.unmap(d, first, last).map_err(|e| track_err(space, e))?;
         }
         if !drained.is_empty() {
             self.end_draining(d, space, drained);
@@ -1325,7 +1281,7 @@ impl Accountant {
                         seg_check(0, space.max_unit(), &mut bad);
                     } else {
                         let mut next = 0u64;
-                        let held = self.doms.get(d).map(|st| &st.held[space.index()]);
+                        let held = self.doms.get(*d).map(|st| &st.held[space.index()]);
                         for (first, last) in held.into_iter().flat_map(|h| h.iter()) {
                             if bad.is_none() && first > next {
                                 bad = mismatch(next, first - 1, false);

@@ -19,7 +19,10 @@ use alloc::boxed::Box;
 use crate::mem::PageSource;
 use crate::types::DomId;
 
+pub use runs::{count_map, count_unmap, runs_around, MapRefusal, RunChange};
+
 mod per_page;
+mod runs;
 mod slab_extent;
 mod slab_page;
 mod tree;
@@ -181,6 +184,31 @@ pub trait Tracker {
     /// Removes one use of every frame in `first..=last` for `dom`;
     /// `NotMapped` (and no change) if any frame there has no use.
     fn unmap(&mut self, dom: DomId, first: u64, last: u64) -> Result<(), TrackError>;
+    /// [`Tracker::map`], refused with [`MapRefusal::Runs`] (before any of
+    /// `map`'s own errors, changing nothing) if it would add more than
+    /// `room` runs to `dom`'s mappings; on success, the runs within one
+    /// frame of the range before and after (see [`runs_around`]). The
+    /// default walks the runs, then maps ([`count_map`]).
+    fn map_counted(
+        &mut self,
+        dom: DomId,
+        first: u64,
+        last: u64,
+        room: u64,
+    ) -> Result<RunChange, MapRefusal> {
+        count_map(self, dom, first, last, room)
+    }
+    /// [`Tracker::unmap`] with the runs within one frame of the range
+    /// before and after. The default walks the runs, then unmaps
+    /// ([`count_unmap`]).
+    fn unmap_counted(
+        &mut self,
+        dom: DomId,
+        first: u64,
+        last: u64,
+    ) -> Result<RunChange, TrackError> {
+        count_unmap(self, dom, first, last)
+    }
     /// Calls `f` for every run of frames `dom` maps within `first..=last`, in
     /// ascending order, clipped to the range, adjacent runs of equal count
     /// possibly reported separately.

@@ -30,6 +30,23 @@
 //! splits need (at most two), it takes them beyond the page limit for that
 //! one call, so that a domain can always finish unmapping and draining.
 //!
+//! # Fast paths
+//!
+//! Two shapes take one descent of the domain's tree and no reservation:
+//!
+//! * a map of a range that lies *apart* — no record within one frame of it
+//!   (a BAR or page mapped for the first time): one new record, nothing
+//!   split or merged, so only its allocation can fail, and a failed
+//!   allocation changes nothing;
+//! * an unmap of a *lone* record — exactly the range, mapped once: the
+//!   record goes, nothing split or merged.
+//!
+//! Both need the spare record to exist (so that the reservation the general
+//! path would make is empty); [`Tracker::map_counted`] and
+//! [`Tracker::unmap_counted`] take them too, reporting the change of runs
+//! they imply (0 → 1 and 1 → 0 within one frame of the range), and walk the
+//! records from that same descent otherwise.
+//!
 //! `clear` cannot fail by contract, yet clearing strictly inside one record
 //! leaves two pieces: one new record. The tracker therefore holds one
 //! **spare record** at all times after the first successful `map`/`unmap`
@@ -45,6 +62,7 @@ use alloc::collections::btree_map::Entry;
 use alloc::collections::BTreeMap;
 use core::ptr::NonNull;
 
+use super::runs::{change_around, count_map, count_unmap, MapRefusal, RunChange};
 use super::tree::{get, get_mut, Linked, Links, Tree};
 use super::{index_estimate, Run, TrackError, Tracker, TrackerKind, TrackerStats};
 use crate::mem::{PageSource, Slab, PAGE_SIZE};
@@ -264,6 +282,248 @@ impl SlabExtent {
     }
 }
 
+/// The first record of `tree` reaching `first - 1`: where a walk of the
+/// runs within one frame of `first..` starts, and the successor of a range
+/// that lies apart.
+fn near(tree: &Tree<ExtentRec>, first: u64) -> Option<NonNull<ExtentRec>> {
+    tree.lower_bound(|r| r.last >= first.saturating_sub(1))
+}
+
+/// Whether a range ending at `last` whose [`near`] record is `near` lies
+/// apart: no record within one frame of it.
+fn apart(near: Option<NonNull<ExtentRec>>, last: u64) -> bool {
+    near.is_none_or(|p| get(p).first > last.saturating_add(1))
+}
+
+/// The map of a range that lies apart (module docs, fast paths): one new
+/// record before `succ`, nothing split or merged. Only its allocation can
+/// fail, and a failed allocation changes nothing. Only while the spare
+/// record exists, so that no reservation is needed.
+fn map_apart(
+    slab: &mut Slab<ExtentRec>,
+    tree: &mut Tree<ExtentRec>,
+    succ: Option<NonNull<ExtentRec>>,
+    first: u64,
+    last: u64,
+) -> Result<(), TrackError> {
+    let g = slab
+        .alloc(ExtentRec {
+            links: Links::new(1),
+            first,
+            last,
+        })
+        .map_err(|_| TrackError::NoMemory)?;
+    tree.insert_before(succ, g);
+    Ok(())
+}
+
+/// The record that is exactly `first..=last` mapped once, if `near` (the
+/// [`near`] record of `first`) or its successor is one: its unmap removes
+/// it, nothing split or merged (module docs, fast paths).
+fn single(near: Option<NonNull<ExtentRec>>, first: u64, last: u64) -> Option<NonNull<ExtentRec>> {
+    let p = near?;
+    let p = if get(p).first < first {
+        Tree::next(p)?
+    } else {
+        p
+    };
+    let r = get(p);
+    (r.first == first && r.last == last && r.links.count == 1).then_some(p)
+}
+
+/// Calls `f` for each record from `cur` on that overlaps `first..=last`,
+/// clipped to it (`cur`: the first record reaching `first`).
+fn walk(mut cur: Option<NonNull<ExtentRec>>, first: u64, last: u64, f: &mut dyn FnMut(Run)) {
+    while let Some(p) = cur {
+        let r = get(p);
+        if r.first > last {
+            break;
+        }
+        f(Run {
+            first: r.first.max(first),
+            last: r.last.min(last),
+            count: r.links.count,
+        });
+        cur = Tree::next(p);
+    }
+}
+
+/// Pass 1 of a map into an existing tree: validate, count and reserve the
+/// new records; no change.
+fn prepare_map(
+    slab: &mut Slab<ExtentRec>,
+    spare: &mut Option<NonNull<ExtentRec>>,
+    tree: &Tree<ExtentRec>,
+    first: u64,
+    last: u64,
+) -> Result<(), TrackError> {
+    reserve(slab, spare, records_for_map(tree, first, last)?)
+}
+
+/// Pass 2 of a map, after its records were reserved: split, count, fill
+/// the gaps, merge, end the reservation.
+fn apply_map(slab: &mut Slab<ExtentRec>, tree: &mut Tree<ExtentRec>, first: u64, last: u64) {
+    let mut cur = tree.lower_bound(|r| r.last >= first);
+    if let Some(p) = cur {
+        if get(p).first < first {
+            cur = Some(split(slab, tree, p, first));
+        }
+    }
+    let mut pos = first;
+    loop {
+        match cur {
+            Some(p) if get(p).first <= last => {
+                if get(p).first > pos {
+                    let g = take(slab, pos, get(p).first - 1, 1);
+                    tree.insert_before(Some(p), g);
+                }
+                if get(p).last > last {
+                    split(slab, tree, p, last + 1);
+                }
+                get_mut(p).links.count += 1;
+                if get(p).last == last {
+                    break;
+                }
+                pos = get(p).last + 1;
+                cur = Tree::next(p);
+            }
+            _ => {
+                let g = take(slab, pos, last, 1);
+                tree.insert_before(cur, g);
+                break;
+            }
+        }
+    }
+    merge(slab, tree, first.saturating_sub(1), last.saturating_add(1));
+    slab.trim();
+}
+
+/// An unmap from `tree`, both passes (module docs).
+fn unmap_tree(
+    slab: &mut Slab<ExtentRec>,
+    spare: &mut Option<NonNull<ExtentRec>>,
+    tree: &mut Tree<ExtentRec>,
+    first: u64,
+    last: u64,
+) -> Result<(), TrackError> {
+    // Pass 1: every frame must be covered; remember the end records.
+    let head = tree.lower_bound(|r| r.last >= first);
+    let mut cur = head;
+    let mut pos = first;
+    let tail = loop {
+        match cur {
+            Some(p) if get(p).first <= pos => {
+                if get(p).last >= last {
+                    break p;
+                }
+                pos = get(p).last + 1;
+                cur = Tree::next(p);
+            }
+            _ => return Err(TrackError::NotMapped { frame: pos }),
+        }
+    };
+    let head = head.expect("the coverage walk found a record at `first`");
+    let new = u64::from(get(head).first < first) + u64::from(get(tail).last > last);
+    if reserve(slab, spare, new).is_err() {
+        // An unmap is a teardown and never fails for lack of memory
+        // (SPEC level 10): at the page limit, the (at most two) records
+        // its splits need, and the spare, are taken beyond the limit.
+        let limit = slab.cache().page_source().limit();
+        slab.set_page_limit(None);
+        let r = reserve(slab, spare, new);
+        slab.set_page_limit(limit);
+        if r.is_err() {
+            alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<ExtentRec>());
+        }
+    }
+    // Pass 2: split at both ends (allocations first), then decrement.
+    let mut start = head;
+    let mut tail = tail;
+    if get(head).first < first {
+        start = split(slab, tree, head, first);
+        if head == tail {
+            tail = start;
+        }
+    }
+    if get(tail).last > last {
+        split(slab, tree, tail, last + 1);
+    }
+    let mut cur = Some(start);
+    let mut kept = false;
+    while let Some(p) = cur {
+        let end = get(p).last;
+        cur = if end >= last { None } else { Tree::next(p) };
+        get_mut(p).links.count -= 1;
+        if count(p) == 0 {
+            tree.remove(p);
+            free(slab, p);
+        } else {
+            kept = true;
+        }
+    }
+    // Only a record whose count changed and stayed above 0 can now equal
+    // a neighbour (a removed one leaves a gap; a piece split off keeps
+    // the count that made its record maximal): when every record in the
+    // range went, nothing merges.
+    if kept {
+        merge(slab, tree, first.saturating_sub(1), last.saturating_add(1));
+    }
+    // An emptied tree stays until `clear` ends the domain's uses (its
+    // destroy): a domain that maps and unmaps the same frames over and
+    // over does not re-insert its index entry each time.
+    slab.trim();
+    Ok(())
+}
+
+/// [`Tracker::map_counted`] into an existing tree when the range does not
+/// lie apart (or the spare is missing): the runs walked from `near` (the
+/// [`near`] record of `first`), then both passes of the map. Out of line,
+/// so that the fast path stays small.
+#[inline(never)]
+fn map_counted_near(
+    slab: &mut Slab<ExtentRec>,
+    spare: &mut Option<NonNull<ExtentRec>>,
+    tree: &mut Tree<ExtentRec>,
+    near: Option<NonNull<ExtentRec>>,
+    first: u64,
+    last: u64,
+    room: u64,
+) -> Result<RunChange, MapRefusal> {
+    let change = change_around(
+        first,
+        last,
+        |c| c.saturating_add(1),
+        |lo, hi, g| walk(near, lo, hi, g),
+    );
+    if change.added() > room {
+        return Err(MapRefusal::Runs(change));
+    }
+    prepare_map(slab, spare, tree, first, last)?;
+    apply_map(slab, tree, first, last);
+    Ok(change)
+}
+
+/// [`Tracker::unmap_counted`] of anything but a lone record: the runs
+/// walked from `near`, then the unmap. Out of line, as [`map_counted_near`].
+#[inline(never)]
+fn unmap_counted_near(
+    slab: &mut Slab<ExtentRec>,
+    spare: &mut Option<NonNull<ExtentRec>>,
+    tree: &mut Tree<ExtentRec>,
+    near: Option<NonNull<ExtentRec>>,
+    first: u64,
+    last: u64,
+) -> Result<RunChange, TrackError> {
+    let change = change_around(
+        first,
+        last,
+        |c| c.saturating_sub(1),
+        |lo, hi, g| walk(near, lo, hi, g),
+    );
+    unmap_tree(slab, spare, tree, first, last)?;
+    Ok(change)
+}
+
 impl Tracker for SlabExtent {
     fn map(&mut self, dom: DomId, first: u64, last: u64) -> Result<(), TrackError> {
         if first > last {
@@ -275,7 +535,13 @@ impl Tracker for SlabExtent {
         let tree = match doms.entry(dom) {
             Entry::Occupied(o) => {
                 let tree = o.into_mut();
-                reserve(slab, spare, records_for_map(tree, first, last)?)?;
+                if spare.is_some() {
+                    let succ = near(tree, first);
+                    if apart(succ, last) {
+                        return map_apart(slab, tree, succ, first, last);
+                    }
+                }
+                prepare_map(slab, spare, tree, first, last)?;
                 tree
             }
             Entry::Vacant(v) => {
@@ -284,40 +550,36 @@ impl Tracker for SlabExtent {
             }
         };
         // Pass 2: apply.
-        let mut cur = tree.lower_bound(|r| r.last >= first);
-        if let Some(p) = cur {
-            if get(p).first < first {
-                cur = Some(split(slab, tree, p, first));
-            }
-        }
-        let mut pos = first;
-        loop {
-            match cur {
-                Some(p) if get(p).first <= last => {
-                    if get(p).first > pos {
-                        let g = take(slab, pos, get(p).first - 1, 1);
-                        tree.insert_before(Some(p), g);
-                    }
-                    if get(p).last > last {
-                        split(slab, tree, p, last + 1);
-                    }
-                    get_mut(p).links.count += 1;
-                    if get(p).last == last {
-                        break;
-                    }
-                    pos = get(p).last + 1;
-                    cur = Tree::next(p);
-                }
-                _ => {
-                    let g = take(slab, pos, last, 1);
-                    tree.insert_before(cur, g);
-                    break;
-                }
-            }
-        }
-        merge(slab, tree, first.saturating_sub(1), last.saturating_add(1));
-        slab.trim();
+        apply_map(slab, tree, first, last);
         Ok(())
+    }
+
+    fn map_counted(
+        &mut self,
+        dom: DomId,
+        first: u64,
+        last: u64,
+        room: u64,
+    ) -> Result<RunChange, MapRefusal> {
+        let SlabExtent { slab, doms, spare } = self;
+        let Some(tree) = doms.get_mut(&dom).filter(|_| first <= last) else {
+            // A domain's first map (or an empty range).
+            return count_map(self, dom, first, last, room);
+        };
+        // One descent finds where the runs around the range start.
+        let succ = near(tree, first);
+        if spare.is_none() || !apart(succ, last) {
+            return map_counted_near(slab, spare, tree, succ, first, last, room);
+        }
+        let change = RunChange {
+            before: 0,
+            after: 1,
+        };
+        if change.added() > room {
+            return Err(MapRefusal::Runs(change));
+        }
+        map_apart(slab, tree, succ, first, last)?;
+        Ok(change)
     }
 
     fn unmap(&mut self, dom: DomId, first: u64, last: u64) -> Result<(), TrackError> {
@@ -328,91 +590,44 @@ impl Tracker for SlabExtent {
         let Some(tree) = doms.get_mut(&dom) else {
             return Err(TrackError::NotMapped { frame: first });
         };
-        // Pass 1: every frame must be covered; remember the end records.
-        let head = tree.lower_bound(|r| r.last >= first);
-        let mut cur = head;
-        let mut pos = first;
-        let tail = loop {
-            match cur {
-                Some(p) if get(p).first <= pos => {
-                    if get(p).last >= last {
-                        break p;
-                    }
-                    pos = get(p).last + 1;
-                    cur = Tree::next(p);
-                }
-                _ => return Err(TrackError::NotMapped { frame: pos }),
-            }
-        };
-        let head = head.expect("the coverage walk found a record at `first`");
-        let new = u64::from(get(head).first < first) + u64::from(get(tail).last > last);
-        if reserve(slab, spare, new).is_err() {
-            // An unmap is a teardown and never fails for lack of memory
-            // (SPEC level 10): at the page limit, the (at most two) records
-            // its splits need, and the spare, are taken beyond the limit.
-            let limit = slab.cache().page_source().limit();
-            slab.set_page_limit(None);
-            let r = reserve(slab, spare, new);
-            slab.set_page_limit(limit);
-            if r.is_err() {
-                alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<ExtentRec>());
-            }
-        }
-        // Pass 2: split at both ends (allocations first), then decrement.
-        let mut start = head;
-        let mut tail = tail;
-        if get(head).first < first {
-            start = split(slab, tree, head, first);
-            if head == tail {
-                tail = start;
-            }
-        }
-        if get(tail).last > last {
-            split(slab, tree, tail, last + 1);
-        }
-        let mut cur = Some(start);
-        let mut kept = false;
-        while let Some(p) = cur {
-            let end = get(p).last;
-            cur = if end >= last { None } else { Tree::next(p) };
-            get_mut(p).links.count -= 1;
-            if count(p) == 0 {
+        if spare.is_some() {
+            if let Some(p) = single(near(tree, first), first, last) {
                 tree.remove(p);
                 free(slab, p);
-            } else {
-                kept = true;
+                return Ok(());
             }
         }
-        // Only a record whose count changed and stayed above 0 can now equal
-        // a neighbour (a removed one leaves a gap; a piece split off keeps
-        // the count that made its record maximal): when every record in the
-        // range went, nothing merges.
-        if kept {
-            merge(slab, tree, first.saturating_sub(1), last.saturating_add(1));
+        unmap_tree(slab, spare, tree, first, last)
+    }
+
+    fn unmap_counted(
+        &mut self,
+        dom: DomId,
+        first: u64,
+        last: u64,
+    ) -> Result<RunChange, TrackError> {
+        let SlabExtent { slab, doms, spare } = self;
+        let Some(tree) = doms.get_mut(&dom).filter(|_| first <= last) else {
+            return count_unmap(self, dom, first, last);
+        };
+        let succ = near(tree, first);
+        match spare.and_then(|_| single(succ, first, last)) {
+            // The only record within one frame of the range: its run goes.
+            Some(p) if succ == Some(p) && apart(Tree::next(p), last) => {
+                tree.remove(p);
+                free(slab, p);
+                Ok(RunChange {
+                    before: 1,
+                    after: 0,
+                })
+            }
+            _ => unmap_counted_near(slab, spare, tree, succ, first, last),
         }
-        // An emptied tree stays until `clear` ends the domain's uses (its
-        // destroy): a domain that maps and unmaps the same frames over and
-        // over does not re-insert its index entry each time.
-        slab.trim();
-        Ok(())
     }
 
     fn runs(&self, dom: DomId, first: u64, last: u64, f: &mut dyn FnMut(Run)) {
-        let Some(tree) = self.doms.get(&dom) else {
-            return;
-        };
-        let mut cur = tree.lower_bound(|r| r.last >= first);
-        while let Some(p) = cur {
-            let r = get(p);
-            if r.first > last {
-                break;
-            }
-            f(Run {
-                first: r.first.max(first),
-                last: r.last.min(last),
-                count: r.links.count,
-            });
-            cur = Tree::next(p);
+        if let Some(tree) = self.doms.get(&dom) {
+            walk(tree.lower_bound(|r| r.last >= first), first, last, f);
         }
     }
 

@@ -88,40 +88,93 @@ fn model_slice(m: &Model, lo: u64, hi: u64) -> Model {
 #[derive(Clone, Copy, Debug)]
 enum Op {
     Map(u16, u64, u64),
+    /// `map_counted` with this room for new runs.
+    MapCounted(u16, u64, u64, u64),
     Unmap(u16, u64, u64),
+    UnmapCounted(u16, u64, u64),
     Clear(u16, u64, u64),
 }
 
 fn op_strategy(frames: u64, max_len: u64) -> impl Strategy<Value = Op> {
-    (0u8..10, 0..DOMS, 0..frames, 1..=max_len).prop_map(move |(k, dom, a, len)| {
+    (0u8..14, 0..DOMS, 0..frames, 1..=max_len, 0u64..3).prop_map(move |(k, dom, a, len, room)| {
         let b = (a + len - 1).min(frames - 1);
         match k {
-            0..=4 => Op::Map(dom, a, b),
-            5..=8 => Op::Unmap(dom, a, b),
+            0..=2 => Op::Map(dom, a, b),
+            3..=5 => Op::MapCounted(dom, a, b, room),
+            6..=8 => Op::Unmap(dom, a, b),
+            9..=11 => Op::UnmapCounted(dom, a, b),
             _ => Op::Clear(dom, a, b),
         }
     })
 }
 
+/// An op's result: `Some` change of runs for the counted ops.
+type OpResult = Result<Option<RunChange>, MapRefusal>;
+
+/// Maximal runs of equal non-zero count of `dom` within `lo..=hi`, frame
+/// by frame.
+fn model_runs(m: &Model, dom: u16, lo: u64, hi: u64) -> u64 {
+    let c = |f: u64| m.get(&(dom, f)).copied().unwrap_or(0);
+    (lo..=hi)
+        .filter(|&f| c(f) != 0 && (f == lo || c(f - 1) != c(f)))
+        .count() as u64
+}
+
+/// The runs within one frame of `a..=b` before and after adding `delta`
+/// to its counts (saturating), frame by frame.
+fn model_change(m: &Model, dom: u16, a: u64, b: u64, delta: i64) -> RunChange {
+    let (lo, hi) = (a.saturating_sub(1), b + 1);
+    let mut after = m.clone();
+    for f in a..=b {
+        let c = after.get(&(dom, f)).copied().unwrap_or(0);
+        let n = if delta > 0 {
+            c.saturating_add(1)
+        } else {
+            c.saturating_sub(1)
+        };
+        if n == 0 {
+            after.remove(&(dom, f));
+        } else {
+            after.insert((dom, f), n);
+        }
+    }
+    RunChange {
+        before: model_runs(m, dom, lo, hi),
+        after: model_runs(&after, dom, lo, hi),
+    }
+}
+
 /// What the model says an op does: result and removed runs (per frame).
-fn apply_model(m: &mut Model, op: Op) -> (Result<(), TrackError>, Model) {
+fn apply_model(m: &mut Model, op: Op) -> (OpResult, Model) {
     let mut removed = Model::new();
+    let mut change = None;
     match op {
-        Op::Map(dom, a, b) => {
+        Op::Map(dom, a, b) | Op::MapCounted(dom, a, b, _) => {
+            if let Op::MapCounted(_, _, _, room) = op {
+                let c = model_change(m, dom, a, b, 1);
+                // The room is judged before the tracker's own errors.
+                if c.added() > room {
+                    return (Err(MapRefusal::Runs(c)), removed);
+                }
+                change = Some(c);
+            }
             for f in a..=b {
                 if m.get(&(dom, f)) == Some(&u32::MAX) {
-                    return (Err(TrackError::Overflow { frame: f }), removed);
+                    return (Err(TrackError::Overflow { frame: f }.into()), removed);
                 }
             }
             for f in a..=b {
                 *m.entry((dom, f)).or_insert(0) += 1;
             }
         }
-        Op::Unmap(dom, a, b) => {
+        Op::Unmap(dom, a, b) | Op::UnmapCounted(dom, a, b) => {
             for f in a..=b {
                 if !m.contains_key(&(dom, f)) {
-                    return (Err(TrackError::NotMapped { frame: f }), removed);
+                    return (Err(TrackError::NotMapped { frame: f }.into()), removed);
                 }
+            }
+            if let Op::UnmapCounted(..) = op {
+                change = Some(model_change(m, dom, a, b, -1));
             }
             for f in a..=b {
                 let c = m.get_mut(&(dom, f)).expect("checked above");
@@ -139,17 +192,16 @@ fn apply_model(m: &mut Model, op: Op) -> (Result<(), TrackError>, Model) {
             }
         }
     }
-    (Ok(()), removed)
+    (Ok(change), removed)
 }
 
-fn apply_tracker(
-    t: &mut dyn Inspect,
-    op: Op,
-) -> Result<(Result<(), TrackError>, Model), TestCaseError> {
+fn apply_tracker(t: &mut dyn Inspect, op: Op) -> Result<(OpResult, Model), TestCaseError> {
     let mut removed = Model::new();
     let r = match op {
-        Op::Map(dom, a, b) => t.map(d(dom), a, b),
-        Op::Unmap(dom, a, b) => t.unmap(d(dom), a, b),
+        Op::Map(dom, a, b) => t.map(d(dom), a, b).map(|()| None).map_err(Into::into),
+        Op::MapCounted(dom, a, b, room) => t.map_counted(d(dom), a, b, room).map(Some),
+        Op::Unmap(dom, a, b) => t.unmap(d(dom), a, b).map(|()| None).map_err(Into::into),
+        Op::UnmapCounted(dom, a, b) => t.unmap_counted(d(dom), a, b).map(Some).map_err(Into::into),
         Op::Clear(dom, a, b) => {
             let mut prev: Option<u64> = None;
             let mut ordered = true;
@@ -161,7 +213,7 @@ fn apply_tracker(
                 }
             });
             prop_assert!(ordered, "clear reported runs out of order or unclipped");
-            Ok(())
+            Ok(None)
         }
     };
     Ok((r, removed))
@@ -183,16 +235,15 @@ fn run_lockstep(ops: &[Op], frames: u64, limit: Option<u64>) -> Result<u64, Test
             let (got, removed) = apply_tracker(&mut **t, op)?;
             t.check().map_err(TestCaseError::fail)?;
             let after = dump(&**t, 0, frames)?;
-            if got == Err(TrackError::NoMemory) {
+            if got == Err(MapRefusal::Track(TrackError::NoMemory)) {
                 no_memory += 1;
                 prop_assert!(
                     limit.is_some(),
                     "{:?} ran out of memory without a limit",
                     t.kind()
                 );
-                prop_assert_eq!(
-                    want,
-                    Ok(()),
+                prop_assert!(
+                    want.is_ok(),
                     "{:?}: validation must come before allocation",
                     t.kind()
                 );
@@ -230,6 +281,18 @@ fn run_lockstep(ops: &[Op], frames: u64, limit: Option<u64>) -> Result<u64, Test
                     &after,
                     &before,
                     "{:?}: failed {:?} changed the runs",
+                    t.kind(),
+                    op
+                );
+                let s = t.stats();
+                prop_assert_eq!(
+                    (s.records, s.pages, s.allocations),
+                    (
+                        stats_before.records,
+                        stats_before.pages,
+                        stats_before.allocations
+                    ),
+                    "{:?}: failed {:?} changed the allocator",
                     t.kind(),
                     op
                 );
@@ -558,4 +621,124 @@ fn failures_change_nothing() {
         n > 50,
         "only {n} NoMemory failures: the limits are too loose"
     );
+}
+
+/// The counted map and unmap of `10..=12` beside every arrangement of
+/// neighbours (none, adjacent or one frame away, mapped once or twice) and
+/// with every count of its own (0 to 2), in every tracker: the runs
+/// reported equal the model's, and the state after equals the model's.
+/// Covers the `slab-extent` shortcuts (a range apart, a lone record) and
+/// each way out of them.
+#[test]
+fn counted_ops_report_the_runs_around_them() {
+    // (frames, count) of a neighbour on each side, or none.
+    let left = [None, Some((9, 1)), Some((9, 2)), Some((8, 1)), Some((7, 2))];
+    let right = [
+        None,
+        Some((13, 1)),
+        Some((13, 2)),
+        Some((14, 1)),
+        Some((15, 2)),
+    ];
+    let dom = 1u16;
+    for kind in TrackerKind::ALL {
+        for l in left {
+            for r in right {
+                for own in 0..3u32 {
+                    for op in [
+                        Op::MapCounted(dom, 10, 12, 5),
+                        Op::UnmapCounted(dom, 10, 12),
+                    ] {
+                        let mut t = make(kind, None);
+                        // Warm, as in a running hypervisor: the spare exists.
+                        t.map(d(dom), 100, 100).expect("unlimited");
+                        t.unmap(d(dom), 100, 100).expect("mapped");
+                        let mut setup = |f: u64, n: u32| {
+                            for _ in 0..n {
+                                t.map(d(dom), f, f).expect("unlimited");
+                            }
+                        };
+                        if let Some((f, n)) = l {
+                            setup(f, n);
+                        }
+                        if let Some((f, n)) = r {
+                            setup(f, n);
+                        }
+                        for _ in 0..own {
+                            t.map(d(dom), 10, 12).expect("unlimited");
+                        }
+                        let before = dump(&*t, 0, 40).expect("well-formed runs");
+                        let mut model = before.clone();
+                        let (want, _) = apply_model(&mut model, op);
+                        let (got, _) = apply_tracker(&mut *t, op).expect("no clear");
+                        let case = (kind, l, r, own, op);
+                        assert_eq!(got, want, "{case:?}");
+                        assert_eq!(dump(&*t, 0, 40).expect("well-formed"), model, "{case:?}");
+                        t.check().expect("consistent tracker");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A map refused for its runs changes nothing, in every tracker, and is
+/// refused before an overflow would be reported.
+#[test]
+fn counted_map_refusals_change_nothing() {
+    for kind in TrackerKind::ALL {
+        let mut t = make(kind, None);
+        let dom = d(1);
+        t.map(dom, 100, 100).expect("unlimited");
+        t.unmap(dom, 100, 100).expect("mapped");
+        // Apart from everything: one new run, refused without room.
+        assert_eq!(
+            t.map_counted(dom, 10, 12, 0),
+            Err(MapRefusal::Runs(RunChange {
+                before: 0,
+                after: 1
+            }))
+        );
+        assert!(!t.any(dom, 0, 200), "{kind:?}: a refused map mapped");
+        assert_eq!(
+            t.stats().records,
+            u64::from(kind == TrackerKind::SlabExtent)
+        );
+        // Room for one: mapped.
+        assert_eq!(
+            t.map_counted(dom, 10, 12, 1),
+            Ok(RunChange {
+                before: 0,
+                after: 1
+            })
+        );
+        // Mapping the middle frame again splits one run into three.
+        let stats = t.stats();
+        let runs = dump(&*t, 0, 200).expect("well-formed");
+        assert_eq!(
+            t.map_counted(dom, 11, 11, 1),
+            Err(MapRefusal::Runs(RunChange {
+                before: 1,
+                after: 3
+            }))
+        );
+        assert_eq!(
+            t.stats(),
+            stats,
+            "{kind:?}: a refused map changed the tracker"
+        );
+        assert_eq!(dump(&*t, 0, 200).expect("well-formed"), runs);
+        // At the count limit the refusal still comes first.
+        for f in 10..=12 {
+            t.force_count(dom, f, u32::MAX);
+        }
+        assert!(matches!(
+            t.map_counted(dom, 10, 13, 0),
+            Err(MapRefusal::Runs(_))
+        ));
+        assert_eq!(
+            t.map_counted(dom, 10, 13, 1),
+            Err(MapRefusal::Track(TrackError::Overflow { frame: 10 }))
+        );
+    }
 }
