@@ -44,6 +44,7 @@ impl<V> FrameMap<V> {
     }
 
     /// The value at `k`.
+    #[inline]
     pub(crate) fn get(&self, k: &u64) -> Option<&V> {
         match self {
             FrameMap::Small(v) => v
@@ -56,6 +57,7 @@ impl<V> FrameMap<V> {
     }
 
     /// The value at `k`, to change.
+    #[inline]
     pub(crate) fn get_mut(&mut self, k: &u64) -> Option<&mut V> {
         match self {
             FrameMap::Small(v) => match v.binary_search_by_key(k, |e| e.0) {
@@ -67,6 +69,7 @@ impl<V> FrameMap<V> {
     }
 
     /// Sets `k` to `val`; returns the value it replaced.
+    #[inline]
     pub(crate) fn insert(&mut self, k: u64, val: V) -> Option<V> {
         match self {
             FrameMap::Small(v) => match v.binary_search_by_key(&k, |e| e.0) {
@@ -86,7 +89,50 @@ impl<V> FrameMap<V> {
         }
     }
 
+    /// Inserts `first → val` unless an entry lies within one key of
+    /// `first..=last`, where an entry `k → v` spans `k..=end(v)`; then `val`
+    /// comes back. One search does the test and finds the place.
+    #[inline]
+    pub(crate) fn insert_apart(
+        &mut self,
+        first: u64,
+        last: u64,
+        val: V,
+        end: impl Fn(&V) -> u64,
+    ) -> Result<(), V> {
+        let before = first.saturating_sub(1);
+        let after = last.saturating_add(1);
+        match self {
+            FrameMap::Small(v) => {
+                let p = v.partition_point(|e| e.0 < first);
+                let left = p.checked_sub(1).and_then(|i| v.get(i));
+                if left.is_some_and(|e| end(&e.1) >= before)
+                    || v.get(p).is_some_and(|e| e.0 <= after)
+                {
+                    return Err(val);
+                }
+                if v.len() < SPILL {
+                    v.insert(p, (first, val));
+                } else {
+                    self.insert(first, val);
+                }
+                Ok(())
+            }
+            FrameMap::Big(m) => {
+                if m.range(..=after)
+                    .next_back()
+                    .is_some_and(|(_, v)| end(v) >= before)
+                {
+                    return Err(val);
+                }
+                m.insert(first, val);
+                Ok(())
+            }
+        }
+    }
+
     /// Removes `k`; returns its value.
+    #[inline]
     pub(crate) fn remove(&mut self, k: &u64) -> Option<V> {
         match self {
             FrameMap::Small(v) => match v.binary_search_by_key(k, |e| e.0) {
@@ -115,6 +161,7 @@ impl<V> FrameMap<V> {
 
     /// The entries with keys in `r`, in key order (either way). An empty
     /// or inverted range has none.
+    #[inline]
     pub(crate) fn range(&self, r: impl RangeBounds<u64>) -> Iter<'_, V> {
         let (lo, hi) = (r.start_bound().cloned(), r.end_bound().cloned());
         match self {
@@ -240,6 +287,41 @@ mod tests {
         f.clear();
         assert_eq!(f.len(), 0);
         assert!(matches!(f, FrameMap::Small(_)));
+    }
+
+    #[test]
+    fn insert_apart_refuses_exactly_what_touches() {
+        // Entries are extents `k..=end`; a range is apart when no extent
+        // ends at or after `first - 1` among those starting by `last + 1`.
+        let mut rng = accountant::testing::XorShift::new(0x0123_4567_89ab_cdef);
+        let mut f: FrameMap<u64> = FrameMap::default();
+        let mut m: BTreeMap<u64, u64> = BTreeMap::new();
+        let (mut took, mut refused) = (0, 0);
+        for step in 0..20_000u32 {
+            if rng.below(3) == 0 && !m.is_empty() {
+                let k = rng.below(200);
+                assert_eq!(f.remove(&k), m.remove(&k));
+                continue;
+            }
+            let first = rng.below(200);
+            let last = first + rng.below(3);
+            let touches = m
+                .range(..=last.saturating_add(1))
+                .next_back()
+                .is_some_and(|(_, e)| *e >= first.saturating_sub(1));
+            let got = f.insert_apart(first, last, last, |e| *e);
+            assert_eq!(got.is_ok(), !touches, "step {step}: {first}..={last}");
+            if touches {
+                refused += 1;
+            } else {
+                took += 1;
+                m.insert(first, last);
+            }
+            let all: Vec<(u64, u64)> = f.iter().map(|(k, v)| (*k, *v)).collect();
+            assert_eq!(all, m.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>());
+        }
+        assert!(took > 1000 && refused > 1000, "both outcomes exercised");
+        assert!(m.len() > SPILL, "the BTreeMap form exercised too");
     }
 
     #[test]

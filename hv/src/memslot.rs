@@ -182,13 +182,11 @@ impl SlotTable {
         // A bind's common case: no frame of the range, nor one on either
         // side of it, is mapped yet. Then the range is one new extent of
         // count 1 that merges with nothing, and one new piece.
-        let touches = self
+        let apart = self
             .counts
-            .range(..=last.saturating_add(1))
-            .next_back()
-            .is_some_and(|(_, (e, _))| *e >= first.saturating_sub(1));
-        if !touches {
-            self.counts.insert(first, (last, 1));
+            .insert_apart(first, last, (last, 1), |&(e, _)| e)
+            .is_ok();
+        if apart {
             match backings.backing(first) {
                 // One region backs it all and no slot can be in the way (see
                 // `refused`): the piece is one new slot, no search needed.
