@@ -117,6 +117,7 @@ mod domain;
 mod error;
 pub mod exec;
 pub mod exit;
+mod frame_map;
 pub mod guest;
 pub mod host;
 pub mod hypercall;

@@ -20,7 +20,7 @@
 //! unless KVM refused the delete: `unmap` then returns those frames, and the
 //! caller must stop the domain (it could still reach them).
 
-use std::collections::BTreeMap;
+use crate::frame_map::FrameMap;
 
 /// Where a frame's backing memory lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,25 +72,30 @@ struct Slot {
 /// One domain's I/O memory map. See the module docs.
 #[derive(Debug)]
 pub struct SlotTable {
-    counts: BTreeMap<u64, (u64, u32)>,
-    slots: BTreeMap<u64, Slot>,
+    counts: FrameMap<(u64, u32)>,
+    slots: FrameMap<Slot>,
     free: Vec<u32>,
     next: u32,
     max: u32,
     /// Pieces left without a slot because ids ran out or KVM refused.
     pub unslotted_pieces: u64,
+    /// KVM has refused a delete since the table was last empty. Until then
+    /// every slot covers mapped frames only, so a range with no mapped
+    /// frame within one frame of it has no slot to merge with or overlap.
+    refused: bool,
 }
 
 impl SlotTable {
     /// An empty table handing out slot ids `1..max_slots`.
     pub fn new(max_slots: u32) -> SlotTable {
         SlotTable {
-            counts: BTreeMap::new(),
-            slots: BTreeMap::new(),
+            counts: FrameMap::default(),
+            slots: FrameMap::default(),
             free: Vec::new(),
             next: 1,
             max: max_slots,
             unslotted_pieces: 0,
+            refused: false,
         }
     }
 
@@ -177,14 +182,19 @@ impl SlotTable {
         // A bind's common case: no frame of the range, nor one on either
         // side of it, is mapped yet. Then the range is one new extent of
         // count 1 that merges with nothing, and one new piece.
-        let touches = self
+        let apart = self
             .counts
-            .range(..=last.saturating_add(1))
-            .next_back()
-            .is_some_and(|(_, (e, _))| *e >= first.saturating_sub(1));
-        if !touches {
-            self.counts.insert(first, (last, 1));
-            self.add_slots(first, last, backings, ops);
+            .insert_apart(first, last, (last, 1), |&(e, _)| e)
+            .is_ok();
+        if apart {
+            match backings.backing(first) {
+                // One region backs it all and no slot can be in the way (see
+                // `refused`): the piece is one new slot, no search needed.
+                Some(bk) if !self.refused && bk.region_last >= last => {
+                    self.install_clear(first, last, bk.host, bk.region, ops)
+                }
+                _ => self.add_slots(first, last, backings, ops),
+            }
             return Ok(());
         }
         self.split_count(first);
@@ -244,6 +254,7 @@ impl SlotTable {
             if let Some(&s) = self.slots.get(&first).filter(|s| s.last == last) {
                 self.counts.remove(&first);
                 if ops.del(s.id, first, last).is_err() {
+                    self.refused = true;
                     return Ok(vec![(first, last)]);
                 }
                 self.slots.remove(&first);
@@ -328,11 +339,12 @@ impl SlotTable {
     pub fn clear(&mut self, ops: &mut impl SlotOps) {
         let slots = std::mem::take(&mut self.slots);
         self.tell(ops);
-        for (f, s) in slots {
-            let _ = ops.del(s.id, f, s.last);
+        for (f, s) in slots.iter() {
+            let _ = ops.del(s.id, *f, s.last);
             self.free.push(s.id);
         }
         self.counts.clear();
+        self.refused = false;
     }
 
     /// For an access that exited at `frame`: its backing when the domain maps
@@ -417,6 +429,18 @@ impl SlotTable {
             self.unslotted_pieces += 1;
             return;
         }
+        self.install_clear(first, last, host, region, ops);
+    }
+
+    /// [`SlotTable::install`] where no slot overlaps `first..=last`.
+    fn install_clear(
+        &mut self,
+        first: u64,
+        last: u64,
+        host: u64,
+        region: u32,
+        ops: &mut impl SlotOps,
+    ) {
         match self.alloc_id() {
             Some(id) => {
                 if ops.add(id, first, last, host).is_ok() {
@@ -456,6 +480,7 @@ impl SlotTable {
             // can still reach it) and report the revoked frames it covers so
             // the caller can isolate the domain.
             if ops.del(s.id, f, s.last).is_err() {
+                self.refused = true;
                 stuck.push((f.max(a), s.last.min(b)));
                 continue;
             }
@@ -759,5 +784,25 @@ mod tests {
         assert_eq!(t.unmap(0x440, 0x44f, 1, &mut k), Ok(vec![]));
         assert!(!live_ranges(&k).contains(&(0x440, 0x44f)));
         assert_eq!(t.count(0x440), 0);
+    }
+
+    #[test]
+    fn a_map_over_a_refused_slot_asks_kvm_for_no_overlap() {
+        // A slot KVM refused to delete outlives its frames' counts: a later
+        // map of those frames (nothing mapped around it, the fast path's
+        // case) must find it rather than add an overlapping slot.
+        let (mut t, mut k) = (SlotTable::new(100), Kvm::default());
+        t.map(0x420, 0x42f, &Regions, &mut k).unwrap();
+        k.fail_del = true;
+        assert_eq!(t.unmap(0x420, 0x42f, 1, &mut k), Ok(vec![(0x420, 0x42f)]));
+        k.fail_del = false;
+        t.map(0x428, 0x428, &Regions, &mut k).unwrap();
+        assert_eq!(live_ranges(&k), vec![(0x420, 0x42f)], "no second slot");
+        assert_eq!(t.unslotted_pieces, 1, "served from the backing instead");
+        assert_eq!(t.count(0x428), 1);
+        // Once the table is empty again, maps take the short path.
+        t.clear(&mut k);
+        t.map(0x428, 0x428, &Regions, &mut k).unwrap();
+        assert_eq!(live_ranges(&k), vec![(0x428, 0x428)]);
     }
 }

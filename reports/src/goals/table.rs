@@ -169,14 +169,14 @@ pub const GOALS: &[Goal] = &[
     // revoke ≤ 1,200, forced revoke ≤ 1,600, bind ≤ 500, unbind ≤ 400,
     // access ≤ 80; where the counts landed lower, the limit is the count
     // with a little headroom, so that it cannot grow.
-    budget!("map", 800.0),
-    budget!("unmap", 800.0),
-    budget!("grant", 820.0),
-    budget!("revoke", 950.0),
-    budget!("revoke-force", 1550.0),
-    budget!("revoke-pending", 1600.0),
-    budget!("bind", 500.0),
-    budget!("unbind", 400.0),
+    budget!("map", 350.0),
+    budget!("unmap", 350.0),
+    budget!("grant", 800.0),
+    budget!("revoke", 900.0),
+    budget!("revoke-force", 1500.0),
+    budget!("revoke-pending", 1550.0),
+    budget!("bind", 300.0),
+    budget!("unbind", 300.0),
     budget!("access", 80.0),
     Goal {
         id: "access-crowd",
