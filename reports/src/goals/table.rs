@@ -169,14 +169,14 @@ pub const GOALS: &[Goal] = &[
     // revoke ≤ 1,200, forced revoke ≤ 1,600, bind ≤ 500, unbind ≤ 400,
     // access ≤ 80; where the counts landed lower, the limit is the count
     // with a little headroom, so that it cannot grow.
-    budget!("map", 350.0),
-    budget!("unmap", 350.0),
+    budget!("map", 230.0),
+    budget!("unmap", 285.0),
     budget!("grant", 800.0),
-    budget!("revoke", 900.0),
-    budget!("revoke-force", 1500.0),
-    budget!("revoke-pending", 1550.0),
-    budget!("bind", 300.0),
-    budget!("unbind", 300.0),
+    budget!("revoke", 880.0),
+    budget!("revoke-force", 1450.0),
+    budget!("revoke-pending", 1500.0),
+    budget!("bind", 190.0),
+    budget!("unbind", 225.0),
     budget!("access", 80.0),
     Goal {
         id: "access-crowd",
