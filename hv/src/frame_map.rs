@@ -4,7 +4,7 @@
 //! A domain maps a handful of ranges, so each of its two maps holds a few
 //! entries: a sorted inline array does their lookups, inserts and removes in
 //! a fraction of a `BTreeMap`'s instructions (a bind's 1-page slot-table step
-//! went from 419 to about 250 instructions) and keeps them in the table's own
+//! went from 419 to 319 instructions) and keeps them in the table's own
 //! memory. Past [`SPILL`] entries it turns into a `BTreeMap`, so a domain with
 //! many ranges keeps logarithmic operations; emptied, it is an array again.
 

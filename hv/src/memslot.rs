@@ -79,8 +79,8 @@ pub struct SlotTable {
     max: u32,
     /// Pieces left without a slot because ids ran out or KVM refused.
     pub unslotted_pieces: u64,
-    /// KVM has refused a delete since the table was last empty. Until then
-    /// every slot covers mapped frames only, so a range with no mapped
+    /// KVM has refused a delete since the table was last cleared. Until
+    /// then every slot covers mapped frames only, so a range with no mapped
     /// frame within one frame of it has no slot to merge with or overlap.
     refused: bool,
 }
@@ -800,7 +800,7 @@ mod tests {
         assert_eq!(live_ranges(&k), vec![(0x420, 0x42f)], "no second slot");
         assert_eq!(t.unslotted_pieces, 1, "served from the backing instead");
         assert_eq!(t.count(0x428), 1);
-        // Once the table is empty again, maps take the short path.
+        // Once the table is cleared, maps take the short path again.
         t.clear(&mut k);
         t.map(0x428, 0x428, &Regions, &mut k).unwrap();
         assert_eq!(live_ranges(&k), vec![(0x428, 0x428)]);
